@@ -1,0 +1,132 @@
+"""The codec front end: compiles a class's codec on first use and reports errors precisely.
+
+The compiled functions are the fast path. When one of them rejects a value or bytes, the same
+input goes through the interpreting codec, which raises the ``EncodeError`` / ``DecodeError``
+with the field path (or, for a value the fast path merely does not handle, returns the bytes).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from . import interp
+from .compiler import _ident, closure, compile_classes, recursion_check
+from .declare import ClassInfo, _info
+from .errors import DecodeError, EncodeError, SchemaError
+
+__all__ = ["DEFAULT_MAX_DEPTH", "Codec", "codec_of"]
+
+DEFAULT_MAX_DEPTH = 100
+# Each level of nesting takes a few Python frames; past this the interpreter's own stack
+# limit would be reached first.
+MAX_ALLOWED_DEPTH = 200
+
+_compile_lock = threading.RLock()
+
+
+class Codec:
+    """The compiled encode/decode functions of one declared class."""
+
+    __slots__ = ("_decode", "_encode", "cls", "filename", "oneof", "source")
+
+    def __init__(
+        self, cls: type, encode: Any, decode: Any, source: str, filename: str, oneof: type | None
+    ) -> None:
+        self.cls = cls
+        self._encode = encode
+        self._decode = decode
+        self.source = source
+        self.filename = filename
+        # For a Oneof variant: the enum whose message is encoded and decoded.
+        self.oneof = oneof
+
+    def encode(self, obj: Any) -> bytes:
+        buf = bytearray()
+        try:
+            self._encode(obj, buf)
+        except Exception:
+            return _slow_encode(self.oneof or self.cls, obj)
+        return bytes(buf)
+
+    def decode(self, data: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+        if data.__class__ is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise DecodeError(
+                    f"expected bytes, got {type(data).__name__}", [self.cls.__name__]
+                )
+            data = bytes(data)
+        if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
+            raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
+        target = self.oneof or self.cls
+        try:
+            value = self._decode(data, 0, len(data), max_depth)
+        except Exception:
+            value = _slow_decode(target, data, max_depth)
+        if self.oneof is not None and type(value) is not self.cls:
+            raise DecodeError(
+                f"expected variant {self.cls.__name__}, got {type(value).__name__}",
+                [self.oneof.__name__],
+            )
+        return value
+
+
+def _slow_encode(cls: type, obj: Any) -> bytes:
+    try:
+        return interp.encode(cls, obj)
+    except RecursionError:
+        raise EncodeError("value nested too deeply to encode", [cls.__name__]) from None
+
+
+def _slow_decode(cls: type, data: bytes, max_depth: int) -> Any:
+    return interp.decode(cls, data, max_depth)
+
+
+def codec_of(cls: type) -> Codec:
+    """The codec of a declared class, compiled (with everything it reaches) on first use."""
+    info: ClassInfo | None = _info(cls)
+    if info is None:
+        raise SchemaError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
+    codec = info.codec
+    if codec is not None:
+        return codec
+    with _compile_lock:
+        if info.codec is None:
+            _compile(cls, info)
+        assert info.codec is not None
+        return info.codec
+
+
+def _compile(cls: type, info: ClassInfo) -> None:
+    if info.kind == "variant":
+        parent = next(b for b in cls.__mro__[1:] if _is_oneof(b))
+        pc = codec_of(parent)
+        info.codec = Codec(cls, pc._encode, pc._decode, pc.source, pc.filename, oneof=parent)
+        return
+    classes = closure(cls, _compiled)
+    for c in classes:
+        recursion_check(c)
+    compiled = compile_classes(classes)
+    for c, cc in compiled.items():
+        ident = _ident(c)
+        _functions[f"_enc_{ident}"] = cc.encode
+        _functions[f"_dec_{ident}"] = cc.decode
+    for cc in compiled.values():
+        for name in cc.needs:
+            cc.env[name] = _functions[name]
+    # Publish only once every function is linked. A variant's own functions encode its
+    # payload message; its user-facing codec is its enum's (made on request above).
+    for c, cc in compiled.items():
+        _compiled.add(c)
+        if _info(c).kind != "variant":
+            _info(c).codec = Codec(c, cc.encode, cc.decode, cc.source, cc.filename, None)
+
+
+def _is_oneof(cls: type) -> bool:
+    info = _info(cls)
+    return info is not None and info.kind == "oneof"
+
+
+# Every class compiled so far, and its functions under the names generated sources use.
+_compiled: set[type] = set()
+_functions: dict[str, Any] = {}

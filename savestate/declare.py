@@ -1,0 +1,464 @@
+"""Declaring saved state: ``field``, the ``Protobuf`` metaclass, ``Oneof`` and ``@savedstate``.
+
+The metaclass is the analogue of the Rust ``Protobuf`` derive: it checks the field numbers at
+class creation, turns the class into a keyword-only, slotted dataclass, and leaves the schema
+(resolved annotations) and the codec to be built on first use, so that forward references and
+recursive messages work.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+from typing_extensions import Self, dataclass_transform
+
+from .errors import SchemaError
+
+if TYPE_CHECKING:
+    from .codec import Codec
+    from .schema import MessageSchema, OneofSchema
+
+__all__ = ["Oneof", "Protobuf", "field", "roots", "savedstate"]
+
+_T = TypeVar("_T")
+
+MAX_FIELD_NUMBER = (1 << 29) - 1
+RESERVED_RANGE = range(19000, 20000)
+
+# The key under which ``field`` stores its options in a dataclass field's metadata.
+FIELD_KEY = "savestate"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldOptions:
+    number: int
+    length: int | None = None
+    doc: str | None = None
+
+
+@overload
+def field(
+    number: int, *, default: _T, length: int | None = None, doc: str | None = None
+) -> _T: ...
+@overload
+def field(
+    number: int,
+    *,
+    default_factory: Callable[[], _T],
+    length: int | None = None,
+    doc: str | None = None,
+) -> _T: ...
+@overload
+def field(number: int, *, length: int | None = None, doc: str | None = None) -> Any: ...
+def field(
+    number: int,
+    *,
+    default: Any = dataclasses.MISSING,
+    default_factory: Any = dataclasses.MISSING,
+    length: int | None = None,
+    doc: str | None = None,
+) -> Any:
+    """Declare a field with its protobuf field number.
+
+    ``default`` / ``default_factory`` give the constructor's default, and the value a decode
+    uses when the field is absent from the bytes. ``length`` makes a ``bytes`` or ``list`` field
+    a fixed-length array (always written, its count checked on decode). ``doc`` becomes the
+    field's comment in the emitted ``.proto``.
+    """
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise SchemaError(f"field number must be an int, got {type(number).__name__}")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int)
+                               or length < 0):
+        raise SchemaError(f"field length must be a non-negative int, got {length!r}")
+    metadata = {FIELD_KEY: FieldOptions(number, length, doc)}
+    if default is not dataclasses.MISSING and default_factory is not dataclasses.MISSING:
+        raise SchemaError("field cannot have both default and default_factory")
+    if default is not dataclasses.MISSING:
+        return dataclasses.field(default=default, metadata=metadata)
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(metadata=metadata)
+
+
+class ClassInfo:
+    """What savestate keeps on each declared class (``cls.__savestate__``)."""
+
+    __slots__ = (
+        "codec",
+        "kind",
+        "localns",
+        "lock",
+        "name",
+        "package",
+        "reserved",
+        "root",
+        "schema",
+        "transparent",
+        "tuple",
+        "variant",
+        "variants",
+    )
+
+    def __init__(self, kind: str, name: str, package: str | None) -> None:
+        # "message", "oneof" (the enum itself) or "variant" (one of its variants)
+        self.kind = kind
+        self.name = name
+        self.package = package
+        self.root = False
+        self.reserved: tuple[int, ...] = ()
+        self.variant: int | None = None
+        self.tuple = False
+        self.transparent = False
+        # For a oneof: its variant classes in declaration order.
+        self.variants: list[type] = []
+        self.localns: Mapping[str, Any] = {}
+        self.schema: MessageSchema | OneofSchema | None = None
+        self.codec: Codec | None = None
+
+
+# Declared classes by (module, enclosing scope), so that a class defined inside a function can
+# name another class of the same function in a (string) annotation.
+_scopes: dict[tuple[str, str], weakref.WeakValueDictionary[str, type]] = {}
+_roots: dict[str, type] = {}
+_registry_lock = threading.Lock()
+
+
+class _ScopeNamespace(Mapping[str, Any]):
+    """Names an annotation may use besides the module's globals: the caller's locals at class
+    creation, then the savestate classes declared in the same function (found by name when the
+    annotation is resolved, so later and recursive declarations work)."""
+
+    def __init__(self, frame_locals: dict[str, Any], key: tuple[str, str]) -> None:
+        self._locals = frame_locals
+        self._key = key
+
+    def __getitem__(self, name: str) -> Any:
+        scope = _scopes.get(self._key)
+        if scope is not None:
+            cls = scope.get(name)
+            if cls is not None:
+                return cls
+        return self._locals[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._locals)
+
+    def __len__(self) -> int:
+        return len(self._locals)
+
+
+def _remember_scope(cls: type) -> Mapping[str, Any]:
+    qualname = cls.__qualname__
+    scope = qualname.rpartition(".")[0]
+    key = (cls.__module__, scope)
+    with _registry_lock:
+        _scopes.setdefault(key, weakref.WeakValueDictionary())[cls.__name__] = cls
+    if "<locals>" not in qualname:
+        return {}
+    # Find the frame that executed the class statement: the first one outside this package.
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("savestate."):
+        frame = frame.f_back  # type: ignore[assignment]
+    frame_locals = dict(frame.f_locals) if frame is not None else {}
+    return _ScopeNamespace(frame_locals, key)
+
+
+def _check_numbers(name: str, numbers: dict[str, int], reserved: tuple[int, ...]) -> None:
+    seen: dict[int, str] = {}
+    for fname, number in numbers.items():
+        where = [name, fname]
+        if not 1 <= number <= MAX_FIELD_NUMBER:
+            raise SchemaError(f"field number {number} is outside 1..{MAX_FIELD_NUMBER}", where)
+        if number in RESERVED_RANGE:
+            raise SchemaError(
+                f"field number {number} is in 19000..19999, reserved by protobuf", where
+            )
+        if number in seen:
+            raise SchemaError(f"field number {number} is already used by {seen[number]!r}", where)
+        if number in reserved:
+            raise SchemaError(f"field number {number} is reserved", where)
+        seen[number] = fname
+
+
+def _generated_init(cls: type, fields: list[dataclasses.Field[Any]]) -> Callable[..., None]:
+    """A keyword-only ``__init__`` that also clears the slot for unknown fields."""
+    params: list[str] = []
+    body: list[str] = []
+    env: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            env[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+            body.append(f"self.{f.name} = {f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            env[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            body.append(
+                f"self.{f.name} = _f_{f.name}() if {f.name} is _MISSING else {f.name}"
+            )
+        else:
+            params.append(f.name)
+            body.append(f"self.{f.name} = {f.name}")
+    body.append("self._pb_unknown = None")
+    signature = f"self, *, {', '.join(params)}" if params else "self"
+    source = f"def __init__({signature}):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(source, f"<savestate __init__ of {cls.__qualname__}>", "exec"), env)
+    init: Callable[..., None] = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
+class ProtobufMeta(type):
+    """Metaclass of every declared message, Oneof and variant."""
+
+    def __new__(
+        mcls,
+        name: str,
+        bases: tuple[type, ...],
+        namespace: dict[str, Any],
+        *,
+        package: str | None = None,
+        variant: int | None = None,
+        tuple: bool = False,
+        transparent: bool = False,
+        reserved: Any = (),
+        **kwargs: Any,
+    ) -> ProtobufMeta:
+        # dataclasses re-creates the class to add __slots__; and the library's own bases.
+        if "__dataclass_fields__" in namespace or namespace.get("_pb_base"):
+            return super().__new__(mcls, name, bases, namespace, **kwargs)
+
+        oneof_bases = [b for b in bases if _info(b) is not None and _info(b).kind == "oneof"]
+        is_oneof_root = Oneof in bases
+        if is_oneof_root:
+            kind = "oneof"
+        elif oneof_bases:
+            kind = "variant"
+        else:
+            kind = "message"
+        for b in bases:
+            binfo = _info(b)
+            if binfo is not None and binfo.kind in ("message", "variant"):
+                raise SchemaError(
+                    f"cannot subclass the message {b.__name__}; declare a new message instead",
+                    [name],
+                )
+        if kind == "variant":
+            if variant is None:
+                raise SchemaError(
+                    f"a variant of {oneof_bases[0].__name__} needs variant=N", [name]
+                )
+            package = package if package is not None else _info(oneof_bases[0]).package
+        elif variant is not None or tuple or transparent:
+            raise SchemaError("variant=, tuple= and transparent= belong to Oneof variants", [name])
+        if package is not None and (not isinstance(package, str) or not package):
+            raise SchemaError(f"package must be a non-empty string, got {package!r}", [name])
+        reserved_numbers = _reserved_numbers(name, reserved)
+
+        if kind == "oneof":
+            namespace.setdefault("__slots__", ())
+        annotations: dict[str, Any] = namespace.get("__annotations__", {})
+        numbers: dict[str, int] = {}
+        for fname, annotation in annotations.items():
+            if _is_classvar(annotation):
+                continue
+            value = namespace.get(fname, dataclasses.MISSING)
+            options = (
+                value.metadata.get(FIELD_KEY) if isinstance(value, dataclasses.Field) else None
+            )
+            if options is None:
+                raise SchemaError(
+                    "every field needs an explicit number: declare it as "
+                    f"`{fname}: ... = field(N)`",
+                    [name, fname],
+                )
+            numbers[fname] = options.number
+        if kind == "oneof" and numbers:
+            raise SchemaError(
+                "a Oneof holds no fields itself; declare its variants as subclasses "
+                f"(class V({name}, variant=N))",
+                [name, next(iter(numbers))],
+            )
+        _check_numbers(name, numbers, reserved_numbers)
+
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        info = ClassInfo(kind, name, package)
+        info.reserved = reserved_numbers
+        if kind == "oneof":
+            # The enum itself is never instantiated: its values are its variants.
+            cls.__savestate__ = info  # type: ignore[attr-defined]
+            info.localns = _remember_scope(cls)
+            return cls
+
+        cls = dataclasses.dataclass(init=False, repr=True, eq=True, slots=True)(cls)
+        fields = list(dataclasses.fields(cls))
+        cls.__init__ = _generated_init(cls, fields)  # type: ignore[misc]
+        cls.__match_args__ = builtins.tuple(f.name for f in fields)  # type: ignore[attr-defined]
+        cls.__savestate__ = info  # type: ignore[attr-defined]
+        info.localns = _remember_scope(cls)
+        if kind == "variant":
+            parent = oneof_bases[0]
+            pinfo = _info(parent)
+            info.variant = variant
+            info.tuple = tuple
+            info.transparent = transparent
+            with _registry_lock:
+                if pinfo.schema is not None:
+                    raise SchemaError(
+                        f"variant {name} was declared after {parent.__name__} was first used; "
+                        "declare every variant before encoding or decoding",
+                        [parent.__name__, name],
+                    )
+                pinfo.variants.append(cls)
+        _try_build(cls)
+        return cls
+
+
+def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
+    numbers: list[int] = []
+    items = reserved if isinstance(reserved, (tuple, list, set, frozenset)) else (reserved,)
+    for item in items:
+        if isinstance(item, range):
+            numbers.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            numbers.append(item)
+        else:
+            raise SchemaError(f"reserved= takes numbers and ranges, got {item!r}", [name])
+    return tuple(sorted(set(numbers)))
+
+
+def _is_classvar(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+
+
+def _info(cls: Any) -> Any:
+    return cls.__dict__.get("__savestate__") if isinstance(cls, type) else None
+
+
+def _try_build(cls: type) -> None:
+    """Build the schema now if every annotation already resolves; else on first use."""
+    from .introspect import build_schema
+
+    try:
+        build_schema(cls)
+    except NameError:
+        pass
+
+
+class Protobuf(metaclass=ProtobufMeta):
+    """Base of saved-state messages: ``class Regs(Protobuf, package="chipset.pic"): ...``.
+
+    Subclasses become keyword-only slotted dataclasses with ``encode``/``bytes()``/``decode``.
+    """
+
+    _pb_base: ClassVar[bool] = True
+    __slots__ = ("_pb_unknown",)
+    __savestate__: ClassVar[ClassInfo]
+
+    def encode(self) -> bytes:
+        """The protobuf encoding of this value (raises ``EncodeError``)."""
+        from .codec import codec_of
+
+        return codec_of(type(self)).encode(self)
+
+    def __bytes__(self) -> bytes:
+        from .codec import codec_of
+
+        return codec_of(type(self)).encode(self)
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview, *, max_depth: int = 100) -> Self:
+        """Decode ``data`` (raises ``DecodeError`` naming the field path).
+
+        ``max_depth`` bounds the nesting of messages (the root counts as 1).
+        """
+        from .codec import codec_of
+
+        result: Self = codec_of(cls).decode(data, max_depth)
+        return result
+
+
+class Oneof(Protobuf):
+    """Base of Rust-style enums with data.
+
+    ``class Stage(Oneof, package=...)`` declares the enum; each variant is a subclass with a
+    number: ``class Ready(Stage, variant=1)`` (unit), a struct variant with ``field(N)`` fields,
+    ``tuple=True`` for a tuple variant (fields 1..n), ``transparent=True`` for a variant whose
+    single field is written directly under the variant number.
+    """
+
+    _pb_base: ClassVar[bool] = True
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        info = _info(cls)
+        if info is not None and info.kind == "oneof":
+            raise TypeError(
+                f"{cls.__name__} is a Oneof: construct one of its variants instead"
+            )
+        return super().__new__(cls)
+
+
+_C = TypeVar("_C", bound=type)
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
+def savedstate(
+    *, package: str, reserved: Any = ()
+) -> Callable[[type[_T]], type[_T]]:
+    """Declare a saved-state root: a message with a type URL, registered for ``roots()``.
+
+    Use it on a plain annotated class (which it turns into a ``Protobuf`` message) or on a
+    ``Protobuf`` class.
+    """
+    if not isinstance(package, str) or not package:
+        raise SchemaError(f"a saved-state root needs a package, got {package!r}")
+
+    def wrap(cls: type[_T]) -> type[_T]:
+        info = _info(cls)
+        if info is None:
+            namespace = {
+                k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")
+            }
+            bases = tuple(b for b in cls.__bases__ if b is not object) + (Protobuf,)
+            new = ProtobufMeta(cls.__name__, bases, namespace, package=package, reserved=reserved)
+            new.__qualname__ = cls.__qualname__
+            info = _info(new)
+            cls = new  # type: ignore[assignment]
+        elif info.kind != "message":
+            raise SchemaError("only a message can be a saved-state root", [cls.__name__])
+        elif info.package != package:
+            raise SchemaError(
+                f"root package {package!r} differs from the class's package {info.package!r}",
+                [cls.__name__],
+            )
+        info.root = True
+        full = f"{package}.{info.name}"
+        with _registry_lock:
+            previous = _roots.get(full)
+            if previous is not None and previous.__qualname__ != cls.__qualname__:
+                raise SchemaError(
+                    f"two saved-state roots are named {full}: {previous.__module__}."
+                    f"{previous.__qualname__} and {cls.__module__}.{cls.__qualname__}",
+                    [cls.__name__],
+                )
+            _roots[full] = cls
+        return cls
+
+    return wrap
+
+
+def roots() -> list[type]:
+    """Every registered saved-state root, sorted by full proto name."""
+    with _registry_lock:
+        return [cls for _, cls in sorted(_roots.items())]

@@ -1,0 +1,47 @@
+"""The error family: every failure the library reports is one of these, with a field path."""
+
+from __future__ import annotations
+
+__all__ = ["DecodeError", "EncodeError", "SavestateError", "SchemaError"]
+
+
+class SavestateError(Exception):
+    """Base of every error savestate raises.
+
+    ``path`` names where the problem is, outermost first, as a list of segments
+    (``["SavedState", "primary", "imr"]``); ``reason`` is what went wrong there.
+    """
+
+    def __init__(self, reason: str, path: list[str] | None = None) -> None:
+        self.reason = reason
+        self.path: list[str] = list(path) if path else []
+        super().__init__(reason)
+
+    @property
+    def path_text(self) -> str:
+        text = ""
+        for segment in self.path:
+            if segment.startswith("[") or not text:
+                text += segment
+            else:
+                text += "." + segment
+        return text
+
+    def __str__(self) -> str:
+        where = self.path_text
+        return f"{where}: {self.reason}" if where else self.reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason, self.path))
+
+
+class SchemaError(SavestateError, TypeError):
+    """A class cannot be used as saved state: a bad field number, annotation or option."""
+
+
+class EncodeError(SavestateError, ValueError):
+    """A value does not fit the type its field declares."""
+
+
+class DecodeError(SavestateError, ValueError):
+    """Bytes are not a valid encoding of the requested type."""

@@ -1,0 +1,409 @@
+"""From Python annotations to the schema model.
+
+Resolves a declared class's annotations (lazily, so forward references work), maps each one to
+a :mod:`savestate.schema` type, validates it, and caches the frozen result on the class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import typing_extensions
+
+from . import scalars
+from .declare import FIELD_KEY, ClassInfo, FieldOptions, _info, _registry_lock
+from .errors import SchemaError
+from .scalars import ScalarKind
+from .schema import (
+    MISSING,
+    DurationType,
+    EnumType,
+    FieldSchema,
+    FixedArrayType,
+    MapType,
+    MessageSchema,
+    MessageType,
+    OneofSchema,
+    OneofType,
+    OptionalType,
+    RepeatedType,
+    ScalarType,
+    TupleType,
+    TypeSchema,
+)
+
+__all__ = ["build_schema", "message_schema", "oneof_schema", "schema_of"]
+
+_ZERO: dict[str, Any] = {"string": "", "bytes": b"", "bool": False, "float": 0.0, "double": 0.0}
+
+
+def schema_of(cls: type) -> MessageSchema | OneofSchema:
+    """The schema of a declared class (built on first call)."""
+    info = _info(cls)
+    if info is None:
+        raise SchemaError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
+    if info.schema is None:
+        build_schema(cls)
+    assert info.schema is not None
+    return info.schema
+
+
+def message_schema(cls: type) -> MessageSchema:
+    schema = schema_of(cls)
+    assert isinstance(schema, MessageSchema)
+    return schema
+
+
+def oneof_schema(cls: type) -> OneofSchema:
+    schema = schema_of(cls)
+    assert isinstance(schema, OneofSchema)
+    return schema
+
+
+def build_schema(cls: type) -> None:
+    """Build and cache the schema of ``cls``; raises NameError while a name is undefined."""
+    info: ClassInfo = _info(cls)
+    if info.schema is not None:
+        return
+    if info.kind == "oneof":
+        schema: MessageSchema | OneofSchema = _build_oneof(cls, info)
+    else:
+        schema = _build_message(cls, info)
+    with _registry_lock:
+        if info.schema is None:
+            info.schema = schema
+
+
+def _doc(cls: type) -> str | None:
+    doc = cls.__dict__.get("__doc__")
+    if not doc:
+        return None
+    # dataclasses invents a signature docstring when there is none.
+    if doc.startswith(f"{cls.__name__}("):
+        return None
+    return _clean_doc(doc)
+
+
+def _clean_doc(doc: str) -> str:
+    import inspect
+
+    return inspect.cleandoc(doc)
+
+
+class _Annotations:
+    """Holds one class's own field annotations, for ``get_type_hints`` to resolve (resolving
+    the class itself would also walk the library's base classes)."""
+
+    def __init__(self, annotations: dict[str, Any]) -> None:
+        self.__annotations__ = annotations
+
+
+def _hints(cls: type, info: ClassInfo) -> dict[str, Any]:
+    module = sys.modules.get(cls.__module__)
+    globalns = dict(vars(module)) if module is not None else {}
+    own = cls.__dict__.get("__annotations__", {})
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    holder = _Annotations({name: own[name] for name in names})
+    try:
+        return typing.get_type_hints(
+            holder, globalns=globalns, localns=_LocalChain(info.localns), include_extras=True
+        )
+    except NameError:
+        raise
+    except Exception as exc:  # a malformed annotation: report it against the class
+        raise SchemaError(f"cannot resolve annotations: {exc}", [cls.__name__]) from exc
+
+
+class _LocalChain(dict[str, Any]):
+    """Local names for ``eval``: a dict (as ``get_type_hints`` wants) that falls back to the
+    class's scope namespace, looked up when a name is missing."""
+
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._scope = scope
+
+    def __missing__(self, key: str) -> Any:
+        return self._scope[key]
+
+
+def _build_message(cls: type, info: ClassInfo) -> MessageSchema:
+    hints = _hints(cls, info)
+    fields: list[FieldSchema] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        options: FieldOptions = f.metadata[FIELD_KEY]
+        where = [cls.__name__, f.name]
+        t = to_type(hints[f.name], where, options.length)
+        fields.append(_field_schema(f, options, t, where))
+    if info.kind == "variant":
+        _check_variant_fields(cls, info, fields)
+    return MessageSchema(
+        cls=cls,
+        name=info.name,
+        package=info.package,
+        fields=tuple(fields),
+        doc=_doc(cls),
+        reserved=info.reserved,
+    )
+
+
+def _check_variant_fields(cls: type, info: ClassInfo, fields: list[FieldSchema]) -> None:
+    if info.transparent and len(fields) != 1:
+        raise SchemaError("a transparent variant has exactly one field", [cls.__name__])
+    if info.transparent:
+        t = fields[0].type
+        if isinstance(t, (OptionalType, MapType)) or (
+            isinstance(t, RepeatedType) and not t.packed
+        ):
+            raise SchemaError(
+                f"a transparent variant cannot hold {t}: it must always write its value",
+                [cls.__name__, fields[0].name],
+            )
+    if info.tuple:
+        numbers = [f.number for f in fields]
+        if numbers != list(range(1, len(fields) + 1)):
+            raise SchemaError(
+                f"a tuple variant's fields are numbered 1..n in order, got {numbers}",
+                [cls.__name__],
+            )
+
+
+def _field_schema(
+    f: dataclasses.Field[Any], options: FieldOptions, t: TypeSchema, where: list[str]
+) -> FieldSchema:
+    default: Any = MISSING if f.default is dataclasses.MISSING else f.default
+    factory: Any = MISSING if f.default_factory is dataclasses.MISSING else f.default_factory
+    always = False
+    if isinstance(t, OptionalType):
+        if default is not None and (default is not MISSING or factory is not MISSING):
+            raise SchemaError(
+                "an optional field's default must be None (None is how absence is decoded)",
+                where,
+            )
+    elif isinstance(t, (ScalarType, EnumType)):
+        if factory is not MISSING:
+            always = True
+        elif default is not MISSING:
+            always = not _is_zero(t, default)
+    return FieldSchema(
+        name=f.name,
+        number=options.number,
+        type=t,
+        default=default,
+        default_factory=factory,
+        doc=options.doc,
+        always=always,
+    )
+
+
+def _is_zero(t: ScalarType | EnumType, value: Any) -> bool:
+    if isinstance(t, EnumType):
+        return isinstance(value, int) and value == 0
+    kind = t.kind
+    if kind.python is float:
+        return isinstance(value, (int, float)) and value == 0 and str(float(value)) == "0.0"
+    if kind.python is int:
+        return type(value) is int and value == 0
+    return bool(value == _ZERO[kind.encoding]) and type(value) is kind.python
+
+
+def zero_value(t: TypeSchema) -> Any:
+    """The value a missing field of type ``t`` decodes to, or MISSING when absence is an
+    error (fixed arrays, Oneofs, enums without a zero member). Messages and tuples decode
+    from empty input instead, so they are MISSING here too."""
+    if isinstance(t, ScalarType):
+        kind = t.kind
+        return 0 if kind.python is int else _ZERO[kind.encoding]
+    if isinstance(t, EnumType):
+        zero = t.zero
+        return MISSING if zero is None else zero
+    if isinstance(t, OptionalType):
+        return None
+    if isinstance(t, DurationType):
+        return datetime.timedelta(0)
+    return MISSING
+
+
+_NONE_TYPES = (type(None),)
+_UNION_TYPES: tuple[Any, ...] = (typing.Union, types.UnionType)
+
+
+def to_type(annotation: Any, where: list[str], length: int | None = None) -> TypeSchema:
+    """Map one resolved annotation to a schema type (``length`` from ``field(length=N)``)."""
+    t = _to_type(annotation, where, length)
+    if length is not None and not isinstance(t, FixedArrayType):
+        raise SchemaError(f"length= applies to bytes and list fields, not {t}", where)
+    return t
+
+
+def _unsupported(annotation: Any, where: list[str], why: str = "") -> SchemaError:
+    text = getattr(annotation, "__name__", None) or repr(annotation)
+    return SchemaError(f"cannot encode a field of type {text}{why}", where)
+
+
+def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchema:
+    origin = typing_extensions.get_origin(annotation)
+    args = typing_extensions.get_args(annotation)
+
+    if origin is typing_extensions.Annotated:
+        kinds = [m for m in annotation.__metadata__ if isinstance(m, ScalarKind)]
+        if not kinds:
+            return _to_type(args[0], where, length)
+        kind = kinds[0]
+        base = args[0]
+        if base is not kind.python:
+            raise _unsupported(annotation, where, f": {kind.name} annotates {kind.python}")
+        return ScalarType(kind)
+
+    if origin in _UNION_TYPES:
+        present = [a for a in args if a not in _NONE_TYPES]
+        if len(present) != 1 or len(args) != 2:
+            raise _unsupported(
+                annotation, where, ": only `T | None` unions are supported (use a Oneof)"
+            )
+        inner = _to_type(present[0], where, length)
+        if isinstance(inner, (RepeatedType, MapType, FixedArrayType, OptionalType)):
+            raise _unsupported(
+                annotation, where, ": a list, dict or array cannot be optional (empty is absent)"
+            )
+        return OptionalType(inner)
+
+    if origin is list:
+        if len(args) != 1:
+            raise _unsupported(annotation, where, ": list needs its element type")
+        elem = _to_type(args[0], where, None)
+        _check_element(elem, annotation, where)
+        if length is not None:
+            _check_length(length, where)
+            return FixedArrayType(elem, length, python_bytes=False)
+        return RepeatedType(elem)
+
+    if origin is tuple:
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            raise _unsupported(
+                annotation, where, ": a tuple needs fixed element types (use list for variable)"
+            )
+        if args == ((),):
+            raise _unsupported(annotation, where, ": empty tuple")
+        elems = tuple(_to_type(a, where, None) for a in args)
+        for e in elems:
+            _check_element(e, annotation, where)
+        return TupleType(elems)
+
+    if origin is dict:
+        if len(args) != 2:
+            raise _unsupported(annotation, where, ": dict needs key and value types")
+        key = _to_type(args[0], where, None)
+        value = _to_type(args[1], where, None)
+        if not _hashable(key):
+            raise _unsupported(annotation, where, f": a {key} cannot be a dict key")
+        _check_element(value, annotation, where)
+        return MapType(key, value)
+
+    if origin is not None:
+        raise _unsupported(annotation, where)
+
+    if annotation is bytes and length is not None:
+        _check_length(length, where)
+        return FixedArrayType(ScalarType(scalars.U8), length, python_bytes=True)
+    if annotation in scalars.PLAIN:
+        return ScalarType(scalars.PLAIN[annotation])
+    if annotation is datetime.timedelta:
+        return DurationType()
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.IntEnum):
+            return _enum_type(annotation, where)
+        info = _info(annotation)
+        if info is not None:
+            if info.kind == "message":
+                return MessageType(annotation)
+            if info.kind == "oneof":
+                return OneofType(annotation)
+            raise _unsupported(
+                annotation, where, ": a variant is not a type of its own; use its Oneof"
+            )
+    raise _unsupported(annotation, where)
+
+
+def _check_length(length: int, where: list[str]) -> None:
+    if length < 1:
+        raise SchemaError("a fixed-length array needs length >= 1 (an empty one is never written)",
+                          where)
+
+
+def _enum_type(cls: type[enum.IntEnum], where: list[str]) -> EnumType:
+    values = frozenset(int(m.value) for m in cls)
+    for v in values:
+        if not -(1 << 31) <= v < (1 << 31):
+            raise SchemaError(f"enum {cls.__name__} value {v} does not fit int32", where)
+    if not values:
+        raise SchemaError(f"enum {cls.__name__} has no members", where)
+    return EnumType(cls, values)
+
+
+def _check_element(elem: TypeSchema, annotation: Any, where: list[str]) -> None:
+    if isinstance(elem, OptionalType):
+        raise _unsupported(annotation, where, ": elements cannot be optional")
+    if isinstance(elem, (RepeatedType, MapType, FixedArrayType)):
+        raise _unsupported(
+            annotation,
+            where,
+            ": a sequence or map directly inside another one; wrap it in a message",
+        )
+
+
+def _hashable(t: TypeSchema) -> bool:
+    if isinstance(t, (ScalarType, EnumType, DurationType)):
+        return True
+    if isinstance(t, TupleType):
+        return all(_hashable(e) for e in t.elems)
+    return False
+
+
+def _build_oneof(cls: type, info: ClassInfo) -> OneofSchema:
+    from .schema import VariantSchema
+
+    variants: list[VariantSchema] = []
+    seen: dict[int, str] = {}
+    for vcls in info.variants:
+        vinfo: ClassInfo = _info(vcls)
+        assert vinfo.variant is not None
+        number = vinfo.variant
+        where = [cls.__name__, vcls.__name__]
+        if number in seen:
+            raise SchemaError(f"variant number {number} is already used by {seen[number]}", where)
+        seen[number] = vcls.__name__
+        if not 1 <= number < (1 << 29) or 19000 <= number <= 19999:
+            raise SchemaError(f"variant number {number} is not a valid field number", where)
+        if vinfo.schema is None:
+            build_schema(vcls)
+        message = vinfo.schema
+        assert isinstance(message, MessageSchema)
+        if vinfo.transparent:
+            kind = "transparent"
+        elif not message.fields:
+            kind = "unit"
+        elif vinfo.tuple:
+            kind = "tuple"
+        else:
+            kind = "struct"
+        variants.append(
+            VariantSchema(
+                cls=vcls, name=vcls.__name__, number=number, kind=kind, message=message,
+                doc=message.doc,
+            )
+        )
+    if not variants:
+        raise SchemaError(
+            f"Oneof {cls.__name__} has no variants: declare class V({cls.__name__}, variant=N)",
+            [cls.__name__],
+        )
+    return OneofSchema(
+        cls=cls, name=info.name, package=info.package, variants=tuple(variants), doc=_doc(cls)
+    )

@@ -1,0 +1,119 @@
+"""Helpers the generated codecs call on their slow paths (multi-byte varints, unknown fields).
+
+Generated code raises :class:`Mismatch` (or lets a builtin exception escape) whenever anything is
+off; the codec front end then re-runs the interpreting codec to report a precise error.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .interp import duration_from_parts, duration_parts
+from .wire import MASK64, WireError, read_varint, skip_field
+
+__all__ = ["Mismatch"]
+
+
+class Mismatch(Exception):
+    """The fast path met something it does not accept; the interpreter will say what."""
+
+
+def write_varint(buf: bytearray, value: int) -> None:
+    """Append a varint of ``value`` (>= 128 on the call sites; 0 <= value < 2**64)."""
+    while value > 0x7F:
+        buf.append((value & 0x7F) | 0x80)
+        value >>= 7
+    buf.append(value)
+
+
+def read_varint_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Read a varint whose first byte is at ``pos``."""
+    try:
+        return read_varint(data, pos, end)
+    except WireError:
+        raise Mismatch from None
+
+
+def skip_unknown(data: bytes, pos: int, end: int, tag: int, known: frozenset[int]) -> int:
+    """Skip the value of an unknown field after its tag; a known number (with the wrong wire
+    type), number 0 or an invalid wire type is a mismatch."""
+    number = tag >> 3
+    wire = tag & 7
+    if number in known or number == 0 or number > 0x1FFFFFFF or wire in (3, 4, 6, 7):
+        raise Mismatch
+    try:
+        return skip_field(data, pos, end, wire)
+    except WireError:
+        raise Mismatch from None
+
+
+def as_int(value: Any) -> int:
+    """An int subclass (an IntEnum member, say) as a plain int; anything else mismatches."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    raise Mismatch
+
+
+def as_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise Mismatch
+
+
+def as_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise Mismatch
+
+
+def encode_duration(value: Any, buf: bytearray) -> None:
+    seconds, nanos = duration_parts(value, [])
+    if seconds:
+        buf.append(0x08)
+        write_varint(buf, seconds & MASK64)
+    if nanos:
+        buf.append(0x10)
+        write_varint(buf, nanos & MASK64)
+
+
+def decode_duration(data: bytes, pos: int, end: int, depth: int) -> Any:
+    if depth <= 0:
+        raise Mismatch
+    seconds = nanos = 0
+    while pos < end:
+        tag = data[pos]
+        if tag == 0x08:
+            seconds, pos = read_varint_at(data, pos + 1, end)
+        elif tag == 0x10:
+            nanos, pos = read_varint_at(data, pos + 1, end)
+        else:
+            if tag >= 0x80:
+                tag, pos = read_varint_at(data, pos, end)
+            else:
+                pos += 1
+            pos = skip_unknown(data, pos, end, tag, frozenset((1, 2)))
+    if pos != end:
+        raise Mismatch
+    if seconds >> 63:
+        seconds -= 1 << 64
+    nanos &= MASK64
+    if nanos >> 63:
+        nanos -= 1 << 64
+    if not -(1 << 31) <= nanos < (1 << 31):
+        raise Mismatch
+    return duration_from_parts(seconds, nanos)
+
+
+pack_f = struct.Struct("<f").pack
+pack_d = struct.Struct("<d").pack
+unpack_f = struct.Struct("<f").unpack_from
+unpack_d = struct.Struct("<d").unpack_from
+pack_u32 = struct.Struct("<I").pack
+pack_i32 = struct.Struct("<i").pack
+pack_u64 = struct.Struct("<Q").pack
+pack_i64 = struct.Struct("<q").pack
+unpack_u32 = struct.Struct("<I").unpack_from
+unpack_i32 = struct.Struct("<i").unpack_from
+unpack_u64 = struct.Struct("<Q").unpack_from
+unpack_i64 = struct.Struct("<q").unpack_from
