@@ -2,6 +2,7 @@
 
 from .declare import Oneof, Protobuf, field, roots, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
+from .introspect import schema_of
 from .scalars import (
     f32,
     f64,
@@ -45,6 +46,7 @@ __all__ = [
     "int64",
     "roots",
     "savedstate",
+    "schema_of",
     "sfixed32",
     "sfixed64",
     "sint32",
