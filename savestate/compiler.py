@@ -22,7 +22,7 @@ from typing import Any
 
 from . import runtime
 from .introspect import schema_of, zero_value
-from .scalars import I32, I64, LEN, VARINT, ScalarKind
+from .scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from .schema import (
     MISSING,
     DurationType,
@@ -249,7 +249,7 @@ class _ClassGen:
             self.emit_check_scalar(w, kind, v)
             tag = self.bytes_const(varint_bytes(_tag(number, kind.wire)))
             if kind.encoding == "bool" and not always:
-                true_record = self.bytes_const(varint_bytes(_tag(number, VARINT)) + b"\x01")
+                true_record = self.bytes_const(varint_bytes(_tag(number, WIRE_VARINT)) + b"\x01")
                 w(f"if {v}:")
                 with w.indent():
                     w(f"{buf} += {true_record}")
@@ -272,7 +272,7 @@ class _ClassGen:
             if not always:
                 w(f"if {v}:")
                 w.depth += 1
-            w(f"{buf} += {self.bytes_const(varint_bytes(_tag(number, VARINT)))}")
+            w(f"{buf} += {self.bytes_const(varint_bytes(_tag(number, WIRE_VARINT)))}")
             w(f"if 0 <= {v} < 128:")
             with w.indent():
                 w(f"{buf}.append({v})")
@@ -306,18 +306,18 @@ class _ClassGen:
                 w(f"{s} = bytearray()")
                 self.emit_encode(w, t.key, k, 1, s, always=False)
                 self.emit_encode(w, t.value, x, 2, s, always=False)
-                self.emit_len_prefixed(w, buf, _tag(number, LEN), s)
+                self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
             return
         # Message-like values: encode into a scratch buffer, then tag, length, body.
         s = self.fresh("s")
         w(f"{s} = bytearray()")
         self.emit_message_body(w, t, v, s)
         if always or isinstance(t, OneofType):
-            self.emit_len_prefixed(w, buf, _tag(number, LEN), s)
+            self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
         else:
             w(f"if {s}:")
             with w.indent():
-                self.emit_len_prefixed(w, buf, _tag(number, LEN), s)
+                self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
 
     def emit_message_body(self, w: _Writer, t: TypeSchema, v: str, s: str) -> None:
         if isinstance(t, MessageType):
@@ -374,7 +374,7 @@ class _ClassGen:
         if is_packable(elem):
             body = self.fresh("p")
             self.emit_packed_body(w, elem, v, body)
-            self.emit_len_prefixed(w, buf, _tag(number, LEN), body)
+            self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), body)
             return
         x = self.fresh("x")
         w(f"for {x} in {v}:")
@@ -391,7 +391,7 @@ class _ClassGen:
             w(f"if len({v}) != {t.length}:")
             with w.indent():
                 w("raise _Mismatch")
-            prefix = varint_bytes(_tag(number, LEN)) + varint_bytes(t.length)
+            prefix = varint_bytes(_tag(number, WIRE_LEN)) + varint_bytes(t.length)
             w(f"{buf} += {self.bytes_const(prefix)}")
             w(f"{buf} += {v}")
             return
@@ -404,7 +404,7 @@ class _ClassGen:
         s = self.fresh("s")
         w(f"{s} = bytearray()")
         self.emit_sequence(w, t.elem, v, 1, s)
-        self.emit_len_prefixed(w, buf, _tag(number, LEN), s)
+        self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
 
     def emit_encode_fields(self, w: _Writer, fields: tuple[FieldSchema, ...], obj: str,
                            buf: str) -> None:
@@ -444,7 +444,7 @@ class _ClassGen:
             return
         kind = t.kind
         enc = kind.encoding
-        if kind.wire == VARINT:
+        if kind.wire == WIRE_VARINT:
             self.emit_read_varint(w, v, end)
             if enc == "bool":
                 w(f"if {v} > 1:")
@@ -466,7 +466,7 @@ class _ClassGen:
                 with w.indent():
                     w("raise _Mismatch")
             return
-        size = 4 if kind.wire == I32 else 8
+        size = 4 if kind.wire == WIRE_I32 else 8
         unpacker = {"float": "_unpack_f", "double": "_unpack_d"}.get(enc, f"_unpack_{enc}")
         w(f"{v} = {unpacker}(data, pos)[0]")
         w(f"pos += {size}")
@@ -712,7 +712,7 @@ class _FieldPlan:
         t, number = self.t, self.field.number
         gen, var = self.gen, self.var
         if isinstance(t, (ScalarType, EnumType)):
-            if t.wire == LEN:
+            if t.wire == WIRE_LEN:
                 def body(w: _Writer) -> None:
                     gen.emit_read_len(w, "e", "end")
                     gen.emit_decode_len_value(w, t, var, "e")
@@ -735,7 +735,7 @@ class _FieldPlan:
                 w(f"{k}, {x} = {entry}(data, pos, e, depth - 1)")
                 w(f"{var}[{k}] = {x}")
                 w("pos = e")
-            yield _tag(number, LEN), body
+            yield _tag(number, WIRE_LEN), body
             return
 
         def body(w: _Writer) -> None:
@@ -753,7 +753,7 @@ class _FieldPlan:
                 w(f"{var}_d.append(pos)")
                 w(f"{var}_d.append(e)")
             w("pos = e")
-        yield _tag(number, LEN), body
+        yield _tag(number, WIRE_LEN), body
 
     def sequence_branches(self, t: RepeatedType | FixedArrayType) -> Iterator[tuple[int, Any]]:
         gen, var, number, elem = self.gen, self.var, self.field.number, t.elem
@@ -773,7 +773,7 @@ class _FieldPlan:
                 else:
                     w(f"{var} = list(data[pos:e])")
                 w("pos = e")
-            yield _tag(number, LEN), body
+            yield _tag(number, WIRE_LEN), body
             return
         if t.packed:
             assert isinstance(elem, (ScalarType, EnumType))
@@ -781,7 +781,7 @@ class _FieldPlan:
             def packed(w: _Writer) -> None:
                 gen.emit_read_len(w, "e", "end")
                 ensure_list(w)
-                size = {I32: 4, I64: 8}.get(elem.wire)
+                size = {WIRE_I32: 4, WIRE_I64: 8}.get(elem.wire)
                 if size is not None and isinstance(elem, ScalarType):
                     code = {"float": "f", "double": "d", "fixed32": "I", "sfixed32": "i",
                             "fixed64": "Q", "sfixed64": "q"}[elem.kind.encoding]
@@ -803,7 +803,7 @@ class _FieldPlan:
                 w("if pos != e:")
                 with w.indent():
                     w("raise _Mismatch")
-            yield _tag(number, LEN), packed
+            yield _tag(number, WIRE_LEN), packed
 
             def unpacked(w: _Writer) -> None:
                 ensure_list(w)
@@ -820,7 +820,7 @@ class _FieldPlan:
                 ensure_list(w)
                 w(f"{wrapper}(data, pos, e, depth - 1, {var})")
                 w("pos = e")
-            yield _tag(number, LEN), wrapped
+            yield _tag(number, WIRE_LEN), wrapped
             return
 
         def element(w: _Writer) -> None:
@@ -829,7 +829,7 @@ class _FieldPlan:
             gen.emit_decode_len_value(w, elem, x, "e")
             w(f"{var}.append({x})")
             w("pos = e")
-        yield _tag(number, LEN), element
+        yield _tag(number, WIRE_LEN), element
 
     def emit_finish(self, w: _Writer) -> None:
         f, t, var, gen = self.field, self.t, self.var, self.gen
@@ -892,7 +892,7 @@ def _wrapper_decoder(self: _ClassGen, elem: TypeSchema) -> str:
             w("else:")
             with w.indent():
                 w("tag, pos = _rv(data, pos, end)")
-            w(f"if tag == {_tag(1, LEN)}:")
+            w(f"if tag == {_tag(1, WIRE_LEN)}:")
             with w.indent():
                 self.emit_read_len(w, "e", "end")
                 self.emit_decode_len_value(w, elem, "x", "e")

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import DecodeError, EncodeError
 from .introspect import message_schema, oneof_schema, schema_of, zero_value
-from .scalars import I32, INT32, INT64, LEN, VARINT, ScalarKind
+from .scalars import INT32, INT64, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from .schema import (
     MISSING,
     DurationType,
@@ -200,7 +200,7 @@ def _encode_value(
     elif isinstance(t, EnumType):
         v = _check_enum(t, value, path)
         if v or always:
-            write_varint(buf, _tag(number, VARINT))
+            write_varint(buf, _tag(number, WIRE_VARINT))
             write_varint(buf, v & MASK64)
     elif isinstance(t, RepeatedType):
         if not isinstance(value, list):
@@ -217,14 +217,14 @@ def _encode_value(
             _encode_value(t.key, 1, key, sub, path, always=False)
             _encode_value(t.value, 2, item, sub, path, always=False)
             path.pop()
-            write_varint(buf, _tag(number, LEN))
+            write_varint(buf, _tag(number, WIRE_LEN))
             write_varint(buf, len(sub))
             buf += sub
     else:
         sub = bytearray()
         _encode_message_value(t, value, sub, path)
         if sub or always:
-            write_varint(buf, _tag(number, LEN))
+            write_varint(buf, _tag(number, WIRE_LEN))
             write_varint(buf, len(sub))
             buf += sub
 
@@ -247,10 +247,10 @@ def _encode_message_value(t: TypeSchema, value: Any, sub: bytearray, path: list[
     elif isinstance(t, DurationType):
         seconds, nanos = duration_parts(value, path)
         if seconds:
-            write_varint(sub, _tag(1, VARINT))
+            write_varint(sub, _tag(1, WIRE_VARINT))
             write_varint(sub, seconds & MASK64)
         if nanos:
-            write_varint(sub, _tag(2, VARINT))
+            write_varint(sub, _tag(2, WIRE_VARINT))
             write_varint(sub, nanos & MASK64)
     else:  # pragma: no cover - the schema builder admits no other type
         raise AssertionError(t)
@@ -289,7 +289,7 @@ def _encode_oneof(schema: OneofSchema, value: Any, sub: bytearray, path: list[st
     else:
         body = bytearray()
         _encode_message(variant.message, value, body, path)
-        write_varint(sub, _tag(variant.number, LEN))
+        write_varint(sub, _tag(variant.number, WIRE_LEN))
         write_varint(sub, len(body))
         sub += body
     path.pop()
@@ -319,7 +319,7 @@ def _encode_sequence(
                 else:
                     _write_scalar_payload(kind, v, body)
             path.pop()
-        write_varint(buf, _tag(number, LEN))
+        write_varint(buf, _tag(number, WIRE_LEN))
         write_varint(buf, len(body))
         buf += body
         return
@@ -338,7 +338,7 @@ def _encode_fixed_array(
         data = bytes(value)
         if len(data) != t.length:
             raise EncodeError(f"expected {t.length} bytes, got {len(data)}", path)
-        write_varint(buf, _tag(number, LEN))
+        write_varint(buf, _tag(number, WIRE_LEN))
         write_varint(buf, len(data))
         buf += data
         return
@@ -351,7 +351,7 @@ def _encode_fixed_array(
         return
     body = bytearray()
     _encode_sequence(t.elem, 1, value, body, path, skip_empty=True)
-    write_varint(buf, _tag(number, LEN))
+    write_varint(buf, _tag(number, WIRE_LEN))
     write_varint(buf, len(body))
     buf += body
 
@@ -516,13 +516,13 @@ def _read_field(
     if isinstance(t, (ScalarType, EnumType)):
         if wire != t.wire:
             raise _wrong_wire(d, t.wire, wire)
-        if wire == LEN:
+        if wire == WIRE_LEN:
             s, e = _read_len(d, pos, end)
             acc.value = _decode_len_value(d, t, d.data, s, e, depth)
             return e
         acc.value, pos = _read_scalar(d, t, wire, pos, end)
         return pos
-    if wire != LEN:
+    if wire != WIRE_LEN:
         # A packable sequence also accepts unpacked elements.
         if isinstance(t, (RepeatedType, FixedArrayType)) and t.packed and not t.as_bytes:
             if wire != t.elem.wire:
@@ -532,7 +532,7 @@ def _read_field(
                 acc.value = []
             acc.value.append(value)
             return pos
-        raise _wrong_wire(d, LEN, wire)
+        raise _wrong_wire(d, WIRE_LEN, wire)
     s, e = _read_len(d, pos, end)
     if isinstance(t, (RepeatedType, FixedArrayType)):
         if acc.value is MISSING:
@@ -580,8 +580,8 @@ def _read_wrapper(
             except WireError as exc:
                 raise d.fail(f"unknown field {number}: {exc}") from None
             continue
-        if wire != LEN:
-            raise _wrong_wire(d, LEN, wire)
+        if wire != WIRE_LEN:
+            raise _wrong_wire(d, WIRE_LEN, wire)
         s, e = _read_len(d, pos, end)
         d.path.append(f"[{len(out)}]")
         out.append(_decode_len_value(d, t.elem, d.data, s, e, depth - 1))
@@ -593,7 +593,7 @@ def _read_scalar(
     d: _Decoder, t: ScalarType | EnumType, wire: int, pos: int, end: int
 ) -> tuple[Any, int]:
     data = d.data
-    if wire == VARINT:
+    if wire == WIRE_VARINT:
         try:
             raw, pos = read_varint(data, pos, end)
         except WireError as exc:
@@ -619,7 +619,7 @@ def _read_scalar(
             raise d.fail(f"value {v} out of range for {kind.name}")
         return v, pos
     kind = t.kind  # type: ignore[union-attr]
-    size = 4 if wire == I32 else 8
+    size = 4 if wire == WIRE_I32 else 8
     if end - pos < size:
         raise d.fail("truncated fixed-width value")
     enc = kind.encoding
@@ -628,7 +628,7 @@ def _read_scalar(
     if enc == "double":
         return _unpack_d(data, pos)[0], pos + 8
     fmt = {"fixed32": _U32, "sfixed32": _I32, "fixed64": _U64, "sfixed64": _I64}[enc]
-    assert wire in (I32, I64)
+    assert wire in (WIRE_I32, WIRE_I64)
     return fmt.unpack_from(data, pos)[0], pos + size
 
 
@@ -733,8 +733,8 @@ def _decode_oneof(d: _Decoder, schema: OneofSchema, pos: int, end: int, depth: i
             pos = _read_field(d, f.type, acc, wire, pos, end, depth)
             d.path.pop()
         else:
-            if wire != LEN:
-                raise _wrong_wire(d, LEN, wire)
+            if wire != WIRE_LEN:
+                raise _wrong_wire(d, WIRE_LEN, wire)
             s, e = _read_len(d, pos, end)
             if acc.spans is None:
                 acc.spans = []

@@ -34,10 +34,10 @@ __all__ = [
 ]
 
 # Wire types of the protobuf encoding.
-VARINT = 0
-I64 = 1
-LEN = 2
-I32 = 5
+WIRE_VARINT = 0
+WIRE_I64 = 1
+WIRE_LEN = 2
+WIRE_I32 = 5
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class ScalarKind:
 
     @property
     def packable(self) -> bool:
-        return self.wire != LEN
+        return self.wire != WIRE_LEN
 
     @property
     def is_integer(self) -> bool:
@@ -68,7 +68,9 @@ class ScalarKind:
 
 
 def _int(name: str, proto: str, encoding: str, bits: int, signed: bool) -> ScalarKind:
-    wire = {"fixed32": I32, "sfixed32": I32, "fixed64": I64, "sfixed64": I64}.get(encoding, VARINT)
+    wire = {"fixed32": WIRE_I32, "sfixed32": WIRE_I32, "fixed64": WIRE_I64, "sfixed64": WIRE_I64}.get(
+        encoding, WIRE_VARINT
+    )
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     return ScalarKind(name, proto, wire, encoding, int, lo, hi)
 
@@ -80,7 +82,7 @@ U64 = _int("u64", "uint64", "varint", 64, False)
 I8 = _int("i8", "sint32", "zigzag", 8, True)
 I16 = _int("i16", "sint32", "zigzag", 16, True)
 I32 = _int("i32", "sint32", "zigzag", 32, True)
-I64_ = _int("i64", "sint64", "zigzag", 64, True)
+I64 = _int("i64", "sint64", "zigzag", 64, True)
 INT32 = _int("int32", "int32", "varint", 32, True)
 INT64 = _int("int64", "int64", "varint", 64, True)
 UINT32 = _int("uint32", "uint32", "varint", 32, False)
@@ -91,11 +93,11 @@ FIXED32 = _int("fixed32", "fixed32", "fixed32", 32, False)
 FIXED64 = _int("fixed64", "fixed64", "fixed64", 64, False)
 SFIXED32 = _int("sfixed32", "sfixed32", "sfixed32", 32, True)
 SFIXED64 = _int("sfixed64", "sfixed64", "sfixed64", 64, True)
-BOOL = ScalarKind("bool", "bool", VARINT, "bool", bool, 0, 1)
-F32 = ScalarKind("f32", "float", I32, "float", float)
-F64 = ScalarKind("f64", "double", I64, "double", float)
-STRING = ScalarKind("str", "string", LEN, "string", str)
-BYTES = ScalarKind("bytes", "bytes", LEN, "bytes", bytes)
+BOOL = ScalarKind("bool", "bool", WIRE_VARINT, "bool", bool, 0, 1)
+F32 = ScalarKind("f32", "float", WIRE_I32, "float", float)
+F64 = ScalarKind("f64", "double", WIRE_I64, "double", float)
+STRING = ScalarKind("str", "string", WIRE_LEN, "string", str)
+BYTES = ScalarKind("bytes", "bytes", WIRE_LEN, "bytes", bytes)
 
 # The kinds of the plain Python types.
 PLAIN: dict[type, ScalarKind] = {int: INT64, float: F64, bool: BOOL, str: STRING, bytes: BYTES}
@@ -107,7 +109,7 @@ u64 = Annotated[int, U64]
 i8 = Annotated[int, I8]
 i16 = Annotated[int, I16]
 i32 = Annotated[int, I32]
-i64 = Annotated[int, I64_]
+i64 = Annotated[int, I64]
 int32 = Annotated[int, INT32]
 int64 = Annotated[int, INT64]
 uint32 = Annotated[int, UINT32]

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .scalars import LEN, VARINT, ScalarKind
+from .scalars import WIRE_LEN, WIRE_VARINT, ScalarKind
 
 __all__ = [
     "DurationType",
@@ -49,7 +49,7 @@ class MessageType:
     """A field holding a struct message (a ``Protobuf`` class, ``SavedStateBlob`` included)."""
 
     cls: type
-    wire = LEN
+    wire = WIRE_LEN
 
     def __str__(self) -> str:
         return self.cls.__name__
@@ -60,7 +60,7 @@ class OneofType:
     """A field holding a Rust-style enum: a message whose single variant is always written."""
 
     cls: type
-    wire = LEN
+    wire = WIRE_LEN
 
     def __str__(self) -> str:
         return self.cls.__name__
@@ -72,7 +72,7 @@ class EnumType:
 
     cls: type[enum.IntEnum]
     values: frozenset[int]
-    wire = VARINT
+    wire = WIRE_VARINT
 
     @property
     def zero(self) -> enum.IntEnum | None:
@@ -86,7 +86,7 @@ class EnumType:
 class DurationType:
     """``datetime.timedelta`` as ``google.protobuf.Duration`` ``{1: seconds, 2: nanos}``."""
 
-    wire = LEN
+    wire = WIRE_LEN
 
     def __str__(self) -> str:
         return "timedelta"
@@ -111,7 +111,7 @@ class RepeatedType:
     """``list[T]``: packed for numbers (``list[u8]`` as bytes), else one record per element."""
 
     elem: TypeSchema
-    wire = LEN
+    wire = WIRE_LEN
 
     @property
     def packed(self) -> bool:
@@ -136,7 +136,7 @@ class FixedArrayType:
     elem: TypeSchema
     length: int
     python_bytes: bool
-    wire = LEN
+    wire = WIRE_LEN
 
     @property
     def packed(self) -> bool:
@@ -155,7 +155,7 @@ class TupleType:
     """``tuple[A, B, ...]``: a message with fields 1..n."""
 
     elems: tuple[TypeSchema, ...]
-    wire = LEN
+    wire = WIRE_LEN
 
     def __str__(self) -> str:
         return f"tuple[{', '.join(map(str, self.elems))}]"
@@ -167,7 +167,7 @@ class MapType:
 
     key: TypeSchema
     value: TypeSchema
-    wire = LEN
+    wire = WIRE_LEN
 
     def __str__(self) -> str:
         return f"dict[{self.key}, {self.value}]"
