@@ -1,0 +1,416 @@
+"""Declaring saved state: field numbers, annotations, defaults, forward references, dataclass
+behaviour. Every schema mistake is a SchemaError naming the class and the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from typing import ClassVar
+
+import pytest
+
+import savestate
+from savestate import (
+    DecodeError,
+    EncodeError,
+    Oneof,
+    Protobuf,
+    SchemaError,
+    field,
+    savedstate,
+    schema_of,
+    u8,
+    u16,
+    u32,
+)
+
+
+def test_missing_field_number() -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Bad(Protobuf):
+            a: u8 = field(1)
+            b: u8
+
+    assert info.value.path == ["Bad", "b"]
+    assert "explicit number" in str(info.value)
+
+
+def test_plain_default_is_not_a_field_number() -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Bad(Protobuf):
+            a: u8 = 3
+
+    assert info.value.path == ["Bad", "a"]
+
+
+@pytest.mark.parametrize("number", [0, -1, 1 << 29, 19000, 19999])
+def test_field_number_out_of_range(number: int) -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Bad(Protobuf):
+            a: u8 = field(number)
+
+    assert info.value.path == ["Bad", "a"]
+
+
+@pytest.mark.parametrize("number", [1, (1 << 29) - 1, 18999, 20000])
+def test_field_number_edges_are_valid(number: int) -> None:
+    class Good(Protobuf):
+        a: u8 = field(number)
+
+    assert Good.decode(bytes(Good(a=7))) == Good(a=7)
+
+
+def test_duplicate_field_number() -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Bad(Protobuf):
+            a: u8 = field(1)
+            b: u16 = field(1)
+
+    assert info.value.path == ["Bad", "b"]
+    assert "already used by 'a'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [object, complex, "list", "set[int]", "tuple[int, ...]", "int | str", "list[int | None]",
+     "list[list[int]]", "dict[bytes | None, int]", "datetime.datetime"],
+)
+def test_unsupported_annotation(annotation: object) -> None:
+    with pytest.raises(SchemaError) as info:
+        type(Protobuf)(
+            "Bad", (Protobuf,),
+            {"__annotations__": {"x": annotation}, "x": field(1), "__module__": __name__},
+        )
+    assert info.value.path == ["Bad", "x"]
+
+
+def test_length_only_for_arrays() -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Bad(Protobuf):
+            x: u32 = field(1, length=4)
+
+    assert info.value.path == ["Bad", "x"]
+    with pytest.raises(SchemaError):
+
+        class Empty(Protobuf):
+            x: bytes = field(1, length=0)
+
+
+def test_optional_default_must_be_none() -> None:
+    with pytest.raises(SchemaError):
+
+        class Bad(Protobuf):
+            x: u32 | None = field(1, default=5)
+
+
+def test_forward_reference_resolves_on_first_use() -> None:
+    class Early(Protobuf):
+        later: Later = field(1)
+
+    class Later(Protobuf):
+        x: u8 = field(1)
+
+    value = Early(later=Later(x=3))
+    assert Early.decode(bytes(value)) == value
+    assert bytes(value).hex() == "0a020803"
+
+
+def test_unresolvable_annotation_reports_on_use() -> None:
+    class Dangling(Protobuf):
+        x: Nowhere = field(1)  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(NameError):
+        bytes(Dangling(x=1))
+
+
+def test_recursive_message() -> None:
+    class Node(Protobuf):
+        value: u32 = field(1)
+        children: list[Node] = field(2, default_factory=list)
+        parent_hint: Node | None = field(3, default=None)
+
+    tree = Node(value=1, children=[Node(value=2), Node(value=3, children=[Node(value=4)])])
+    assert Node.decode(bytes(tree)) == tree
+
+
+def test_required_self_reference_is_a_schema_error() -> None:
+    class Loop(Protobuf):
+        again: Loop = field(1)
+
+    with pytest.raises(SchemaError) as info:
+        Loop.decode(b"")
+    assert "contain itself" in str(info.value)
+
+
+def test_dataclass_behaviour() -> None:
+    class Regs(Protobuf, package="t.regs"):
+        """Two registers."""
+
+        a: u8 = field(1)
+        b: u16 = field(2, default=7)
+        tags: list[u8] = field(3, default_factory=list)
+
+    r = Regs(a=1)
+    assert dataclasses.is_dataclass(r)
+    assert [f.name for f in dataclasses.fields(Regs)] == ["a", "b", "tags"]
+    assert r == Regs(a=1, b=7, tags=[])
+    assert repr(r).endswith("Regs(a=1, b=7, tags=[])")
+    assert dataclasses.replace(r, a=2).a == 2
+    assert not hasattr(r, "__dict__")  # slots
+    with pytest.raises(TypeError):
+        Regs(1)  # type: ignore[misc]  # keyword-only
+    assert Regs(a=1).tags is not Regs(a=1).tags
+    match r:
+        case Regs(a, b):
+            assert (a, b) == (1, 7)
+    assert schema_of(Regs).doc == "Two registers."
+    assert schema_of(Regs).full_name == "t.regs.Regs"
+
+
+def test_classvars_are_not_fields() -> None:
+    class WithConst(Protobuf):
+        LIMIT: ClassVar[int] = 4
+        x: u8 = field(1)
+
+    assert [f.name for f in dataclasses.fields(WithConst)] == ["x"]
+
+
+def test_nonzero_default_is_always_written_so_zero_survives() -> None:
+    class Cfg(Protobuf):
+        enabled: bool = field(1, default=True)
+        level: u8 = field(2, default=3)
+        name: str = field(3, default="eth0")
+
+    # Missing fields take the declared default (state from an older release).
+    assert Cfg.decode(b"") == Cfg()
+    # A zero value is written explicitly, or the decode would give the default back.
+    off = Cfg(enabled=False, level=0, name="")
+    assert bytes(off).hex() == "080010001a00"
+    assert Cfg.decode(bytes(off)) == off
+
+
+def test_savedstate_root_registration() -> None:
+    @savedstate(package="t.root")
+    class SavedThing:
+        """A root."""
+
+        x: u32 = field(1)
+
+    assert issubclass(SavedThing, Protobuf)
+    assert SavedThing in savestate.roots()
+    assert SavedThing.decode(bytes(SavedThing(x=5))).x == 5
+    with pytest.raises(SchemaError):
+
+        @savedstate(package="")
+        class NoPackage:
+            x: u32 = field(1)
+
+
+def test_two_roots_with_one_name_conflict() -> None:
+    @savedstate(package="t.dup")
+    class Twin:
+        x: u32 = field(1)
+
+    with pytest.raises(SchemaError):
+
+        def other_scope() -> type:
+            @savedstate(package="t.dup")
+            class Twin:
+                y: u32 = field(1)
+
+            return Twin
+
+        other_scope()
+
+
+def test_message_subclassing_is_refused() -> None:
+    class Base(Protobuf):
+        x: u8 = field(1)
+
+    with pytest.raises(SchemaError):
+
+        class Derived(Base):  # type: ignore[misc]
+            y: u8 = field(2)
+
+
+def test_oneof_declaration_errors() -> None:
+    class Stage(Oneof):
+        pass
+
+    with pytest.raises(TypeError):
+        Stage()
+    with pytest.raises(SchemaError):
+
+        class NoNumber(Stage):  # type: ignore[call-arg]
+            pass
+
+    with pytest.raises(SchemaError):
+
+        class WithField(Oneof):
+            x: u8 = field(1)
+
+    class Ok(Stage, variant=1):
+        pass
+
+    class Dup(Stage, variant=1):
+        pass
+
+    class Holder(Protobuf):
+        s: Stage = field(1)
+
+    with pytest.raises(SchemaError) as info:
+        bytes(Holder(s=Ok()))
+    assert "already used" in str(info.value)
+
+
+def test_variant_after_first_use_is_refused() -> None:
+    class Late(Oneof):
+        pass
+
+    class First(Late, variant=1):
+        pass
+
+    assert Late.decode(bytes(First())) == First()
+    with pytest.raises(SchemaError):
+
+        class Second(Late, variant=2):
+            pass
+
+
+def test_oneof_values_work_with_match_and_eq() -> None:
+    class Shape(Oneof):
+        pass
+
+    class Point(Shape, variant=1):
+        pass
+
+    class Circle(Shape, variant=2):
+        radius: u32 = field(1)
+
+    class Label(Shape, variant=3, transparent=True):
+        text: str = field(1)
+
+    class Drawing(Protobuf):
+        shapes: list[Shape] = field(1)
+
+    d = Drawing(shapes=[Point(), Circle(radius=0), Circle(radius=5), Label(text="")])
+    back = Drawing.decode(bytes(d))
+    assert back == d
+    seen = []
+    for s in back.shapes:
+        match s:
+            case Point():
+                seen.append("point")
+            case Circle(radius=r):
+                seen.append(f"circle {r}")
+            case Label(text):
+                seen.append(f"label {text!r}")
+    assert seen == ["point", "circle 0", "circle 5", "label ''"]
+    assert Circle(radius=1) != Circle(radius=2)
+    assert Point() == Point()
+
+
+def test_tuple_variant_numbers_must_be_positional() -> None:
+    class Op(Oneof):
+        pass
+
+    with pytest.raises(SchemaError):
+
+        class Bad(Op, variant=1, tuple=True):
+            a: u8 = field(2)
+
+
+def test_enum_fields() -> None:
+    class Mode(enum.IntEnum):
+        OFF = 0
+        ON = 1
+        BURST = 7
+
+    class NoZero(enum.IntEnum):
+        A = 1
+        B = 2
+
+    class Dev(Protobuf):
+        mode: Mode = field(1, default=Mode.OFF)
+        modes: list[Mode] = field(2, default_factory=list)
+        nz: NoZero = field(3, default=NoZero.A)
+
+    d = Dev(mode=Mode.BURST, modes=[Mode.ON, Mode.OFF], nz=NoZero.B)
+    assert bytes(d).hex() == "0807" "12020100" "1802"
+    back = Dev.decode(bytes(d))
+    assert back == d and back.mode is Mode.BURST
+    assert Dev.decode(b"") == Dev()
+    with pytest.raises(DecodeError) as info:
+        Dev.decode(bytes.fromhex("0805"))
+    assert str(info.value) == "Dev.mode: unknown value 5 for enum Mode"
+    with pytest.raises(EncodeError):
+        bytes(Dev(mode=5))  # type: ignore[arg-type]
+
+
+def test_durations() -> None:
+    class Timer(Protobuf):
+        period: datetime.timedelta = field(1)
+
+    for td in [datetime.timedelta(0), datetime.timedelta(microseconds=1),
+               datetime.timedelta(days=-1), datetime.timedelta(seconds=-1, microseconds=5),
+               datetime.timedelta(days=3650, microseconds=999999)]:
+        assert Timer.decode(bytes(Timer(period=td))).period == td
+    # A negative duration: seconds and nanos both negative, as google.protobuf.Duration says.
+    assert bytes(Timer(period=datetime.timedelta(microseconds=-1))).hex() == (
+        "0a0b1098f8ffffffffffffff01"
+    )
+    with pytest.raises(DecodeError) as info:
+        Timer.decode(bytes.fromhex("0a021001"))  # 1 ns: finer than a timedelta can hold
+    assert info.value.path == ["Timer", "period"]
+    with pytest.raises(EncodeError):
+        bytes(Timer(period=datetime.timedelta(days=999_999_999)))
+
+
+def test_fixed_arrays() -> None:
+    class Timers(Protobuf):
+        count: u16 = field(1)
+
+    class Pit(Protobuf):
+        timers: list[Timers] = field(1, length=3)
+        cmos: bytes = field(2, length=4)
+        regs: list[u32] = field(3, length=2)
+
+    p = Pit(timers=[Timers(count=1), Timers(count=0), Timers(count=3)], cmos=b"\0\1\2\3",
+            regs=[0, 0])
+    assert bytes(p).hex() == "0a0a0a0208010a000a020803" "120400010203" "1a020000"
+    assert Pit.decode(bytes(p)) == p
+    with pytest.raises(EncodeError) as info:
+        bytes(Pit(timers=p.timers, cmos=b"\0", regs=[0, 0]))
+    assert str(info.value) == "Pit.cmos: expected 4 bytes, got 1"
+    with pytest.raises(DecodeError) as dinfo:
+        Pit.decode(bytes.fromhex("120400010203" "1a020000"))
+    assert str(dinfo.value) == "Pit.timers: missing required field (a fixed-length array)"
+    with pytest.raises(DecodeError) as dinfo:
+        Pit.decode(bytes.fromhex("0a020a00" "120400010203" "1a020000"))
+    assert str(dinfo.value) == "Pit.timers: expected 3 elements, got 1"
+
+
+def test_unknown_fields_survive_decode_and_encode() -> None:
+    class V1(Protobuf):
+        a: u8 = field(1)
+        c: u8 = field(3)
+
+    class V2(Protobuf):
+        a: u8 = field(1)
+        b: str = field(2)
+        c: u8 = field(3)
+        d: list[u32] = field(4)
+
+    new = bytes(V2(a=1, b="new", c=3, d=[1, 2]))
+    old = V1.decode(new)
+    assert (old.a, old.c) == (1, 3)
+    again = bytes(old)
+    assert V2.decode(again) == V2(a=1, b="new", c=3, d=[1, 2])
+    old.a = 9
+    assert V2.decode(bytes(old)) == V2(a=9, b="new", c=3, d=[1, 2])
