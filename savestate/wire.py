@@ -42,6 +42,8 @@ def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
         b = data[pos]
         pos += 1
         if shift == 63 and b > 1:
+            if b & 0x80:
+                raise WireError("varint longer than 10 bytes")
             raise WireError("varint longer than 64 bits")
         result |= (b & 0x7F) << shift
         if b < 0x80:
