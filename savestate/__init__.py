@@ -1,8 +1,19 @@
 """savestate: saved state declared as annotated dataclasses, with a byte-exact protobuf codec."""
 
+from . import snapshot
+from .blob import SavedStateBlob
 from .declare import Oneof, Protobuf, field, roots, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
 from .introspect import schema_of
+from .saverestore import (
+    NoSavedState,
+    RestoreError,
+    SavedStateNotSupported,
+    SaveError,
+    SaveRestore,
+    restore_blob,
+    save_blob,
+)
 from .scalars import (
     f32,
     f64,
@@ -25,14 +36,23 @@ from .scalars import (
     uint32,
     uint64,
 )
+from .units import SavedStateUnit, StateUnits
 
 __all__ = [
     "DecodeError",
     "EncodeError",
+    "NoSavedState",
     "Oneof",
     "Protobuf",
+    "RestoreError",
+    "SaveError",
+    "SaveRestore",
+    "SavedStateBlob",
+    "SavedStateNotSupported",
+    "SavedStateUnit",
     "SavestateError",
     "SchemaError",
+    "StateUnits",
     "f32",
     "f64",
     "field",
@@ -44,13 +64,16 @@ __all__ = [
     "i64",
     "int32",
     "int64",
+    "restore_blob",
     "roots",
+    "save_blob",
     "savedstate",
     "schema_of",
     "sfixed32",
     "sfixed64",
     "sint32",
     "sint64",
+    "snapshot",
     "u8",
     "u16",
     "u32",

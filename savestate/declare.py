@@ -221,17 +221,23 @@ class ProtobufMeta(type):
 
     def __new__(
         mcls,
-        name: str,
+        cls_name: str,
         bases: tuple[type, ...],
         namespace: dict[str, Any],
+        /,
         *,
         package: str | None = None,
+        name: str | None = None,
         variant: int | None = None,
         tuple: bool = False,
         transparent: bool = False,
         reserved: Any = (),
         **kwargs: Any,
     ) -> ProtobufMeta:
+        # ``name=`` gives the proto message name when it differs from the class name.
+        proto_name, name = name, cls_name
+        if proto_name is not None and (not isinstance(proto_name, str) or not proto_name):
+            raise SchemaError(f"name must be a non-empty string, got {proto_name!r}", [name])
         # dataclasses re-creates the class to add __slots__; and the library's own bases.
         if "__dataclass_fields__" in namespace or namespace.get("_pb_base"):
             return super().__new__(mcls, name, bases, namespace, **kwargs)
@@ -290,7 +296,7 @@ class ProtobufMeta(type):
         _check_numbers(name, numbers, reserved_numbers)
 
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        info = ClassInfo(kind, name, package)
+        info = ClassInfo(kind, proto_name or name, package)
         info.reserved = reserved_numbers
         if kind == "oneof":
             # The enum itself is never instantiated: its values are its variants.

@@ -1,0 +1,183 @@
+"""State units: a named collection of objects saved as ``{1: name, 2: Any}`` records.
+
+``StateUnits`` saves every unit into a ``SavedStateUnit`` record (package ``state_unit``, as in the
+reference) and restores by name, all or nothing: every record is checked (unknown or duplicate
+names) and decoded before any unit's ``restore`` runs, and if a ``restore`` still fails, the units
+already restored are put back as they were. A unit with no record keeps its current state.
+
+The same logic serves child devices kept as ``list[tuple[str, SavedStateBlob]]`` inside another
+saved state (``save_children`` / ``restore_children``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from .blob import SavedStateBlob
+from .declare import Protobuf, field, savedstate
+from .saverestore import (
+    RestoreError,
+    SaveError,
+    SaveRestore,
+    call_restore,
+    call_save,
+    parse_for,
+    save_blob,
+)
+
+__all__ = [
+    "SavedStateUnit",
+    "SavedStateUnits",
+    "StateUnits",
+    "restore_children",
+    "save_children",
+]
+
+
+class SavedStateUnit(Protobuf, package="state_unit"):
+    """The saved state for an individual unit."""
+
+    name: str = field(1, default="", doc="The name of the state unit.")
+    state: SavedStateBlob = field(
+        2, default_factory=SavedStateBlob, doc="The opaque saved state blob."
+    )
+
+
+@savedstate(package="savestate.units")
+class SavedStateUnits:
+    """The saved state of a collection of state units (the shape of a VM's saved state)."""
+
+    units: list[SavedStateUnit] = field(1, default_factory=list, doc="One record per unit.")
+
+
+def _save_entries(
+    objects: Iterable[tuple[str, SaveRestore[Any]]],
+) -> list[tuple[str, SavedStateBlob]]:
+    entries: list[tuple[str, SavedStateBlob]] = []
+    for name, obj in objects:
+        try:
+            entries.append((name, save_blob(obj)))
+        except SaveError as exc:
+            raise SaveError.ChildError(name, exc) from exc
+    return entries
+
+
+def _restore_entries(
+    objects: Mapping[str, SaveRestore[Any]], entries: Iterable[tuple[str, SavedStateBlob]]
+) -> None:
+    """Check names, decode every entry, then restore (rolling back on a failure)."""
+    seen: set[str] = set()
+    decoded: list[tuple[str, SaveRestore[Any], Any]] = []
+    for name, blob in entries:
+        obj = objects.get(name)
+        if obj is None:
+            raise RestoreError.UnknownEntryId(name)
+        if name in seen:
+            raise RestoreError.InvalidSavedState(f"duplicate entry id: {name}")
+        seen.add(name)
+        try:
+            decoded.append((name, obj, parse_for(obj, blob)))
+        except RestoreError as exc:
+            raise RestoreError.ChildError(name, exc) from exc
+    # Everything decoded: take each unit's current state so that a failed restore can be undone.
+    backups: list[tuple[str, SaveRestore[Any], Any]] = []
+    for name, obj, _ in decoded:
+        try:
+            backups.append((name, obj, call_save(obj)))
+        except SaveError as exc:
+            raise RestoreError.ChildError(name, RestoreError.Other(exc)) from exc
+    for i, (name, obj, state) in enumerate(decoded):
+        try:
+            call_restore(obj, state)
+        except RestoreError as exc:
+            err = RestoreError.ChildError(name, exc)
+            _roll_back(backups[: i + 1], err)
+            raise err from exc
+
+
+def _roll_back(backups: list[tuple[str, SaveRestore[Any], Any]], err: RestoreError) -> None:
+    for name, obj, state in reversed(backups):
+        try:
+            call_restore(obj, state)
+        except RestoreError as exc:
+            # Python 3.11+ shows notes under the traceback; older versions keep the list only.
+            note = f"rolling back {name} failed too: {exc}"
+            failures: list[str] = err.__dict__.setdefault("rollback_failures", [])
+            failures.append(note)
+            add_note = getattr(err, "add_note", None)
+            if add_note is not None:
+                add_note(note)
+
+
+def save_children(
+    children: Mapping[str, SaveRestore[Any]],
+) -> list[tuple[str, SavedStateBlob]]:
+    """Save named child objects as ``(name, blob)`` entries, in the mapping's order.
+
+    A failure is ``SaveError.ChildError(name, ...)``.
+    """
+    return _save_entries(children.items())
+
+
+def restore_children(
+    children: Mapping[str, SaveRestore[Any]], entries: Iterable[tuple[str, SavedStateBlob]]
+) -> None:
+    """Restore named children from ``(name, blob)`` entries, all or nothing.
+
+    An unknown name is ``RestoreError.UnknownEntryId``, a repeated one
+    ``RestoreError.InvalidSavedState``; a child's failure is ``RestoreError.ChildError(name,
+    ...)``. A child without an entry is left as it is.
+    """
+    _restore_entries(children, entries)
+
+
+class StateUnits(SaveRestore[SavedStateUnits]):
+    """Named objects saved and restored together: ``units.add("pic", pic)``.
+
+    ``save_records()`` / ``restore_records()`` work on ``SavedStateUnit`` records; ``save()`` /
+    ``restore()`` on the ``SavedStateUnits`` root, so a ``StateUnits`` is itself a
+    ``SaveRestore`` (and can be written with ``savestate.snapshot.write``).
+    """
+
+    def __init__(self, units: Mapping[str, SaveRestore[Any]] | None = None) -> None:
+        self._units: dict[str, SaveRestore[Any]] = {}
+        for name, obj in (units or {}).items():
+            self.add(name, obj)
+
+    def add(self, name: str, obj: SaveRestore[Any]) -> None:
+        """Add a unit; units are saved and restored in the order they were added."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a unit name must be a non-empty string, got {name!r}")
+        if name in self._units:
+            raise ValueError(f"duplicate unit name: {name}")
+        self._units[name] = obj
+
+    def __getitem__(self, name: str) -> SaveRestore[Any]:
+        return self._units[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._units
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._units)
+
+    def __len__(self) -> int:
+        return len(self._units)
+
+    def save_records(self) -> list[SavedStateUnit]:
+        """One record per unit (raises ``SaveError.ChildError(name, ...)``)."""
+        return [
+            SavedStateUnit(name=name, state=blob)
+            for name, blob in _save_entries(self._units.items())
+        ]
+
+    def restore_records(self, records: Iterable[SavedStateUnit]) -> None:
+        """Restore from records, all or nothing (see the module documentation)."""
+        _restore_entries(self._units, ((r.name, r.state) for r in records))
+
+    def save(self) -> SavedStateUnits:
+        return SavedStateUnits(units=self.save_records())
+
+    def restore(self, state: SavedStateUnits) -> None:
+        self.restore_records(state.units)
