@@ -1,0 +1,192 @@
+"""Hypothesis strategies: random savestate schemas, and values for any schema."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import itertools
+from typing import Any
+
+from hypothesis import strategies as st
+
+from savestate import Oneof, Protobuf, field, scalars, schema_of
+from savestate.schema import (
+    DurationType,
+    EnumType,
+    FixedArrayType,
+    MapType,
+    MessageSchema,
+    MessageType,
+    OneofType,
+    OptionalType,
+    RepeatedType,
+    ScalarType,
+    TupleType,
+    TypeSchema,
+)
+
+_names = itertools.count()
+
+SCALARS: list[Any] = [
+    scalars.u8, scalars.u16, scalars.u32, scalars.u64, scalars.i8, scalars.i16, scalars.i32,
+    scalars.i64, scalars.int32, scalars.int64, scalars.uint32, scalars.uint64, scalars.sint32,
+    scalars.sint64, scalars.fixed32, scalars.fixed64, scalars.sfixed32, scalars.sfixed64,
+    scalars.f32, scalars.f64, int, float, bool, str, bytes,
+]
+MAP_KEYS: list[Any] = [scalars.u32, scalars.i64, scalars.int32, str, bool, scalars.fixed64]
+
+
+class Color(enum.IntEnum):
+    BLACK = 0
+    RED = 1
+    BLUE = 300
+
+
+def _fresh(stem: str) -> str:
+    return f"{stem}{next(_names)}"
+
+
+def _message(fields: list[tuple[Any, int | None]], package: str | None = None) -> type:
+    """A Protobuf class whose fields have the given annotations (and fixed lengths)."""
+    numbers = list(range(1, len(fields) + 1))
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
+    for (annotation, length), number in zip(fields, numbers):
+        name = f"f{number}"
+        namespace["__annotations__"][name] = annotation
+        namespace[name] = field(number * 3 - 1, length=length)
+    kwargs = {"package": package} if package else {}
+    return type(Protobuf)(_fresh("M"), (Protobuf,), namespace, **kwargs)
+
+
+def _oneof(variants: list[tuple[str, list[Any]]]) -> type:
+    base = type(Protobuf)(_fresh("E"), (Oneof,), {"__module__": __name__})
+    for i, (kind, annotations) in enumerate(variants):
+        namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
+        for j, annotation in enumerate(annotations):
+            namespace["__annotations__"][f"v{j}"] = annotation
+            namespace[f"v{j}"] = field(j + 1)
+        options: dict[str, Any] = {"variant": i * 2 + 1}
+        if kind == "tuple":
+            options["tuple"] = True
+        if kind == "transparent":
+            options["transparent"] = True
+        type(Protobuf)(_fresh("V"), (base,), namespace, **options)
+    return base
+
+
+@st.composite
+def annotations(draw: st.DrawFn, depth: int = 2) -> tuple[Any, int | None]:
+    """An annotation (and a fixed length, when it is an array)."""
+    scalar = st.sampled_from(SCALARS)
+    choices = ["scalar", "scalar", "optional", "list", "enum", "duration"]
+    if depth > 0:
+        choices += ["array", "tuple", "map", "message", "oneof"]
+    kind = draw(st.sampled_from(choices))
+    if kind == "scalar":
+        return draw(scalar), None
+    if kind == "optional":
+        inner = draw(st.sampled_from([*SCALARS, datetime.timedelta, Color]))
+        return inner | None, None
+    if kind == "list":
+        return list[draw(st.sampled_from([*SCALARS, Color]))], None  # type: ignore[misc]
+    if kind == "enum":
+        return Color, None
+    if kind == "duration":
+        return datetime.timedelta, None
+    if kind == "array":
+        length = draw(st.integers(1, 4))
+        elem = draw(st.sampled_from([scalars.u8, scalars.u32, scalars.i16, scalars.f64, str,
+                                     "message"]))
+        if elem == "message":
+            elem = draw(messages(depth - 1))
+        if elem is scalars.u8 and draw(st.booleans()):
+            return bytes, length
+        return list[elem], length  # type: ignore[valid-type]
+    if kind == "tuple":
+        n = draw(st.integers(1, 3))
+        elems = tuple(draw(annotations(0))[0] for _ in range(n))
+        elems = tuple(e for e in elems if getattr(e, "__origin__", None) is not list)
+        elems = tuple(e for e in elems if not _is_optional(e)) or (scalars.u32,)
+        return tuple[elems], None  # type: ignore[valid-type]
+    if kind == "map":
+        key = draw(st.sampled_from(MAP_KEYS))
+        value = draw(st.sampled_from([scalars.u32, str, bytes, Color, "message"]))
+        if value == "message":
+            value = draw(messages(depth - 1))
+        return dict[key, value], None  # type: ignore[valid-type]
+    if kind == "message":
+        cls = draw(messages(depth - 1))
+        return (cls | None, None) if draw(st.booleans()) else (cls, None)
+    variants = []
+    for _ in range(draw(st.integers(1, 3))):
+        vkind = draw(st.sampled_from(["unit", "struct", "tuple", "transparent"]))
+        if vkind == "unit":
+            variants.append(("unit", []))
+        elif vkind == "transparent":
+            variants.append(("transparent", [draw(scalar)]))
+        else:
+            n = draw(st.integers(1, 2))
+            variants.append((vkind, [draw(scalar) for _ in range(n)]))
+    return _oneof(variants), None
+
+
+def _is_optional(annotation: Any) -> bool:
+    return type(None) in getattr(annotation, "__args__", ())
+
+
+@st.composite
+def messages(draw: st.DrawFn, depth: int = 2) -> type:
+    n = draw(st.integers(0, 5))
+    return _message([draw(annotations(depth)) for _ in range(n)])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def values_of(t: TypeSchema) -> st.SearchStrategy[Any]:
+    if isinstance(t, ScalarType):
+        kind = t.kind
+        if kind.python is int:
+            return st.integers(kind.lo, kind.hi)
+        if kind.python is bool:
+            return st.booleans()
+        if kind.python is float:
+            width = 32 if kind.encoding == "float" else 64
+            return st.floats(allow_nan=False, width=width)
+        if kind.python is str:
+            return st.text(max_size=8)
+        return st.binary(max_size=8)
+    if isinstance(t, EnumType):
+        return st.sampled_from(list(t.cls))
+    if isinstance(t, DurationType):
+        limit = datetime.timedelta(days=3_000_000)
+        return st.timedeltas(min_value=-limit, max_value=limit)
+    if isinstance(t, OptionalType):
+        return st.none() | values_of(t.inner)
+    if isinstance(t, RepeatedType):
+        return st.lists(values_of(t.elem), max_size=4)
+    if isinstance(t, FixedArrayType):
+        if t.python_bytes:
+            return st.binary(min_size=t.length, max_size=t.length)
+        return st.lists(values_of(t.elem), min_size=t.length, max_size=t.length)
+    if isinstance(t, TupleType):
+        return st.tuples(*(values_of(e) for e in t.elems))
+    if isinstance(t, MapType):
+        return st.dictionaries(values_of(t.key), values_of(t.value), max_size=3)
+    if isinstance(t, MessageType):
+        return instances(t.cls)
+    if isinstance(t, OneofType):
+        schema = schema_of(t.cls)
+        return st.one_of(*(instances(v.cls) for v in schema.variants))  # type: ignore[union-attr]
+    raise AssertionError(t)
+
+
+def instances(cls: type) -> st.SearchStrategy[Any]:
+    """Values of a declared message class (or Oneof variant)."""
+    return st.deferred(lambda: _instances(cls))
+
+
+def _instances(cls: type) -> st.SearchStrategy[Any]:
+    schema = schema_of(cls)
+    assert isinstance(schema, MessageSchema)
+    return st.builds(cls, **{f.name: values_of(f.type) for f in schema.fields})
