@@ -676,8 +676,6 @@ def duration_from_parts(seconds: int, nanos: int, d: _Decoder | None = None) -> 
 
     if not -999_999_999 <= nanos <= 999_999_999:
         raise fail(f"duration nanos {nanos} out of range")
-    if (seconds < 0 < nanos) or (nanos < 0 < seconds):
-        raise fail("duration seconds and nanos have different signs")
     if abs(seconds) > MAX_DURATION_SECONDS:
         raise fail(f"duration seconds {seconds} out of range")
     if nanos % 1000:
