@@ -1,0 +1,64 @@
+"""The benchmark's correctness check, run before any timing.
+
+For every workload, every library's encoding must decode in Google's runtime to the message
+Google builds from the same values, and savestate must decode it to the object savestate
+builds; each library's reader must also see the same checksum of every field. A library whose
+bytes or reader disagree makes the run fail: a fast wrong answer is not a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import workloads
+from .peers import load
+
+__all__ = ["CheckError", "check"]
+
+
+class CheckError(AssertionError):
+    """A library's output disagrees with the others."""
+
+
+def check(
+    encodings: dict[str, dict[str, bytes]],
+    wls: list[workloads.Workload],
+    seed: int,
+    *,
+    google: bool,
+) -> list[str]:
+    """Check ``encodings`` (library -> workload -> bytes); returns what was checked.
+
+    ``google`` says whether Google's runtime is installed (then it is the judge of every
+    library's bytes); savestate decodes every library's bytes in any case.
+    """
+    ss = load("savestate")
+    gp = None
+    if google:
+        from .peers import google_peer as gp  # its backend is this process's; either judges
+    done: list[str] = []
+    for wl in wls:
+        data = workloads.make(wl, seed)
+        want_ss = ss.build(wl.kind, data)
+        want_sum = ss.read_all(wl.kind, want_ss)
+        want_pb: Any = gp.build(wl.kind, data) if gp is not None else None
+        for lib, by_workload in encodings.items():
+            payload = by_workload[wl.name]
+            where = f"{lib} / {wl.name}"
+            got_ss = ss.decode(wl.kind, payload)
+            if got_ss != want_ss:
+                raise CheckError(f"{where}: savestate decodes different values")
+            if gp is not None:
+                got_pb = gp.decode(wl.kind, payload)
+                if got_pb != want_pb:
+                    raise CheckError(f"{where}: Google's runtime decodes different values")
+            if lib != "google-python":  # its reader runs in its own process, in the timing
+                peer = load(lib) if lib != "google-upb" else gp
+                assert peer is not None
+                got_sum = peer.read_all(wl.kind, peer.decode(wl.kind, payload))
+                if got_sum != want_sum:
+                    raise CheckError(f"{where}: the library's own reader sums {got_sum}, "
+                                     f"savestate's {want_sum}")
+            done.append(where)
+        del data, want_ss, want_pb
+    return done

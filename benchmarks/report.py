@@ -1,0 +1,190 @@
+"""The benchmark's outputs: a markdown table and a bar chart (log scale) of the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .peers import PURE_PYTHON
+
+__all__ = ["chart", "markdown", "targets"]
+
+OP_TITLES = {
+    "encode": "encode",
+    "build_encode": "build + encode",
+    "decode": "decode",
+    "decode_read": "decode + read all",
+}
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def fmt_ratio(x: float) -> str:
+    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
+
+
+def _seconds(results: dict[str, Any], lib: str, workload: str, op: str) -> float:
+    return float(results["timings"][lib]["results"][workload][op]["seconds"])
+
+
+def _label(results: dict[str, Any], lib: str) -> str:
+    t = results["timings"][lib]
+    return f"{lib} {t['version']}"
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """The issue's targets: (what, measured, goal, met), from the savestate side."""
+    libs = results["libraries"]
+    rows: list[tuple[str, str, str, bool | None]] = []
+    pure = [lib for lib in PURE_PYTHON if lib in libs]
+    for wl in ("small", "large"):
+        for op in ("encode", "decode_read"):
+            ss = _seconds(results, "savestate", wl, op)
+            if pure:
+                best = min(pure, key=lambda lib: _seconds(results, lib, wl, op))
+                x = _seconds(results, best, wl, op) / ss
+                rows.append((f"{wl} {OP_TITLES[op]}: fastest pure-Python peer ({best}) / "
+                             "savestate", fmt_ratio(x), ">= 3x", x >= 3))
+            if "betterproto" in libs:
+                x = _seconds(results, "betterproto", wl, op) / ss
+                rows.append((f"{wl} {OP_TITLES[op]}: betterproto / savestate", fmt_ratio(x),
+                             ">= 20x", x >= 20))
+    if "google-upb" in libs:
+        for op, goal in (("build_encode", 2.0), ("decode_read", 3.0)):
+            x = _seconds(results, "savestate", "small", op) / _seconds(
+                results, "google-upb", "small", op)
+            rows.append((f"small {OP_TITLES[op]}: savestate / google-upb", fmt_ratio(x),
+                         f"<= {goal:g}x", x <= goal))
+    copy = _seconds(results, "savestate", "blob", "copy")
+    for op in ("encode", "decode"):
+        x = _seconds(results, "savestate", "blob", op) / copy
+        rows.append((f"blob {op}: savestate / one plain copy", fmt_ratio(x), "<= 1.2x",
+                     x <= 1.2))
+    mem = results["memory"].get("savestate", {})
+    for op in ("encode", "decode"):
+        if op in mem:
+            x = mem[op]["peak_extra"] / mem[op]["payload"]
+            rows.append((f"blob {op}: savestate peak extra memory / payload", f"{x:.2f}",
+                         "<= 1 copy", x <= 1.05))
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    libs = results["libraries"]
+    out = [
+        "# savestate benchmark results",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}; {m['python']}.  ",
+        f"Command: `{results['command']}` (seed {results['seed']}, "
+        f"{results['seconds']} s in all).  ",
+        "Libraries: " + ", ".join(
+            _label(results, lib)
+            + (f" ({results['timings'][lib]['backend']} backend)"
+               if "backend" in results["timings"][lib] else "")
+            for lib in libs
+        ) + ".",
+        "",
+        "Each cell: median time per call, then the time relative to savestate's in the same "
+        "run (above 1x: savestate is faster). *build + encode* makes the library's objects "
+        "from plain Python values and encodes them; *decode + read all* decodes and then "
+        "reads every field and element (Google's upb backend materialises lazily, so compare "
+        "on that column).",
+        "",
+    ]
+    for name, spec in results["workloads"].items():
+        size = results["timings"]["savestate"]["sizes"][name]
+        desc = ", ".join(f"{k} {v}" for k, v in spec.items() if k != "kind")
+        out += [f"## {name} ({desc}; {size:,} bytes encoded)", ""]
+        blob = spec["kind"] == "blob"
+        header = "| library | " + " | ".join(OP_TITLES[op] for op in OP_TITLES) + " |"
+        out += [header, "|---" * (len(OP_TITLES) + 1) + "|"]
+        for lib in libs:
+            cells = []
+            for op in OP_TITLES:
+                s = _seconds(results, lib, name, op)
+                ratio = s / _seconds(results, "savestate", name, op)
+                cell = f"{fmt_time(s)} ({fmt_ratio(ratio)})"
+                if blob:
+                    copy = _seconds(results, lib, name, "copy")
+                    cell += f", {fmt_ratio(s / copy)} copy"
+                cells.append(cell)
+            out.append(f"| {lib} | " + " | ".join(cells) + " |")
+        out.append("")
+        if blob:
+            copies = ", ".join(
+                f"{lib} {fmt_time(_seconds(results, lib, name, 'copy'))}" for lib in libs
+            )
+            out += [
+                "One plain copy of the payload (`memoryview(payload).tobytes()`) in each "
+                f"library's process: {copies}; *x copy* is the time over that process's copy.",
+                "",
+                "Peak memory a blob operation adds, in a fresh process (`VmHWM` after "
+                "minus before; encode starts from a ready object, decode from the bytes):",
+                "",
+                "| library | encode | decode |",
+                "|---|---|---|",
+            ]
+            for lib in libs:
+                mem = results["memory"].get(lib, {})
+                cells = []
+                for op in ("encode", "decode"):
+                    if op not in mem:
+                        cells.append("-")
+                        continue
+                    extra, payload = mem[op]["peak_extra"], mem[op]["payload"]
+                    cells.append(f"{extra / (1 << 20):.1f} MiB ({extra / payload:.2f} x payload)")
+                out.append(f"| {lib} | " + " | ".join(cells) + " |")
+            out.append("")
+    rows = targets(results)
+    if rows:
+        out += ["## The issue's targets", "", "| target | measured | goal | met |",
+                "|---|---|---|---|"]
+        for what, measured, goal, met in rows:
+            out.append(f"| {what} | {measured} | {goal} | {'yes' if met else 'no'} |")
+        out.append("")
+        if results["fast"]:
+            out += ["(Fast mode: tiny workloads and one round; these figures mean little.)", ""]
+    return "\n".join(out)
+
+
+def chart(results: dict[str, Any], path: Path) -> Path | None:
+    """A grouped bar chart per workload (log scale); None when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    libs = results["libraries"]
+    names = list(results["workloads"])
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 5), squeeze=False)
+    width = 0.8 / len(libs)
+    for ax, name in zip(axes[0], names, strict=True):
+        for i, lib in enumerate(libs):
+            values = [_seconds(results, lib, name, op) * 1e6 for op in OP_TITLES]
+            xs = [j + (i - (len(libs) - 1) / 2) * width for j in range(len(OP_TITLES))]
+            ax.bar(xs, values, width, label=lib)
+        if results["workloads"][name]["kind"] == "blob":
+            copy = _seconds(results, "savestate", name, "copy") * 1e6
+            ax.axhline(copy, color="black", linestyle="--", linewidth=1, label="one plain copy")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(OP_TITLES)))
+        ax.set_xticklabels(list(OP_TITLES.values()), fontsize=9)
+        ax.set_title(f"{name} (µs per call, log scale)")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    m = results["machine"]
+    fig.suptitle(f"savestate vs Python protobuf libraries: {m['python']}, {m['cpu']}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,85 @@
+"""The benchmark workloads, all made by one seeded generator as plain Python values.
+
+Every library builds its own objects from these values (that is the "build" the benchmark
+times), so each workload is a plain dict of ints, strings, bytes, lists and dicts:
+
+- ``device``-shaped workloads (``small``, ``large``): a device state with a name, a version,
+  registers (index/value messages), virtio queues (6 fields each), config space bytes, packed
+  u64 interrupts, an optional i64 timestamp and a string -> u32 feature map;
+- ``blob``: one large ``bytes`` field (64 MiB in the full run).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_SEED", "MIB", "Workload", "make", "workloads"]
+
+DEFAULT_SEED = 20240601
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named workload: which schema it uses and the sizes its generator is given."""
+
+    name: str
+    kind: str  # "device" or "blob"
+    sizes: dict[str, int]
+
+
+def workloads(*, fast: bool = False, blob_size: int | None = None) -> list[Workload]:
+    """The workloads of a run. ``fast`` shrinks "large" and "blob" to a tiny size."""
+    small = {"registers": 8, "queues": 2, "config": 256, "interrupts": 4, "features": 3}
+    if fast:
+        large = {"registers": 50, "queues": 4, "config": 1024, "interrupts": 200, "features": 10}
+        blob = 64 * 1024
+    else:
+        large = {
+            "registers": 2000, "queues": 64, "config": 64 * 1024, "interrupts": 10_000,
+            "features": 50,
+        }
+        blob = 64 * MIB
+    if blob_size is not None:
+        blob = blob_size
+    return [
+        Workload("small", "device", small),
+        Workload("large", "device", large),
+        Workload("blob", "blob", {"size": blob}),
+    ]
+
+
+def _u64(rng: random.Random) -> int:
+    """A u64 whose varint length varies from 1 to 10 bytes."""
+    return rng.getrandbits(rng.randint(1, 64))
+
+
+def make(workload: Workload, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """The plain values of ``workload``; the same ``seed`` gives the same values in any process."""
+    rng = random.Random(f"{seed}:{workload.name}")
+    sizes = workload.sizes
+    if workload.kind == "blob":
+        return {"data": rng.randbytes(sizes["size"])}
+    queues = []
+    for q in range(sizes["queues"]):
+        base = rng.getrandbits(40) & ~0xFFF
+        queues.append({
+            "size": rng.choice((128, 256, 1024)),
+            "ready": q % 3 != 2,
+            "desc_addr": base,
+            "avail_addr": base + 0x1000,
+            "used_addr": base + 0x2000,
+            "next_avail": rng.getrandbits(16),
+        })
+    return {
+        "name": f"virtio-device-{rng.getrandbits(32):08x}",
+        "version": rng.randint(1, 1 << 20),
+        "registers": [(i, _u64(rng)) for i in range(sizes["registers"])],
+        "queues": queues,
+        "config": rng.randbytes(sizes["config"]),
+        "interrupts": [_u64(rng) for _ in range(sizes["interrupts"])],
+        "timestamp": rng.randint(-(1 << 62), 1 << 62),
+        "features": {f"feature_{i}": rng.getrandbits(32) for i in range(sizes["features"])},
+    }
