@@ -5,6 +5,7 @@ from .blob import SavedStateBlob
 from .declare import Oneof, Protobuf, field, roots, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
 from .introspect import schema_of
+from .proto import proto_files, write_proto
 from .saverestore import (
     NoSavedState,
     RestoreError,
@@ -80,4 +81,5 @@ __all__ = [
     "u64",
     "uint32",
     "uint64",
+    "write_proto",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import inspect
 import sys
 import types
 import typing
@@ -51,8 +52,9 @@ def schema_of(cls: type) -> MessageSchema | OneofSchema:
         raise SchemaError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
     if info.schema is None:
         build_schema(cls)
-    assert info.schema is not None
-    return info.schema
+    schema: MessageSchema | OneofSchema | None = info.schema
+    assert schema is not None
+    return schema
 
 
 def message_schema(cls: type) -> MessageSchema:
@@ -92,8 +94,6 @@ def _doc(cls: type) -> str | None:
 
 
 def _clean_doc(doc: str) -> str:
-    import inspect
-
     return inspect.cleandoc(doc)
 
 
@@ -108,7 +108,7 @@ class _Annotations:
 def _hints(cls: type, info: ClassInfo) -> dict[str, Any]:
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module is not None else {}
-    own = cls.__dict__.get("__annotations__", {})
+    own = inspect.get_annotations(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     holder = _Annotations({name: own[name] for name in names})
     try:
@@ -163,6 +163,14 @@ def _check_variant_fields(cls: type, info: ClassInfo, fields: list[FieldSchema])
         ):
             raise SchemaError(
                 f"a transparent variant cannot hold {t}: it must always write its value",
+                [cls.__name__, fields[0].name],
+            )
+        if isinstance(t, (RepeatedType, FixedArrayType)) and t.packed and not t.as_bytes:
+            # A packed record straight under the variant number is no proto oneof member
+            # (and the Rust derive wraps it as {1: packed}, which a tuple variant writes).
+            raise SchemaError(
+                f"a transparent variant cannot hold {t}: declare it with tuple=True "
+                "(the list as field 1: the Rust derive's bytes for a transparent Vec)",
                 [cls.__name__, fields[0].name],
             )
     if info.tuple:
@@ -395,7 +403,7 @@ def _build_oneof(cls: type, info: ClassInfo) -> OneofSchema:
             kind = "struct"
         variants.append(
             VariantSchema(
-                cls=vcls, name=vcls.__name__, number=number, kind=kind, message=message,
+                cls=vcls, name=vinfo.name, number=number, kind=kind, message=message,
                 doc=message.doc,
             )
         )

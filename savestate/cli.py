@@ -1,0 +1,142 @@
+"""The ``savestate`` command line: a thin layer over the library's functions.
+
+``savestate proto MODULE [MODULE ...] [-o DIR]`` imports the modules, collects the saved-state
+roots they define, and writes their ``.proto`` files into DIR (default ``./proto``), printing
+one line per file written.
+
+Exit statuses: 0 success; 1 a schema error (printed with its class and field); 2 a usage
+error: a module that cannot be imported, or that defines no roots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from .declare import roots as registered_roots
+from .errors import SchemaError
+from .proto import write_proto
+
+__all__ = ["UsageError", "load_roots", "main"]
+
+EXIT_SCHEMA = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad argument: reported on one line, exit status 2."""
+
+
+def _import(spec: str) -> ModuleType:
+    """Import a dotted module name, or a ``.py`` file by path."""
+    path = Path(spec)
+    if spec.endswith(".py") or os.sep in spec or (os.altsep and os.altsep in spec):
+        if not path.is_file():
+            raise UsageError(f"cannot import {spec}: no such file")
+        name = path.stem
+        file_spec = importlib.util.spec_from_file_location(name, path)
+        if file_spec is None or file_spec.loader is None:
+            raise UsageError(f"cannot import {spec}: not a Python module")
+        module = importlib.util.module_from_spec(file_spec)
+        sys.modules[name] = module
+        try:
+            file_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    return importlib.import_module(spec)
+
+
+def load_roots(modules: Sequence[str]) -> list[type]:
+    """Import ``modules`` and return the saved-state roots they define, sorted by proto name.
+
+    A module's roots are those registered while it was imported, those declared in it or in
+    its submodules, and those it binds as attributes. Raises :class:`UsageError` for a module
+    that cannot be imported or has no roots, :class:`SchemaError` for a bad declaration.
+    """
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does, so local modules import
+    found: dict[int, type] = {}
+    for spec in modules:
+        before = {id(cls) for cls in registered_roots()}
+        try:
+            module = _import(spec)
+        except (UsageError, SchemaError):
+            raise
+        except ModuleNotFoundError as exc:
+            raise UsageError(f"cannot import {spec}: {exc}") from exc
+        except Exception as exc:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            raise UsageError(f"cannot import {spec}: {detail}") from exc
+        name = module.__name__
+        mine: list[type] = []
+        attributes = {id(v) for v in vars(module).values() if isinstance(v, type)}
+        for cls in registered_roots():
+            if (
+                id(cls) not in before
+                or cls.__module__ == name
+                or cls.__module__.startswith(name + ".")
+                or id(cls) in attributes
+            ):
+                mine.append(cls)
+        if not mine:
+            raise UsageError(
+                f"{spec} defines no saved-state roots (declare one with @savedstate(package=...))"
+            )
+        for cls in mine:
+            found[id(cls)] = cls
+    return [cls for cls in registered_roots() if id(cls) in found]
+
+
+def _cmd_proto(args: argparse.Namespace) -> int:
+    roots = load_roots(args.modules)
+    for path in write_proto(args.output, roots):
+        print(path)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="savestate", description="Tools for savestate saved-state types."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    proto = commands.add_parser(
+        "proto",
+        help="write the .proto files of the saved-state roots of modules",
+        description="Import the modules, collect their saved-state roots and write one "
+        ".proto file per package.",
+    )
+    proto.add_argument(
+        "modules", nargs="+", metavar="MODULE", help="a dotted module name or a .py file"
+    )
+    proto.add_argument(
+        "-o",
+        "--output",
+        default="proto",
+        metavar="DIR",
+        help="directory to write into (default: ./proto)",
+    )
+    proto.set_defaults(run=_cmd_proto)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except UsageError as exc:
+        print(f"savestate {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchemaError as exc:
+        print(f"savestate {args.command}: schema error: {exc}", file=sys.stderr)
+        return EXIT_SCHEMA
+    return status
