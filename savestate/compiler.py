@@ -561,6 +561,39 @@ class _ClassGen:
             w("o._pb_unknown = _join(unk) if unk else None")
             w("return o")
 
+    def wrapper_decoder(self, elem: TypeSchema) -> str:
+        """A helper that reads the fixed-array wrapper message: repeated elements under field 1."""
+        name = self.fresh("_dec_wrap")
+        w = _Writer()
+        w(f"def {name}(data, pos, end, depth, out):")
+        with w.indent():
+            w("if depth <= 0:")
+            with w.indent():
+                w("raise _Mismatch")
+            w("while pos < end:")
+            with w.indent():
+                w("tag = data[pos]")
+                w("if tag < 128:")
+                with w.indent():
+                    w("pos += 1")
+                w("else:")
+                with w.indent():
+                    w("tag, pos = _rv(data, pos, end)")
+                w(f"if tag == {_tag(1, WIRE_LEN)}:")
+                with w.indent():
+                    self.emit_read_len(w, "e", "end")
+                    self.emit_decode_len_value(w, elem, "x", "e")
+                    w("out.append(x)")
+                    w("pos = e")
+                w("else:")
+                with w.indent():
+                    w(f"pos = _skip(data, pos, end, tag, {self.const('KN', frozenset((1,)))})")
+            w("if pos != end:")
+            with w.indent():
+                w("raise _Mismatch")
+        self.helpers.append(w.lines)
+        return name
+
     # -- whole classes ----------------------------------------------------------------------
 
     def generate_message(self, schema: MessageSchema) -> None:
@@ -709,51 +742,54 @@ class _FieldPlan:
             w(f"{self.var}_d = None")
 
     def branches(self) -> Iterator[tuple[int, Any]]:
+        """(tag, emitter of the branch body) for each tag this field accepts."""
         t, number = self.t, self.field.number
-        gen, var = self.gen, self.var
         if isinstance(t, (ScalarType, EnumType)):
-            if t.wire == WIRE_LEN:
-                def body(w: _Writer) -> None:
-                    gen.emit_read_len(w, "e", "end")
-                    gen.emit_decode_len_value(w, t, var, "e")
-                    w("pos = e")
-            else:
-                def body(w: _Writer) -> None:
-                    gen.emit_read_scalar(w, t, var, "end")  # type: ignore[arg-type]
-            yield _tag(number, t.wire), body
-            return
-        if isinstance(t, (RepeatedType, FixedArrayType)):
+            yield _tag(number, t.wire), self.emit_scalar_branch
+        elif isinstance(t, (RepeatedType, FixedArrayType)):
             yield from self.sequence_branches(t)
-            return
-        if isinstance(t, MapType):
-            def body(w: _Writer) -> None:
-                gen.emit_read_len(w, "e", "end")
-                entry = gen.anon_decoder(
-                    (FieldSchema("key", 1, t.key), FieldSchema("value", 2, t.value))
-                )
-                k, x = gen.fresh("k"), gen.fresh("x")
-                w(f"{k}, {x} = {entry}(data, pos, e, depth - 1)")
-                w(f"{var}[{k}] = {x}")
-                w("pos = e")
-            yield _tag(number, WIRE_LEN), body
-            return
+        elif isinstance(t, MapType):
+            yield _tag(number, WIRE_LEN), self.emit_map_branch
+        else:
+            yield _tag(number, WIRE_LEN), self.emit_span_branch
 
-        def body(w: _Writer) -> None:
+    def emit_scalar_branch(self, w: _Writer) -> None:
+        t, gen = self.t, self.gen
+        assert isinstance(t, (ScalarType, EnumType))
+        if t.wire == WIRE_LEN:
             gen.emit_read_len(w, "e", "end")
-            w(f"if {var}_d is None:")
-            with w.indent():
-                w(f"{var}_s = pos")
-                w(f"{var}_e = e")
-                w(f"{var}_d = False")
-            w("else:")
-            with w.indent():
-                w(f"if not {var}_d:")
-                with w.indent():
-                    w(f"{var}_d = [{var}_s, {var}_e]")
-                w(f"{var}_d.append(pos)")
-                w(f"{var}_d.append(e)")
+            gen.emit_decode_len_value(w, t, self.var, "e")
             w("pos = e")
-        yield _tag(number, WIRE_LEN), body
+        else:
+            gen.emit_read_scalar(w, t, self.var, "end")
+
+    def emit_map_branch(self, w: _Writer) -> None:
+        t, gen = self.t, self.gen
+        assert isinstance(t, MapType)
+        gen.emit_read_len(w, "e", "end")
+        entry = gen.anon_decoder((FieldSchema("key", 1, t.key), FieldSchema("value", 2, t.value)))
+        k, x = gen.fresh("k"), gen.fresh("x")
+        w(f"{k}, {x} = {entry}(data, pos, e, depth - 1)")
+        w(f"{self.var}[{k}] = {x}")
+        w("pos = e")
+
+    def emit_span_branch(self, w: _Writer) -> None:
+        """A message-like value: remember where its record is; duplicates merge at the end."""
+        var = self.var
+        self.gen.emit_read_len(w, "e", "end")
+        w(f"if {var}_d is None:")
+        with w.indent():
+            w(f"{var}_s = pos")
+            w(f"{var}_e = e")
+            w(f"{var}_d = False")
+        w("else:")
+        with w.indent():
+            w(f"if not {var}_d:")
+            with w.indent():
+                w(f"{var}_d = [{var}_s, {var}_e]")
+            w(f"{var}_d.append(pos)")
+            w(f"{var}_d.append(e)")
+        w("pos = e")
 
     def sequence_branches(self, t: RepeatedType | FixedArrayType) -> Iterator[tuple[int, Any]]:
         gen, var, number, elem = self.gen, self.var, self.field.number, t.elem
@@ -874,41 +910,6 @@ class _FieldPlan:
                 w("raise _Mismatch")
 
 
-def _wrapper_decoder(self: _ClassGen, elem: TypeSchema) -> str:
-    """A helper that reads the fixed-array wrapper message: repeated elements under field 1."""
-    name = self.fresh("_dec_wrap")
-    w = _Writer()
-    w(f"def {name}(data, pos, end, depth, out):")
-    with w.indent():
-        w("if depth <= 0:")
-        with w.indent():
-            w("raise _Mismatch")
-        w("while pos < end:")
-        with w.indent():
-            w("tag = data[pos]")
-            w("if tag < 128:")
-            with w.indent():
-                w("pos += 1")
-            w("else:")
-            with w.indent():
-                w("tag, pos = _rv(data, pos, end)")
-            w(f"if tag == {_tag(1, WIRE_LEN)}:")
-            with w.indent():
-                self.emit_read_len(w, "e", "end")
-                self.emit_decode_len_value(w, elem, "x", "e")
-                w("out.append(x)")
-                w("pos = e")
-            w("else:")
-            with w.indent():
-                w(f"pos = _skip(data, pos, end, tag, {self.const('KN', frozenset((1,)))})")
-        w("if pos != end:")
-        with w.indent():
-            w("raise _Mismatch")
-    self.helpers.append(w.lines)
-    return name
-
-
-_ClassGen.wrapper_decoder = _wrapper_decoder  # type: ignore[attr-defined]
 
 
 _idents: dict[type, str] = {}

@@ -9,6 +9,7 @@ recursive messages work.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import sys
 import threading
@@ -304,11 +305,14 @@ class ProtobufMeta(type):
             info.localns = _remember_scope(cls)
             return cls
 
-        cls = dataclasses.dataclass(init=False, repr=True, eq=True, slots=True)(cls)
-        fields = list(dataclasses.fields(cls))
-        cls.__init__ = _generated_init(cls, fields)  # type: ignore[misc]
-        cls.__match_args__ = builtins.tuple(f.name for f in fields)  # type: ignore[attr-defined]
-        cls.__savestate__ = info  # type: ignore[attr-defined]
+        make_dataclass: Any = dataclasses.dataclass(init=False, repr=True, eq=True, slots=True)
+        cls = make_dataclass(cls)
+        fields: list[dataclasses.Field[Any]] = list(dataclasses.fields(cls))
+        # Our own __init__: keyword-only, and it clears the slot of unknown fields.
+        cls.__init__ = _generated_init(cls, fields)
+        # Positional patterns (`case Point(x, y)`) match fields in declaration order.
+        cls.__match_args__ = builtins.tuple(f.name for f in fields)  # type: ignore[misc]
+        cls.__savestate__ = info
         info.localns = _remember_scope(cls)
         if kind == "variant":
             parent = oneof_bases[0]
@@ -325,7 +329,8 @@ class ProtobufMeta(type):
                     )
                 pinfo.variants.append(cls)
         _try_build(cls)
-        return cls
+        result: ProtobufMeta = cls
+        return result
 
 
 def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
@@ -355,10 +360,8 @@ def _try_build(cls: type) -> None:
     """Build the schema now if every annotation already resolves; else on first use."""
     from .introspect import build_schema
 
-    try:
+    with contextlib.suppress(NameError):
         build_schema(cls)
-    except NameError:
-        pass
 
 
 class Protobuf(metaclass=ProtobufMeta):
@@ -436,7 +439,7 @@ def savedstate(
             namespace = {
                 k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")
             }
-            bases = tuple(b for b in cls.__bases__ if b is not object) + (Protobuf,)
+            bases = (*(b for b in cls.__bases__ if b is not object), Protobuf)
             new = ProtobufMeta(cls.__name__, bases, namespace, package=package, reserved=reserved)
             new.__qualname__ = cls.__qualname__
             info = _info(new)

@@ -240,7 +240,7 @@ def _encode_message_value(t: TypeSchema, value: Any, sub: bytearray, path: list[
     elif isinstance(t, TupleType):
         if not isinstance(value, tuple) or len(value) != len(t.elems):
             raise _expected(f"tuple of {len(t.elems)} for {t}", value, path)
-        for i, (et, ev) in enumerate(zip(t.elems, value)):
+        for i, (et, ev) in enumerate(zip(t.elems, value, strict=True)):
             path.append(f"[{i}]")
             _encode_value(et, i + 1, ev, sub, path, always=False)
             path.pop()
@@ -434,7 +434,7 @@ def _decode_message(
         d.path.append(f.name)
         pos = _read_field(d, f.type, accs[number], wire, pos, end, depth)
         d.path.pop()
-    obj = object.__new__(schema.cls)
+    obj: Any = object.__new__(schema.cls)
     for f in schema.fields:
         d.path.append(f.name)
         object.__setattr__(obj, f.name, _finish(d, f, accs[f.number], depth))
@@ -747,7 +747,7 @@ def _decode_oneof(d: _Decoder, schema: OneofSchema, pos: int, end: int, depth: i
         d.path.append(f.name)
         value = _finish(d, f, acc, depth)
         d.path.pop()
-        obj = object.__new__(current.cls)
+        obj: Any = object.__new__(current.cls)
         object.__setattr__(obj, f.name, value)
         object.__setattr__(obj, "_pb_unknown", None)
     else:

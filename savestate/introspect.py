@@ -109,7 +109,7 @@ def _hints(cls: type, info: ClassInfo) -> dict[str, Any]:
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module is not None else {}
     own = inspect.get_annotations(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(cls)]
     holder = _Annotations({name: own[name] for name in names})
     try:
         return typing.get_type_hints(
@@ -136,7 +136,7 @@ class _LocalChain(dict[str, Any]):
 def _build_message(cls: type, info: ClassInfo) -> MessageSchema:
     hints = _hints(cls, info)
     fields: list[FieldSchema] = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         options: FieldOptions = f.metadata[FIELD_KEY]
         where = [cls.__name__, f.name]
         t = to_type(hints[f.name], where, options.length)

@@ -68,9 +68,8 @@ class ScalarKind:
 
 
 def _int(name: str, proto: str, encoding: str, bits: int, signed: bool) -> ScalarKind:
-    wire = {"fixed32": WIRE_I32, "sfixed32": WIRE_I32, "fixed64": WIRE_I64, "sfixed64": WIRE_I64}.get(
-        encoding, WIRE_VARINT
-    )
+    widths = {"fixed32": WIRE_I32, "sfixed32": WIRE_I32, "fixed64": WIRE_I64, "sfixed64": WIRE_I64}
+    wire = widths.get(encoding, WIRE_VARINT)
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     return ScalarKind(name, proto, wire, encoding, int, lo, hi)
 

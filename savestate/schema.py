@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from .scalars import WIRE_LEN, WIRE_VARINT, ScalarKind
 
@@ -173,18 +173,18 @@ class MapType:
         return f"dict[{self.key}, {self.value}]"
 
 
-TypeSchema = Union[
-    ScalarType,
-    MessageType,
-    OneofType,
-    EnumType,
-    DurationType,
-    OptionalType,
-    RepeatedType,
-    FixedArrayType,
-    TupleType,
-    MapType,
-]
+TypeSchema = (
+    ScalarType
+    | MessageType
+    | OneofType
+    | EnumType
+    | DurationType
+    | OptionalType
+    | RepeatedType
+    | FixedArrayType
+    | TupleType
+    | MapType
+)
 
 
 def is_packable(t: TypeSchema) -> bool:
