@@ -69,9 +69,14 @@ class SavedStateBlob(Protobuf, package="google.protobuf", name="Any"):
     value: bytes = field(2, default=b"")
 
     @classmethod
-    def new(cls, state: Protobuf) -> SavedStateBlob:
-        """Encode a saved-state root (raises ``SchemaError`` for a non-root, ``EncodeError``)."""
+    def new(cls, state: object) -> SavedStateBlob:
+        """Encode a saved-state root (raises ``SchemaError`` for a non-root, ``EncodeError``).
+
+        ``state`` is typed ``object`` because a ``@savedstate`` class declared without the
+        ``Protobuf`` base is not seen as one by type checkers; the check happens here.
+        """
         url = type_url_of(type(state))
+        assert isinstance(state, Protobuf)
         return cls(type_url=url, value=state.encode())
 
     def parse(self, cls: type[_R], *, max_depth: int = 100) -> _R:

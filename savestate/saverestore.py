@@ -52,7 +52,7 @@ class SaveRestore(Generic[S]):
 
 
 @savedstate(package="save_restore")
-class NoSavedState:
+class NoSavedState(Protobuf, package="save_restore"):
     """Convenience type for objects that have no saved state."""
 
 

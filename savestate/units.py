@@ -45,7 +45,7 @@ class SavedStateUnit(Protobuf, package="state_unit"):
 
 
 @savedstate(package="savestate.units")
-class SavedStateUnits:
+class SavedStateUnits(Protobuf, package="savestate.units"):
     """The saved state of a collection of state units (the shape of a VM's saved state)."""
 
     units: list[SavedStateUnit] = field(1, default_factory=list, doc="One record per unit.")

@@ -1,0 +1,257 @@
+"""State units and the example machine: round trips, differing device sets, all-or-nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from examples.vm import Machine
+from examples.vm import pic as pic_mod
+from examples.vm import pit as pit_mod
+from examples.vm import storvsp as storvsp_mod
+from examples.vm.ioapic import IoApicDevice
+from examples.vm.rtc import Rtc
+from examples.vm.uart import Serial16550
+from savestate import (
+    RestoreError,
+    SavedStateBlob,
+    SavedStateNotSupported,
+    SavedStateUnit,
+    SaveError,
+    SaveRestore,
+    StateUnits,
+    restore_blob,
+    save_blob,
+)
+from savestate.units import SavedStateUnits
+
+STEPS = 1200
+
+
+@pytest.fixture(scope="module")
+def running() -> Machine:
+    machine = Machine()
+    machine.run(STEPS // 2)
+    machine.uart.receive(b"abc\r")
+    machine.run(STEPS // 2)
+    return machine
+
+
+def test_whole_machine_round_trip(running: Machine) -> None:
+    state = running.save()
+    data = bytes(state)
+    fresh = Machine()
+    fresh.restore(SavedStateUnits.decode(data))
+    assert fresh.save() == state
+    assert bytes(fresh.save()) == data
+    # Both keep running identically.
+    twin = Machine()
+    twin.restore(state)
+    out = len(running.uart.output)
+    copy = Machine()
+    copy.restore(state)
+    copy.run(800)
+    twin.run(800)
+    assert copy.save() == twin.save()
+    assert bytes(copy.uart.output) == bytes(twin.uart.output)
+    assert out > 0
+
+
+def _devices(m: Machine) -> dict[str, SaveRestore[Any]]:
+    return {"pic": m.pic, "pit": m.pit, "rtc": m.rtc, "ioapic": m.ioapic, "uart": m.uart,
+            "storage": m.storage, "cpu": m.cpu, "debugcon": m.debugcon}
+
+
+@pytest.mark.parametrize("name", ["pic", "pit", "rtc", "ioapic", "uart", "storage", "cpu",
+                                  "debugcon"])
+def test_each_device_round_trips(running: Machine, name: str) -> None:
+    device = _devices(running)[name]
+    blob = save_blob(device)
+    fresh_machine = Machine()
+    fresh_machine.cpu.now = running.cpu.now  # the PIT refuses a tick time in the future
+    fresh = _devices(fresh_machine)[name]
+    restore_blob(fresh, SavedStateBlob.decode(bytes(blob)))
+    assert save_blob(fresh) == blob
+    assert fresh.save() == device.save()
+
+
+def test_device_states_have_the_reference_identity(running: Machine) -> None:
+    urls = {name: save_blob(dev).type_url for name, dev in _devices(running).items()}
+    assert urls["pic"] == "type.googleapis.com/chipset.pic.SavedState"
+    assert urls["pit"] == "type.googleapis.com/chipset.pit.SavedState"
+    assert urls["rtc"] == "type.googleapis.com/chipset.cmos_rtc.SavedState"
+    assert urls["ioapic"] == "type.googleapis.com/chipset.ioapic.SavedState"
+    assert urls["uart"] == "type.googleapis.com/serial.uart16550.SavedState"
+    assert urls["debugcon"] == "type.googleapis.com/save_restore.NoSavedState"
+    controller = running.storage.save_controller()
+    assert save_blob(running.storage).parse(storvsp_mod.StorageSavedState).controller == controller
+    assert SavedStateBlob.new(controller).type_url == (
+        "type.googleapis.com/storage.storvsp.SavedState"
+    )
+
+
+def test_saved_states_hold_what_the_devices_did(running: Machine) -> None:
+    pit = running.pit.save()
+    assert len(pit.timers) == 3
+    assert isinstance(pit.timers[0].state, pit_mod.Counting)
+    assert isinstance(pit.timers[2].state, pit_mod.WaitingForGate)
+    pic = running.pic.save()
+    assert isinstance(pic.primary.init, pic_mod.Initialized) and pic.primary.icw2 == 0x20
+    assert running.rtc.save().cmos[0x0B] == 0x12
+    assert len(running.ioapic.save().redirection_entries) == 24
+    assert isinstance(running.storage.save_controller().protocol_state, storvsp_mod.Ready)
+    assert b"ABC" in bytes(running.uart.output) + bytes(running.cpu.console)
+
+
+def test_boot_stages_and_in_flight_requests_round_trip() -> None:
+    machine = Machine()
+    seen_stage = seen_requests = seen_init = False
+    for _ in range(1300):
+        machine.step()
+        state = machine.save()
+        pic = machine.pic.save().primary.init
+        proto = machine.storage.save_controller().protocol_state
+        seen_stage |= isinstance(pic, pic_mod.ExpectingIcw3)
+        seen_init |= isinstance(proto, storvsp_mod.Init) and isinstance(
+            proto.state, storvsp_mod.EndInitialization)
+        busy = bool(machine.storage.requests)
+        if isinstance(pic, pic_mod.ExpectingIcw3) or busy or isinstance(proto, storvsp_mod.Init):
+            fresh = Machine()
+            fresh.restore(SavedStateUnits.decode(bytes(state)))
+            assert fresh.save() == state
+            seen_requests |= busy
+    assert seen_stage and seen_requests and seen_init
+
+
+def test_missing_unit_keeps_its_defaults(running: Machine) -> None:
+    records = [r for r in running.save().units if r.name != "com1"]
+    fresh = Machine()
+    fresh.units.restore_records(records)
+    assert fresh.uart.save() == Serial16550().save()
+    assert fresh.cpu.save() == running.cpu.save()
+
+
+def test_unknown_unit(running: Machine) -> None:
+    floppy = SavedStateUnit(name="floppy", state=SavedStateBlob.new(Rtc().save()))
+    records = [*running.save().units, floppy]
+    fresh = Machine()
+    before = fresh.save()
+    with pytest.raises(RestoreError.UnknownEntryId) as info:
+        fresh.units.restore_records(records)
+    assert str(info.value) == "unknown entry id: floppy"
+    assert fresh.save() == before
+
+
+def test_duplicate_unit(running: Machine) -> None:
+    records = running.save().units
+    fresh = Machine()
+    before = fresh.save()
+    with pytest.raises(RestoreError.InvalidSavedState) as info:
+        fresh.units.restore_records([*records, records[0]])
+    assert str(info.value) == "saved state is invalid: duplicate entry id: cpu"
+    assert fresh.save() == before
+    with pytest.raises(ValueError, match="duplicate unit name"):
+        fresh.units.add("cpu", fresh.cpu)
+
+
+def _with_child(state: SavedStateUnits, unit: str, child: str, blob: SavedStateBlob) -> None:
+    for record in state.units:
+        if record.name == unit:
+            from examples.vm.machine import ChipsetSavedState
+
+            chipset = record.state.parse(ChipsetSavedState)
+            chipset.devices = [(n, blob if n == child else b) for n, b in chipset.devices]
+            record.state = SavedStateBlob.new(chipset)
+
+
+def test_nested_decode_error_names_the_path_and_restores_nothing(running: Machine) -> None:
+    state = running.save()
+    # chipset.pic.SavedState with primary.imr = 300 on the wire (primary: Initialized, imr).
+    bad = SavedStateBlob(
+        type_url="type.googleapis.com/chipset.pic.SavedState",
+        value=bytes.fromhex("0a07" "0a022a00" "18ac02" "1204" "0a022a00"),
+    )
+    _with_child(state, "chipset", "pic", bad)
+    fresh = Machine()
+    before = fresh.save()
+    with pytest.raises(RestoreError.ChildError) as info:
+        fresh.restore(state)
+    assert str(info.value) == (
+        "failed to restore child device chipset/pic: failed to decode protobuf: "
+        "SavedState.primary.imr: value 300 out of range for u8"
+    )
+    assert info.value.names == ["chipset", "pic"]
+    assert isinstance(info.value.__cause__, RestoreError.ChildError)
+    assert fresh.save() == before  # the cpu unit (restored first in order) was not touched
+
+
+def test_restore_failure_rolls_back_the_units_already_restored(running: Machine) -> None:
+    state = running.save()
+    pic = running.pic.save()
+    pic.secondary.icw2 = 0x29  # decodes, but the PIC rejects it
+    _with_child(state, "chipset", "pic", SavedStateBlob.new(pic))
+    fresh = Machine()
+    fresh.run(5)
+    before = fresh.save()
+    with pytest.raises(RestoreError.ChildError) as info:
+        fresh.restore(state)
+    assert str(info.value) == (
+        "failed to restore child device chipset/pic: saved state is invalid: "
+        "invalid icw2 value 0x29"
+    )
+    assert fresh.save() == before
+
+
+def test_pit_rejects_a_tick_time_in_the_future(running: Machine) -> None:
+    fresh = Machine()
+    with pytest.raises(RestoreError.InvalidSavedState, match="last tick time is after current"):
+        restore_blob(fresh.pit, save_blob(running.pit))
+
+
+def test_ioapic_rejects_a_wrong_entry_count(running: Machine) -> None:
+    with pytest.raises(RestoreError.InvalidSavedState, match="wrong number of redirection"):
+        restore_blob(IoApicDevice(16), save_blob(running.ioapic))
+
+
+def test_wrong_blob_type_for_a_unit(running: Machine) -> None:
+    state = running.save()
+    state.units[2].state = SavedStateBlob.new(Rtc().save())  # com1 gets an RTC state
+    with pytest.raises(RestoreError.ChildError) as info:
+        Machine().restore(state)
+    assert str(info.value) == (
+        "failed to restore child device com1: failed to decode protobuf: protobuf type "
+        "mismatch, expected type.googleapis.com/serial.uart16550.SavedState, got "
+        "type.googleapis.com/chipset.cmos_rtc.SavedState"
+    )
+
+
+class Unsavable(SaveRestore[SavedStateNotSupported]):
+    def save(self) -> SavedStateNotSupported:
+        raise AssertionError
+
+    def restore(self, state: SavedStateNotSupported) -> None:
+        raise AssertionError
+
+
+def test_units_with_unsupported_and_failing_members() -> None:
+    units = StateUnits({"rtc": Rtc(), "nvme": Unsavable()})
+    with pytest.raises(SaveError.ChildError) as info:
+        units.save()
+    assert str(info.value) == "failed to save child device nvme: save state not supported"
+    rtc_only = StateUnits({"rtc": Rtc()})
+    record = rtc_only.save_records()[0]
+    target = StateUnits({"rtc": Unsavable()})
+    with pytest.raises(RestoreError.ChildError) as rinfo:
+        target.restore_records([record])
+    assert str(rinfo.value) == "failed to restore child device rtc: unexpected saved state"
+
+    uart = Serial16550()
+    uart.scratch = 300  # out of range for u8: caught when encoding
+    outer = StateUnits({"inner": StateUnits({"com1": uart})})
+    with pytest.raises(SaveError.ChildError) as sinfo:
+        outer.save()
+    assert str(sinfo.value) == (
+        "failed to save child device inner/com1: SavedState.scratch: value 300 out of range "
+        "for u8 (0..255)"
+    )
