@@ -1,0 +1,94 @@
+"""The generated codec: readable source that inspect and tracebacks can show, compiled once."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import traceback
+
+from savestate import Oneof, Protobuf, field, u8, u32
+from savestate.codec import codec_of
+
+
+class Leaf(Protobuf):
+    x: u8 = field(1)
+
+
+class Tree(Protobuf):
+    leaves: list[Leaf] = field(1)
+    name: str = field(2)
+
+
+def test_generated_source_is_inspectable() -> None:
+    codec = codec_of(Tree)
+    source = inspect.getsource(codec._encode)
+    assert source.startswith("def _enc_Tree")
+    assert "obj.leaves" in source
+    assert inspect.getsource(codec._decode).startswith("def _dec_Tree")
+    assert codec.filename.startswith("<savestate codec")
+
+
+def test_tracebacks_show_generated_lines() -> None:
+    codec = codec_of(Tree)
+    buf = bytearray()
+    try:
+        codec._encode(Tree(leaves=[Leaf(x=300)], name=""), buf)
+    except Exception as exc:
+        text = "".join(traceback.format_exception(exc))
+    else:  # pragma: no cover
+        raise AssertionError("the fast path accepted an out-of-range value")
+    assert "<savestate codec" in text
+    assert "raise _Mismatch" in text
+
+
+def test_compiled_once_and_shared() -> None:
+    assert codec_of(Tree) is codec_of(Tree)
+    assert codec_of(Leaf)._encode is codec_of(Leaf)._encode
+
+
+def test_variant_classes_encode_and_decode_their_enum() -> None:
+    class Op(Oneof):
+        pass
+
+    class Nop(Op, variant=1):
+        pass
+
+    class Add(Op, variant=2):
+        n: u32 = field(1)
+
+    assert bytes(Add(n=1)).hex() == "12020801"
+    assert Op.decode(bytes.fromhex("12020801")) == Add(n=1)
+    assert Add.decode(bytes.fromhex("12020801")) == Add(n=1)
+    import pytest
+
+    from savestate import DecodeError
+
+    with pytest.raises(DecodeError) as info:
+        Nop.decode(bytes.fromhex("12020801"))
+    assert str(info.value) == "Op: expected variant Nop, got Add"
+
+
+def test_first_use_from_many_threads_compiles_once() -> None:
+    classes = []
+    for i in range(4):
+        classes.append(
+            type(Protobuf)(f"T{i}", (Protobuf,), {"__annotations__": {"v": "list[Leaf]"},
+                                                  "v": field(1), "__module__": __name__})
+        )
+    results: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def work(cls: type) -> None:
+        barrier.wait()
+        value = cls(v=[Leaf(x=1), Leaf(x=2)])
+        results.append(cls.decode(bytes(value)) == value)
+        results.append(codec_of(cls))
+
+    threads = [threading.Thread(target=work, args=(classes[i % 4],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 8
+    codecs = [r for r in results if r is not True]
+    assert len({id(c) for c in codecs}) == 4
