@@ -241,7 +241,7 @@ def _collect(root_list: list[type]) -> dict[str, dict[str, type]]:
             package = host
             name = cls.__name__
         else:
-            schema = schema_of(cls)
+            schema = _schema(cls)
             package = schema.package or host
             name = schema.name
             for ref in _schema_refs(schema):
@@ -256,6 +256,14 @@ def _collect(root_list: list[type]) -> dict[str, dict[str, type]]:
             )
         defs[name] = cls
     return packages
+
+
+def _schema(cls: type) -> MessageSchema | OneofSchema:
+    """The schema of ``cls``; an annotation naming something undefined is a SchemaError."""
+    try:
+        return schema_of(cls)
+    except NameError as exc:
+        raise SchemaError(f"cannot resolve an annotation: {exc}", [cls.__name__]) from exc
 
 
 def _where(cls: type) -> str:
@@ -443,7 +451,7 @@ class _File:
             return self.external(known)
         if issubclass(cls, enum.IntEnum):
             return f".{self.package}.{cls.__name__}"
-        schema = schema_of(cls)
+        schema = _schema(cls)
         package = schema.package or self.package
         if package != self.package:
             self.imports.add(f"{package}.proto")
@@ -454,7 +462,7 @@ class _File:
     def _definition(self, cls: type) -> list[str]:
         if issubclass(cls, enum.IntEnum):
             return self._enum(cls)
-        schema = schema_of(cls)
+        schema = _schema(cls)
         if isinstance(schema, OneofSchema):
             return self._oneof(schema).render("")
         return self._message(schema, schema.name, [schema.name]).render("")
