@@ -65,6 +65,7 @@ __all__ = [
     "i64",
     "int32",
     "int64",
+    "proto_files",
     "restore_blob",
     "roots",
     "save_blob",
