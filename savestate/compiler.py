@@ -16,7 +16,7 @@ from __future__ import annotations
 import linecache
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,7 @@ class _ClassGen:
         self.env: dict[str, Any] = {
             "_Mismatch": runtime.Mismatch,
             "_wv": runtime.write_varint,
+            "_vb": varint_bytes,
             "_rv": runtime.read_varint_at,
             "_skip": runtime.skip_unknown,
             "_as_int": runtime.as_int,
@@ -159,21 +160,43 @@ class _ClassGen:
         return name
 
     # -- encoding ---------------------------------------------------------------------------
+    #
+    # Every encode function appends to one bytearray, ``buf``, through ``ap = buf.append``:
+    # length-delimited bodies (nested messages, packed numbers, map entries) are written in
+    # place after a one-byte length placeholder that is patched afterwards.
 
-    def emit_varint(self, w: _Writer, buf: str, expr: str) -> None:
-        w(f"if {expr} < 128:")
+    def emit_varint(self, w: _Writer, var: str) -> None:
+        """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed."""
+        w(f"while {var} > 127:")
         with w.indent():
-            w(f"{buf}.append({expr})")
-        w("else:")
-        with w.indent():
-            w(f"_wv({buf}, {expr})")
+            w(f"ap({var} & 127 | 128)")
+            w(f"{var} >>= 7")
+        w(f"ap({var})")
 
-    def emit_len_prefixed(self, w: _Writer, buf: str, tag: int, body: str) -> None:
-        w(f"{buf} += {self.bytes_const(varint_bytes(tag))}")
-        n = self.fresh("n")
-        w(f"{n} = len({body})")
-        self.emit_varint(w, buf, n)
-        w(f"{buf} += {body}")
+    def emit_len_block(
+        self, w: _Writer, number: int, omit_empty: bool, body: Callable[[], None]
+    ) -> None:
+        """Write field ``number`` as a length-delimited record whose body ``body`` emits."""
+        tag = varint_bytes(_tag(number, WIRE_LEN))
+        w(f"buf += {self.bytes_const(tag + bytes(1))}")
+        p, n = self.fresh("p"), self.fresh("n")
+        w(f"{p} = len(buf)")
+        body()
+        w(f"{n} = len(buf) - {p}")
+        w(f"if {n} >= 128:")
+        with w.indent():
+            w(f"buf[{p} - 1:{p}] = _vb({n})")
+        if omit_empty:
+            w(f"elif {n}:")
+            with w.indent():
+                w(f"buf[{p} - 1] = {n}")
+            w("else:")
+            with w.indent():
+                w(f"del buf[{p} - {len(tag) + 1}:]")
+        else:
+            w("else:")
+            with w.indent():
+                w(f"buf[{p} - 1] = {n}")
 
     def emit_check_scalar(self, w: _Writer, kind: ScalarKind, v: str) -> None:
         """Make ``v`` a value of ``kind``'s Python type, or mismatch."""
@@ -185,12 +208,8 @@ class _ClassGen:
             w(f"if {v}.__class__ is not float:")
             with w.indent():
                 w(f"{v} = _as_float({v})")
-        elif kind.python is bool:
-            w(f"if {v}.__class__ is not bool:")
-            with w.indent():
-                w("raise _Mismatch")
-        elif kind.python is str:
-            w(f"if {v}.__class__ is not str:")
+        elif kind.python is bool or kind.python is str:
+            w(f"if {v}.__class__ is not {kind.python.__name__}:")
             with w.indent():
                 w("raise _Mismatch")
         else:
@@ -205,80 +224,65 @@ class _ClassGen:
         with w.indent():
             w("raise _Mismatch")
 
-    def emit_scalar_payload(self, w: _Writer, kind: ScalarKind, v: str, buf: str) -> None:
+    def emit_scalar_payload(self, w: _Writer, kind: ScalarKind, v: str) -> None:
+        """Append the value ``v`` (checked, and consumed) without its tag."""
         enc = kind.encoding
         if enc == "varint":
             if kind.lo < 0:
                 w(f"if {v} < 0:")
                 with w.indent():
                     w(f"{v} &= {M64}")
-            self.emit_varint(w, buf, v)
+            self.emit_varint(w, v)
         elif enc == "zigzag":
-            z = self.fresh("z")
-            w(f"{z} = ({v} << 1) ^ ({v} >> 63)")
-            self.emit_varint(w, buf, z)
+            w(f"{v} = ({v} << 1) ^ ({v} >> 63)")
+            self.emit_varint(w, v)
         elif enc == "bool":
-            w(f"{buf}.append(1 if {v} else 0)")
+            w(f"ap(1 if {v} else 0)")
         elif enc in ("float", "double", "fixed32", "sfixed32", "fixed64", "sfixed64"):
             packer = {"float": "_pack_f", "double": "_pack_d"}.get(enc, f"_pack_{enc}")
-            w(f"{buf} += {packer}({v})")
-        elif enc == "string":
-            b = self.fresh("u")
-            w(f"{b} = {v}.encode()")
-            n = self.fresh("n")
-            w(f"{n} = len({b})")
-            self.emit_varint(w, buf, n)
-            w(f"{buf} += {b}")
-        else:
+            w(f"buf += {packer}({v})")
+        else:  # string or bytes
+            if enc == "string":
+                w(f"{v} = {v}.encode()")
             n = self.fresh("n")
             w(f"{n} = len({v})")
-            self.emit_varint(w, buf, n)
-            w(f"{buf} += {v}")
+            self.emit_varint(w, n)
+            w(f"buf += {v}")
 
-    def emit_encode(
-        self, w: _Writer, t: TypeSchema, v: str, number: int, buf: str, always: bool
-    ) -> None:
-        """Write field ``number`` holding local ``v`` of type ``t`` into ``buf``."""
+    def emit_encode(self, w: _Writer, t: TypeSchema, v: str, number: int, always: bool) -> None:
+        """Write field ``number`` holding local ``v`` of type ``t`` (a zero is skipped unless
+        ``always``)."""
         if isinstance(t, OptionalType):
             w(f"if {v} is not None:")
             with w.indent():
-                self.emit_encode(w, t.inner, v, number, buf, always=True)
+                self.emit_encode(w, t.inner, v, number, always=True)
             return
         if isinstance(t, ScalarType):
             kind = t.kind
             self.emit_check_scalar(w, kind, v)
-            tag = self.bytes_const(varint_bytes(_tag(number, kind.wire)))
+            tag = varint_bytes(_tag(number, kind.wire))
             if kind.encoding == "bool" and not always:
-                true_record = self.bytes_const(varint_bytes(_tag(number, WIRE_VARINT)) + b"\x01")
                 w(f"if {v}:")
                 with w.indent():
-                    w(f"{buf} += {true_record}")
+                    w(f"buf += {self.bytes_const(tag + bytes([1]))}")
                 return
             if not always:
                 cond = f"{v} or _cs(1.0, {v}) < 0" if kind.python is float else v
                 w(f"if {cond}:")
                 w.depth += 1
             self.emit_range(w, kind, v)
-            w(f"{buf} += {tag}")
-            self.emit_scalar_payload(w, kind, v, buf)
+            w(f"buf += {self.bytes_const(tag)}")
+            self.emit_scalar_payload(w, kind, v)
             if not always:
                 w.depth -= 1
             return
         if isinstance(t, EnumType):
-            ecls = self.const("E", t.cls)
-            w(f"if {v}.__class__ is not {ecls}:")
-            with w.indent():
-                w("raise _Mismatch")
+            self.emit_check_enum(w, t, v)
             if not always:
                 w(f"if {v}:")
                 w.depth += 1
-            w(f"{buf} += {self.bytes_const(varint_bytes(_tag(number, WIRE_VARINT)))}")
-            w(f"if 0 <= {v} < 128:")
-            with w.indent():
-                w(f"{buf}.append({v})")
-            w("else:")
-            with w.indent():
-                w(f"_wv({buf}, {v} & {M64})")
+            w(f"buf += {self.bytes_const(varint_bytes(_tag(number, WIRE_VARINT)))}")
+            self.emit_enum_payload(w, v)
             if not always:
                 w.depth -= 1
             return
@@ -289,44 +293,50 @@ class _ClassGen:
             if not always:
                 w(f"if {v}:")
                 w.depth += 1
-            self.emit_sequence(w, t.elem, v, number, buf)
+            self.emit_sequence(w, t.elem, v, number)
             if not always:
                 w.depth -= 1
             return
         if isinstance(t, FixedArrayType):
-            self.emit_fixed_array(w, t, v, number, buf)
+            self.emit_fixed_array(w, t, v, number)
             return
         if isinstance(t, MapType):
             w(f"if {v}.__class__ is not dict:")
             with w.indent():
                 w("raise _Mismatch")
-            k, x, s = self.fresh("k"), self.fresh("x"), self.fresh("s")
+            k, x = self.fresh("k"), self.fresh("x")
             w(f"for {k}, {x} in {v}.items():")
             with w.indent():
-                w(f"{s} = bytearray()")
-                self.emit_encode(w, t.key, k, 1, s, always=False)
-                self.emit_encode(w, t.value, x, 2, s, always=False)
-                self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
+                def entry() -> None:
+                    self.emit_encode(w, t.key, k, 1, always=False)
+                    self.emit_encode(w, t.value, x, 2, always=False)
+                self.emit_len_block(w, number, omit_empty=False, body=entry)
             return
-        # Message-like values: encode into a scratch buffer, then tag, length, body.
-        s = self.fresh("s")
-        w(f"{s} = bytearray()")
-        self.emit_message_body(w, t, v, s)
-        if always or isinstance(t, OneofType):
-            self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
-        else:
-            w(f"if {s}:")
-            with w.indent():
-                self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
-
-    def emit_message_body(self, w: _Writer, t: TypeSchema, v: str, s: str) -> None:
         if isinstance(t, MessageType):
             w(f"if {v}.__class__ is not {self.const('C', t.cls)}:")
             with w.indent():
                 w("raise _Mismatch")
-            w(f"{self.func_of('enc', t.cls)}({v}, {s})")
-        elif isinstance(t, OneofType):
-            w(f"{self.func_of('enc', t.cls)}({v}, {s})")
+        omit_empty = not (always or isinstance(t, OneofType))
+        self.emit_len_block(w, number, omit_empty, lambda: self.emit_message_body(w, t, v))
+
+    def emit_check_enum(self, w: _Writer, t: EnumType, v: str) -> None:
+        w(f"if {v}.__class__ is not {self.const('E', t.cls)}:")
+        with w.indent():
+            w("raise _Mismatch")
+
+    def emit_enum_payload(self, w: _Writer, v: str) -> None:
+        w(f"if {v} < 0:")
+        with w.indent():
+            w(f"{v} &= {M64}")
+        w(f"else:")
+        with w.indent():
+            w(f"{v} = int({v})")
+        self.emit_varint(w, v)
+
+    def emit_message_body(self, w: _Writer, t: TypeSchema, v: str) -> None:
+        """Append the fields of a message-like value (no tag, no length)."""
+        if isinstance(t, (MessageType, OneofType)):
+            w(f"{self.func_of('enc', t.cls)}({v}, buf)")
         elif isinstance(t, TupleType):
             w(f"if {v}.__class__ is not tuple or len({v}) != {len(t.elems)}:")
             with w.indent():
@@ -334,13 +344,13 @@ class _ClassGen:
             for i, et in enumerate(t.elems):
                 e = self.fresh("t")
                 w(f"{e} = {v}[{i}]")
-                self.emit_encode(w, et, e, i + 1, s, always=False)
+                self.emit_encode(w, et, e, i + 1, always=False)
         elif isinstance(t, DurationType):
-            w(f"_enc_duration({v}, {s})")
+            w(f"_enc_duration({v}, buf)")
         else:  # pragma: no cover
             raise AssertionError(t)
 
-    def emit_packed_body(self, w: _Writer, elem: TypeSchema, v: str, body: str) -> None:
+    def emit_packed_body(self, w: _Writer, elem: TypeSchema, v: str) -> None:
         x = self.fresh("x")
         if isinstance(elem, ScalarType) and elem.kind.name == "u8":
             w(f"for {x} in {v}:")
@@ -348,42 +358,32 @@ class _ClassGen:
                 w(f"if {x}.__class__ is not int:")
                 with w.indent():
                     w("raise _Mismatch")
-            w(f"{body} = bytes({v})")
+            w(f"buf += bytes({v})")
             return
-        w(f"{body} = bytearray()")
         w(f"for {x} in {v}:")
         with w.indent():
             if isinstance(elem, EnumType):
-                w(f"if {x}.__class__ is not {self.const('E', elem.cls)}:")
-                with w.indent():
-                    w("raise _Mismatch")
-                w(f"if 0 <= {x} < 128:")
-                with w.indent():
-                    w(f"{body}.append({x})")
-                w("else:")
-                with w.indent():
-                    w(f"_wv({body}, {x} & {M64})")
+                self.emit_check_enum(w, elem, x)
+                self.emit_enum_payload(w, x)
             else:
                 assert isinstance(elem, ScalarType)
                 self.emit_check_scalar(w, elem.kind, x)
                 self.emit_range(w, elem.kind, x)
-                self.emit_scalar_payload(w, elem.kind, x, body)
+                self.emit_scalar_payload(w, elem.kind, x)
 
-    def emit_sequence(self, w: _Writer, elem: TypeSchema, v: str, number: int, buf: str) -> None:
+    def emit_sequence(self, w: _Writer, elem: TypeSchema, v: str, number: int) -> None:
         """Write the elements of list ``v`` as field ``number`` (packed when numeric)."""
         if is_packable(elem):
-            body = self.fresh("p")
-            self.emit_packed_body(w, elem, v, body)
-            self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), body)
+            self.emit_len_block(
+                w, number, omit_empty=False, body=lambda: self.emit_packed_body(w, elem, v)
+            )
             return
         x = self.fresh("x")
         w(f"for {x} in {v}:")
         with w.indent():
-            self.emit_encode(w, elem, x, number, buf, always=True)
+            self.emit_encode(w, elem, x, number, always=True)
 
-    def emit_fixed_array(
-        self, w: _Writer, t: FixedArrayType, v: str, number: int, buf: str
-    ) -> None:
+    def emit_fixed_array(self, w: _Writer, t: FixedArrayType, v: str, number: int) -> None:
         if t.python_bytes:
             w(f"if {v}.__class__ is not bytes:")
             with w.indent():
@@ -392,26 +392,24 @@ class _ClassGen:
             with w.indent():
                 w("raise _Mismatch")
             prefix = varint_bytes(_tag(number, WIRE_LEN)) + varint_bytes(t.length)
-            w(f"{buf} += {self.bytes_const(prefix)}")
-            w(f"{buf} += {v}")
+            w(f"buf += {self.bytes_const(prefix)}")
+            w(f"buf += {v}")
             return
         w(f"if {v}.__class__ is not list or len({v}) != {t.length}:")
         with w.indent():
             w("raise _Mismatch")
         if t.packed:
-            self.emit_sequence(w, t.elem, v, number, buf)
+            self.emit_sequence(w, t.elem, v, number)
             return
-        s = self.fresh("s")
-        w(f"{s} = bytearray()")
-        self.emit_sequence(w, t.elem, v, 1, s)
-        self.emit_len_prefixed(w, buf, _tag(number, WIRE_LEN), s)
+        self.emit_len_block(
+            w, number, omit_empty=False, body=lambda: self.emit_sequence(w, t.elem, v, 1)
+        )
 
-    def emit_encode_fields(self, w: _Writer, fields: tuple[FieldSchema, ...], obj: str,
-                           buf: str) -> None:
+    def emit_encode_fields(self, w: _Writer, fields: tuple[FieldSchema, ...], obj: str) -> None:
         for f in fields:
             v = self.fresh("v")
             w(f"{v} = {obj}.{f.name}")
-            self.emit_encode(w, f.type, v, f.number, buf, always=f.always)
+            self.emit_encode(w, f.type, v, f.number, always=f.always)
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -601,7 +599,8 @@ class _ClassGen:
         enc = self.func_of("enc", self.cls)
         w(f"def {enc}(obj, buf):")
         with w.indent():
-            self.emit_encode_fields(w, schema.fields, "obj", "buf")
+            w("ap = buf.append")
+            self.emit_encode_fields(w, schema.fields, "obj")
             w("unk = obj._pb_unknown")
             w("if unk:")
             with w.indent():
@@ -614,6 +613,7 @@ class _ClassGen:
         enc = self.func_of("enc", self.cls)
         w(f"def {enc}(obj, buf):")
         with w.indent():
+            w("ap = buf.append")
             w("c = obj.__class__")
             first = True
             for variant in schema.variants:
@@ -623,11 +623,9 @@ class _ClassGen:
                     if variant.kind == "transparent":
                         f = variant.transparent_field
                         w(f"v = obj.{f.name}")
-                        self.emit_encode(w, f.type, "v", variant.number, "buf", always=True)
+                        self.emit_encode(w, f.type, "v", variant.number, always=True)
                     else:
-                        self.emit_encode(
-                            w, MessageType(variant.cls), "obj", variant.number, "buf", True
-                        )
+                        self.emit_encode(w, MessageType(variant.cls), "obj", variant.number, True)
             w("else:")
             with w.indent():
                 w("raise _Mismatch")

@@ -10,7 +10,7 @@ import struct
 from typing import Any
 
 from .interp import duration_from_parts, duration_parts
-from .wire import MASK64, WireError, read_varint, skip_field
+from .wire import MASK64, WireError, skip_field
 
 __all__ = ["Mismatch"]
 
@@ -28,11 +28,23 @@ def write_varint(buf: bytearray, value: int) -> None:
 
 
 def read_varint_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Read a varint whose first byte is at ``pos``."""
-    try:
-        return read_varint(data, pos, end)
-    except WireError:
-        raise Mismatch from None
+    """Read a varint whose first byte is at ``pos`` (at most 10 bytes and 64 bits, not past
+    ``end``). The caller has handled one-byte varints already."""
+    result = 0
+    shift = 0
+    while pos < end:
+        b = data[pos]
+        pos += 1
+        if b < 0x80:
+            result |= b << shift
+            if shift == 63 and b > 1:
+                raise Mismatch
+            return result, pos
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if shift > 63:
+            raise Mismatch
+    raise Mismatch
 
 
 def skip_unknown(data: bytes, pos: int, end: int, tag: int, known: frozenset[int]) -> int:
