@@ -43,10 +43,14 @@ class Codec:
 
     def encode(self, obj: Any) -> bytes:
         buf = bytearray()
+        parts: list[bytes] = []
         try:
-            self._encode(obj, buf)
+            self._encode(obj, buf, parts)
         except Exception:
             return _slow_encode(self.oneof or self.cls, obj)
+        if parts:  # large payloads, handed over uncopied
+            parts.append(buf)
+            return b"".join(parts)
         return bytes(buf)
 
     def decode(self, data: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:

@@ -46,6 +46,9 @@ from .wire import varint_bytes
 __all__ = ["CompiledClass", "compile_classes"]
 
 M64 = (1 << 64) - 1
+# A bytes or str field larger than this, at the top level, is joined into the result instead of
+# being copied into the encode buffer first: one copy instead of two.
+LARGE_PAYLOAD = 1 << 16
 
 
 def _tag(number: int, wire: int) -> int:
@@ -224,8 +227,12 @@ class _ClassGen:
         with w.indent():
             w("raise _Mismatch")
 
-    def emit_scalar_payload(self, w: _Writer, kind: ScalarKind, v: str) -> None:
-        """Append the value ``v`` (checked, and consumed) without its tag."""
+    def emit_scalar_payload(
+        self, w: _Writer, kind: ScalarKind, v: str, top: bool = False
+    ) -> None:
+        """Append the value ``v`` (checked, and consumed) without its tag. ``top``: a field of
+        the message being encoded at the top level, where a large payload is not copied into
+        ``buf`` but handed over in ``parts`` (joined once by the caller)."""
         enc = kind.encoding
         if enc == "varint":
             if kind.lo < 0:
@@ -247,15 +254,30 @@ class _ClassGen:
             n = self.fresh("n")
             w(f"{n} = len({v})")
             self.emit_varint(w, n)
+            self.emit_payload_bytes(w, v, top)
+
+    def emit_payload_bytes(self, w: _Writer, v: str, top: bool) -> None:
+        if not top:
+            w(f"buf += {v}")
+            return
+        w(f"if parts is not None and len({v}) > {LARGE_PAYLOAD}:")
+        with w.indent():
+            w("parts.append(bytes(buf))")
+            w("buf.clear()")
+            w(f"parts.append({v})")
+        w("else:")
+        with w.indent():
             w(f"buf += {v}")
 
-    def emit_encode(self, w: _Writer, t: TypeSchema, v: str, number: int, always: bool) -> None:
+    def emit_encode(
+        self, w: _Writer, t: TypeSchema, v: str, number: int, always: bool, top: bool = False
+    ) -> None:
         """Write field ``number`` holding local ``v`` of type ``t`` (a zero is skipped unless
-        ``always``)."""
+        ``always``; ``top`` as for emit_scalar_payload)."""
         if isinstance(t, OptionalType):
             w(f"if {v} is not None:")
             with w.indent():
-                self.emit_encode(w, t.inner, v, number, always=True)
+                self.emit_encode(w, t.inner, v, number, always=True, top=top)
             return
         if isinstance(t, ScalarType):
             kind = t.kind
@@ -272,7 +294,7 @@ class _ClassGen:
                 w.depth += 1
             self.emit_range(w, kind, v)
             w(f"buf += {self.bytes_const(tag)}")
-            self.emit_scalar_payload(w, kind, v)
+            self.emit_scalar_payload(w, kind, v, top)
             if not always:
                 w.depth -= 1
             return
@@ -298,7 +320,7 @@ class _ClassGen:
                 w.depth -= 1
             return
         if isinstance(t, FixedArrayType):
-            self.emit_fixed_array(w, t, v, number)
+            self.emit_fixed_array(w, t, v, number, top)
             return
         if isinstance(t, MapType):
             w(f"if {v}.__class__ is not dict:")
@@ -383,7 +405,9 @@ class _ClassGen:
         with w.indent():
             self.emit_encode(w, elem, x, number, always=True)
 
-    def emit_fixed_array(self, w: _Writer, t: FixedArrayType, v: str, number: int) -> None:
+    def emit_fixed_array(
+        self, w: _Writer, t: FixedArrayType, v: str, number: int, top: bool = False
+    ) -> None:
         if t.python_bytes:
             w(f"if {v}.__class__ is not bytes:")
             with w.indent():
@@ -393,7 +417,7 @@ class _ClassGen:
                 w("raise _Mismatch")
             prefix = varint_bytes(_tag(number, WIRE_LEN)) + varint_bytes(t.length)
             w(f"buf += {self.bytes_const(prefix)}")
-            w(f"buf += {v}")
+            self.emit_payload_bytes(w, v, top)
             return
         w(f"if {v}.__class__ is not list or len({v}) != {t.length}:")
         with w.indent():
@@ -409,18 +433,34 @@ class _ClassGen:
         for f in fields:
             v = self.fresh("v")
             w(f"{v} = {obj}.{f.name}")
-            self.emit_encode(w, f.type, v, f.number, always=f.always)
+            self.emit_encode(w, f.type, v, f.number, always=f.always, top=True)
 
     # -- decoding ---------------------------------------------------------------------------
 
     def emit_read_varint(self, w: _Writer, v: str, end: str) -> None:
+        """Read a varint at ``pos`` into ``v``, inline. A read past ``end`` is caught by the
+        position check that follows every loop; at most 10 bytes and 64 bits are accepted."""
         w(f"{v} = data[pos]")
-        w(f"if {v} < 128:")
+        w("pos += 1")
+        w(f"if {v} > 127:")
         with w.indent():
-            w("pos += 1")
-        w("else:")
-        with w.indent():
-            w(f"{v}, pos = _rv(data, pos, {end})")
+            w(f"{v} &= 127")
+            w("sh = 7")
+            w("while True:")
+            with w.indent():
+                w("b = data[pos]")
+                w("pos += 1")
+                w(f"{v} |= (b & 127) << sh")
+                w("if b < 128:")
+                with w.indent():
+                    w("break")
+                w("sh += 7")
+                w("if sh > 63:")
+                with w.indent():
+                    w("raise _Mismatch")
+            w(f"if {v} >> 64:")
+            with w.indent():
+                w("raise _Mismatch")
 
     def emit_read_len(self, w: _Writer, e: str, end: str) -> None:
         n = self.fresh("n")
@@ -597,7 +637,7 @@ class _ClassGen:
     def generate_message(self, schema: MessageSchema) -> None:
         w = self.w
         enc = self.func_of("enc", self.cls)
-        w(f"def {enc}(obj, buf):")
+        w(f"def {enc}(obj, buf, parts=None):")
         with w.indent():
             w("ap = buf.append")
             self.emit_encode_fields(w, schema.fields, "obj")
@@ -611,7 +651,7 @@ class _ClassGen:
     def generate_oneof(self, schema: OneofSchema) -> None:
         w = self.w
         enc = self.func_of("enc", self.cls)
-        w(f"def {enc}(obj, buf):")
+        w(f"def {enc}(obj, buf, parts=None):")
         with w.indent():
             w("ap = buf.append")
             w("c = obj.__class__")

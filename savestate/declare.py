@@ -376,14 +376,12 @@ class Protobuf(metaclass=ProtobufMeta):
 
     def encode(self) -> bytes:
         """The protobuf encoding of this value (raises ``EncodeError``)."""
-        from .codec import codec_of
-
-        return codec_of(type(self)).encode(self)
+        codec = type(self).__savestate__.codec
+        return (codec or _codec_of(type(self))).encode(self)
 
     def __bytes__(self) -> bytes:
-        from .codec import codec_of
-
-        return codec_of(type(self)).encode(self)
+        codec = type(self).__savestate__.codec
+        return (codec or _codec_of(type(self))).encode(self)
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, *, max_depth: int = 100) -> Self:
@@ -471,3 +469,7 @@ def roots() -> list[type]:
     """Every registered saved-state root, sorted by full proto name."""
     with _registry_lock:
         return [cls for _, cls in sorted(_roots.items())]
+
+
+# The codec module imports this one; it is needed only once classes exist.
+from .codec import codec_of as _codec_of  # noqa: E402
