@@ -43,7 +43,7 @@ class Codec:
 
     def encode(self, obj: Any) -> bytes:
         buf = bytearray()
-        parts: list[bytes] = []
+        parts: list[bytes | bytearray] = []
         try:
             self._encode(obj, buf, parts)
         except Exception:

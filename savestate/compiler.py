@@ -350,7 +350,7 @@ class _ClassGen:
         w(f"if {v} < 0:")
         with w.indent():
             w(f"{v} &= {M64}")
-        w(f"else:")
+        w("else:")
         with w.indent():
             w(f"{v} = int({v})")
         self.emit_varint(w, v)
