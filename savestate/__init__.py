@@ -2,6 +2,7 @@
 
 from . import snapshot
 from .blob import SavedStateBlob
+from .compat import check_compatible
 from .declare import Oneof, Protobuf, field, roots, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
 from .introspect import schema_of
@@ -54,6 +55,7 @@ __all__ = [
     "SavestateError",
     "SchemaError",
     "StateUnits",
+    "check_compatible",
     "f32",
     "f64",
     "field",

@@ -2,7 +2,11 @@
 
 ``savestate proto MODULE [MODULE ...] [-o DIR]`` imports the modules, collects the saved-state
 roots they define, and writes their ``.proto`` files into DIR (default ``./proto``), printing
-one line per file written.
+one line per file written (``--annotate`` for release baselines).
+
+``savestate check MODULE [MODULE ...] --against DIR`` checks the modules' saved-state types
+against the ``.proto`` files of an earlier release: exit 0 compatible, 1 breaking, 2 a usage
+error or a baseline that does not parse.
 
 Exit statuses: 0 success; 1 a schema error (printed with its class and field); 2 a usage
 error: a module that cannot be imported, or that defines no roots.
@@ -98,9 +102,21 @@ def load_roots(modules: Sequence[str]) -> list[type]:
 
 def _cmd_proto(args: argparse.Namespace) -> int:
     roots = load_roots(args.modules)
-    for path in write_proto(args.output, roots):
+    for path in write_proto(args.output, roots, annotate=args.annotate):
         print(path)
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .compat import BaselineError, check_compatible
+
+    roots = load_roots(args.modules)
+    try:
+        report = check_compatible(roots, against=args.against, direction=args.direction)
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from exc
+    print(report.json() if args.format == "json" else report.text())
+    return 0 if report.ok else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,7 +140,34 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory to write into (default: ./proto)",
     )
+    proto.add_argument(
+        "--annotate",
+        action="store_true",
+        help="add integer widths and array lengths as trailing comments (for release "
+        "baselines that `savestate check` reads)",
+    )
     proto.set_defaults(run=_cmd_proto)
+    check = commands.add_parser(
+        "check",
+        help="check saved-state types against the .proto files of an earlier release",
+        description="Exit 0 when state written by the baseline's release still decodes, 1 when "
+        "a change breaks it, 2 for a usage error or a baseline that does not parse.",
+    )
+    check.add_argument(
+        "modules", nargs="+", metavar="MODULE", help="a dotted module name or a .py file"
+    )
+    check.add_argument(
+        "--against", required=True, metavar="DIR", help="directory of the baseline .proto files"
+    )
+    check.add_argument(
+        "--direction",
+        choices=("backward", "forward", "both"),
+        default="backward",
+        help="which breaks are errors: backward (new code reads old state; default), forward "
+        "(old code reads new state) or both; the others are warnings",
+    )
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.set_defaults(run=_cmd_check)
     return parser
 
 

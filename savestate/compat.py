@@ -1,0 +1,1150 @@
+"""The compatibility checker: does saved state written by an earlier release still restore?
+
+The baseline is a directory of ``.proto`` files (what ``savestate proto --annotate`` wrote for an
+earlier release, or files in the Rust reference writer's style). They are parsed by ``protoc``
+(from ``grpcio-tools``, the ``savestate[check]`` extra) into descriptors; the current side comes
+from the schema model. Both are turned into the same comparable form (:class:`Msg`, :class:`Fld`,
+:class:`Ty`) and compared in two directions:
+
+- backward: new code reads old state (a break is an error by default);
+- forward: old code reads new state, for rollback (a warning unless asked for).
+
+A rule that depends on the reader and the writer (integer ranges, required fields, oneof
+variants, enum values, fixed-array lengths) is checked twice, once per direction, with the
+roles swapped. Facts a descriptor cannot carry (``u8`` vs ``u16``, array lengths) come from the
+trailing comments of an annotated baseline; without them those rules are skipped, never guessed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import scalars
+from .errors import SavestateError
+from .proto import (
+    _MAP_KEYS,
+    _WRAPPERS,
+    _collect,
+    _schema,
+    snake_case,
+    upper_camel_case,
+    wellknown,
+)
+from .scalars import ScalarKind
+from .schema import (
+    DurationType,
+    EnumType,
+    FixedArrayType,
+    MapType,
+    MessageSchema,
+    MessageType,
+    OneofSchema,
+    OneofType,
+    OptionalType,
+    RepeatedType,
+    ScalarType,
+    TupleType,
+    TypeSchema,
+)
+
+__all__ = [
+    "RULES",
+    "BaselineError",
+    "Finding",
+    "Report",
+    "Rule",
+    "check_compatible",
+    "load_baseline",
+]
+
+BACKWARD = "backward"
+FORWARD = "forward"
+BOTH = "both"
+
+
+class BaselineError(SavestateError):
+    """The baseline cannot be read: a missing directory, or a ``.proto`` that does not parse."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    direction: str  # the direction in which it breaks: backward, forward or both
+    level: str  # "error" (when its direction is checked) or "warning" (always)
+    summary: str
+
+
+_RULE_LIST = [
+    Rule("FIELD_NO_DELETE", BACKWARD, "error",
+         "a field was deleted without reserving its number"),
+    Rule("RESERVED_NO_DELETE", BACKWARD, "error", "a reserved number or range was removed"),
+    Rule("RESERVED_REUSED", BACKWARD, "error", "a reserved number is used by a field again"),
+    Rule("FIELD_WIRE_COMPATIBLE_TYPE", BOTH, "error",
+         "a field's type moved to another wire-compatibility group"),
+    Rule("FIELD_SAME_MESSAGE_TYPE", BOTH, "error",
+         "a field now holds a different message that cannot read the old one's bytes"),
+    Rule("FIELD_INTEGER_NARROWED", BACKWARD, "error",
+         "an integer's range no longer holds every old value (savestate checks ranges)"),
+    Rule("FIELD_INTEGER_WIDENED", FORWARD, "error",
+         "an integer's range grew: old code rejects or misreads the new values"),
+    Rule("FIELD_SAME_CARDINALITY", BOTH, "error",
+         "singular <-> repeated, or map <-> repeated scalar"),
+    Rule("FIELD_SAME_ONEOF", BOTH, "error", "a field moved into, out of or between oneofs"),
+    Rule("ONEOF_VARIANT_NO_DELETE", BACKWARD, "error",
+         "a Oneof variant was removed or renumbered"),
+    Rule("ONEOF_VARIANT_ADDED", FORWARD, "error",
+         "a new Oneof variant: old code cannot decode state holding it"),
+    Rule("FIELD_ADDED_REQUIRED", BACKWARD, "error",
+         "a new field whose absence is a decode error (fixed array, Oneof, enum without zero)"),
+    Rule("FIELD_REMOVED_REQUIRED", FORWARD, "error",
+         "a removed field that old code requires (fixed array, Oneof)"),
+    Rule("ARRAY_LENGTH_CHANGED", BOTH, "error",
+         "a fixed array's length changed (or a list became a fixed array, or back)"),
+    Rule("ENUM_VALUE_NO_DELETE", BACKWARD, "error", "an enum value was removed or renumbered"),
+    Rule("ENUM_VALUE_ADDED", FORWARD, "error",
+         "a new enum value: old code rejects it as unknown"),
+    Rule("ROOT_RENAMED", BOTH, "error",
+         "a root's name changed: the type URL of existing blobs no longer matches"),
+    Rule("PACKAGE_CHANGED", BOTH, "error",
+         "a root's package changed: the type URL of existing blobs no longer matches"),
+    Rule("MESSAGE_PACKAGE_CHANGED", BOTH, "warning",
+         "a non-root message moved to another package (no bytes change; names do)"),
+    Rule("FIELD_PRESENCE_CHANGED", BOTH, "warning",
+         "`optional` (explicit presence) added to or removed from a scalar"),
+]
+RULES: dict[str, Rule] = {r.id: r for r in _RULE_LIST}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where, what changed, which rule, why it matters, and how bad it is."""
+
+    level: str
+    rule: str
+    direction: str  # backward or forward (or both for a symmetric rule)
+    path: str  # full name of the message, then the field names
+    number: int | None
+    change: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.path if self.number is None else f"{self.path} ({self.number})"
+        return f"{self.level}  {where}: {self.change} [{self.rule}] {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "rule": self.rule,
+            "direction": self.direction,
+            "path": self.path,
+            "number": self.number,
+            "change": self.change,
+            "reason": self.reason,
+        }
+
+
+_LEVEL_ORDER = {"error": 0, "warning": 1}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`check_compatible` found. ``ok`` when no finding is an error."""
+
+    findings: tuple[Finding, ...]
+    direction: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def rule_ids(self) -> set[str]:
+        return {f.rule for f in self.findings}
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def text(self) -> str:
+        lines = [str(f) for f in self.findings]
+        lines += [f"note  {n}" for n in self.notes]
+        verdict = "compatible" if self.ok else "breaking"
+        lines.append(
+            f"{verdict} ({self.direction}): {len(self.errors)} error(s), "
+            f"{len(self.warnings)} warning(s)"
+        )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "compatible": self.ok,
+            "direction": self.direction,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+        }
+
+    def json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparable form
+
+
+ANY_LENGTH = -1  # a fixed array whose length the baseline does not say ("packed repr only")
+UNKNOWN = -2  # cannot tell whether it is a fixed array (bytes or a wrapper in a Rust baseline)
+
+# Wire-compatibility groups (what a reader of one type makes of the other's bytes).
+_GROUPS = {
+    **dict.fromkeys(("int32", "int64", "uint32", "uint64", "bool"), "varint"),
+    **dict.fromkeys(("sint32", "sint64"), "zigzag"),
+    **dict.fromkeys(("fixed32", "sfixed32"), "fixed32"),
+    **dict.fromkeys(("fixed64", "sfixed64"), "fixed64"),
+    "string": "string",
+    "bytes": "bytes",
+    "float": "float",
+    "double": "double",
+    "message": "message",
+    "enum": "enum",
+}
+_KIND_BY_NAME: dict[str, ScalarKind] = {
+    k.name: k for k in vars(scalars).values() if isinstance(k, ScalarKind)
+}
+# The kind a proto integer type stands for when nothing narrower is said.
+_PROTO_KIND = {
+    name: _KIND_BY_NAME[name]
+    for name in (
+        "int32", "int64", "uint32", "uint64", "sint32", "sint64",
+        "fixed32", "fixed64", "sfixed32", "sfixed64", "bool",
+    )
+}
+# Proto types that several savestate/Rust kinds share: widths a plain baseline cannot tell.
+_AMBIGUOUS = frozenset({"uint32", "sint32"})
+
+
+@dataclass(eq=False)
+class Ty:
+    """A field's element type: a scalar proto type, a message or an enum."""
+
+    proto: str  # "uint32", ..., "message", "enum"
+    ref: str = ""  # full name of a message or enum
+    kind: ScalarKind | None = None  # an integer's exact kind when known
+    msg: Msg | None = None
+    enum: Enm | None = None
+
+    def __str__(self) -> str:
+        if self.proto in ("message", "enum"):
+            return self.ref
+        if self.kind is not None and self.kind.name != self.proto:
+            return f"{self.proto} ({self.kind.name})"
+        return self.proto
+
+
+@dataclass(eq=False)
+class Fld:
+    name: str
+    number: int
+    ty: Ty
+    label: str = "singular"  # singular, optional or repeated
+    is_map: bool = False
+    oneof: str | None = None
+    array: int | None = None  # a length, ANY_LENGTH, UNKNOWN, or None: not a fixed array
+    nullable: bool = False  # a message field declared `T | None` (absence is fine)
+
+    @property
+    def cardinality(self) -> str:
+        if self.is_map:
+            return "map"
+        return "repeated" if self.label == "repeated" else "singular"
+
+
+@dataclass(eq=False)
+class Msg:
+    full_name: str
+    fields: dict[int, Fld] = field(default_factory=dict)
+    reserved: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ranges
+    top_level: bool = True
+    is_oneof_enum: bool = False  # a Rust-style enum: one `oneof variant` holding every field
+    annotated: bool = False
+
+    def is_reserved(self, number: int) -> bool:
+        return any(lo <= number < hi for lo, hi in self.reserved)
+
+
+@dataclass(eq=False)
+class Enm:
+    full_name: str
+    values: dict[int, str]
+    has_zero: bool = True  # a zero member (else a missing field fails to decode)
+
+
+@dataclass
+class Side:
+    """One side of the comparison: top-level messages and enums by full name."""
+
+    messages: dict[str, Msg] = field(default_factory=dict)
+    enums: dict[str, Enm] = field(default_factory=dict)
+    roots: set[str] = field(default_factory=set)
+    plain_files: list[str] = field(default_factory=list)  # files without annotations
+
+
+def _wkt() -> dict[str, Msg]:
+    """The well-known messages savestate's model refers to."""
+
+    def msg(name: str, *fields: tuple[str, int, str]) -> Msg:
+        m = Msg(f"google.protobuf.{name}")
+        for fname, number, proto in fields:
+            m.fields[number] = Fld(fname, number, Ty(proto, kind=_PROTO_KIND.get(proto)))
+        return m
+
+    return {
+        m.full_name: m
+        for m in (
+            msg("Empty"),
+            msg("Any", ("type_url", 1, "string"), ("value", 2, "bytes")),
+            msg("Duration", ("seconds", 1, "int64"), ("nanos", 2, "int32")),
+        )
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The current side: from the schema model
+
+
+class _ModelBuilder:
+    def __init__(self, roots: list[type]) -> None:
+        self.side = Side()
+        self.wkt = _wkt()
+        self.pending: list[Ty] = []
+        for cls in roots:
+            info = cls.__dict__.get("__savestate__")
+            if info is not None and info.package is not None and wellknown(cls) is None:
+                self.side.roots.add(f"{info.package}.{info.name}")
+        for package, defs in sorted(_collect(roots).items()):
+            for name, cls in sorted(defs.items()):
+                full = f"{package}.{name}"
+                if issubclass(cls, enum.IntEnum):
+                    self.side.enums[full] = self.enum(cls, full)
+                    continue
+                schema = _schema(cls)
+                if isinstance(schema, OneofSchema):
+                    self.side.messages[full] = self.oneof(schema, full, package)
+                else:
+                    self.side.messages[full] = self.message(schema, full, package)
+        for ty in self.pending:
+            if ty.proto == "message" and ty.msg is None:
+                ty.msg = self.side.messages.get(ty.ref) or self.wkt.get(ty.ref)
+            elif ty.proto == "enum" and ty.enum is None:
+                ty.enum = self.side.enums.get(ty.ref)
+
+    @staticmethod
+    def enum(cls: type[enum.IntEnum], full: str) -> Enm:
+        prefix = snake_case(cls.__name__).upper()
+        values = {}
+        for m in cls:
+            name = snake_case(m.name).upper()
+            values[int(m.value)] = name if name.startswith(prefix + "_") else f"{prefix}_{name}"
+        has_zero = 0 in values
+        if not has_zero:
+            values[0] = f"{prefix}_UNSPECIFIED"  # as the emitter writes it
+        return Enm(full, values, has_zero)
+
+    def message(
+        self, schema: MessageSchema, full: str, package: str, top: bool = True
+    ) -> Msg:
+        m = Msg(full, top_level=top, annotated=True)
+        m.reserved = [(n, n + 1) for n in schema.reserved]
+        for f in schema.fields:
+            m.fields[f.number] = self.field(f.name, f.number, f.type, full, package, f.always)
+        return m
+
+    def oneof(self, schema: OneofSchema, full: str, package: str) -> Msg:
+        m = Msg(full, is_oneof_enum=True, annotated=True)
+        for v in schema.variants:
+            member = snake_case(v.name)
+            if v.kind == "unit":
+                fld = Fld(member, v.number, self.ref_wkt("google.protobuf.Empty"))
+            elif v.kind == "struct":
+                nested = self.message(v.message, f"{full}.{v.name}", package, top=False)
+                fld = Fld(member, v.number, Ty("message", nested.full_name, msg=nested))
+            elif v.kind == "transparent":
+                f = v.transparent_field
+                fld = self.field(member, v.number, f.type, full, package, False)
+            else:
+                fields = v.message.fields
+                tt = TupleType(tuple(f.type for f in fields))
+                fld = self.field(member, v.number, tt, full, package, False)
+            fld.oneof = "variant"
+            m.fields[v.number] = fld
+        return m
+
+    def ref_wkt(self, name: str) -> Ty:
+        return Ty("message", name, msg=self.wkt[name])
+
+    def ref(self, cls: type, package: str) -> Ty:
+        known = wellknown(cls)
+        if known is not None:
+            msg = self.wkt.get(known[0])
+            return Ty("message", known[0], msg=msg)
+        schema = _schema(cls)
+        ty = Ty("message", f"{schema.package or package}.{schema.name}")
+        self.pending.append(ty)
+        return ty
+
+    def elem(self, t: TypeSchema, owner: str, package: str, nested: str) -> Ty:
+        """The element type of a field of type ``t`` (nested messages named ``nested``)."""
+        if isinstance(t, ScalarType):
+            kind = t.kind
+            return Ty(kind.proto, kind=kind if kind.is_integer or kind.name == "bool" else None)
+        if isinstance(t, (MessageType, OneofType)):
+            return self.ref(t.cls, package)
+        if isinstance(t, EnumType):
+            ty = Ty("enum", f"{package}.{t.cls.__name__}")
+            self.pending.append(ty)
+            return ty
+        if isinstance(t, DurationType):
+            return self.ref_wkt("google.protobuf.Duration")
+        if isinstance(t, TupleType):
+            name = nested
+            if len(t.elems) == 1 and isinstance(t.elems[0], ScalarType):
+                wrapper = _WRAPPERS.get(t.elems[0].kind.proto)
+                if wrapper is not None:
+                    name = f"google.protobuf.{wrapper}"
+            m = Msg(name if name.startswith("google.") else f"{owner}.{name}", top_level=False)
+            for i, e in enumerate(t.elems, 1):
+                m.fields[i] = self.field(f"field{i}", i, e, m.full_name, package, False)
+            return Ty("message", m.full_name, msg=m)
+        full_name = getattr(t, "full_name", None)
+        if isinstance(full_name, str):  # a type described elsewhere: compared by name only
+            return Ty("message", full_name)
+        raise AssertionError(f"not an element type: {t}")  # pragma: no cover
+
+    def field(
+        self, name: str, number: int, t: TypeSchema, owner: str, package: str, always: bool
+    ) -> Fld:
+        nested = upper_camel_case(name)
+        if isinstance(t, OptionalType):
+            inner = self.field(name, number, t.inner, owner, package, False)
+            if inner.ty.proto == "message":
+                inner.nullable = True
+            else:
+                inner.label = "optional"
+            return inner
+        if isinstance(t, (RepeatedType, FixedArrayType)):
+            array = t.length if isinstance(t, FixedArrayType) else None
+            if t.as_bytes:
+                return Fld(name, number, Ty("bytes"), array=array)
+            elem = self.elem(t.elem, owner, package, nested)
+            if isinstance(t, RepeatedType) or t.packed:
+                return Fld(name, number, elem, "repeated", array=array)
+            wrapper = Msg(f"{owner}.{nested}", top_level=False)
+            wrapper.fields[1] = Fld("field1", 1, elem, "repeated")
+            return Fld(name, number, Ty("message", wrapper.full_name, msg=wrapper), array=array)
+        if isinstance(t, MapType):
+            is_map = isinstance(t.key, ScalarType) and t.key.kind.proto in _MAP_KEYS
+            entry = Msg(f"{owner}.{nested}{'Entry' if is_map else ''}", top_level=False)
+            for i, (part, pt) in enumerate((("key", t.key), ("value", t.value)), 1):
+                entry.fields[i] = self.field(part, i, pt, entry.full_name, package, False)
+            ty = Ty("message", entry.full_name, msg=entry)
+            return Fld(name, number, ty, "repeated", is_map=is_map)
+        label = "optional" if always and isinstance(t, (ScalarType, EnumType)) else "singular"
+        return Fld(name, number, self.elem(t, owner, package, nested), label)
+
+
+def model_side(roots: Sequence[type]) -> Side:
+    """The comparable form of the types reachable from ``roots``."""
+    return _ModelBuilder(list(roots)).side
+
+
+# ---------------------------------------------------------------------------------------------
+# The baseline side: .proto files parsed by protoc
+
+
+_TYPE_NAMES = {
+    1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64", 7: "fixed32",
+    8: "bool", 9: "string", 10: "message", 11: "message", 12: "bytes", 13: "uint32",
+    14: "enum", 15: "sfixed32", 16: "sfixed64", 17: "sint32", 18: "sint64",
+}
+_baseline_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], Side] = {}
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """protoc writes its messages to file descriptor 2: collect them."""
+    out: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode("utf-8", "replace"))
+
+
+def _protoc(directory: Path, files: list[str]) -> bytes:
+    try:
+        # grpcio-tools ships no type information (an optional extra, imported only here)
+        import grpc_tools  # type: ignore[import-untyped]
+        from grpc_tools import protoc
+    except ImportError as exc:
+        raise BaselineError(
+            "reading a baseline needs protoc from grpcio-tools: pip install 'savestate[check]'"
+        ) from exc
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "baseline.pb"
+        args = [
+            "protoc",
+            f"-I{directory}",
+            f"-I{include}",
+            f"--descriptor_set_out={out}",
+            "--include_imports",
+            "--include_source_info",
+            *(str(directory / f) for f in files),
+        ]
+        with _captured_stderr() as messages:
+            status = protoc.main(args)
+        text = "".join(messages).strip()
+        if status != 0 or not out.exists():
+            text = text.replace(f"{directory}{os.sep}", "")
+            raise BaselineError(f"cannot parse the baseline {directory}:\n{text}")
+        return out.read_bytes()
+
+
+def load_baseline(directory: str | os.PathLike[str]) -> Side:
+    """Parse every ``.proto`` file under ``directory`` (cached while the files are unchanged)."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise BaselineError(f"baseline directory {directory} does not exist")
+    path = path.resolve()
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*.proto"))
+    if not files:
+        raise BaselineError(f"baseline directory {directory} holds no .proto files")
+    stamp = tuple(
+        (f, (path / f).stat().st_mtime_ns, (path / f).stat().st_size) for f in files
+    )
+    key = (str(path), stamp)
+    cached = _baseline_cache.get(key)
+    if cached is not None:
+        return cached
+    data = _protoc(path, files)
+    annotated = {
+        f for f in files
+        if any(
+            line.startswith("// savestate:")
+            for line in (path / f).read_text(encoding="utf-8", errors="replace").splitlines()
+        )
+    }
+    side = _descriptor_side(data, annotated)
+    side.plain_files = [f for f in files if f not in annotated]
+    _baseline_cache[key] = side
+    return side
+
+
+def _comment_notes(comment: str) -> dict[str, Any]:
+    """The structured parts of a trailing comment: width, length, key/value widths, array."""
+    notes: dict[str, Any] = {}
+    for raw in comment.replace("\n", ";").split(";"):
+        part = " ".join(raw.split())
+        words = part.split(" ")
+        if part == "packed repr only":
+            notes["array"] = True
+        elif part in _KIND_BY_NAME and _KIND_BY_NAME[part].is_integer:
+            notes["kind"] = _KIND_BY_NAME[part]
+        elif len(words) == 2 and words[0] == "length" and words[1].isdigit():
+            notes["length"] = int(words[1])
+        elif len(words) == 2 and words[0] in ("key", "value") and words[1] in _KIND_BY_NAME:
+            notes[words[0]] = _KIND_BY_NAME[words[1]]
+    return notes
+
+
+def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
+    # protobuf ships no type information (an optional extra, imported only here)
+    from google.protobuf import descriptor_pb2  # type: ignore[import-untyped]
+
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(data)
+    side = Side()
+    everything: dict[str, Msg] = {}
+    enums: dict[str, Enm] = {}
+    tys: list[Ty] = []
+    late: list[tuple[Fld, dict[str, Any]]] = []
+
+    for fd in fds.file:
+        annotated = fd.name in annotated_files
+        comments = {
+            tuple(loc.path): loc.trailing_comments for loc in fd.source_code_info.location
+        }
+        prefix = f"{fd.package}." if fd.package else ""
+
+        def walk_enum(ed: Any, scope: str) -> None:
+            full = f"{scope}{ed.name}"
+            enums[full] = Enm(full, {v.number: v.name for v in ed.value})
+
+        def walk(
+            md: Any,
+            scope: str,
+            path: tuple[int, ...],
+            top: bool,
+            annotated: bool = annotated,
+            comments: dict[tuple[int, ...], str] = comments,
+        ) -> None:
+            full = f"{scope}{md.name}"
+            m = Msg(full, top_level=top, annotated=annotated)
+            m.reserved = [(r.start, r.end) for r in md.reserved_range]
+            oneofs = [o.name for o in md.oneof_decl]
+            for i, fdp in enumerate(md.field):
+                proto = _TYPE_NAMES[fdp.type]
+                notes = _comment_notes(comments.get((*path, 2, i), ""))
+                kind: ScalarKind | None = None
+                if proto in _PROTO_KIND:
+                    kind = notes.get("kind") or (
+                        _PROTO_KIND[proto] if annotated or proto not in _AMBIGUOUS else None
+                    )
+                ty = Ty(proto, ref=fdp.type_name.lstrip("."), kind=kind)
+                tys.append(ty)
+                repeated = fdp.label == descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+                optional = fdp.proto3_optional
+                label = "repeated" if repeated else "optional" if optional else "singular"
+                fld = Fld(fdp.name, fdp.number, ty, label)
+                if fdp.HasField("oneof_index") and not optional:
+                    fld.oneof = oneofs[fdp.oneof_index]
+                if "length" in notes:
+                    fld.array = notes["length"]
+                elif notes.get("array"):
+                    fld.array = ANY_LENGTH
+                elif not annotated and (proto in ("bytes", "message")) and not repeated:
+                    fld.array = UNKNOWN
+                m.fields[fdp.number] = fld
+                if "key" in notes or "value" in notes:
+                    late.append((fld, notes))
+            if md.oneof_decl and len(oneofs) == 1 and oneofs[0] == "variant" and all(
+                f.oneof == "variant" for f in m.fields.values()
+            ):
+                m.is_oneof_enum = True
+            if md.options.map_entry:
+                m.is_oneof_enum = False
+            everything[full] = m
+            if top:
+                side.messages[full] = m
+            for j, nd in enumerate(md.nested_type):
+                walk(nd, f"{full}.", (*path, 3, j), False, annotated, comments)
+            for ed in md.enum_type:
+                walk_enum(ed, f"{full}.")
+
+        for i, md in enumerate(fd.message_type):
+            walk(md, prefix, (4, i), True)
+        for ed in fd.enum_type:
+            walk_enum(ed, prefix)
+            side.enums[f"{prefix}{ed.name}"] = enums[f"{prefix}{ed.name}"]
+
+    map_entries = set()
+    for fd in fds.file:
+        def entries(md: Any, scope: str) -> None:
+            full = f"{scope}{md.name}"
+            if md.options.map_entry:
+                map_entries.add(full)
+            for nd in md.nested_type:
+                entries(nd, f"{full}.")
+
+        for md in fd.message_type:
+            entries(md, f"{fd.package}." if fd.package else "")
+    for ty in tys:
+        if ty.proto == "message":
+            ty.msg = everything.get(ty.ref)
+        elif ty.proto == "enum":
+            ty.enum = enums.get(ty.ref)
+    for m in everything.values():
+        for f in m.fields.values():
+            if f.ty.proto == "message" and f.ty.ref in map_entries:
+                f.is_map = True
+    for fld, notes in late:
+        entry = fld.ty.msg
+        if entry is None:
+            continue
+        for part, number in (("key", 1), ("value", 2)):
+            inner = entry.fields.get(number)
+            if part in notes and inner is not None and inner.ty.kind is not None:
+                inner.ty.kind = notes[part]
+    return side
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison
+
+
+def _requires(f: Fld, seen: frozenset[int] = frozenset()) -> bool:
+    """Whether a reader fails when field ``f`` is absent from the bytes."""
+    if f.array is not None and f.array != UNKNOWN:
+        return True
+    if f.label != "singular" or f.is_map:
+        return False
+    if f.ty.proto == "enum":
+        return f.ty.enum is not None and not f.ty.enum.has_zero
+    msg = f.ty.msg
+    if f.ty.proto != "message" or msg is None or f.nullable or id(msg) in seen:
+        return False
+    if msg.is_oneof_enum:
+        return True
+    inner = seen | {id(msg)}
+    return any(_requires(g, inner) for g in msg.fields.values())
+
+
+def _why_required(f: Fld) -> str:
+    if f.array is not None:
+        return "a fixed array"
+    if f.ty.proto == "enum":
+        return "an enum without a zero value"
+    if f.ty.msg is not None and f.ty.msg.is_oneof_enum:
+        return "a Oneof"
+    return "a message holding a required field"
+
+
+def _range(kind: ScalarKind) -> tuple[int, int]:
+    return kind.lo, kind.hi
+
+
+class _Checker:
+    def __init__(self, old: Side, new: Side, checked: set[str]) -> None:
+        self.old = old
+        self.new = new
+        self.checked = checked
+        self.findings: list[Finding] = []
+        self.pairs: set[tuple[int, int]] = set()
+        self.enum_pairs: set[tuple[int, int]] = set()
+
+    # -- recording
+
+    def add(
+        self, rule: str, direction: str, path: str, number: int | None, change: str, reason: str
+    ) -> None:
+        r = RULES[rule]
+        level = r.level
+        if level == "error" and direction != BOTH and direction not in self.checked:
+            level = "warning"
+        self.findings.append(Finding(level, rule, direction, path, number, change, reason))
+
+    # -- top level
+
+    def run(self) -> None:
+        for name, om in sorted(self.old.messages.items()):
+            nm = self.new.messages.get(name)
+            if nm is not None:
+                self.messages(om, nm, name)
+        for name, oe in sorted(self.old.enums.items()):
+            ne = self.new.enums.get(name)
+            if ne is not None:
+                self.enums(oe, ne, name)
+        self.roots()
+
+    def roots(self) -> None:
+        referenced = {
+            f.ty.ref for m in self._all_old() for f in m.fields.values() if f.ty.proto == "message"
+        }
+        gone = [
+            m for name, m in sorted(self.old.messages.items())
+            if name not in self.new.messages and name not in referenced
+            and not name.startswith("google.protobuf.")
+        ]
+        for root in sorted(self.new.roots):
+            if root in self.old.messages:
+                continue
+            package, _, simple = root.rpartition(".")
+            same_name = [m for m in gone if m.full_name.rpartition(".")[2] == simple]
+            same_package = [m for m in gone if m.full_name.rpartition(".")[0] == package]
+            new_msg = self.new.messages.get(root)
+            if same_name:
+                old_msg = same_name[0]
+                old_package = old_msg.full_name.rpartition(".")[0]
+                self.add(
+                    "PACKAGE_CHANGED", BOTH, root, None,
+                    f"package {old_package} -> {package}",
+                    f"blobs saved as type.googleapis.com/{old_msg.full_name} no longer match",
+                )
+            elif same_package:
+                old_msg = same_package[0]
+                names = ", ".join(m.full_name for m in same_package)
+                self.add(
+                    "ROOT_RENAMED", BOTH, root, None,
+                    f"root {names} -> {root}" if len(same_package) == 1
+                    else f"root one of ({names}) -> {root}",
+                    "the type URL of existing blobs no longer matches",
+                )
+            else:
+                continue
+            if new_msg is not None:
+                self.messages(old_msg, new_msg, root)
+
+    def _all_old(self) -> Iterable[Msg]:
+        stack = list(self.old.messages.values())
+        seen: set[int] = set()
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield m
+            for f in m.fields.values():
+                if f.ty.msg is not None:
+                    stack.append(f.ty.msg)
+
+    # -- messages
+
+    def messages(self, om: Msg, nm: Msg, path: str) -> None:
+        key = (id(om), id(nm))
+        if key in self.pairs:
+            return
+        self.pairs.add(key)
+        names = {f.name: f for f in nm.fields.values()}
+        for number, of in sorted(om.fields.items()):
+            nf = nm.fields.get(number)
+            where = f"{path}.{of.name}"
+            if nf is not None:
+                self.fields(of, nf, f"{path}.{nf.name}")
+                continue
+            if om.is_oneof_enum and of.oneof is not None:
+                moved = names.get(of.name)
+                change = (
+                    f"variant {of.name} renumbered {number} -> {moved.number}"
+                    if moved is not None and moved.oneof is not None
+                    else f"variant {of.name} removed"
+                )
+                self.add(
+                    "ONEOF_VARIANT_NO_DELETE", BACKWARD, where, number, change,
+                    "old state holding this variant fails to decode (unknown variant)",
+                )
+                continue
+            if _requires(of):
+                self.add(
+                    "FIELD_REMOVED_REQUIRED", FORWARD, where, number,
+                    f"field {of.name} removed",
+                    f"old code requires it ({_why_required(of)}): new state lacks it",
+                )
+            if not nm.is_reserved(number):
+                self.add(
+                    "FIELD_NO_DELETE", BACKWARD, where, number, f"field {of.name} deleted",
+                    "its number is not reserved: old values are dropped, and a later field "
+                    "of that number would misread them (add it to reserved=)",
+                )
+        for number, nf in sorted(nm.fields.items()):
+            if number in om.fields:
+                continue
+            where = f"{path}.{nf.name}"
+            if nm.is_oneof_enum and nf.oneof is not None:
+                self.add(
+                    "ONEOF_VARIANT_ADDED", FORWARD, where, number, f"variant {nf.name} added",
+                    "old code fails to decode new state holding this variant",
+                )
+                continue
+            if om.is_reserved(number):
+                self.add(
+                    "RESERVED_REUSED", BACKWARD, where, number,
+                    f"reserved number {number} reused by {nf.name}",
+                    "state written before the number was reserved decodes into this field",
+                )
+            elif _requires(nf):
+                self.add(
+                    "FIELD_ADDED_REQUIRED", BACKWARD, where, number, f"field {nf.name} added",
+                    f"old state lacks it and it is {_why_required(nf)}: decoding fails",
+                )
+        self.reserved(om, nm, path)
+
+    def reserved(self, om: Msg, nm: Msg, path: str) -> None:
+        for lo, hi in om.reserved:
+            left = [(lo, hi)]
+            for nlo, nhi in nm.reserved:
+                left = [
+                    part
+                    for a, b in left
+                    for part in ((a, min(b, nlo)), (max(a, nhi), b))
+                    if part[0] < part[1]
+                ]
+            for a, b in left:
+                free = [(x, y) for x, y in _split(a, b, set(nm.fields)) if x < y]
+                for x, y in free:
+                    text = str(x) if y == x + 1 else f"{x} to {y - 1}"
+                    self.add(
+                        "RESERVED_NO_DELETE", BACKWARD, path, None,
+                        f"reserved {text} removed",
+                        "a later field of that number would misread state from before the "
+                        "reservation",
+                    )
+
+    def enums(self, oe: Enm, ne: Enm, path: str) -> None:
+        key = (id(oe), id(ne))
+        if key in self.enum_pairs:
+            return
+        self.enum_pairs.add(key)
+        by_name = {name: v for v, name in ne.values.items()}
+        for value, name in sorted(oe.values.items()):
+            if value not in ne.values:
+                moved = by_name.get(name)
+                change = (
+                    f"value {name} renumbered {value} -> {moved}"
+                    if moved is not None else f"value {name} ({value}) removed"
+                )
+                self.add(
+                    "ENUM_VALUE_NO_DELETE", BACKWARD, f"{path}.{name}", value, change,
+                    "old state holding it fails to decode (unknown enum value)",
+                )
+        for value, name in sorted(ne.values.items()):
+            if value not in oe.values:
+                self.add(
+                    "ENUM_VALUE_ADDED", FORWARD, f"{path}.{name}", value,
+                    f"value {name} ({value}) added",
+                    "old code rejects new state holding it (unknown enum value)",
+                )
+
+    # -- fields
+
+    def fields(self, of: Fld, nf: Fld, path: str) -> None:
+        n = nf.number
+        if of.oneof != nf.oneof:
+            self.add(
+                "FIELD_SAME_ONEOF", BOTH, path, n,
+                f"oneof {of.oneof or '(none)'} -> {nf.oneof or '(none)'}",
+                "a oneof member replaces its siblings: values can be lost or misread",
+            )
+            return
+        oc, nc = of.cardinality, nf.cardinality
+        if oc != nc and not (
+            {oc, nc} == {"map", "repeated"}
+            and of.ty.proto == "message" and nf.ty.proto == "message"
+        ):
+            self.add(
+                "FIELD_SAME_CARDINALITY", BOTH, path, n,
+                f"{oc} {of.ty} -> {nc} {nf.ty}",
+                "one value and many are read differently: values are lost or fail to decode",
+            )
+            return
+        if not self.types(of.ty, nf.ty, path, n):
+            return
+        self.arrays(of, nf, path)
+        if (
+            oc == "singular"
+            and of.ty.proto not in ("message",)
+            and {of.label, nf.label} == {"singular", "optional"}
+        ):
+            if nf.label == "optional":
+                effect = "a zero the old code did not write now decodes as None or the default"
+            else:
+                effect = "a present zero and an absent value now read the same"
+            self.add(
+                "FIELD_PRESENCE_CHANGED", BOTH, path, n,
+                f"{'optional' if of.label == 'optional' else 'implicit'} presence -> "
+                f"{'optional' if nf.label == 'optional' else 'implicit'}",
+                effect,
+            )
+
+    def types(self, ot: Ty, nt: Ty, path: str, number: int) -> bool:
+        """Compare element types; False when they differ so much that nothing else matters."""
+        og, ng = _GROUPS[ot.proto], _GROUPS[nt.proto]
+        if og != ng:
+            self.add(
+                "FIELD_WIRE_COMPATIBLE_TYPE", BOTH, path, number, f"type {ot} -> {nt}",
+                _wire_reason(og, ng),
+            )
+            return False
+        if ot.proto == "message":
+            self.message_types(ot, nt, path, number)
+            return True
+        if ot.proto == "enum":
+            if ot.enum is not None and nt.enum is not None and not (
+                ot.ref == nt.ref and ot.ref in self.old.enums and nt.ref in self.new.enums
+            ):
+                self.enums(ot.enum, nt.enum, path)
+            return True
+        self.integers(ot, nt, path, number)
+        return True
+
+    def integers(self, ot: Ty, nt: Ty, path: str, number: int) -> None:
+        ok, nk = ot.kind, nt.kind
+        if ok is None or nk is None:
+            if ot.proto == nt.proto or ot.proto not in _PROTO_KIND:
+                return  # a width the baseline does not say: nothing to compare
+            ok = ok or _PROTO_KIND[ot.proto]
+            nk = nk or _PROTO_KIND[nt.proto]
+        change = f"type {ot} -> {nt}"
+        olo, ohi = _range(ok)
+        nlo, nhi = _range(nk)
+        if not (nlo <= olo and ohi <= nhi):
+            self.add(
+                "FIELD_INTEGER_NARROWED", BACKWARD, path, number, change,
+                _range_reason("old", ok, nk),
+            )
+        if not (olo <= nlo and nhi <= ohi):
+            self.add(
+                "FIELD_INTEGER_WIDENED", FORWARD, path, number, change,
+                _range_reason("new", nk, ok),
+            )
+
+    def message_types(self, ot: Ty, nt: Ty, path: str, number: int) -> None:
+        om, nm = ot.msg, nt.msg
+        if om is None or nm is None:
+            return
+        wkt = ot.ref.startswith("google.protobuf.")
+        if ot.ref == nt.ref and (wkt or (om.top_level and nm.top_level)):
+            return  # compared once, by name
+        named = om.top_level and nm.top_level and not ot.ref.startswith("google.protobuf.")
+        if not named:
+            self.messages(om, nm, path)
+            return
+        # Two different named messages: does the new one read the old one's bytes?
+        sub = _Checker(self.old, self.new, self.checked)
+        sub.pairs = set(self.pairs)
+        sub.messages(om, nm, nt.ref)
+        errors = [f for f in sub.findings if RULES[f.rule].level == "error"]
+        oldp, _, olds = ot.ref.rpartition(".")
+        newp, _, news = nt.ref.rpartition(".")
+        if errors:
+            first = errors[0]
+            self.add(
+                "FIELD_SAME_MESSAGE_TYPE", BOTH, path, number, f"type {ot.ref} -> {nt.ref}",
+                f"the new message does not read the old one: {first.change} [{first.rule}]",
+            )
+        elif olds == news and oldp != newp:
+            self.add(
+                "MESSAGE_PACKAGE_CHANGED", BOTH, path, number, f"type {ot.ref} -> {nt.ref}",
+                "the bytes are read the same; tools naming the type must follow",
+            )
+
+    def arrays(self, of: Fld, nf: Fld, path: str) -> None:
+        o, n = of.array, nf.array
+        if o == n or UNKNOWN in (o, n):
+            return
+        num = nf.number
+        if o is not None and n is not None:
+            if ANY_LENGTH in (o, n):
+                return
+            self.add(
+                "ARRAY_LENGTH_CHANGED", BOTH, path, num, f"length {o} -> {n}",
+                "a reader requires exactly its own count: the other side's arrays fail to decode",
+            )
+        elif n is not None:
+            self.add(
+                "ARRAY_LENGTH_CHANGED", BACKWARD, path, num,
+                f"list -> fixed length {'?' if n == ANY_LENGTH else n}",
+                "old state holding another count fails to decode",
+            )
+        else:
+            self.add(
+                "ARRAY_LENGTH_CHANGED", FORWARD, path, num,
+                f"fixed length {'?' if o == ANY_LENGTH else o} -> list",
+                "old code requires exactly its count: new state of another count fails",
+            )
+
+
+def _split(a: int, b: int, used: set[int]) -> list[tuple[int, int]]:
+    """[a, b) without the numbers in ``used``."""
+    parts = []
+    start = a
+    for u in sorted(x for x in used if a <= x < b):
+        parts.append((start, u))
+        start = u + 1
+    parts.append((start, b))
+    return parts
+
+
+def _wire_reason(old: str, new: str) -> str:
+    if {old, new} <= {"varint", "zigzag"}:
+        return "old values decode to different numbers (zigzag and plain varints differ)"
+    if "message" in (old, new) or "enum" in (old, new):
+        return "old bytes cannot be read as the new type"
+    return "the wire encodings differ: old state fails to decode or changes meaning"
+
+
+def _range_reason(writer: str, wk: ScalarKind, rk: ScalarKind) -> str:
+    if wk.lo < rk.lo:
+        return (
+            f"{writer} values below {rk.lo} fail to decode or change sign "
+            f"({wk.name} -> {rk.name})"
+        )
+    return f"{writer} values over {rk.hi} fail to decode ({wk.name} holds up to {wk.hi})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _directions(direction: str) -> set[str]:
+    if direction == BOTH:
+        return {BACKWARD, FORWARD}
+    if direction in (BACKWARD, FORWARD):
+        return {direction}
+    raise ValueError(f"direction must be backward, forward or both, not {direction!r}")
+
+
+def _roots_of(roots_or_modules: Iterable[type | str] | type | str) -> list[type]:
+    from .cli import load_roots
+
+    items = (
+        [roots_or_modules] if isinstance(roots_or_modules, (type, str)) else roots_or_modules
+    )
+    roots: list[type] = []
+    modules: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            modules.append(item)
+        else:
+            roots.append(item)
+    if modules:
+        roots += [r for r in load_roots(modules) if r not in roots]
+    return roots
+
+
+def check_compatible(
+    roots_or_modules: Iterable[type | str] | type | str,
+    against: str | os.PathLike[str],
+    direction: str = BACKWARD,
+) -> Report:
+    """Check the saved-state types of ``roots_or_modules`` against the baseline ``against``.
+
+    ``roots_or_modules``: root classes and/or module names (imported, as ``savestate check``
+    does). ``against``: a directory of ``.proto`` files of an earlier release. ``direction``:
+    ``"backward"`` (new code reads old state; the default), ``"forward"`` (old code reads new
+    state) or ``"both"``; findings of the other direction are reported as warnings. Raises
+    :class:`BaselineError` when the baseline cannot be read.
+    """
+    checked = _directions(direction)
+    old = load_baseline(against)
+    new = model_side(_roots_of(roots_or_modules))
+    checker = _Checker(old, new, checked)
+    checker.run()
+    unique = {(f.rule, f.direction, f.path, f.number, f.change): f for f in checker.findings}
+    findings = sorted(
+        unique.values(),
+        key=lambda f: (_LEVEL_ORDER[f.level], f.path, f.number or 0, f.rule, f.direction),
+    )
+    notes: tuple[str, ...] = ()
+    if old.plain_files:
+        notes = (
+            f"{len(old.plain_files)} baseline file(s) without savestate annotations "
+            f"({', '.join(old.plain_files)}): integer widths of uint32/sint32 and array lengths "
+            "were not compared (write baselines with `savestate proto --annotate`)",
+        )
+    return Report(tuple(findings), direction, notes)

@@ -1,0 +1,33 @@
+"""Helpers for a project's own tests: ``assert_compatible`` for pytest (or any test runner)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from .compat import BACKWARD, Report, check_compatible
+
+__all__ = ["assert_compatible"]
+
+
+def assert_compatible(
+    roots_or_modules: Iterable[type | str] | type | str,
+    against: str | os.PathLike[str],
+    direction: str = BACKWARD,
+) -> Report:
+    """Raise ``AssertionError`` listing every breaking change against the baseline ``against``.
+
+    Arguments as :func:`savestate.check_compatible`; returns the report (warnings included)
+    when nothing breaks::
+
+        def test_state_still_restores():
+            assert_compatible("mypkg.devices", against="proto/release-1.4")
+    """
+    report = check_compatible(roots_or_modules, against=against, direction=direction)
+    if not report.ok:
+        lines = [str(f) for f in report.errors]
+        raise AssertionError(
+            f"saved state is not {direction} compatible with {os.fspath(against)}:\n"
+            + "\n".join(lines)
+        )
+    return report
