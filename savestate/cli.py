@@ -168,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(run=_cmd_check)
+    from .cli_tools import add_commands
+
+    add_commands(commands)  # decode, encode, show, diff
     return parser
 
 

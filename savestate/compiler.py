@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import runtime
+from . import foreign, runtime
 from .introspect import schema_of, zero_value
 from .scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from .schema import (
@@ -29,6 +29,7 @@ from .schema import (
     EnumType,
     FieldSchema,
     FixedArrayType,
+    ForeignMessageType,
     MapType,
     MessageSchema,
     MessageType,
@@ -110,6 +111,8 @@ class _ClassGen:
             "_as_float": runtime.as_float,
             "_as_bytes": runtime.as_bytes,
             "_enc_duration": runtime.encode_duration,
+            "_enc_foreign": foreign.encode_into,
+            "_dec_foreign": foreign.decode_span,
             "_dec_duration": runtime.decode_duration,
             "_new": object.__new__,
             "_join": b"".join,
@@ -369,6 +372,8 @@ class _ClassGen:
                 self.emit_encode(w, et, e, i + 1, always=False)
         elif isinstance(t, DurationType):
             w(f"_enc_duration({v}, buf)")
+        elif isinstance(t, ForeignMessageType):
+            w(f"_enc_foreign({self.const('F', t)}, {v}, buf)")
         else:  # pragma: no cover
             raise AssertionError(t)
 
@@ -529,6 +534,8 @@ class _ClassGen:
             return f"{name}({data}, {start}, {end}, depth - 1)"
         if isinstance(t, DurationType):
             return f"_dec_duration({data}, {start}, {end}, depth - 1)"
+        if isinstance(t, ForeignMessageType):
+            return f"_dec_foreign({self.const('F', t)}, {data}, {start}, {end})"
         raise AssertionError(t)
 
     def anon_decoder(self, fields: tuple[FieldSchema, ...]) -> str:
@@ -752,7 +759,9 @@ class _FieldPlan:
     @property
     def spans(self) -> bool:
         """Message-like singular values keep their record spans so duplicates can merge."""
-        return isinstance(self.t, (MessageType, OneofType, TupleType, DurationType))
+        return isinstance(
+            self.t, (MessageType, OneofType, TupleType, DurationType, ForeignMessageType)
+        )
 
     def emit_init(self, w: _Writer) -> None:
         f, t, gen = self.field, self.t, self.gen
@@ -919,7 +928,7 @@ class _FieldPlan:
                 w(f"{var} = {gen.decoder_call(t, 'data', f'{var}_s', f'{var}_e')}")
             if self.optional:
                 return
-            if isinstance(t, (MessageType, TupleType)):
+            if isinstance(t, (MessageType, TupleType, ForeignMessageType)):
                 empty = gen.decoder_call(t, "b''", "0", "0")
                 w(f"elif {var} is _MISSING:")
                 with w.indent():

@@ -394,6 +394,35 @@ class Protobuf(metaclass=ProtobufMeta):
         result: Self = codec_of(cls).decode(data, max_depth)
         return result
 
+    def to_dict(self) -> dict[str, Any]:
+        """The proto3 JSON object of this value (see :mod:`savestate.jsonmap`)."""
+        from .jsonmap import to_dict
+
+        return to_dict(self)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The proto3 JSON text of this value (compact unless ``indent`` is given)."""
+        from .jsonmap import to_json
+
+        return to_json(self, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build a value from its proto3 JSON object (raises ``JsonError``, a ``DecodeError``
+        naming the field path)."""
+        from .jsonmap import from_dict
+
+        result: Self = from_dict(cls, data)
+        return result
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        """Parse proto3 JSON text (raises ``JsonError``, a ``DecodeError``)."""
+        from .jsonmap import from_json
+
+        result: Self = from_json(cls, text)
+        return result
+
 
 class Oneof(Protobuf):
     """Base of Rust-style enums with data.
@@ -419,21 +448,41 @@ class Oneof(Protobuf):
 _C = TypeVar("_C", bound=type)
 
 
+_P = TypeVar("_P", bound=Protobuf)
+
+
+@overload
+def savedstate(cls: type[_P], /) -> type[_P]: ...
+@overload
+def savedstate(
+    *, package: str | None = None, reserved: Any = ()
+) -> Callable[[type[_T]], type[_T]]: ...
 @dataclass_transform(kw_only_default=True, field_specifiers=(field,))
 def savedstate(
-    *, package: str, reserved: Any = ()
-) -> Callable[[type[_T]], type[_T]]:
+    cls: type[Any] | None = None, /, *, package: str | None = None, reserved: Any = ()
+) -> Any:
     """Declare a saved-state root: a message with a type URL, registered for ``roots()``.
 
-    Use it on a plain annotated class (which it turns into a ``Protobuf`` message) or on a
-    ``Protobuf`` class.
+    The typed form is a ``Protobuf`` class, with the decorator bare or with arguments:
+    ``@savedstate`` over ``class S(Protobuf, package="p")`` (type checkers then see
+    ``encode``/``decode``/``to_json`` on it). The short form ``@savedstate(package="p")`` over a
+    plain annotated class turns it into a ``Protobuf`` message at run time, but type checkers
+    cannot see the methods it gains there.
     """
-    if not isinstance(package, str) or not package:
+    if cls is not None:
+        return savedstate(package=package, reserved=reserved)(cls)
+    if package is not None and (not isinstance(package, str) or not package):
         raise SchemaError(f"a saved-state root needs a package, got {package!r}")
 
     def wrap(cls: type[_T]) -> type[_T]:
         info = _info(cls)
         if info is None:
+            if package is None:
+                raise SchemaError(
+                    "a saved-state root needs a package: @savedstate(package=...) on a plain "
+                    "class, or a Protobuf class declared with package=...",
+                    [cls.__name__],
+                )
             namespace = {
                 k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")
             }
@@ -444,13 +493,13 @@ def savedstate(
             cls = new  # type: ignore[assignment]
         elif info.kind != "message":
             raise SchemaError("only a message can be a saved-state root", [cls.__name__])
-        elif info.package != package:
+        elif info.package is None or (package is not None and info.package != package):
             raise SchemaError(
                 f"root package {package!r} differs from the class's package {info.package!r}",
                 [cls.__name__],
             )
         info.root = True
-        full = f"{package}.{info.name}"
+        full = f"{info.package}.{info.name}"
         with _registry_lock:
             previous = _roots.get(full)
             if previous is not None and previous.__qualname__ != cls.__qualname__:

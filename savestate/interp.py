@@ -13,6 +13,7 @@ import math
 import struct
 from typing import Any
 
+from . import foreign
 from .errors import DecodeError, EncodeError
 from .introspect import message_schema, oneof_schema, schema_of, zero_value
 from .scalars import INT32, INT64, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
@@ -22,6 +23,7 @@ from .schema import (
     EnumType,
     FieldSchema,
     FixedArrayType,
+    ForeignMessageType,
     MapType,
     MessageSchema,
     MessageType,
@@ -252,6 +254,10 @@ def _encode_message_value(t: TypeSchema, value: Any, sub: bytearray, path: list[
         if nanos:
             write_varint(sub, _tag(2, WIRE_VARINT))
             write_varint(sub, nanos & MASK64)
+    elif isinstance(t, ForeignMessageType):
+        if not foreign.check(t, value):
+            raise _expected(t.cls.__name__, value, path)
+        sub += foreign.encode(t, value)
     else:  # pragma: no cover - the schema builder admits no other type
         raise AssertionError(t)
 
@@ -462,7 +468,7 @@ def _finish(d: _Decoder, f: FieldSchema, acc: _Acc, depth: int) -> Any:
         return {} if isinstance(t, MapType) else []
     if isinstance(t, FixedArrayType):
         raise d.fail("missing required field (a fixed-length array)")
-    if isinstance(t, (MessageType, TupleType)):
+    if isinstance(t, (MessageType, TupleType, ForeignMessageType)):
         return _decode_spans(d, t, [], depth)
     if f.always or isinstance(t, OneofType):
         default = f.make_default()
@@ -661,6 +667,11 @@ def _decode_len_value(
     if isinstance(t, DurationType):
         seconds, nanos = _decode_fields_as_tuple(d, _DURATION_FIELDS, s, e, depth - 1)
         return duration_from_parts(seconds, nanos, d)
+    if isinstance(t, ForeignMessageType):
+        try:
+            return foreign.decode(t, data[s:e])
+        except ValueError as exc:
+            raise d.fail(str(exc)) from None
     raise AssertionError(t)
 
 

@@ -21,6 +21,7 @@ import typing_extensions
 from . import scalars
 from .declare import FIELD_KEY, ClassInfo, FieldOptions, _info, _registry_lock
 from .errors import SchemaError
+from .foreign import foreign_type
 from .scalars import ScalarKind
 from .schema import (
     MISSING,
@@ -336,6 +337,9 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
             raise _unsupported(
                 annotation, where, ": a variant is not a type of its own; use its Oneof"
             )
+        foreign = foreign_type(annotation)
+        if foreign is not None:
+            return foreign
     raise _unsupported(annotation, where)
 
 

@@ -51,6 +51,7 @@ from .schema import (
     EnumType,
     FieldSchema,
     FixedArrayType,
+    ForeignMessageType,
     MapType,
     MessageSchema,
     MessageType,
@@ -590,6 +591,8 @@ class _File:
             return "", self.ref(t.cls), ""
         if isinstance(t, DurationType):
             return "", self.external(DURATION), ""
+        if isinstance(t, ForeignMessageType):
+            return "", self.external((t.full_name, t.proto_file)), ""
         if isinstance(t, TupleType):
             return "", self._tuple(msg, group, t, nested_name, where), ""
         if isinstance(t, OptionalType):

@@ -1,0 +1,382 @@
+"""The ``decode``, ``encode``, ``show`` and ``diff`` commands: look inside saved states.
+
+Each command reads bytes (a state encoded as one root type, or a snapshot file, recognised by its
+magic number) and works on the proto3 JSON of the state (:mod:`savestate.jsonmap`). Types are
+found among the saved-state roots registered by the modules given with ``--module`` (and the
+library's own: ``google.protobuf.Any``, ``savestate.units.SavedStateUnits``).
+
+Exit statuses: 0 success (``diff``: no difference), 1 a failure (bad bytes, bad JSON, a value
+that does not fit; ``diff``: the states differ), 2 a usage error. A failure is reported as one
+line naming the file, the type and the field path; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import snapshot
+from .blob import SavedStateBlob, root_for_url
+from .declare import _info
+from .declare import roots as registered_roots
+from .errors import DecodeError, SavestateError
+from .raw import decode_raw, format_raw, raw_to_json
+
+__all__ = ["add_commands"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _Usage(Exception):
+    pass
+
+
+class _Failure(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _read_bytes(spec: str) -> bytes:
+    if spec == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(spec).read_bytes()
+    except FileNotFoundError:
+        raise _Usage(f"{spec}: no such file") from None
+    except OSError as exc:
+        raise _Failure(f"{spec}: {exc.strerror or exc}") from None
+
+
+def _load_modules(modules: list[str] | None) -> None:
+    if not modules:
+        return
+    from .cli import UsageError, load_roots
+
+    try:
+        load_roots(modules)
+    except UsageError as exc:
+        raise _Usage(str(exc)) from None
+
+
+def _full_name(cls: type) -> str:
+    info = _info(cls)
+    return f"{info.package}.{info.name}"
+
+
+def _find_type(name: str) -> Any:
+    if name == "google.protobuf.Any":
+        return SavedStateBlob
+    cls = root_for_url(name)
+    if cls is not None:
+        return cls
+    known = ", ".join(_full_name(c) for c in registered_roots()) or "none"
+    raise _Usage(
+        f"unknown type {name!r}: no registered root has that name (give its module with "
+        f"--module; known: {known})"
+    )
+
+
+def _is_snapshot(data: bytes) -> bool:
+    return data.startswith(snapshot.MAGIC)
+
+
+def _state_json(data: bytes, file: str, type_name: str | None) -> Any:
+    """The JSON of the bytes of a file: a snapshot's blob, or a state of ``type_name``."""
+    if _is_snapshot(data):
+        blob = snapshot.unpack(data, file)
+        if type_name is not None and type_name != "google.protobuf.Any":
+            cls = _find_type(type_name)
+            return blob.parse(cls).to_dict()
+        return blob.to_dict()
+    if type_name is None:
+        raise _Usage(f"{file}: not a snapshot file: give its type with --type (or use --raw)")
+    cls = _find_type(type_name)
+    value: Any = cls.decode(data)
+    return value.to_dict()
+
+
+def _dump(value: Any, compact: bool) -> str:
+    if compact:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _write_out(data: bytes, output: str | None) -> None:
+    if output is None or output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(output).write_bytes(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    data = _read_bytes(args.file)
+    if args.raw:
+        if _is_snapshot(data):
+            data = snapshot.unpack(data, args.file).value
+        fields = decode_raw(data)
+        if args.json:
+            print(_dump(raw_to_json(fields), args.compact))
+        else:
+            sys.stdout.write(format_raw(fields))
+        return 0
+    _load_modules(args.module)
+    print(_dump(_state_json(data, args.file, args.type), args.compact))
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    _load_modules(args.module)
+    text = _read_bytes(args.file)
+    if args.snapshot:
+        cls: Any = SavedStateBlob
+    elif args.type is None:
+        raise _Usage("give the type to encode with --type (or --snapshot for a snapshot file)")
+    else:
+        cls = _find_type(args.type)
+    value = cls.from_json(text)
+    if args.snapshot:
+        if args.type is not None and args.type != "google.protobuf.Any":
+            value = SavedStateBlob.new(_find_type(args.type).from_json(text))
+        out = snapshot.pack(value)
+    else:
+        out = value.encode()
+    _write_out(out, args.output)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    _load_modules(args.module)
+    data = _read_bytes(args.snapshot)
+    blob = snapshot.unpack(data, args.snapshot)
+    _magic, version, _reserved, length, digest = snapshot._FIELDS.unpack_from(data)
+    lines = [
+        f"snapshot {args.snapshot}",
+        f"  format version {version}, header {snapshot.HEADER_SIZE} bytes",
+        f"  payload {length} bytes, sha256 {digest.hex()}",
+    ]
+    lines += _show_blob(blob, "  ", "state")
+    print("\n".join(lines))
+    return 0
+
+
+def _show_blob(blob: SavedStateBlob, indent: str, label: str) -> list[str]:
+    lines = [f"{indent}{label}: {blob.type_url or '(empty)'} ({len(blob.value)} bytes)"]
+    cls = root_for_url(blob.type_url)
+    inner = indent + "  "
+    if cls is None:
+        lines.append(f"{inner}(type not known here: give its module with --module)")
+        try:
+            lines += [inner + line for line in format_raw(decode_raw(blob.value)).splitlines()]
+        except DecodeError as exc:
+            lines.append(f"{inner}(not protobuf bytes: {exc})")
+        return lines
+    value: Any = blob.parse(cls)
+    from .units import SavedStateUnits
+
+    if isinstance(value, SavedStateUnits):
+        lines[0] = f"{indent}{label}: {blob.type_url} ({len(blob.value)} bytes, " \
+                   f"{len(value.units)} units)"
+        for i, unit in enumerate(value.units):
+            lines += _show_blob(unit.state, inner, f"unit [{i}] {unit.name!r}")
+        return lines
+    lines += _tree(value.to_dict(), inner)
+    return lines
+
+
+def _scalar_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _tree(value: Any, indent: str) -> list[str]:
+    """A JSON value as indented ``name: value`` lines."""
+    lines: list[str] = []
+    items: Iterator[tuple[str, Any]]
+    if isinstance(value, dict):
+        items = iter(value.items())
+    else:
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    for key, v in items:
+        if isinstance(v, (dict, list)) and v:
+            lines.append(f"{indent}{key}:")
+            lines += _tree(v, indent + "  ")
+        else:
+            lines.append(f"{indent}{key}: {_scalar_text(v)}")
+    return lines
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    _load_modules(args.module)
+    a = _state_json(_read_bytes(args.a), args.a, args.type)
+    b = _state_json(_read_bytes(args.b), args.b, args.type)
+    changes = list(diff_json(a, b))
+    for path, old, new in changes:
+        print(f"{path or '.'}: {_describe(old)} -> {_describe(new)}")
+    return 1 if changes else 0
+
+
+_ABSENT: Any = object()
+
+
+def _describe(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def diff_json(a: Any, b: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """``(path, old, new)`` for each place where two JSON values differ. Lists of objects
+    with a ``"name"`` (state units) are matched by name, other lists by index."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            sub = f"{path}.{key}" if path else key
+            yield from diff_json(a.get(key, _ABSENT), b.get(key, _ABSENT), sub)
+        return
+    if isinstance(a, list) and isinstance(b, list):
+        if _named(a) and _named(b):
+            left = {x["name"]: x for x in a}
+            right = {x["name"]: x for x in b}
+            for name in [*left, *(n for n in right if n not in left)]:
+                yield from diff_json(
+                    left.get(name, _ABSENT), right.get(name, _ABSENT), f"{path}[{name!r}]"
+                )
+            return
+        for i in range(max(len(a), len(b))):
+            yield from diff_json(
+                a[i] if i < len(a) else _ABSENT, b[i] if i < len(b) else _ABSENT, f"{path}[{i}]"
+            )
+        return
+    if a != b or type(a) is not type(b):
+        yield path, a, b
+
+
+def _named(items: list[Any]) -> bool:
+    names = [x.get("name") if isinstance(x, dict) else None for x in items]
+    return bool(items) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Wiring
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report a failure as one line (file, type, field path) unless ``--debug``."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except BaseException as exc:
+            if getattr(args, "debug", False) or isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            status, text = _classify(exc, args)
+            print(f"savestate {args.command}: {text}", file=sys.stderr)
+            return status
+
+    return wrapper
+
+
+def _classify(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
+    if isinstance(exc, _Usage):
+        return EXIT_USAGE, f"error: {exc}"
+    if isinstance(exc, BrokenPipeError):  # output piped into `head`: not an error to report
+        return EXIT_FAILURE, "output closed early"
+    where = getattr(args, "file", None) or getattr(args, "snapshot", None) or ""
+    if getattr(args, "command", "") == "diff":
+        where = f"{args.a} / {args.b}"
+    prefix = f"{where}: " if where and where != "-" and not str(exc).startswith(where) else ""
+    type_name = getattr(args, "type", None)
+    if type_name and isinstance(exc, SavestateError):
+        prefix += f"as {type_name}: "
+    if isinstance(exc, (SavestateError, _Failure)):
+        return EXIT_FAILURE, f"error: {prefix}{exc}"
+    if isinstance(exc, OSError):
+        return EXIT_FAILURE, f"error: {prefix}{exc.strerror or exc}"
+    detail = f"{type(exc).__name__}: {exc}"
+    return EXIT_FAILURE, f"error: {prefix}{detail} (run with --debug for the traceback)"
+
+
+def _common(p: argparse.ArgumentParser, typed: bool = True) -> None:
+    if typed:
+        p.add_argument(
+            "--type", metavar="PKG.NAME",
+            help="the root type of the bytes (its full proto name, e.g. chipset.pic.SavedState)"
+        )
+    p.add_argument(
+        "--module", "-m", action="append", metavar="MOD",
+        help="import this module (dotted name or .py file) to register its roots; repeatable",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``decode``, ``encode``, ``show`` and ``diff`` to the ``savestate`` parser."""
+    decode = commands.add_parser(
+        "decode",
+        help="print a saved state (or a snapshot file) as proto3 JSON",
+        description="Decode FILE (or standard input) as --type and print its proto3 JSON. A "
+        "snapshot file needs no --type: its blob is printed with its type URL, and embedded "
+        "when a --module registers that type. --raw prints any protobuf bytes without a "
+        "schema, like protoc --decode_raw.",
+    )
+    decode.add_argument("file", nargs="?", default="-", metavar="FILE",
+                        help="the bytes to decode (default: - for standard input)")
+    _common(decode)
+    decode.add_argument("--compact", action="store_true", help="one line of JSON")
+    decode.add_argument("--raw", action="store_true",
+                        help="no schema: field numbers, wire types and guessed nesting")
+    decode.add_argument("--json", action="store_true", help="with --raw: records as JSON")
+    decode.set_defaults(run=_guarded(_cmd_decode))
+
+    encode = commands.add_parser(
+        "encode",
+        help="encode proto3 JSON as a saved state (the inverse of decode)",
+        description="Read proto3 JSON from FILE (or standard input) and write the encoding of "
+        "--type to standard output (or -o). JSON printed by decode encodes back to the same "
+        "bytes, unknown fields included (kept under \"@unknown\").",
+    )
+    encode.add_argument("file", nargs="?", default="-", metavar="FILE",
+                        help="the JSON to encode (default: - for standard input)")
+    _common(encode)
+    encode.add_argument("-o", "--output", metavar="OUT", help="write here, not to stdout")
+    encode.add_argument(
+        "--snapshot", action="store_true",
+        help="write a snapshot file: the JSON is a blob as decode prints a snapshot "
+        "({\"@type\": ...}), or a state of --type",
+    )
+    encode.set_defaults(run=_guarded(_cmd_encode))
+
+    show = commands.add_parser(
+        "show",
+        help="describe a snapshot file: header, units, types, sizes and fields",
+        description="Print the snapshot header, its state's type URL and size, each state "
+        "unit with its name, type URL and size, and the decoded fields of each state whose "
+        "type is registered (by --module), as a tree.",
+    )
+    show.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot file")
+    _common(show, typed=False)
+    show.set_defaults(run=_guarded(_cmd_show))
+
+    diff = commands.add_parser(
+        "diff",
+        help="list the field paths whose values differ between two states",
+        description="Compare two snapshot files (or two states of --type) field by field and "
+        "print 'path: old -> new' for each difference. Exit 0 when equal, 1 when they differ "
+        "(as diff(1) does), 2 for a usage error.",
+    )
+    diff.add_argument("a", metavar="A", help="the old state or snapshot file")
+    diff.add_argument("b", metavar="B", help="the new state or snapshot file")
+    _common(diff)
+    diff.set_defaults(run=_guarded(_cmd_diff))

@@ -1,0 +1,186 @@
+"""A schema-less view of protobuf bytes, like ``protoc --decode_raw``.
+
+:func:`decode_raw` splits bytes into records (field number, wire type, value) and guesses what a
+length-delimited value is: a nested message when its bytes parse completely as records, else a
+string when they are printable UTF-8, else bytes. Any input gives either records or a
+:class:`~savestate.errors.DecodeError` naming the byte offset: never another exception, and the
+nesting guessed is bounded by ``max_depth``.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DecodeError
+from .wire import WireError, read_varint
+
+__all__ = ["RawField", "decode_raw", "format_raw", "raw_to_json"]
+
+WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "len", 5: "fixed32"}
+
+
+@dataclass(frozen=True)
+class RawField:
+    """One record: ``value`` is an int (varint, fixed32, fixed64) or bytes; for a
+    length-delimited value, ``message`` holds its records when it parses as a message and
+    ``text`` its text when it is printable UTF-8."""
+
+    number: int
+    wire: int
+    value: int | bytes
+    message: tuple[RawField, ...] | None = None
+    text: str | None = None
+
+
+def decode_raw(data: bytes | bytearray | memoryview, max_depth: int = 100) -> list[RawField]:
+    """The records of ``data`` (raises ``DecodeError`` for bytes that are not records)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    raw = bytes(data)
+    try:
+        return _records(raw, 0, len(raw), max_depth, strict=True) or []
+    except _NotRecords as exc:  # pragma: no cover - strict mode raises DecodeError instead
+        raise DecodeError(str(exc)) from None
+
+
+class _NotRecords(Exception):
+    pass
+
+
+def _records(
+    data: bytes, pos: int, end: int, depth: int, strict: bool
+) -> list[RawField] | None:
+    """Parse records; in non-strict mode (a guess at a nested message) return None instead of
+    raising when the bytes are not records."""
+    out: list[RawField] = []
+
+    def fail(reason: str, at: int) -> None:
+        if strict:
+            raise DecodeError(f"at byte {at}: {reason}")
+        raise _NotRecords(reason)
+
+    try:
+        while pos < end:
+            start = pos
+            try:
+                tag, pos = read_varint(data, pos, end)
+            except WireError as exc:
+                fail(f"bad tag: {exc}", start)
+            number, wire = tag >> 3, tag & 7
+            if number == 0 or number > (1 << 29) - 1:
+                fail(f"invalid field number {number}", start)
+            if wire == 0:
+                try:
+                    value, pos = read_varint(data, pos, end)
+                except WireError as exc:
+                    fail(f"field {number}: {exc}", pos)
+                out.append(RawField(number, wire, value))
+            elif wire in (1, 5):
+                size = 8 if wire == 1 else 4
+                if end - pos < size:
+                    fail(f"field {number}: truncated fixed-width value", pos)
+                fmt = "<Q" if wire == 1 else "<I"
+                out.append(RawField(number, wire, struct.unpack_from(fmt, data, pos)[0]))
+                pos += size
+            elif wire == 2:
+                try:
+                    length, pos = read_varint(data, pos, end)
+                except WireError as exc:
+                    fail(f"field {number}: bad length: {exc}", pos)
+                if length > end - pos:
+                    fail(f"field {number}: length {length} runs past the end", pos)
+                payload = data[pos : pos + length]
+                nested = None
+                if payload and depth > 1:
+                    try:
+                        found = _records(data, pos, pos + length, depth - 1, strict=False)
+                        nested = tuple(found) if found else None
+                    except _NotRecords:
+                        nested = None
+                out.append(RawField(number, wire, payload, nested, _text(payload)))
+                pos += length
+            else:
+                fail(f"field {number}: invalid wire type {wire}", start)
+    except _NotRecords:
+        if strict:  # pragma: no cover
+            raise
+        return None
+    return out
+
+
+def _text(payload: bytes) -> str | None:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(c.isprintable() or c in "\n\t\r" for c in text):
+        return text
+    return None
+
+
+def _guess_message(f: RawField) -> bool:
+    """A value that parses as records is shown as a message, unless it is printable ASCII
+    text (``"hi"`` also parses as field 13 = 105)."""
+    if f.message is None:
+        return False
+    return f.text is None or not f.text.isascii()
+
+
+def format_raw(fields: list[RawField] | tuple[RawField, ...], indent: str = "") -> str:
+    """Text in the style of ``protoc --decode_raw``."""
+    lines: list[str] = []
+    for f in fields:
+        if isinstance(f.value, int):
+            if f.wire == 0:
+                lines.append(f"{indent}{f.number}: {f.value}")
+            else:
+                width = 8 if f.wire == 5 else 16
+                lines.append(f"{indent}{f.number}: 0x{f.value:0{width}x}")
+        elif _guess_message(f):
+            assert f.message is not None
+            lines.append(f"{indent}{f.number} {{")
+            lines.append(format_raw(f.message, indent + "  ").rstrip("\n"))
+            lines.append(f"{indent}}}")
+        else:
+            assert isinstance(f.value, bytes)
+            lines.append(f"{indent}{f.number}: {_quote(f.value)}")
+    return "\n".join(line for line in lines if line) + ("\n" if lines else "")
+
+
+def _quote(data: bytes) -> str:
+    out = []
+    for b in data:
+        c = chr(b)
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif 32 <= b < 127:
+            out.append(c)
+        elif c == "\n":
+            out.append("\\n")
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def raw_to_json(fields: list[RawField] | tuple[RawField, ...]) -> list[dict[str, Any]]:
+    """The records as JSON: ``{"field": n, "wire": "varint", "value": ...}`` each, with
+    ``"message"`` (nested records) and ``"text"`` guesses for length-delimited values, whose
+    ``"value"`` is base64."""
+    out: list[dict[str, Any]] = []
+    for f in fields:
+        item: dict[str, Any] = {"field": f.number, "wire": WIRE_NAMES[f.wire]}
+        if isinstance(f.value, bytes):
+            item["value"] = base64.b64encode(f.value).decode("ascii")
+            if f.text is not None:
+                item["text"] = f.text
+            if f.message is not None:
+                item["message"] = raw_to_json(f.message)
+        else:
+            item["value"] = f.value
+        out.append(item)
+    return out

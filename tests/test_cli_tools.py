@@ -1,0 +1,149 @@
+"""The decode, encode, show and diff commands, and the schema-less raw decoder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from savestate import DecodeError, SavedStateBlob, snapshot
+from savestate.cli import main
+from savestate.raw import decode_raw, format_raw
+from savestate.units import SavedStateUnit, SavedStateUnits
+
+from . import proto_constructs as pc
+
+MOD = "tests.proto_constructs"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def snap(tmp_path: Path) -> Path:
+    root = pc.OtherRoot(where=pc.Point(x=1, y=-2), level=pc.Level.low)
+    units = SavedStateUnits(units=[
+        SavedStateUnit(name="a", state=SavedStateBlob.new(root)),
+        SavedStateUnit(name="b", state=SavedStateBlob(type_url="type.googleapis.com/x.Y",
+                                                     value=b"\x08\x07")),
+    ])
+    path = tmp_path / "s.snapshot"
+    snapshot.write(path, units)
+    return path
+
+
+def test_decode_encode_snapshot_round_trip(
+    capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
+) -> None:
+    status, out, _ = run(capsys, "decode", str(snap), "--module", MOD)
+    assert status == 0
+    data = json.loads(out)
+    assert data["units"][0]["state"]["where"] == {"x": 1, "y": -2}
+    assert data["units"][1]["state"] == {"@type": "type.googleapis.com/x.Y", "@value": "CAc="}
+    (tmp_path / "s.json").write_text(out)
+    again = tmp_path / "again.snapshot"
+    assert run(capsys, "encode", "--snapshot", str(tmp_path / "s.json"), "-o", str(again),
+               "-m", MOD)[0] == 0
+    assert again.read_bytes() == snap.read_bytes()
+
+
+def test_decode_encode_typed_with_unknown_fields(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = bytes(pc.OtherRoot(where=pc.Point(x=5))) + b"\xf8\x01\x01"
+    (tmp_path / "s.bin").write_bytes(data)
+    status, out, _ = run(capsys, "decode", str(tmp_path / "s.bin"), "--type",
+                         "constructs.other.OtherRoot", "-m", MOD, "--compact")
+    assert status == 0 and "\n" not in out.strip() and "@unknown" in out
+    (tmp_path / "s.json").write_text(out)
+    out_path = tmp_path / "out.bin"
+    assert run(capsys, "encode", str(tmp_path / "s.json"), "--type",
+               "constructs.other.OtherRoot", "-m", MOD, "-o", str(out_path))[0] == 0
+    assert out_path.read_bytes() == data
+
+
+def test_show(capsys: pytest.CaptureFixture[str], snap: Path) -> None:
+    status, out, _ = run(capsys, "show", str(snap), "-m", MOD)
+    assert status == 0
+    assert "format version 1" in out
+    assert "savestate.units.SavedStateUnits" in out and "2 units" in out
+    assert "unit [0] 'a': type.googleapis.com/constructs.other.OtherRoot" in out
+    assert "      where:\n        x: 1\n        y: -2" in out
+    assert "unit [1] 'b'" in out and "type not known here" in out and "1: 7" in out
+
+
+def test_diff(capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path) -> None:
+    other = tmp_path / "o.snapshot"
+    root = pc.OtherRoot(where=pc.Point(x=1, y=3), level=pc.Level.low)
+    snapshot.write(other, SavedStateUnits(units=[
+        SavedStateUnit(name="a", state=SavedStateBlob.new(root))]))
+    status, out, _ = run(capsys, "diff", str(snap), str(other), "-m", MOD)
+    assert status == 1
+    assert "units['a'].state.where.y: -2 -> 3" in out
+    assert "units['b']: {" in out and "-> (absent)" in out
+    assert run(capsys, "diff", str(snap), str(snap), "-m", MOD)[:2] == (0, "")
+
+
+def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\x0a\x05\x08")
+    status, out, err = run(capsys, "decode", str(bad), "--type",
+                           "constructs.other.OtherRoot", "-m", MOD)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "bad.bin: as constructs.other.OtherRoot: OtherRoot.where" in err
+    status, _, err = run(capsys, "decode", str(bad), "--type", "no.Such", "-m", MOD)
+    assert status == 2 and "unknown type 'no.Such'" in err
+    status, _, err = run(capsys, "decode", str(bad))
+    assert status == 2 and "give its type with --type" in err
+    js = tmp_path / "bad.json"
+    js.write_text('{"where": {"x": "a"}}')
+    status, _, err = run(capsys, "encode", str(js), "--type", "constructs.other.OtherRoot",
+                         "-m", MOD)
+    assert status == 1 and "OtherRoot.where.x: expected an integer" in err
+    with pytest.raises(DecodeError):
+        main(["decode", str(bad), "--type", "constructs.other.OtherRoot", "-m", MOD, "--debug"])
+
+
+@pytest.mark.parametrize("command", ["decode", "encode", "show", "diff"])
+def test_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: savestate " + command in capsys.readouterr().out
+
+
+def test_usage_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["diff", "only-one"])
+    assert info.value.code == 2
+
+
+def test_raw(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = bytes(pc.OtherRoot(where=pc.Point(x=-3, y=4))) + b"\x22\x02hi\x2d\x00\x00\x80\x3f"
+    assert format_raw(decode_raw(data)) == (
+        '1 {\n  1: 5\n  2: 8\n}\n2: 2\n4: "hi"\n5: 0x3f800000\n'
+    )
+    (tmp_path / "r.bin").write_bytes(data)
+    status, out, _ = run(capsys, "decode", "--raw", "--json", "--compact", str(tmp_path / "r.bin"))
+    assert status == 0
+    assert json.loads(out)[1] == {"field": 2, "wire": "varint", "value": 2}
+
+
+def test_raw_never_raises_anything_else() -> None:
+    rng = random.Random(8)
+    for _ in range(5000):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(16)))
+        with contextlib.suppress(DecodeError):
+            decode_raw(data)
+    with pytest.raises(DecodeError, match="at byte 0: invalid field number 0"):
+        decode_raw(b"\x00")
+    deep = b""
+    for _ in range(1000):
+        deep = b"\x0a" + bytes([len(deep)]) + deep if len(deep) < 128 else b"\x0a\x00"
+    decode_raw(deep)

@@ -1,0 +1,185 @@
+"""The proto3 JSON mapping, checked against ``google.protobuf.json_format`` on the same schemas.
+
+savestate's bytes are parsed by the classes ``protoc`` generates from the emitted ``.proto``; then
+``MessageToDict`` of that must equal savestate's ``to_dict``, and Google's JSON text must parse
+with savestate's ``from_json`` back to the value. Hand-written cases pin the details (names,
+64-bit strings, base64, enums, Duration, Any, special floats, unknown fields) and the errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from savestate import DecodeError, SavedStateBlob, write_proto
+from savestate.jsonmap import JsonError, from_dict, json_name, to_dict
+
+from . import proto_constructs as pc
+from .proto_support import import_generated, instances, pb_class, run_protoc
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = tmp_path_factory.mktemp("jsonmap")
+    paths = write_proto(base / "proto", [pc.Everything, pc.OtherRoot])
+    status, messages = run_protoc(base / "proto", base / "py")
+    assert (status, messages) == (0, "")
+    import_generated(base / "py", [p.name for p in paths])
+
+
+def google_dict(value: Any) -> Any:
+    pb = pb_class("constructs.main.Everything").FromString(bytes(value))
+    return json_format.MessageToDict(pb)
+
+
+def _real_blobs(value: Any, draw_root: Any) -> Any:
+    """Blobs holding registered roots (Google cannot print an Any of an unknown type)."""
+    value.blob = draw_root
+    value.blobs = [SavedStateBlob.new(pc.OtherRoot(where=pc.Point(x=1), level=pc.Level.low))]
+    return value
+
+
+ROOT_BLOBS = st.sampled_from(
+    [
+        SavedStateBlob(),
+        SavedStateBlob.new(pc.OtherRoot(where=pc.Point(x=-3, y=4))),
+        SavedStateBlob.new(SavedStateBlob.new(pc.OtherRoot(where=pc.Point()))),
+    ]
+)
+
+
+@settings(
+    max_examples=60,
+    # Shrinking a value of this schema takes minutes: report the example as drawn.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_to_dict_matches_google(generated: None, data: st.DataObject) -> None:
+    value = _real_blobs(data.draw(instances(pc.Everything)), data.draw(ROOT_BLOBS))
+    ours = to_dict(value)
+    assert ours == google_dict(value)
+    # Google's JSON text reads back as the same value, and savestate's own JSON too.
+    pb = pb_class("constructs.main.Everything").FromString(bytes(value))
+    assert pc.Everything.from_json(json_format.MessageToJson(pb)) == value
+    assert pc.Everything.from_json(value.to_json(indent=2)) == value
+    # Google parses savestate's JSON to the same bytes' meaning.
+    try:
+        parsed = json_format.Parse(value.to_json(), pb_class("constructs.main.Everything")())
+    except json_format.ParseError as exc:
+        # Google prints the largest floats as their shortest decimal (3.4028235e+38), then
+        # refuses that text as over FLT_MAX: its own output does not parse either.
+        assert "Float value too" in str(exc)
+        return
+    assert pc.Everything.decode(parsed.SerializeToString()) == value
+
+
+def test_default_value(generated: None) -> None:
+    value = pc.Everything(scalars=pc.Scalars.decode(b""))
+    assert pc.Everything.from_dict(to_dict(value)) == value
+    assert to_dict(value) == google_dict(value)
+    assert to_dict(value)["scalars"] == {"aLevel": "LEVEL_HIGH", "ticks": 100}
+
+
+def test_details() -> None:
+    s = pc.Scalars.decode(b"")
+    s = replace(
+        s, a_u64=1 << 63, a_i64=-5, a_int32=-1, a_f32=0.1, a_f64=-0.0, a_bytes=b"\xff\x00",
+        a_mode=pc.Mode.IRQ_DRIVEN, a_level=pc.Level.low, a_duration=datetime.timedelta(
+            seconds=1, microseconds=10), a_float=math.inf, ticks=0,
+    )
+    d = to_dict(s)
+    assert d["aU64"] == str(1 << 63) and d["aI64"] == "-5" and d["aInt32"] == -1
+    assert d["aF32"] == 0.1 and math.copysign(1, d["aF64"]) == -1
+    assert d["aBytes"] == "/wA=" and d["aMode"] == "MODE_IRQ_DRIVEN"
+    assert d["aLevel"] == "LEVEL_LOW" and d["aDuration"] == "1.000010s"
+    assert d["aFloat"] == "Infinity" and d["ticks"] == 0
+    assert "aU8" not in d
+    nan = replace(s, a_f64=math.nan)
+    assert to_dict(nan)["aF64"] == "NaN"
+    assert math.isnan(from_dict(pc.Scalars, {"aF64": "NaN"}).a_f64)
+    # Both name forms are accepted, and enums by Python member name or number.
+    assert from_dict(pc.Scalars, {"a_u8": 3, "aMode": 1, "a_level": "HIGH"}) == replace(
+        pc.Scalars.decode(b""), a_u8=3, a_mode=pc.Mode.POLLED, a_level=pc.Level.HIGH
+    )
+    assert from_dict(pc.Scalars, {"aDuration": "-1.5s"}).a_duration == datetime.timedelta(
+        seconds=-1.5
+    )
+    assert json_name("line_low_latch") == "lineLowLatch"
+
+
+def test_oneof_and_any() -> None:
+    assert to_dict(pc.Idle()) == {"idle": {}}
+    assert to_dict(pc.Count(n=5)) == {"count": 5}
+    assert to_dict(pc.Pair(first=1, second="x")) == {"pair": {"field1": 1, "field2": "x"}}
+    assert pc.Stage.from_dict({"count": 5}) == pc.Count(n=5)
+    assert pc.Count.from_dict({"count": 5}) == pc.Count(n=5)
+    with pytest.raises(JsonError, match="expected variant Count, got Idle"):
+        pc.Count.from_dict({"idle": {}})
+    blob = SavedStateBlob.new(pc.OtherRoot(where=pc.Point(x=2)))
+    d = blob.to_dict()
+    assert d == {
+        "@type": "type.googleapis.com/constructs.other.OtherRoot",
+        "where": {"x": 2},
+        "level": "LEVEL_HIGH",
+    }
+    assert SavedStateBlob.from_dict(d) == blob
+    unknown = SavedStateBlob(type_url="type.googleapis.com/nowhere.Thing", value=b"\x08\x01")
+    assert unknown.to_dict() == {"@type": unknown.type_url, "@value": "CAE="}
+    assert SavedStateBlob.from_dict(unknown.to_dict()) == unknown
+    with pytest.raises(JsonError, match="names no registered saved-state root"):
+        SavedStateBlob.from_dict({"@type": unknown.type_url})
+
+
+def test_unknown_fields_round_trip() -> None:
+    data = bytes(pc.OtherRoot(where=pc.Point(x=1))) + b"\x98\x06\x07" + b"\xa2\x06\x02hi"
+    value = pc.OtherRoot.decode(data)
+    d = value.to_dict()
+    assert d["@unknown"] == "mAYHogYCaGk="
+    again = pc.OtherRoot.from_json(json.dumps(d))
+    assert bytes(again) == data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"nope": 1}, "OtherRoot: unknown field 'nope' of OtherRoot"),
+        ({"where": {"x": "a"}}, "OtherRoot.where.x: expected an integer for i32, got str"),
+        ({"where": {"x": 1 << 40}}, "OtherRoot.where.x: value 1099511627776 out of range"),
+        ({"where": []}, "OtherRoot.where: expected a JSON object, got list []"),
+        ({"level": "LOUD"}, "OtherRoot.level: unknown value 'LOUD' for enum Level"),
+        ([], "OtherRoot: expected a JSON object"),
+        ({"where": {"x": 1}, "level": True}, "OtherRoot.level: expected an enum name"),
+    ],
+)
+def test_errors_name_the_path(data: Any, message: str) -> None:
+    with pytest.raises(JsonError) as info:
+        pc.OtherRoot.from_dict(data)
+    assert str(info.value).startswith(message)
+    assert isinstance(info.value, DecodeError)
+
+
+def test_deep_errors() -> None:
+    with pytest.raises(JsonError, match=r"Everything.list_stage\[0\].Busy.since: expected a "):
+        pc.Everything.from_dict({"scalars": {}, "listStage": [{"busy": {"since": 3}}]})
+    with pytest.raises(JsonError, match=r"Everything.fixed_bytes: invalid base64"):
+        pc.Everything.from_dict({"scalars": {}, "fixedBytes": "!!"})
+    with pytest.raises(JsonError, match=r"Everything.fixed_u32: expected 2 elements, got 1"):
+        pc.Everything.from_dict({"scalars": {}, "fixedU32": [1]})
+    with pytest.raises(JsonError, match="invalid JSON"):
+        pc.Everything.from_json("{")
+
+
+def test_write_proto_dir_is_independent(tmp_path: Path) -> None:
+    # The JSON names are derived from the same declared names the .proto uses.
+    files = write_proto(tmp_path, [pc.OtherRoot])
+    assert any("Level level = 2" in p.read_text() for p in files)
