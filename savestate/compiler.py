@@ -135,6 +135,8 @@ class _ClassGen:
         self.needs: dict[str, type] = {}
         self.counter = 0
         self.helpers: list[list[str]] = []
+        # Message classes whose encoding is being written inline (outermost first).
+        self.inlining: list[type] = []
 
     # -- naming -----------------------------------------------------------------------------
 
@@ -171,8 +173,22 @@ class _ClassGen:
     # length-delimited bodies (nested messages, packed numbers, map entries) are written in
     # place after a one-byte length placeholder that is patched afterwards.
 
-    def emit_varint(self, w: _Writer, var: str) -> None:
-        """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed."""
+    def emit_varint(self, w: _Writer, var: str, wide: bool = False) -> None:
+        """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed. ``wide``
+        values (64-bit kinds) go 14 bits at a time through tables of ready-made byte pairs."""
+        if wide:
+            self.env["_V14"], self.env["_V14L"] = runtime.varint_tables()
+            w(f"if {var} < 128:")
+            with w.indent():
+                w(f"ap({var})")
+            w("else:")
+            with w.indent():
+                w(f"while {var} > 16383:")
+                with w.indent():
+                    w(f"buf += _V14[{var} & 16383]")
+                    w(f"{var} >>= 14")
+                w(f"buf += _V14L[{var}]")
+            return
         w(f"while {var} > 127:")
         with w.indent():
             w(f"ap({var} & 127 | 128)")
@@ -237,15 +253,16 @@ class _ClassGen:
         the message being encoded at the top level, where a large payload is not copied into
         ``buf`` but handed over in ``parts`` (joined once by the caller)."""
         enc = kind.encoding
+        wide = kind.hi > 0xFFFFFFFF or kind.lo < 0
         if enc == "varint":
             if kind.lo < 0:
                 w(f"if {v} < 0:")
                 with w.indent():
                     w(f"{v} &= {M64}")
-            self.emit_varint(w, v)
+            self.emit_varint(w, v, wide)
         elif enc == "zigzag":
             w(f"{v} = ({v} << 1) ^ ({v} >> 63)")
-            self.emit_varint(w, v)
+            self.emit_varint(w, v, kind.hi > 0xFFFFFFFF)
         elif enc == "bool":
             w(f"ap(1 if {v} else 0)")
         elif enc in ("float", "double", "fixed32", "sfixed32", "fixed64", "sfixed64"):
@@ -360,7 +377,20 @@ class _ClassGen:
 
     def emit_message_body(self, w: _Writer, t: TypeSchema, v: str) -> None:
         """Append the fields of a message-like value (no tag, no length)."""
-        if isinstance(t, (MessageType, OneofType)):
+        if isinstance(t, MessageType) and self.can_inline(t.cls):
+            # A small message's fields are written right here: no call per element.
+            schema = schema_of(t.cls)
+            assert isinstance(schema, MessageSchema)
+            self.inlining.append(t.cls)
+            w(f"# {t.cls.__name__}, inline")
+            self.emit_encode_fields(w, schema.fields, v, top=False)
+            u = self.fresh("u")
+            w(f"{u} = {v}._pb_unknown")
+            w(f"if {u}:")
+            with w.indent():
+                w(f"buf += {u}")
+            self.inlining.pop()
+        elif isinstance(t, (MessageType, OneofType)):
             w(f"{self.func_of('enc', t.cls)}({v}, buf)")
         elif isinstance(t, TupleType):
             w(f"if {v}.__class__ is not tuple or len({v}) != {len(t.elems)}:")
@@ -434,11 +464,23 @@ class _ClassGen:
             w, number, omit_empty=False, body=lambda: self.emit_sequence(w, t.elem, v, 1)
         )
 
-    def emit_encode_fields(self, w: _Writer, fields: tuple[FieldSchema, ...], obj: str) -> None:
+    def emit_encode_fields(
+        self, w: _Writer, fields: tuple[FieldSchema, ...], obj: str, top: bool = True
+    ) -> None:
         for f in fields:
             v = self.fresh("v")
             w(f"{v} = {obj}.{f.name}")
-            self.emit_encode(w, f.type, v, f.number, always=f.always, top=True)
+            self.emit_encode(w, f.type, v, f.number, always=f.always, top=top)
+
+    def can_inline(self, cls: type) -> bool:
+        """Inline a nested message's encoding when it is small, made only of scalars, and not
+        already being inlined (recursion) or too deep."""
+        if cls is self.cls or cls in self.inlining or len(self.inlining) >= 2:
+            return False
+        schema = schema_of(cls)
+        if not isinstance(schema, MessageSchema) or len(schema.fields) > 12:
+            return False
+        return all(isinstance(f.type, (ScalarType, EnumType)) for f in schema.fields)
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -449,23 +491,33 @@ class _ClassGen:
         w("pos += 1")
         w(f"if {v} > 127:")
         with w.indent():
-            w(f"{v} &= 127")
-            w("sh = 7")
-            w("while True:")
+            # The second and third bytes unrolled, then a loop.
+            w("b = data[pos]")
+            w("pos += 1")
+            w(f"{v} = ({v} & 127) | (b & 127) << 7")
+            w("if b > 127:")
             with w.indent():
                 w("b = data[pos]")
                 w("pos += 1")
-                w(f"{v} |= (b & 127) << sh")
-                w("if b < 128:")
+                w(f"{v} |= (b & 127) << 14")
+                w("if b > 127:")
                 with w.indent():
-                    w("break")
-                w("sh += 7")
-                w("if sh > 63:")
-                with w.indent():
-                    w("raise _Mismatch")
-            w(f"if {v} >> 64:")
-            with w.indent():
-                w("raise _Mismatch")
+                    w("sh = 21")
+                    w("while True:")
+                    with w.indent():
+                        w("b = data[pos]")
+                        w("pos += 1")
+                        w(f"{v} |= (b & 127) << sh")
+                        w("if b < 128:")
+                        with w.indent():
+                            w("break")
+                        w("sh += 7")
+                        w("if sh > 63:")
+                        with w.indent():
+                            w("raise _Mismatch")
+                    w(f"if {v} >> 64:")
+                    with w.indent():
+                        w("raise _Mismatch")
 
     def emit_read_len(self, w: _Writer, e: str, end: str) -> None:
         n = self.fresh("n")
@@ -560,51 +612,81 @@ class _ClassGen:
             w("if depth <= 0:")
             with w.indent():
                 w("raise _Mismatch")
-            plans = [_FieldPlan(self, f) for f in fields]
-            for p in plans:
-                p.emit_init(w)
+            self.emit_decode_body(w, fields, construct, keep_unknown, "end", "return ")
+
+    def emit_decode_body(
+        self,
+        w: _Writer,
+        fields: tuple[FieldSchema, ...],
+        construct: type | None,
+        keep_unknown: bool,
+        end: str,
+        result: str,
+    ) -> None:
+        """Read fields from ``pos`` to ``end``, then ``result`` (a statement prefix such as
+        ``return `` or ``items.append(``... ``)``) the object built (or the tuple)."""
+        plans = [_FieldPlan(self, f) for f in fields]
+        for p in plans:
+            p.emit_init(w)
+        unk = self.fresh("unk")
+        if keep_unknown:
+            w(f"{unk} = None")
+        known = self.const("KN", frozenset(f.number for f in fields))
+        w(f"while pos < {end}:")
+        with w.indent():
             if keep_unknown:
-                w("unk = None")
-            known = self.const("KN", frozenset(f.number for f in fields))
-            w("while pos < end:")
+                w("st = pos")
+            w("tag = data[pos]")
+            w("if tag < 128:")
             with w.indent():
+                w("pos += 1")
+            w("else:")
+            with w.indent():
+                w(f"tag, pos = _rv(data, pos, {end})")
+            first = True
+            for p in plans:
+                for tag, body in p.branches():
+                    w(f"{'if' if first else 'elif'} tag == {tag}:")
+                    first = False
+                    with w.indent():
+                        body(w)
+            w("else:" if not first else "if True:")
+            with w.indent():
+                w(f"pos = _skip(data, pos, {end}, tag, {known})")
                 if keep_unknown:
-                    w("st = pos")
-                w("tag = data[pos]")
-                w("if tag < 128:")
-                with w.indent():
-                    w("pos += 1")
-                w("else:")
-                with w.indent():
-                    w("tag, pos = _rv(data, pos, end)")
-                first = True
-                for p in plans:
-                    for tag, body in p.branches():
-                        w(f"{'if' if first else 'elif'} tag == {tag}:")
-                        first = False
-                        with w.indent():
-                            body(w)
-                w("else:" if not first else "if True:")
-                with w.indent():
-                    w(f"pos = _skip(data, pos, end, tag, {known})")
-                    if keep_unknown:
-                        w("if unk is None:")
-                        with w.indent():
-                            w("unk = []")
-                        w("unk.append(data[st:pos])")
-            w("if pos != end:")
-            with w.indent():
-                w("raise _Mismatch")
-            for p in plans:
-                p.emit_finish(w)
-            if construct is None:
-                w(f"return ({''.join(p.var + ', ' for p in plans)})")
-                return
-            w(f"o = _new({self.const('C', construct)})")
-            for p in plans:
-                w(f"o.{p.field.name} = {p.var}")
-            w("o._pb_unknown = _join(unk) if unk else None")
-            w("return o")
+                    w(f"if {unk} is None:")
+                    with w.indent():
+                        w(f"{unk} = []")
+                    w(f"{unk}.append(data[st:pos])")
+        w(f"if pos != {end}:")
+        with w.indent():
+            w("raise _Mismatch")
+        for p in plans:
+            p.emit_finish(w)
+        close = ")" if result.endswith("(") else ""
+        if construct is None:
+            w(f"{result}({''.join(p.var + ', ' for p in plans)}){close}")
+            return
+        o = self.fresh("o")
+        w(f"{o} = _new({self.const('C', construct)})")
+        for p in plans:
+            w(f"{o}.{p.field.name} = {p.var}")
+        w(f"{o}._pb_unknown = _join({unk}) if {unk} else None")
+        w(f"{result}{o}{close}")
+
+    def can_inline_decode(self, cls: type) -> bool:
+        """Decode a list element inline when it is a small message of numbers (whose reads
+        never look at ``end`` or ``e``) and not recursive."""
+        if cls is self.cls:
+            return False
+        schema = schema_of(cls)
+        if not isinstance(schema, MessageSchema) or len(schema.fields) > 12:
+            return False
+        return all(
+            isinstance(f.type, EnumType)
+            or (isinstance(f.type, ScalarType) and f.type.wire != WIRE_LEN)
+            for f in schema.fields
+        )
 
     def wrapper_decoder(self, elem: TypeSchema) -> str:
         """A helper that reads the fixed-array wrapper message: repeated elements under field 1."""
@@ -755,6 +837,8 @@ class _FieldPlan:
         t = f.type
         self.optional = isinstance(t, OptionalType)
         self.t: TypeSchema = t.inner if isinstance(t, OptionalType) else t
+        # Set when the field starts out _MISSING: absence is then checked at the end.
+        self.may_be_missing = False
 
     @property
     def spans(self) -> bool:
@@ -776,6 +860,7 @@ class _FieldPlan:
             if value is MISSING:
                 value = f.make_default()
             if value is MISSING:
+                self.may_be_missing = True
                 w(f"{self.var} = _MISSING")
             elif isinstance(value, (int, float, str, bytes)) and type(value) in (
                 int, float, str, bytes, bool
@@ -908,6 +993,15 @@ class _FieldPlan:
 
         def element(w: _Writer) -> None:
             gen.emit_read_len(w, "e", "end")
+            if isinstance(elem, MessageType) and gen.can_inline_decode(elem.cls):
+                schema = schema_of(elem.cls)
+                assert isinstance(schema, MessageSchema)
+                w(f"# {elem.cls.__name__}, inline")
+                w("if depth <= 1:")
+                with w.indent():
+                    w("raise _Mismatch")
+                gen.emit_decode_body(w, schema.fields, elem.cls, True, "e", f"{var}.append(")
+                return
             x = gen.fresh("x")
             gen.emit_decode_len_value(w, elem, x, "e")
             w(f"{var}.append({x})")
@@ -951,7 +1045,7 @@ class _FieldPlan:
             with w.indent():
                 w("raise _Mismatch")
             return
-        if isinstance(t, (ScalarType, EnumType)) and not self.optional:
+        if isinstance(t, (ScalarType, EnumType)) and not self.optional and self.may_be_missing:
             w(f"if {var} is _MISSING:")
             with w.indent():
                 w("raise _Mismatch")

@@ -27,6 +27,22 @@ def write_varint(buf: bytearray, value: int) -> None:
     buf.append(value)
 
 
+_tables: tuple[list[bytes], list[bytes]] | None = None
+
+
+def varint_tables() -> tuple[list[bytes], list[bytes]]:
+    """Varint bytes of every 14-bit value: as a middle chunk (both bytes continued) and as the
+    last chunk (one or two bytes, the last not continued). Built once, on first need."""
+    global _tables
+    if _tables is None:
+        middle = [bytes(((i & 127) | 128, (i >> 7) | 128)) for i in range(16384)]
+        last = [
+            bytes((i,)) if i < 128 else bytes(((i & 127) | 128, i >> 7)) for i in range(16384)
+        ]
+        _tables = (middle, last)
+    return _tables
+
+
 def read_varint_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
     """Read a varint whose first byte is at ``pos`` (at most 10 bytes and 64 bits, not past
     ``end``). The caller has handled one-byte varints already."""
