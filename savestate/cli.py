@@ -2,7 +2,7 @@
 
 ``savestate proto MODULE [MODULE ...] [-o DIR]`` imports the modules, collects the saved-state
 roots they define, and writes their ``.proto`` files into DIR (default ``./proto``), printing
-one line per file written (``--annotate`` for release baselines).
+one line per file written (``--plain`` leaves out the width and length comments).
 
 ``savestate check MODULE [MODULE ...] --against DIR`` checks the modules' saved-state types
 against the ``.proto`` files of an earlier release: exit 0 compatible, 1 breaking, 2 a usage
@@ -102,7 +102,7 @@ def load_roots(modules: Sequence[str]) -> list[type]:
 
 def _cmd_proto(args: argparse.Namespace) -> int:
     roots = load_roots(args.modules)
-    for path in write_proto(args.output, roots, annotate=args.annotate):
+    for path in write_proto(args.output, roots, annotate=not args.plain):
         print(path)
     return 0
 
@@ -141,10 +141,10 @@ def _parser() -> argparse.ArgumentParser:
         help="directory to write into (default: ./proto)",
     )
     proto.add_argument(
-        "--annotate",
+        "--plain",
         action="store_true",
-        help="add integer widths and array lengths as trailing comments (for release "
-        "baselines that `savestate check` reads)",
+        help="leave out the trailing comments with integer widths and array lengths (which "
+        "`savestate check` reads from a release's files)",
     )
     proto.set_defaults(run=_cmd_proto)
     check = commands.add_parser(

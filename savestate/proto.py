@@ -123,15 +123,16 @@ _MAP_KEYS = frozenset(
 # Public functions
 
 
-def proto_files(roots: Iterable[type] | None = None, *, annotate: bool = False) -> dict[str, str]:
+def proto_files(roots: Iterable[type] | None = None, *, annotate: bool = True) -> dict[str, str]:
     """The ``.proto`` text of every type reachable from ``roots``, by file name.
 
     ``roots`` defaults to every registered saved-state root (:func:`savestate.roots`). A file is
     named ``<package>.proto``; the result is sorted by file name and does not depend on the
     order of ``roots`` or of imports. Raises :class:`SchemaError` for a type that cannot be
-    described. ``annotate=True`` adds trailing comments with what protobuf cannot say (``// u8``,
-    ``// length 4``, ``// key u16``) and a header line saying so: write release baselines
-    for ``savestate check`` this way.
+    described. Trailing comments carry what protobuf cannot say (``// u8``, ``// length 4``,
+    ``// key u16``), with a header line saying so, so that a release's files are a complete
+    baseline for ``savestate check``; ``annotate=False`` leaves them out (the Rust reference
+    writer's exact text).
     """
     root_list = registered_roots() if roots is None else list(roots)
     packages = _collect(root_list)
@@ -174,7 +175,7 @@ def write_proto(
     directory: str | os.PathLike[str],
     roots: Iterable[type] | None = None,
     *,
-    annotate: bool = False,
+    annotate: bool = True,
 ) -> list[Path]:
     """Write :func:`proto_files` into ``directory`` (created if needed); returns the paths.
 

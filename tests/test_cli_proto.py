@@ -59,7 +59,7 @@ def test_writes_one_file_per_package_and_prints_it(
     assert main(["proto", name, "-o", str(out)]) == 0
     written = out / f"cli.good{n}.proto"
     assert capsys.readouterr().out == f"{written}\n"
-    assert "message State {\n  uint32 x = 1;\n}" in written.read_text()
+    assert "message State {\n  uint32 x = 1; // u8\n}" in written.read_text()
     assert sorted(p.name for p in out.iterdir()) == [written.name]
 
 
