@@ -28,8 +28,8 @@ class SavedPic(Protobuf, package="quickstart.pic"):
     imr: u8 = field(3, doc="interrupt mask register")
 
 
-@savedstate(package="quickstart.pic")
-class SavedState:
+@savedstate
+class SavedState(Protobuf, package="quickstart.pic"):
     """The saved state of a pair of interrupt controllers."""
 
     primary: SavedPic = field(1)
