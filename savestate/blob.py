@@ -79,16 +79,20 @@ class SavedStateBlob(Protobuf, package="google.protobuf", name="Any"):
         assert isinstance(state, Protobuf)
         return cls(type_url=url, value=state.encode())
 
-    def parse(self, cls: type[_R], *, max_depth: int = 100) -> _R:
+    def parse(self, cls: type[_R], *, max_depth: int = 100, max_size: int = 64 << 20) -> _R:
         """Decode the blob as ``cls`` (a root): the type URL is checked first.
 
         Raises ``BlobTypeMismatch`` (a ``DecodeError``) naming both URLs, or the ``DecodeError``
-        of the payload.
+        of the payload. Each parse has its own ``max_depth`` and ``max_size`` (see
+        ``Protobuf.decode``): the blob's payload was not decoded with its container, and a blob
+        inside the result is decoded only when code asks for it.
         """
         expected = type_url_of(cls)
         if not _same_url(expected, self.type_url):
             raise BlobTypeMismatch(expected, self.type_url)
-        result: _R = cls.decode(self.value, max_depth=max_depth)  # type: ignore[attr-defined]
+        result: _R = cls.decode(  # type: ignore[attr-defined]
+            self.value, max_depth=max_depth, max_size=max_size
+        )
         return result
 
     def is_a(self, cls: type) -> bool:

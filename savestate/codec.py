@@ -15,9 +15,12 @@ from .compiler import _ident, closure, compile_classes, recursion_check
 from .declare import ClassInfo, _info
 from .errors import DecodeError, EncodeError, SchemaError
 
-__all__ = ["DEFAULT_MAX_DEPTH", "Codec", "codec_of"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "Codec", "codec_of"]
 
 DEFAULT_MAX_DEPTH = 100
+# The largest input ``decode`` accepts unless told otherwise: 64 MiB, like the official runtimes'
+# historical default. Checked before the input is copied or read.
+DEFAULT_MAX_SIZE = 64 << 20
 # Each level of nesting takes a few Python frames; past this the interpreter's own stack
 # limit would be reached first.
 MAX_ALLOWED_DEPTH = 200
@@ -53,26 +56,40 @@ class Codec:
             return b"".join(parts)
         return bytes(buf)
 
-    def decode(self, data: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    def decode(
+        self, data: Any, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
+    ) -> Any:
+        if data.__class__ is not bytes and not isinstance(data, (bytearray, memoryview)):
+            raise DecodeError(f"expected bytes, got {type(data).__name__}", [self.cls.__name__])
+        if max_size.__class__ is not int or max_size < 0:
+            raise ValueError("max_size must be a non-negative int")
+        size = data.nbytes if data.__class__ is memoryview else len(data)
+        if size > max_size:
+            raise DecodeError(
+                f"input of {size} bytes is larger than max_size ({max_size})",
+                [(self.oneof or self.cls).__name__],
+            )
         if data.__class__ is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise DecodeError(
-                    f"expected bytes, got {type(data).__name__}", [self.cls.__name__]
-                )
             data = bytes(data)
         if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
             raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
-        target = self.oneof or self.cls
         try:
             value = self._decode(data, 0, len(data), max_depth)
         except Exception:
-            value = _slow_decode(target, data, max_depth)
+            # Outside this block: the traceback holds the fast path's frames and so whatever
+            # it had built, which would double the peak memory of the slow decode.
+            value = _FAILED
+        if value is _FAILED:
+            value = _slow_decode(self.oneof or self.cls, data, max_depth)
         if self.oneof is not None and type(value) is not self.cls:
             raise DecodeError(
                 f"expected variant {self.cls.__name__}, got {type(value).__name__}",
                 [self.oneof.__name__],
             )
         return value
+
+
+_FAILED: Any = object()
 
 
 def _slow_encode(cls: type, obj: Any) -> bytes:

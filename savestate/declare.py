@@ -384,14 +384,21 @@ class Protobuf(metaclass=ProtobufMeta):
         return (codec or _codec_of(type(self))).encode(self)
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, *, max_depth: int = 100) -> Self:
+    def decode(
+        cls,
+        data: bytes | bytearray | memoryview,
+        *,
+        max_depth: int = 100,
+        max_size: int = 64 << 20,
+    ) -> Self:
         """Decode ``data`` (raises ``DecodeError`` naming the field path).
 
-        ``max_depth`` bounds the nesting of messages (the root counts as 1).
+        ``max_depth`` bounds the nesting of messages (the root counts as 1); ``max_size`` the
+        length of ``data`` in bytes (64 MiB by default), checked before anything is read.
         """
         from .codec import codec_of
 
-        result: Self = codec_of(cls).decode(data, max_depth)
+        result: Self = codec_of(cls).decode(data, max_depth, max_size)
         return result
 
     def to_dict(self) -> dict[str, Any]:

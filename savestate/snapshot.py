@@ -14,8 +14,12 @@ Layout (version 1, integers little-endian)::
 ``write`` puts the file in place atomically (a temporary file in the same directory, flushed and
 fsynced, renamed over the target, then the directory fsynced), so a crash leaves either the old
 file or the new one. ``read`` raises a ``SnapshotError`` (a ``RestoreError``) that says what is
-wrong: ``BadMagic``, ``UnsupportedVersion``, ``Truncated``, ``ChecksumMismatch``, ``TrailingData``;
-or ``RestoreError.ProtobufDecode`` when a well-formed file does not hold a valid blob.
+wrong: ``BadMagic``, ``UnsupportedVersion``, ``Truncated``, ``ChecksumMismatch``, ``TrailingData``,
+``TooLarge``; or ``RestoreError.ProtobufDecode`` when a well-formed file does not hold a valid blob.
+
+``read`` takes a ``max_size`` (the largest payload it accepts, ``DEFAULT_MAX_SIZE`` = 64 MiB by
+default): a larger file, or a header that declares a larger payload, is ``TooLarge``, found from
+the file's size before anything is read.
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ import zlib
 from typing import Any
 
 from .blob import SavedStateBlob
+from .codec import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
 from .declare import Protobuf
 from .errors import DecodeError
 from .saverestore import RestoreError, SaveRestore, restore_blob, save_blob
 
 __all__ = [
+    "DEFAULT_MAX_SIZE",
     "FORMAT_VERSION",
     "MAGIC",
     "BadMagic",
     "ChecksumMismatch",
     "SnapshotError",
+    "TooLarge",
     "TrailingData",
     "Truncated",
     "UnsupportedVersion",
@@ -52,6 +59,7 @@ FORMAT_VERSION = 1
 _FIELDS = struct.Struct("<8sHHQ32s")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = _FIELDS.size + _CRC.size  # 56
+DEFAULT_MAX_SIZE = DEFAULT_MAX_DECODE_SIZE  # the largest payload read() accepts: 64 MiB
 
 
 class SnapshotError(RestoreError):
@@ -82,6 +90,10 @@ class TrailingData(SnapshotError):
     """The file has bytes after the payload its header describes."""
 
 
+class TooLarge(SnapshotError):
+    """The file, or the payload its header declares, is larger than ``max_size`` allows."""
+
+
 def pack(blob: SavedStateBlob) -> bytes:
     """The bytes of a snapshot file holding ``blob``."""
     payload = blob.encode()
@@ -91,9 +103,11 @@ def pack(blob: SavedStateBlob) -> bytes:
     return fields + _CRC.pack(zlib.crc32(fields)) + payload
 
 
-def unpack(data: bytes, file: str | os.PathLike[str] = "") -> SavedStateBlob:
+def unpack(
+    data: bytes, file: str | os.PathLike[str] = "", *, max_size: int = DEFAULT_MAX_SIZE
+) -> SavedStateBlob:
     """The blob in the bytes of a snapshot file (raises ``SnapshotError`` or
-    ``RestoreError.ProtobufDecode``)."""
+    ``RestoreError.ProtobufDecode``); ``max_size`` bounds the payload."""
     if not data.startswith(MAGIC[: len(data)]):
         raise BadMagic("not a savestate snapshot (bad magic number)", file)
     if len(data) < HEADER_SIZE:
@@ -109,6 +123,8 @@ def unpack(data: bytes, file: str | os.PathLike[str] = "") -> SavedStateBlob:
         raise ChecksumMismatch("checksum mismatch in the header (the file is corrupt)", file)
     if reserved != 0:
         raise UnsupportedVersion(f"unsupported header flags {reserved:#06x}", file)
+    if length > max_size:
+        raise TooLarge(f"the payload is {length} bytes, more than max_size ({max_size})", file)
     available = len(data) - HEADER_SIZE
     if available < length:
         raise Truncated(
@@ -122,7 +138,7 @@ def unpack(data: bytes, file: str | os.PathLike[str] = "") -> SavedStateBlob:
     if hashlib.sha256(payload).digest() != digest:
         raise ChecksumMismatch("checksum mismatch in the payload (the file is corrupt)", file)
     try:
-        return SavedStateBlob.decode(payload)
+        return SavedStateBlob.decode(payload, max_size=max_size)
     except DecodeError as exc:
         raise RestoreError.ProtobufDecode(exc) from exc
 
@@ -189,16 +205,31 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def read(path: str | os.PathLike[str]) -> SavedStateBlob:
+def read(path: str | os.PathLike[str], *, max_size: int = DEFAULT_MAX_SIZE) -> SavedStateBlob:
     """The blob in the snapshot file at ``path``.
 
-    Raises a ``SnapshotError`` (a ``RestoreError``) naming the problem, or ``OSError``.
+    Raises a ``SnapshotError`` (a ``RestoreError``) naming the problem, or ``OSError``. A file
+    whose payload would be larger than ``max_size`` bytes is ``TooLarge``, found from its size
+    before it is read (and never more than ``max_size`` plus the header plus one byte is read,
+    should it grow meanwhile).
     """
+    if max_size.__class__ is not int or max_size < 0:
+        raise ValueError("max_size must be a non-negative int")
+    limit = HEADER_SIZE + max_size
     with open(path, "rb") as f:
-        data = f.read()
-    return unpack(data, path)
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise TooLarge(
+                f"the file is {size} bytes, more than max_size ({max_size}) plus the "
+                f"{HEADER_SIZE}-byte header", path)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the file grew past max_size ({max_size}) while it was read", path)
+    return unpack(data, path, max_size=max_size)
 
 
-def restore(path: str | os.PathLike[str], obj: SaveRestore[Any]) -> None:
+def restore(
+    path: str | os.PathLike[str], obj: SaveRestore[Any], *, max_size: int = DEFAULT_MAX_SIZE
+) -> None:
     """Read the snapshot at ``path`` and restore ``obj`` from it (``RestoreError`` on failure)."""
-    restore_blob(obj, read(path))
+    restore_blob(obj, read(path, max_size=max_size))

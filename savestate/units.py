@@ -2,8 +2,13 @@
 
 ``StateUnits`` saves every unit into a ``SavedStateUnit`` record (package ``state_unit``, as in the
 reference) and restores by name, all or nothing: every record is checked (unknown or duplicate
-names) and decoded before any unit's ``restore`` runs, and if a ``restore`` still fails, the units
-already restored are put back as they were. A unit with no record keeps its current state.
+names) and decoded before any unit's ``restore`` runs, and so is every blob nested in a decoded
+state whose type URL names a registered root (a chipset's child devices, a child's children, ...),
+so that a corrupt record anywhere means no ``restore`` is called. If a ``restore`` still fails
+(an invalid state, a child blob of an unexpected type), the units already restored, and the one
+that failed, are put back as they were. Units are restored, and put back, in the order they were
+added whatever the order of the records, so that a unit whose restore depends on an earlier one
+(such as a clock) sees that one's state. A unit with no record keeps its current state.
 
 The same logic serves child devices kept as ``list[tuple[str, SavedStateBlob]]`` inside another
 saved state (``save_children`` / ``restore_children``).
@@ -11,11 +16,13 @@ saved state (``save_children`` / ``restore_children``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .blob import SavedStateBlob
+from .blob import SavedStateBlob, root_for_url
 from .declare import Protobuf, field, savedstate
+from .errors import DecodeError
 from .saverestore import (
     RestoreError,
     SaveError,
@@ -77,9 +84,15 @@ def _restore_entries(
             raise RestoreError.InvalidSavedState(f"duplicate entry id: {name}")
         seen.add(name)
         try:
-            decoded.append((name, obj, parse_for(obj, blob)))
+            state = parse_for(obj, blob)
+            check_nested_blobs(state)
         except RestoreError as exc:
             raise RestoreError.ChildError(name, exc) from exc
+        decoded.append((name, obj, state))
+    # Restore in the order the objects were added (as documented, and as they were saved),
+    # whatever the order of the records: a unit may depend on an earlier one (a clock).
+    order = {name: i for i, name in enumerate(objects)}
+    decoded.sort(key=lambda entry: order[entry[0]])
     # Everything decoded: take each unit's current state so that a failed restore can be undone.
     backups: list[tuple[str, SaveRestore[Any], Any]] = []
     for name, obj, _ in decoded:
@@ -96,8 +109,63 @@ def _restore_entries(
             raise err from exc
 
 
+# Blobs nested in blobs: a parse's own ``max_depth`` bounds the nesting inside one blob; this
+# bounds the nesting of blobs (each parse of a blob inside a blob counts one level).
+MAX_BLOB_NESTING = 100
+
+
+def check_nested_blobs(state: Any, max_nesting: int = MAX_BLOB_NESTING) -> None:
+    """Decode every ``SavedStateBlob`` reachable from ``state`` whose type URL names a
+    registered root (blobs inside those too), so that corrupt bytes are found before any
+    ``restore`` runs. Iterative (no recursion); raises ``RestoreError.ProtobufDecode``.
+
+    A blob of an unregistered type is left alone: no parse of it could succeed, so the
+    ``restore`` that asks for it fails, and the restore is rolled back.
+    """
+    # (value, blob nesting, names of the children it is inside: ``(name, blob)`` entries)
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(state, 0, ())]
+    while stack:
+        value, level, names = stack.pop()
+        if isinstance(value, SavedStateBlob):
+            cls = root_for_url(value.type_url)
+            if cls is None:
+                continue
+            if level >= max_nesting:
+                raise _child_error(names, DecodeError(
+                    f"saved-state blobs nested deeper than the limit ({max_nesting})",
+                    [cls.__name__]))
+            try:
+                inner: Any = value.parse(cls)
+            except DecodeError as exc:
+                raise _child_error(names, exc) from exc
+            stack.append((inner, level + 1, names))
+        elif isinstance(value, Protobuf):
+            for f in dataclasses.fields(value):
+                item = getattr(value, f.name)
+                if isinstance(item, _CONTAINERS):
+                    stack.append((item, level, names))
+        elif isinstance(value, dict):
+            stack.extend((v, level, names) for v in value.values() if isinstance(v, _CONTAINERS))
+        elif (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+              and isinstance(value[1], SavedStateBlob)):
+            stack.append((value[1], level, (*names, value[0])))  # a named child's entry
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, level, names) for v in value if isinstance(v, _CONTAINERS))
+
+
+def _child_error(names: tuple[str, ...], exc: DecodeError) -> RestoreError:
+    """The error ``restore_children`` would raise for a child that does not decode."""
+    err: RestoreError = RestoreError.ProtobufDecode(exc)
+    for name in reversed(names):
+        err = RestoreError.ChildError(name, err)
+    return err
+
+
+_CONTAINERS = (Protobuf, list, tuple, dict)
+
+
 def _roll_back(backups: list[tuple[str, SaveRestore[Any], Any]], err: RestoreError) -> None:
-    for name, obj, state in reversed(backups):
+    for name, obj, state in backups:
         try:
             call_restore(obj, state)
         except RestoreError as exc:
