@@ -202,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay is not None:
         return _replay(args.replay)
 
+    import importlib.util
+
+    if importlib.util.find_spec("atheris") is None:
+        print("atheris is not installed: pip install -e '.[fuzz]' (or run --replay, or the "
+              "bounded targets in tests/test_fuzz_bounded.py)", file=sys.stderr)
+        return 2
     from fuzz import targets
 
     names = [n for n in args.targets.split(",") if n] or list(targets.TARGETS)

@@ -2,11 +2,21 @@
 
 How each was fixed:
 
-- ``restore_units/*``: a unit's ``restore`` failed after earlier units were restored; the
-  rollback restored the earlier units in reverse order, so the chipset's PIT was put back while
-  the CPU clock still held the new time, and the machine did not come back as it was. Rollback
-  now runs in restore order; and blobs nested in unit states (a chipset's children) are decoded
-  before any ``restore`` runs (``savestate.units.check_nested_blobs``).
+- ``restore_units/crash-{3cda,ae8c,c720,e277,fb37}*``: a unit's ``restore`` failed after
+  earlier units were restored; the rollback restored the earlier units in reverse order, so the
+  chipset's PIT was put back while the CPU clock still held the new time, and the machine did
+  not come back as it was. Rollback now runs in restore order; and blobs nested in unit states
+  (a chipset's children) are decoded before any ``restore`` runs
+  (``savestate.units.check_nested_blobs``).
+- ``restore_units/crash-{479c,9f15}*``: these failed only after earlier inputs: one holding
+  only a ``cpu`` record (a unit without a record keeps its state) left the example machine with
+  its clock behind its PIT's last tick, a state the PIT's own ``restore`` refuses; a later
+  restore that failed could then not put the PIT back, and said so in ``rollback_failures``.
+  That is the limit of rolling back by restoring saved states (replayed as a sequence below);
+  the target now starts every input from the same consistent state so that a finding never
+  depends on the inputs before it. Looking into it also found that units were restored in the
+  order of the records rather than, as documented, the order they were added: fixed
+  (``tests/test_faults.py``).
 - ``read_snapshot/*``: the target wrongly expected a snapshot whose payload decodes to pack back
   to the same bytes; a payload may be a non-canonical encoding. The target now compares values.
 """
@@ -32,4 +42,27 @@ def test_failing_input_passes_now(case: tuple[str, Path]) -> None:
 
 
 def test_there_are_regressions_to_replay() -> None:
-    assert len(CASES) >= 12
+    assert len(CASES) >= 14
+
+
+def test_rollback_that_a_unit_refuses_is_reported() -> None:
+    """The sequence behind ``restore_units/crash-479c*``: after a restore from a ``cpu``-only
+    record, a failing restore either puts every unit back or names the one it could not."""
+    import savestate
+    from examples.vm.machine import Machine
+    from savestate import RestoreError, SavedStateBlob
+    from savestate.saverestore import restore_blob
+
+    here = Path(__file__).parent / "fuzz_regressions_sequences"
+    url = savestate.blob.type_url_of(savestate.units.SavedStateUnits)
+    machine = Machine()
+    machine.run(300)
+    first = (here / "restore_units-1-cpu-only").read_bytes()
+    restore_blob(machine, SavedStateBlob(type_url=url, value=first))
+    before = machine.save()
+    with pytest.raises(RestoreError) as info:
+        restore_blob(machine, SavedStateBlob(
+            type_url=url, value=(here / "restore_units-2-bad-ioapic").read_bytes()))
+    if machine.save() != before:
+        failures = getattr(info.value, "rollback_failures", [])
+        assert any("pit" in note for note in failures), failures
