@@ -576,16 +576,21 @@ class _ClassGen:
             return
         w(f"{v} = {self.decoder_call(t, 'data', 'pos', e)}")
 
-    def decoder_call(self, t: TypeSchema, data: str, start: str, end: str) -> str:
+    def decoder_call(
+        self, t: TypeSchema, data: str, start: str, end: str, more: str | None = None
+    ) -> str:
+        """A call decoding ``t`` from ``data[start:end]`` and, merged into it, the further
+        records whose bounds are ``more[2:]`` (see emit_decode_body)."""
+        tail = f", {more}" if more else ""
         if isinstance(t, (MessageType, OneofType)):
-            return f"{self.func_of('dec', t.cls)}({data}, {start}, {end}, depth - 1)"
+            return f"{self.func_of('dec', t.cls)}({data}, {start}, {end}, depth - 1{tail})"
         if isinstance(t, TupleType):
             name = self.anon_decoder(
                 tuple(FieldSchema(f"e{i}", i + 1, et) for i, et in enumerate(t.elems))
             )
-            return f"{name}({data}, {start}, {end}, depth - 1)"
+            return f"{name}({data}, {start}, {end}, depth - 1{tail})"
         if isinstance(t, DurationType):
-            return f"_dec_duration({data}, {start}, {end}, depth - 1)"
+            return f"_dec_duration({data}, {start}, {end}, depth - 1{tail})"
         if isinstance(t, ForeignMessageType):
             return f"_dec_foreign({self.const('F', t)}, {data}, {start}, {end})"
         raise AssertionError(t)
@@ -607,12 +612,14 @@ class _ClassGen:
         keep_unknown: bool,
     ) -> None:
         """A decode function over ``fields``: builds ``construct`` or returns a tuple."""
-        w(f"def {name}(data, pos, end, depth):")
+        w(f"def {name}(data, pos, end, depth, more=None):")
         with w.indent():
             w("if depth <= 0:")
             with w.indent():
                 w("raise _Mismatch")
-            self.emit_decode_body(w, fields, construct, keep_unknown, "end", "return ")
+            self.emit_decode_body(
+                w, fields, construct, keep_unknown, "end", "return ", merging=True
+            )
 
     def emit_decode_body(
         self,
@@ -622,9 +629,16 @@ class _ClassGen:
         keep_unknown: bool,
         end: str,
         result: str,
+        merging: bool = False,
     ) -> None:
         """Read fields from ``pos`` to ``end``, then ``result`` (a statement prefix such as
-        ``return `` or ``items.append(``... ``)``) the object built (or the tuple)."""
+        ``return `` or ``items.append(``... ``)``) the object built (or the tuple).
+
+        ``merging``: repeated records of a singular message merge. Their bounds come in
+        ``more`` (``[s1, e1, s2, e2, ...]``, the first pair being ``pos, end``), and each record
+        is read in turn into the same locals: no record is copied or joined, so nested merges
+        cost memory in proportion to the number of records, not to the depth times the input.
+        """
         plans = [_FieldPlan(self, f) for f in fields]
         for p in plans:
             p.emit_init(w)
@@ -632,6 +646,10 @@ class _ClassGen:
         if keep_unknown:
             w(f"{unk} = None")
         known = self.const("KN", frozenset(f.number for f in fields))
+        if merging:
+            w("mi = 2")
+            w("while True:")
+            w.depth += 1
         w(f"while pos < {end}:")
         with w.indent():
             if keep_unknown:
@@ -661,6 +679,9 @@ class _ClassGen:
         w(f"if pos != {end}:")
         with w.indent():
             w("raise _Mismatch")
+        if merging:
+            self.emit_next_record(w)
+            w.depth -= 1
         for p in plans:
             p.emit_finish(w)
         close = ")" if result.endswith("(") else ""
@@ -673,6 +694,15 @@ class _ClassGen:
             w(f"{o}.{p.field.name} = {p.var}")
         w(f"{o}._pb_unknown = _join({unk}) if {unk} else None")
         w(f"{result}{o}{close}")
+
+    def emit_next_record(self, w: _Writer) -> None:
+        """Inside ``while True``: go on with the next record in ``more``, or stop."""
+        w("if more is None or mi >= len(more):")
+        with w.indent():
+            w("break")
+        w("pos = more[mi]")
+        w("end = more[mi + 1]")
+        w("mi += 2")
 
     def can_inline_decode(self, cls: type) -> bool:
         """Decode a list element inline when it is a small message of numbers (whose reads
@@ -762,12 +792,13 @@ class _ClassGen:
         self.emit_oneof_decoder(w, schema)
 
     def emit_oneof_decoder(self, w: _Writer, schema: OneofSchema) -> None:
-        w(f"def {self.func_of('dec', self.cls)}(data, pos, end, depth):")
+        w(f"def {self.func_of('dec', self.cls)}(data, pos, end, depth, more=None):")
         with w.indent():
             w("if depth <= 0:")
             with w.indent():
                 w("raise _Mismatch")
             w("cur = 0")
+            w("mi = 2")
             plans: dict[int, _FieldPlan] = {}
             for variant in schema.variants:
                 if variant.kind == "transparent":
@@ -779,6 +810,8 @@ class _ClassGen:
                     plans[variant.number] = _FieldPlan(
                         self, FieldSchema("payload", variant.number, MessageType(variant.cls))
                     )
+            w("while True:")
+            w.depth += 1
             w("while pos < end:")
             with w.indent():
                 w("tag = data[pos]")
@@ -805,6 +838,8 @@ class _ClassGen:
             w("if pos != end:")
             with w.indent():
                 w("raise _Mismatch")
+            self.emit_next_record(w)
+            w.depth -= 1
             for variant in schema.variants:
                 plan = plans[variant.number]
                 w(f"if cur == {variant.number}:")
@@ -1013,10 +1048,15 @@ class _FieldPlan:
         if self.spans:
             w(f"if {var}_d:")
             with w.indent():
-                j = gen.fresh("j")
-                w(f"{j} = _join([data[{var}_d[i]:{var}_d[i + 1]] "
-                  f"for i in range(0, len({var}_d), 2)])")
-                w(f"{var} = {gen.decoder_call(t, j, '0', f'len({j})')}")
+                if isinstance(t, ForeignMessageType):
+                    # Parsed by its own library: hand it the records joined.
+                    j = gen.fresh("j")
+                    w(f"{j} = _join([data[{var}_d[i]:{var}_d[i + 1]] "
+                      f"for i in range(0, len({var}_d), 2)])")
+                    w(f"{var} = {gen.decoder_call(t, j, '0', f'len({j})')}")
+                else:
+                    call = gen.decoder_call(t, "data", f"{var}_d[0]", f"{var}_d[1]", f"{var}_d")
+                    w(f"{var} = {call}")
             w(f"elif {var}_d is not None:")
             with w.indent():
                 w(f"{var} = {gen.decoder_call(t, 'data', f'{var}_s', f'{var}_e')}")

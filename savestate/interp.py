@@ -386,8 +386,8 @@ def decode(cls: type, data: Any, max_depth: int) -> Any:
     schema = schema_of(cls)
     try:
         if isinstance(schema, OneofSchema):
-            return _decode_oneof(d, schema, 0, len(raw), max_depth)
-        return _decode_message(d, schema, 0, len(raw), max_depth)
+            return _decode_oneof(d, schema, [(0, len(raw))], max_depth)
+        return _decode_message(d, schema, [(0, len(raw))], max_depth)
     except RecursionError:
         raise DecodeError("nesting too deep for the Python stack", [cls.__name__]) from None
 
@@ -418,28 +418,31 @@ def _read_tag(d: _Decoder, pos: int, end: int) -> tuple[int, int, int]:
     return number, wire, pos
 
 
-def _decode_message(
-    d: _Decoder, schema: MessageSchema, pos: int, end: int, depth: int
-) -> Any:
+Spans = list[tuple[int, int]]
+
+
+def _decode_message(d: _Decoder, schema: MessageSchema, spans: Spans, depth: int) -> Any:
+    """Decode a message from its records ``spans`` (more than one merge, read in turn)."""
     if depth <= 0:
         raise d.fail("nesting deeper than the limit")
     fields = {f.number: f for f in schema.fields}
     accs = {f.number: _Acc() for f in schema.fields}
     unknown: list[bytes] = []
-    while pos < end:
-        start = pos
-        number, wire, pos = _read_tag(d, pos, end)
-        f = fields.get(number)
-        if f is None:
-            try:
-                pos = skip_field(d.data, pos, end, wire)
-            except WireError as exc:
-                raise d.fail(f"unknown field {number}: {exc}") from None
-            unknown.append(d.data[start:pos])
-            continue
-        d.path.append(f.name)
-        pos = _read_field(d, f.type, accs[number], wire, pos, end, depth)
-        d.path.pop()
+    for pos, end in spans:
+        while pos < end:
+            start = pos
+            number, wire, pos = _read_tag(d, pos, end)
+            f = fields.get(number)
+            if f is None:
+                try:
+                    pos = skip_field(d.data, pos, end, wire)
+                except WireError as exc:
+                    raise d.fail(f"unknown field {number}: {exc}") from None
+                unknown.append(d.data[start:pos])
+                continue
+            d.path.append(f.name)
+            pos = _read_field(d, f.type, accs[number], wire, pos, end, depth)
+            d.path.pop()
     obj: Any = object.__new__(schema.cls)
     for f in schema.fields:
         d.path.append(f.name)
@@ -469,7 +472,7 @@ def _finish(d: _Decoder, f: FieldSchema, acc: _Acc, depth: int) -> Any:
     if isinstance(t, FixedArrayType):
         raise d.fail("missing required field (a fixed-length array)")
     if isinstance(t, (MessageType, TupleType, ForeignMessageType)):
-        return _decode_spans(d, t, [], depth)
+        return _decode_spans(d, t, [(0, 0)], depth)
     if f.always or isinstance(t, OneofType):
         default = f.make_default()
         if default is not MISSING:
@@ -485,15 +488,28 @@ def _finish(d: _Decoder, f: FieldSchema, acc: _Acc, depth: int) -> Any:
     return zero
 
 
-def _decode_spans(d: _Decoder, t: TypeSchema, spans: list[tuple[int, int]], depth: int) -> Any:
-    """Decode a singular message-like field from every record seen (they merge)."""
-    if len(spans) == 1:
-        s, e = spans[0]
-        return _decode_len_value(d, t, d.data, s, e, depth)
-    joined = b"".join(d.data[s:e] for s, e in spans)
-    sub = _Decoder(joined)
-    sub.path = d.path
-    return _decode_len_value(sub, t, joined, 0, len(joined), depth)
+def _decode_spans(d: _Decoder, t: TypeSchema, spans: Spans, depth: int) -> Any:
+    """Decode a singular message-like field from every record seen: they merge, read in turn
+    (never joined, so nested merges cost memory in proportion to the records, not the depth)."""
+    if isinstance(t, MessageType):
+        return _decode_message(d, message_schema(t.cls), spans, depth - 1)
+    if isinstance(t, OneofType):
+        return _decode_oneof(d, oneof_schema(t.cls), spans, depth - 1)
+    if isinstance(t, TupleType):
+        fields = tuple(
+            FieldSchema(name=f"[{i}]", number=i + 1, type=et) for i, et in enumerate(t.elems)
+        )
+        return _decode_fields_as_tuple(d, fields, spans, depth - 1)
+    if isinstance(t, DurationType):
+        seconds, nanos = _decode_fields_as_tuple(d, _DURATION_FIELDS, spans, depth - 1)
+        return duration_from_parts(seconds, nanos, d)
+    if isinstance(t, ForeignMessageType):
+        # Parsed by its own library: hand it the records joined.
+        try:
+            return foreign.decode(t, b"".join(d.data[s:e] for s, e in spans))
+        except ValueError as exc:
+            raise d.fail(str(exc)) from None
+    raise AssertionError(t)
 
 
 def _read_len(d: _Decoder, pos: int, end: int) -> tuple[int, int]:
@@ -563,7 +579,7 @@ def _read_field(
             acc.value = {}
         d.path.append(f"[{len(acc.value)}]")
         entry = (FieldSchema("key", 1, t.key), FieldSchema("value", 2, t.value))
-        key, value = _decode_fields_as_tuple(d, entry, s, e, depth - 1)
+        key, value = _decode_fields_as_tuple(d, entry, [(s, e)], depth - 1)
         d.path.pop()
         acc.value[key] = value
         return e
@@ -655,24 +671,7 @@ def _decode_len_value(
         sub = _Decoder(data)
         sub.path = d.path
         d = sub
-    if isinstance(t, MessageType):
-        return _decode_message(d, message_schema(t.cls), s, e, depth - 1)
-    if isinstance(t, OneofType):
-        return _decode_oneof(d, oneof_schema(t.cls), s, e, depth - 1)
-    if isinstance(t, TupleType):
-        fields = tuple(
-            FieldSchema(name=f"[{i}]", number=i + 1, type=et) for i, et in enumerate(t.elems)
-        )
-        return _decode_fields_as_tuple(d, fields, s, e, depth - 1)
-    if isinstance(t, DurationType):
-        seconds, nanos = _decode_fields_as_tuple(d, _DURATION_FIELDS, s, e, depth - 1)
-        return duration_from_parts(seconds, nanos, d)
-    if isinstance(t, ForeignMessageType):
-        try:
-            return foreign.decode(t, data[s:e])
-        except ValueError as exc:
-            raise d.fail(str(exc)) from None
-    raise AssertionError(t)
+    return _decode_spans(d, t, [(s, e)], depth)
 
 
 _DURATION_FIELDS = (
@@ -695,25 +694,26 @@ def duration_from_parts(seconds: int, nanos: int, d: _Decoder | None = None) -> 
 
 
 def _decode_fields_as_tuple(
-    d: _Decoder, fields: tuple[FieldSchema, ...], pos: int, end: int, depth: int
+    d: _Decoder, fields: tuple[FieldSchema, ...], spans: Spans, depth: int
 ) -> tuple[Any, ...]:
     """Decode a message whose fields are positional (tuples, map entries, Duration)."""
     if depth <= 0:
         raise d.fail("nesting deeper than the limit")
     by_number = {f.number: f for f in fields}
     accs = {f.number: _Acc() for f in fields}
-    while pos < end:
-        number, wire, pos = _read_tag(d, pos, end)
-        f = by_number.get(number)
-        if f is None:
-            try:
-                pos = skip_field(d.data, pos, end, wire)
-            except WireError as exc:
-                raise d.fail(f"unknown field {number}: {exc}") from None
-            continue
-        d.path.append(f.name)
-        pos = _read_field(d, f.type, accs[number], wire, pos, end, depth)
-        d.path.pop()
+    for pos, end in spans:
+        while pos < end:
+            number, wire, pos = _read_tag(d, pos, end)
+            f = by_number.get(number)
+            if f is None:
+                try:
+                    pos = skip_field(d.data, pos, end, wire)
+                except WireError as exc:
+                    raise d.fail(f"unknown field {number}: {exc}") from None
+                continue
+            d.path.append(f.name)
+            pos = _read_field(d, f.type, accs[number], wire, pos, end, depth)
+            d.path.pop()
     out = []
     for f in fields:
         d.path.append(f.name)
@@ -722,34 +722,35 @@ def _decode_fields_as_tuple(
     return tuple(out)
 
 
-def _decode_oneof(d: _Decoder, schema: OneofSchema, pos: int, end: int, depth: int) -> Any:
+def _decode_oneof(d: _Decoder, schema: OneofSchema, spans: Spans, depth: int) -> Any:
     if depth <= 0:
         raise d.fail("nesting deeper than the limit")
     current = None
     acc = _Acc()
-    while pos < end:
-        number, wire, pos = _read_tag(d, pos, end)
-        variant = schema.variant_by_number(number)
-        if variant is None:
-            raise d.fail(f"unknown variant {number} of {schema.name}")
-        if variant is not current:
-            current = variant
-            acc = _Acc()  # a different variant replaces the previous one
-        d.path.append(variant.name)
-        if variant.kind == "transparent":
-            f = variant.transparent_field
-            d.path.append(f.name)
-            pos = _read_field(d, f.type, acc, wire, pos, end, depth)
+    for pos, end in spans:
+        while pos < end:
+            number, wire, pos = _read_tag(d, pos, end)
+            variant = schema.variant_by_number(number)
+            if variant is None:
+                raise d.fail(f"unknown variant {number} of {schema.name}")
+            if variant is not current:
+                current = variant
+                acc = _Acc()  # a different variant replaces the previous one
+            d.path.append(variant.name)
+            if variant.kind == "transparent":
+                f = variant.transparent_field
+                d.path.append(f.name)
+                pos = _read_field(d, f.type, acc, wire, pos, end, depth)
+                d.path.pop()
+            else:
+                if wire != WIRE_LEN:
+                    raise _wrong_wire(d, WIRE_LEN, wire)
+                s, e = _read_len(d, pos, end)
+                if acc.spans is None:
+                    acc.spans = []
+                acc.spans.append((s, e))
+                pos = e
             d.path.pop()
-        else:
-            if wire != WIRE_LEN:
-                raise _wrong_wire(d, WIRE_LEN, wire)
-            s, e = _read_len(d, pos, end)
-            if acc.spans is None:
-                acc.spans = []
-            acc.spans.append((s, e))
-            pos = e
-        d.path.pop()
     if current is None:
         raise d.fail(f"missing variant of {schema.name}")
     d.path.append(current.name)

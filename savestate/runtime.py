@@ -105,24 +105,33 @@ def encode_duration(value: Any, buf: bytearray) -> None:
         write_varint(buf, nanos & MASK64)
 
 
-def decode_duration(data: bytes, pos: int, end: int, depth: int) -> Any:
+def decode_duration(
+    data: bytes, pos: int, end: int, depth: int, more: list[int] | None = None
+) -> Any:
+    """A Duration from ``data[pos:end]`` and the records ``more[2:]`` merged into it."""
     if depth <= 0:
         raise Mismatch
     seconds = nanos = 0
-    while pos < end:
-        tag = data[pos]
-        if tag == 0x08:
-            seconds, pos = read_varint_at(data, pos + 1, end)
-        elif tag == 0x10:
-            nanos, pos = read_varint_at(data, pos + 1, end)
-        else:
-            if tag >= 0x80:
-                tag, pos = read_varint_at(data, pos, end)
+    mi = 2
+    while True:
+        while pos < end:
+            tag = data[pos]
+            if tag == 0x08:
+                seconds, pos = read_varint_at(data, pos + 1, end)
+            elif tag == 0x10:
+                nanos, pos = read_varint_at(data, pos + 1, end)
             else:
-                pos += 1
-            pos = skip_unknown(data, pos, end, tag, frozenset((1, 2)))
-    if pos != end:
-        raise Mismatch
+                if tag >= 0x80:
+                    tag, pos = read_varint_at(data, pos, end)
+                else:
+                    pos += 1
+                pos = skip_unknown(data, pos, end, tag, frozenset((1, 2)))
+        if pos != end:
+            raise Mismatch
+        if more is None or mi >= len(more):
+            break
+        pos, end = more[mi], more[mi + 1]
+        mi += 2
     if seconds >> 63:
         seconds -= 1 << 64
     nanos &= MASK64

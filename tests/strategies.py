@@ -50,7 +50,7 @@ def _message(fields: list[tuple[Any, int | None]], package: str | None = None) -
     """A Protobuf class whose fields have the given annotations (and fixed lengths)."""
     numbers = list(range(1, len(fields) + 1))
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
-    for (annotation, length), number in zip(fields, numbers):
+    for (annotation, length), number in zip(fields, numbers, strict=True):
         name = f"f{number}"
         namespace["__annotations__"][name] = annotation
         namespace[name] = field(number * 3 - 1, length=length)
