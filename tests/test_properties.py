@@ -4,7 +4,6 @@ interpreting one (bytes and errors), and arbitrary bytes giving only DecodeError
 from __future__ import annotations
 
 import contextlib
-
 from typing import Any
 
 from hypothesis import given, note
