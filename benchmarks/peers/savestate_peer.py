@@ -58,7 +58,10 @@ def encode(obj: Any) -> bytes:
 
 
 def decode(kind: str, payload: bytes) -> Any:
-    return (Blob if kind == "blob" else DeviceState).decode(payload)
+    if kind == "blob":
+        # Past the 64 MiB that decode accepts by default: say so, as a user would.
+        return Blob.decode(payload, max_size=len(payload))
+    return DeviceState.decode(payload)
 
 
 def read_all(kind: str, m: Any) -> int:
