@@ -59,20 +59,12 @@ class Codec:
     def decode(
         self, data: Any, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
     ) -> Any:
-        if data.__class__ is not bytes and not isinstance(data, (bytearray, memoryview)):
-            raise DecodeError(f"expected bytes, got {type(data).__name__}", [self.cls.__name__])
         if max_size.__class__ is not int or max_size < 0:
             raise ValueError("max_size must be a non-negative int")
-        size = data.nbytes if data.__class__ is memoryview else len(data)
-        if size > max_size:
-            raise DecodeError(
-                f"input of {size} bytes is larger than max_size ({max_size})",
-                [(self.oneof or self.cls).__name__],
-            )
-        if data.__class__ is not bytes:
-            data = bytes(data)
         if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
             raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
+        if data.__class__ is not bytes or len(data) > max_size:
+            data = self._checked_bytes(data, max_size)
         try:
             value = self._decode(data, 0, len(data), max_depth)
         except Exception:
@@ -87,6 +79,19 @@ class Codec:
                 [self.oneof.__name__],
             )
         return value
+
+
+    def _checked_bytes(self, data: Any, max_size: int) -> bytes:
+        """``data`` as bytes, once its type and size are checked (before any copy)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise DecodeError(f"expected bytes, got {type(data).__name__}", [self.cls.__name__])
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if size > max_size:
+            raise DecodeError(
+                f"input of {size} bytes is larger than max_size ({max_size})",
+                [(self.oneof or self.cls).__name__],
+            )
+        return bytes(data)
 
 
 _FAILED: Any = object()

@@ -396,9 +396,8 @@ class Protobuf(metaclass=ProtobufMeta):
         ``max_depth`` bounds the nesting of messages (the root counts as 1); ``max_size`` the
         length of ``data`` in bytes (64 MiB by default), checked before anything is read.
         """
-        from .codec import codec_of
-
-        result: Self = codec_of(cls).decode(data, max_depth, max_size)
+        codec = cls.__savestate__.codec or _codec_of(cls)
+        result: Self = codec.decode(data, max_depth, max_size)
         return result
 
     def to_dict(self) -> dict[str, Any]:
