@@ -654,13 +654,7 @@ class _ClassGen:
         with w.indent():
             if keep_unknown:
                 w("st = pos")
-            w("tag = data[pos]")
-            w("if tag < 128:")
-            with w.indent():
-                w("pos += 1")
-            w("else:")
-            with w.indent():
-                w(f"tag, pos = _rv(data, pos, {end})")
+            self.emit_read_tag(w, end)
             first = True
             for p in plans:
                 for tag, body in p.branches():
@@ -694,6 +688,16 @@ class _ClassGen:
             w(f"{o}.{p.field.name} = {p.var}")
         w(f"{o}._pb_unknown = _join({unk}) if {unk} else None")
         w(f"{result}{o}{close}")
+
+    def emit_read_tag(self, w: _Writer, end: str) -> None:
+        """Read the tag at ``pos`` into ``tag``: one byte on the fast path."""
+        w("tag = data[pos]")
+        w("if tag < 128:")
+        with w.indent():
+            w("pos += 1")
+        w("else:")
+        with w.indent():
+            w(f"tag, pos = _rv(data, pos, {end})")
 
     def emit_next_record(self, w: _Writer) -> None:
         """Inside ``while True``: go on with the next record in ``more``, or stop."""
@@ -729,13 +733,7 @@ class _ClassGen:
                 w("raise _Mismatch")
             w("while pos < end:")
             with w.indent():
-                w("tag = data[pos]")
-                w("if tag < 128:")
-                with w.indent():
-                    w("pos += 1")
-                w("else:")
-                with w.indent():
-                    w("tag, pos = _rv(data, pos, end)")
+                self.emit_read_tag(w, "end")
                 w(f"if tag == {_tag(1, WIRE_LEN)}:")
                 with w.indent():
                     self.emit_read_len(w, "e", "end")
@@ -814,13 +812,7 @@ class _ClassGen:
             w.depth += 1
             w("while pos < end:")
             with w.indent():
-                w("tag = data[pos]")
-                w("if tag < 128:")
-                with w.indent():
-                    w("pos += 1")
-                w("else:")
-                with w.indent():
-                    w("tag, pos = _rv(data, pos, end)")
+                self.emit_read_tag(w, "end")
                 first = True
                 for number, plan in plans.items():
                     for tag, body in plan.branches():
