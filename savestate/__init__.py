@@ -1,21 +1,12 @@
 """savestate: saved state declared as annotated dataclasses, with a byte-exact protobuf codec."""
 
-from . import snapshot
-from .blob import SavedStateBlob
-from .compat import check_compatible
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .declare import Oneof, Protobuf, field, roots, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
-from .introspect import schema_of
-from .proto import proto_files, write_proto
-from .saverestore import (
-    NoSavedState,
-    RestoreError,
-    SavedStateNotSupported,
-    SaveError,
-    SaveRestore,
-    restore_blob,
-    save_blob,
-)
 from .scalars import (
     f32,
     f64,
@@ -38,7 +29,57 @@ from .scalars import (
     uint32,
     uint64,
 )
-from .units import SavedStateUnit, StateUnits
+
+if TYPE_CHECKING:
+    from . import snapshot
+    from .blob import SavedStateBlob
+    from .compat import check_compatible
+    from .introspect import schema_of
+    from .proto import proto_files, write_proto
+    from .saverestore import (
+        NoSavedState,
+        RestoreError,
+        SavedStateNotSupported,
+        SaveError,
+        SaveRestore,
+        restore_blob,
+        save_blob,
+    )
+    from .units import SavedStateUnit, StateUnits
+
+# Everything past declaring is imported on first use, so that `import savestate` stays cheap.
+_LAZY = {
+    "SavedStateBlob": "blob",
+    "check_compatible": "compat",
+    "schema_of": "introspect",
+    "proto_files": "proto",
+    "write_proto": "proto",
+    "NoSavedState": "saverestore",
+    "RestoreError": "saverestore",
+    "SavedStateNotSupported": "saverestore",
+    "SaveError": "saverestore",
+    "SaveRestore": "saverestore",
+    "restore_blob": "saverestore",
+    "save_blob": "saverestore",
+    "SavedStateUnit": "units",
+    "StateUnits": "units",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "snapshot":
+        return importlib.import_module(".snapshot", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'savestate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DecodeError",

@@ -17,7 +17,10 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
-from typing_extensions import Self, dataclass_transform
+if sys.version_info >= (3, 11):
+    from typing import Self, dataclass_transform
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self, dataclass_transform
 
 from .errors import SchemaError
 
@@ -526,5 +529,8 @@ def roots() -> list[type]:
         return [cls for _, cls in sorted(_roots.items())]
 
 
-# The codec module imports this one; it is needed only once classes exist.
-from .codec import codec_of as _codec_of  # noqa: E402
+def _codec_of(cls: type) -> Codec:
+    """The codec of ``cls``, compiling it (the codec modules are imported on first use)."""
+    from .codec import codec_of
+
+    return codec_of(cls)

@@ -92,3 +92,22 @@ def test_first_use_from_many_threads_compiles_once() -> None:
     assert results.count(True) == 8
     codecs = [r for r in results if r is not True]
     assert len({id(c) for c in codecs}) == 4
+
+
+def test_import_loads_only_the_declaring_modules() -> None:
+    import subprocess
+    import sys
+
+    code = "import savestate, sys; print(sorted(m for m in sys.modules if m.startswith('savestate')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['savestate', 'savestate.declare', 'savestate.errors', " \
+        "'savestate.scalars']"
+
+
+def test_declaring_compiles_no_codec_until_first_use() -> None:
+    class Lazy(Protobuf):
+        x: u8 = field(1)
+
+    assert Lazy.__savestate__.codec is None
+    assert Lazy.decode(bytes(Lazy(x=1))) == Lazy(x=1)
+    assert Lazy.__savestate__.codec is not None
