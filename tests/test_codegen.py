@@ -98,7 +98,10 @@ def test_import_loads_only_the_declaring_modules() -> None:
     import subprocess
     import sys
 
-    code = "import savestate, sys; print(sorted(m for m in sys.modules if m.startswith('savestate')))"
+    code = (
+        "import savestate, sys; "
+        "print(sorted(m for m in sys.modules if m.startswith('savestate')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['savestate', 'savestate.declare', 'savestate.errors', " \
         "'savestate.scalars']"
