@@ -33,6 +33,45 @@ def _seconds(results: dict[str, Any], lib: str, workload: str, op: str) -> float
     return float(results["timings"][lib]["results"][workload][op]["seconds"])
 
 
+def _na(results: dict[str, Any], lib: str, workload: str) -> str | None:
+    """Why ``lib`` has no figures for ``workload`` (shown as n/a), or None."""
+    cells = results["timings"][lib]["results"].get(workload)
+    if cells is None:
+        return "not run"
+    reason: str | None = cells.get("na")
+    return reason
+
+
+# What the VM workloads measure, printed under their headings.
+VM_NOTES = {
+    "vm": (
+        "The example VM's saved state (`examples/vm`, run deterministically for the number of "
+        "1 ms steps shown, derived from the seed): the top-level `SavedStateUnits` record only, "
+        "its units' blobs (`google.protobuf.Any`) kept opaque. This is one level: *encode* "
+        "writes a record whose blobs are already bytes, *decode + read all* reads each unit's "
+        "name, type URL and blob length, and no blob is parsed. See *vm-tree* for the whole "
+        "tree."
+    ),
+    "vm-tree": (
+        "The same saved state as a full tree: the units record, every unit's state, and the "
+        "chipset's and the storage unit's child blobs (11 blobs, `google.protobuf.Any`, so 12 "
+        "encoded messages with the record), in the "
+        "terms of the VM's `.proto` files (written by `savestate.write_proto`; Google's "
+        "classes compiled from them by protoc, betterproto's by its protoc plugin, both during "
+        "the run). *encode* starts from every level's message ready and encodes bottom-up, each "
+        "blob's message into its `Any` slot in the parent, up to the record (what "
+        "`Machine.save()` then `encode()` costs, minus asking the devices for their state); "
+        "*build + encode* first makes every message from plain values; *decode* decodes the "
+        "record and parses every blob, nested ones too, as the type its URL names; *decode + "
+        "read all* then reads every present field of every message. Every library's builder, "
+        "blob finder and reader is the same generic walk, compiled once per message class over "
+        "that library's own schema information (savestate's schema model, Google's "
+        "descriptors, betterproto's field metadata), so the walk's cost is in every library's "
+        "figures alike."
+    ),
+}
+
+
 def _label(results: dict[str, Any], lib: str) -> str:
     t = results["timings"][lib]
     return f"{lib} {t['version']}"
@@ -103,9 +142,17 @@ def markdown(results: dict[str, Any]) -> str:
         desc = ", ".join(f"{k} {v}" for k, v in spec.items() if k != "kind")
         out += [f"## {name} ({desc}; {size:,} bytes encoded)", ""]
         blob = spec["kind"] == "blob"
+        if name in VM_NOTES:
+            out += [VM_NOTES[name], ""]
         header = "| library | " + " | ".join(OP_TITLES[op] for op in OP_TITLES) + " |"
         out += [header, "|---" * (len(OP_TITLES) + 1) + "|"]
+        left_out: list[tuple[str, str]] = []
         for lib in libs:
+            reason = _na(results, lib, name)
+            if reason is not None:
+                left_out.append((lib, reason))
+                out.append(f"| {lib} | " + " | ".join(["n/a"] * len(OP_TITLES)) + " |")
+                continue
             cells = []
             for op in OP_TITLES:
                 s = _seconds(results, lib, name, op)
@@ -117,6 +164,8 @@ def markdown(results: dict[str, Any]) -> str:
                 cells.append(cell)
             out.append(f"| {lib} | " + " | ".join(cells) + " |")
         out.append("")
+        for lib, reason in left_out:
+            out += [f"n/a for {lib}: {reason}.", ""]
         if blob:
             copies = ", ".join(
                 f"{lib} {fmt_time(_seconds(results, lib, name, 'copy'))}" for lib in libs
@@ -165,13 +214,20 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
 
     libs = results["libraries"]
     names = list(results["workloads"])
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 5), squeeze=False)
+    ncols = min(3, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(6 * ncols, 5 * nrows), squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
     width = 0.8 / len(libs)
-    for ax, name in zip(axes[0], names, strict=True):
+    for ax, name in zip(axes, names, strict=False):
         for i, lib in enumerate(libs):
+            if _na(results, lib, name) is not None:
+                continue  # n/a: no bars (the table says why)
             values = [_seconds(results, lib, name, op) * 1e6 for op in OP_TITLES]
             xs = [j + (i - (len(libs) - 1) / 2) * width for j in range(len(OP_TITLES))]
-            ax.bar(xs, values, width, label=lib)
+            ax.bar(xs, values, width, label=lib, color=f"C{i}")  # same colour in every panel
         if results["workloads"][name]["kind"] == "blob":
             copy = _seconds(results, "savestate", name, "copy") * 1e6
             ax.axhline(copy, color="black", linestyle="--", linewidth=1, label="one plain copy")
@@ -180,7 +236,7 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         ax.set_xticklabels(list(OP_TITLES.values()), fontsize=9)
         ax.set_title(f"{name} (µs per call, log scale)")
         ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     m = results["machine"]
     fig.suptitle(f"savestate vs Python protobuf libraries: {m['python']}, {m['cpu']}",
                  fontsize=10)

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import report, workloads
 from .check import check
-from .peers import BACKEND_ENV, LIBRARIES, available, load
+from .peers import BACKEND_ENV, LIBRARIES, available, load, unsupported
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for lib in missing:
         print(f"note: {lib} is not installed; left out", file=sys.stderr)
     libs = [lib for lib in libs if lib not in missing]
-    wls = workloads.workloads(fast=args.fast, blob_size=args.blob_size)
+    wls = workloads.workloads(fast=args.fast, blob_size=args.blob_size, seed=args.seed)
     common = ["--seed", str(args.seed)]
     if args.fast:
         common.append("--fast")
@@ -98,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
             if lib == "google-python" or (lib == "google-upb" and _backend_mismatch()):
                 _worker(lib, "dump", "--lib", lib, "--dir", tmp, *common)
                 encodings[lib] = {
-                    wl.name: (Path(tmp) / f"{lib}.{wl.name}.bin").read_bytes() for wl in wls
+                    wl.name: path.read_bytes() for wl in wls
+                    if (path := Path(tmp) / f"{lib}.{wl.name}.bin").exists()
                 }
             else:
                 peer = _peer(lib)
                 encodings[lib] = {
                     wl.name: peer.encode(peer.build(wl.kind, workloads.make(wl, args.seed)))
-                    for wl in wls
+                    for wl in wls if unsupported(peer, wl.kind) is None
                 }
         checked = check(encodings, wls, args.seed, google=google)
         print(f"check: {len(checked)} encodings agree "

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import workloads
-from .peers import load
+from .peers import load, unsupported
 
 __all__ = ["OPS", "measure", "time_library"]
 
@@ -92,8 +92,12 @@ def time_library(
     out: dict[str, Any] = {"lib": lib, "version": version_of(lib), "results": {}, "sizes": {}}
     if hasattr(peer, "backend"):
         out["backend"] = peer.backend()
-    for wl in workloads.workloads(fast=fast, blob_size=blob_size):
+    for wl in workloads.workloads(fast=fast, blob_size=blob_size, seed=seed):
         if only and wl.name not in only:
+            continue
+        reason = unsupported(peer, wl.kind)
+        if reason is not None:
+            out["results"][wl.name] = {"na": reason}
             continue
         data = workloads.make(wl, seed)
         ops = _operations(peer, wl.kind, data)
@@ -120,7 +124,9 @@ def time_library(
 def dump_library(lib: str, out_dir: Path, *, fast: bool, seed: int,
                  blob_size: int | None) -> None:
     peer = load(lib)
-    for wl in workloads.workloads(fast=fast, blob_size=blob_size):
+    for wl in workloads.workloads(fast=fast, blob_size=blob_size, seed=seed):
+        if unsupported(peer, wl.kind) is not None:
+            continue
         data = workloads.make(wl, seed)
         (out_dir / f"{lib}.{wl.name}.bin").write_bytes(peer.encode(peer.build(wl.kind, data)))
 

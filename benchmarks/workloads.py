@@ -6,7 +6,9 @@ times), so each workload is a plain dict of ints, strings, bytes, lists and dict
 - ``device``-shaped workloads (``small``, ``large``): a device state with a name, a version,
   registers (index/value messages), virtio queues (6 fields each), config space bytes, packed
   u64 interrupts, an optional i64 timestamp and a string -> u32 feature map;
-- ``blob``: one large ``bytes`` field (64 MiB in the full run).
+- ``blob``: one large ``bytes`` field (64 MiB in the full run);
+- ``vm`` and ``vm-tree``: the example VM's saved state after a number of steps derived from the
+  seed: its top-level record with the blobs opaque, and its full tree (see ``benchmarks/vm.py``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ class Workload:
     """A named workload: which schema it uses and the sizes its generator is given."""
 
     name: str
-    kind: str  # "device" or "blob"
+    kind: str  # "device", "blob", "vm" or "vm-tree"
     sizes: dict[str, int]
 
 
-def workloads(*, fast: bool = False, blob_size: int | None = None) -> list[Workload]:
-    """The workloads of a run. ``fast`` shrinks "large" and "blob" to a tiny size."""
+def workloads(
+    *, fast: bool = False, blob_size: int | None = None, seed: int = DEFAULT_SEED
+) -> list[Workload]:
+    """The workloads of a run. ``fast`` shrinks "large", "blob" and the VM's run to a tiny size."""
+    from .vm import steps_for
+
     small = {"registers": 8, "queues": 2, "config": 256, "interrupts": 4, "features": 3}
     if fast:
         large = {"registers": 50, "queues": 4, "config": 1024, "interrupts": 200, "features": 10}
@@ -48,6 +54,8 @@ def workloads(*, fast: bool = False, blob_size: int | None = None) -> list[Workl
         Workload("small", "device", small),
         Workload("large", "device", large),
         Workload("blob", "blob", {"size": blob}),
+        Workload("vm", "vm", {"steps": steps_for(seed, fast=fast)}),
+        Workload("vm-tree", "vm-tree", {"steps": steps_for(seed, fast=fast)}),
     ]
 
 
@@ -62,6 +70,12 @@ def make(workload: Workload, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     sizes = workload.sizes
     if workload.kind == "blob":
         return {"data": rng.randbytes(sizes["size"])}
+    if workload.kind in ("vm", "vm-tree"):
+        from . import vm
+
+        if workload.kind == "vm":
+            return vm.opaque_plain(sizes["steps"])
+        return vm.tree_plain(sizes["steps"])
     queues = []
     for q in range(sizes["queues"]):
         base = rng.getrandbits(40) & ~0xFFF

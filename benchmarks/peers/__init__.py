@@ -6,6 +6,9 @@
 - ``decode(kind, payload)``: objects decoded from wire bytes;
 - ``read_all(kind, obj)``: read every field and every element, returning a checksum that is
   the same for every library (so the check can tell that each reader really read everything).
+
+A peer that cannot run a workload kind names it in ``UNSUPPORTED`` (kind -> reason); the
+report shows "n/a" with the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import importlib.util
 import os
 from types import ModuleType
 
-__all__ = ["LIBRARIES", "PURE_PYTHON", "available", "load"]
+__all__ = ["LIBRARIES", "PURE_PYTHON", "available", "load", "unsupported"]
 
 # Library name -> (module under benchmarks.peers, modules it needs).
 LIBRARIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -39,6 +42,12 @@ BACKEND_ENV = {
 def available(name: str) -> bool:
     """Whether the modules ``name`` needs are installed."""
     return all(importlib.util.find_spec(m) is not None for m in LIBRARIES[name][1])
+
+
+def unsupported(peer: ModuleType, kind: str) -> str | None:
+    """Why ``peer`` cannot run workloads of ``kind``, or None."""
+    reasons: dict[str, str] = getattr(peer, "UNSUPPORTED", {})
+    return reasons.get(kind)
 
 
 def load(name: str) -> ModuleType:

@@ -3,16 +3,26 @@
 
 The backend (upb, the C default, or pure Python) is chosen by the process's
 ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION``; the runner starts one process per backend.
+
+For the ``vm`` and ``vm-tree`` workloads the example VM's ``.proto`` files are written by
+``savestate.write_proto`` into a temporary directory and compiled by the same protoc, into a
+descriptor set (``--include_imports``) from which the runtime makes the classes, which is
+what a ``_pb2`` module does on import. The ``_pb2`` modules themselves are not imported: protoc
+names them after the proto packages, and ``savestate.units`` and ``examples.vm.*`` are this
+repository's own packages.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from .. import vm
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 PROTO = SCHEMA_DIR / "bench.proto"
@@ -42,6 +52,42 @@ def _load() -> ModuleType:
 pb = _load()
 
 
+def _load_vm() -> dict[str, Any]:
+    """The VM's message classes by full proto name."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from grpc_tools import protoc
+
+    from .. import vm
+
+    pool = descriptor_pool.Default()
+    with tempfile.TemporaryDirectory(prefix="savestate-bench-vm-") as tmp:
+        proto_dir = Path(tmp) / "proto"
+        files = sorted(p.name for p in vm.write_protos(proto_dir))
+        out = Path(tmp) / "vm.desc"
+        args = ["protoc", f"-I{proto_dir}", f"-I{vm.protoc_include()}",
+                f"--descriptor_set_out={out}", "--include_imports", *files]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed on the VM's .proto files in {proto_dir}")
+        fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    classes: dict[str, Any] = {}
+    for file in fds.file:
+        try:
+            pool.FindFileByName(file.name)  # the well-known types are there already
+        except KeyError:
+            pool.Add(file)
+    for file in fds.file:
+        for m in file.message_type:
+            name = f"{file.package}.{m.name}" if file.package else m.name
+            classes[name] = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+    return classes
+
+
+vm_classes = _load_vm()
+Units = vm_classes["savestate.units.SavedStateUnits"]
+Unit = vm_classes["state_unit.SavedStateUnit"]
+AnyMsg = vm_classes["google.protobuf.Any"]
+
+
 def backend() -> str:
     from google.protobuf.internal import api_implementation
 
@@ -51,6 +97,13 @@ def backend() -> str:
 def build(kind: str, d: dict[str, Any]) -> Any:
     if kind == "blob":
         return pb.Blob(data=d["data"])
+    if kind == "vm":
+        return Units(units=[
+            Unit(name=u["name"], state=AnyMsg(type_url=u["type_url"], value=u["value"]))
+            for u in d["units"]
+        ])
+    if kind == "vm-tree":
+        return vm.build_tree(VM, d)
     Register, VirtioQueue = pb.Register, pb.VirtioQueue
     return pb.DeviceState(
         name=d["name"],
@@ -65,16 +118,29 @@ def build(kind: str, d: dict[str, Any]) -> Any:
 
 
 def encode(obj: Any) -> bytes:
+    if type(obj) is vm.Tree:
+        return vm.encode_tree(VM, obj)
     return obj.SerializeToString()
 
 
 def decode(kind: str, payload: bytes) -> Any:
+    if kind == "vm":
+        return Units.FromString(payload)
+    if kind == "vm-tree":
+        return vm.decode_tree(VM, Units, payload)
     return (pb.Blob if kind == "blob" else pb.DeviceState).FromString(payload)
 
 
 def read_all(kind: str, m: Any) -> int:
     if kind == "blob":
         return len(m.data)
+    if kind == "vm":
+        n = 0
+        for u in m.units:
+            n += len(u.name) + len(u.state.type_url) + len(u.state.value)
+        return n
+    if kind == "vm-tree":
+        return vm.read_tree(VM, m)
     n = len(m.name) + m.version
     for r in m.registers:
         n += r.index + r.value
@@ -86,3 +152,184 @@ def read_all(kind: str, m: Any) -> int:
     for k, v in m.features.items():
         n += len(k) + v
     return n
+
+
+# -- the vm-tree workload: the tree operations over Google's descriptors ----------------------
+
+_ANY = "google.protobuf.Any"
+
+
+class _VmLib:
+    """The operations ``benchmarks.vm`` asks of a library, compiled per message descriptor."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, Any] = {}
+
+    def class_for(self, url: str) -> Any:
+        cls = self._classes.get(url)
+        if cls is None:
+            cls = self._classes[url] = vm_classes[url.rpartition("/")[2]]
+        return cls
+
+    def build(self, cls: Any, d: dict[str, Any], children: list[Any]) -> Any:
+        return _builder(cls.DESCRIPTOR)(d, children)
+
+    def slots(self, msg: Any) -> list[Any]:
+        out: list[Any] = []
+        finder = _slot_finder(msg.DESCRIPTOR)
+        if finder is not None:
+            finder(msg, out)
+        return out
+
+    @staticmethod
+    def set_value(slot: Any, value: bytes) -> None:
+        slot.value = value
+
+    @staticmethod
+    def value_of(slot: Any) -> bytes:
+        return slot.value  # type: ignore[no-any-return]
+
+    @staticmethod
+    def url_of(slot: Any) -> str:
+        return slot.type_url  # type: ignore[no-any-return]
+
+    @staticmethod
+    def encode_msg(msg: Any) -> bytes:
+        return msg.SerializeToString()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def decode_msg(cls: Any, payload: bytes) -> Any:
+        return cls.FromString(payload)
+
+    def read(self, msg: Any) -> int:
+        return _reader(msg.DESCRIPTOR)(msg)
+
+
+VM = _VmLib()
+
+
+def _repeated(f: Any) -> bool:
+    flag = getattr(f, "is_repeated", None)
+    return bool(flag) if flag is not None else f.label == f.LABEL_REPEATED
+
+
+def _class(desc: Any) -> Any:
+    return vm_classes.get(desc.full_name) or pb_class(desc)
+
+
+def pb_class(desc: Any) -> Any:
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(desc)
+
+
+@functools.cache
+def _builder(desc: Any) -> Any:
+    cls = _class(desc)
+    if desc.full_name == _ANY:
+        def blob(d: dict[str, Any], children: list[Any]) -> Any:
+            children.append(vm.build_tree(VM, d))
+            return cls(type_url=d[vm.TYPE_KEY])
+        return blob
+    parts = []
+    for f in sorted(desc.fields, key=lambda f: f.number):
+        conv = None
+        if f.message_type is not None:
+            sub = _builder(f.message_type)
+            conv = _each(sub) if _repeated(f) else sub
+        parts.append((f.name, conv))
+
+    def build(d: dict[str, Any], children: list[Any]) -> Any:
+        kw = {}
+        for name, conv in parts:
+            if name in d:
+                kw[name] = d[name] if conv is None else conv(d[name], children)
+        return cls(**kw)
+    return build
+
+
+_FINDING: set[str] = set()
+
+
+@functools.cache
+def _slot_finder(desc: Any) -> Any:
+    """``find(msg, out)`` appending the Any slots in ``msg`` in field order, or None."""
+    if desc.full_name == _ANY:
+        return lambda m, out: out.append(m)
+    if desc.full_name in _FINDING:
+        return None  # a recursive type: this VM has none
+    _FINDING.add(desc.full_name)
+    parts = []
+    for f in sorted(desc.fields, key=lambda f: f.number):
+        if f.message_type is None:
+            continue
+        g = _slot_finder(f.message_type)
+        if g is not None:
+            parts.append((f.name, _repeated(f), g))
+    _FINDING.discard(desc.full_name)
+    if not parts:
+        return None
+
+    def find(m: Any, out: list[Any]) -> None:
+        for name, repeated, g in parts:
+            if repeated:
+                for x in getattr(m, name):
+                    g(x, out)
+            elif m.HasField(name):
+                g(getattr(m, name), out)
+    return find
+
+
+_LEN_TYPES = (9, 12)  # FieldDescriptor.TYPE_STRING, TYPE_BYTES
+
+
+@functools.cache
+def _reader(desc: Any) -> Any:
+    if desc.full_name == _ANY:
+        return lambda m: len(m.type_url)  # its contents are read as the child tree
+    plain = []  # (name, None to add the value / len / sum ...)
+    present = []  # singular messages: read when set
+    oneofs = []  # real oneofs: read the member that is set
+    oneof_fields = set()
+    for o in desc.oneofs:
+        if len(o.fields) == 1 and o.name == "_" + o.fields[0].name:
+            continue  # proto3 ``optional``: an unset one reads as zero
+        oneofs.append((o.name, {f.name: _field_reader(f) for f in o.fields}))
+        oneof_fields.update(f.name for f in o.fields)
+    for f in sorted(desc.fields, key=lambda f: f.number):
+        if f.name in oneof_fields:
+            continue
+        if f.message_type is not None and not _repeated(f):
+            present.append((f.name, _reader(f.message_type)))
+        else:
+            plain.append((f.name, _field_reader(f)))
+
+    def read(m: Any) -> int:
+        n = 0
+        for name, r in plain:
+            v = getattr(m, name)
+            n += v if r is None else r(v)
+        for name, r in present:
+            if m.HasField(name):
+                n += r(getattr(m, name))
+        for oneof, members in oneofs:
+            which = m.WhichOneof(oneof)
+            if which is not None:
+                r = members[which]
+                v = getattr(m, which)
+                n += v if r is None else r(v)
+        return n
+    return read
+
+
+def _field_reader(f: Any) -> Any:
+    if f.message_type is not None:
+        r = _reader(f.message_type)
+        return (lambda v: sum(map(r, v))) if _repeated(f) else r
+    if f.type in _LEN_TYPES:
+        return (lambda v: sum(map(len, v))) if _repeated(f) else len
+    return sum if _repeated(f) else None
+
+
+def _each(build: Any) -> Any:
+    return lambda v, c: [build(x, c) for x in v]

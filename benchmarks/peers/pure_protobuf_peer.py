@@ -12,6 +12,13 @@ from typing import Annotated, Any
 from pure_protobuf.annotations import Field, ZigZagInt, uint
 from pure_protobuf.message import BaseMessage
 
+# pure-protobuf has no code generator: the VM's ~30 messages would have to be declared by hand.
+UNSUPPORTED = {
+    kind: "pure-protobuf has no .proto code generator; declaring the VM's ~30 messages by hand "
+          "is out of scope"
+    for kind in ("vm", "vm-tree")
+}
+
 
 @dataclass
 class Register(BaseMessage):
