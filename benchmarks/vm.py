@@ -199,6 +199,23 @@ def opaque_plain(steps: int) -> dict[str, Any]:
 # The tree, the same for every library (each peer supplies an adapter with the operations)
 
 
+class AnySlots:
+    """How every library's ``google.protobuf.Any`` message is read and filled: the peers'
+    adapters share it."""
+
+    @staticmethod
+    def set_value(slot: Any, value: bytes) -> None:
+        slot.value = value
+
+    @staticmethod
+    def value_of(slot: Any) -> bytes:
+        return slot.value  # type: ignore[no-any-return]
+
+    @staticmethod
+    def url_of(slot: Any) -> str:
+        return slot.type_url  # type: ignore[no-any-return]
+
+
 class Tree:
     """A library's message and, in the order of its ``Any`` slots, the slot and the tree of
     the message that goes into it."""

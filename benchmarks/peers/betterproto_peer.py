@@ -172,7 +172,7 @@ def _vm_top() -> tuple[Any, Any, Any]:
             _class("google.protobuf.Any"))
 
 
-class _VmLib:
+class _VmLib(vm.AnySlots):
     """The operations ``benchmarks.vm`` asks of a library, compiled per class from
     betterproto's field metadata."""
 
@@ -194,18 +194,6 @@ class _VmLib:
         if finder is not None:
             finder(msg, out)
         return out
-
-    @staticmethod
-    def set_value(slot: Any, value: bytes) -> None:
-        slot.value = value
-
-    @staticmethod
-    def value_of(slot: Any) -> bytes:
-        return slot.value  # type: ignore[no-any-return]
-
-    @staticmethod
-    def url_of(slot: Any) -> str:
-        return slot.type_url  # type: ignore[no-any-return]
 
     @staticmethod
     def encode_msg(msg: Any) -> bytes:

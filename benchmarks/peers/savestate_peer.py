@@ -109,7 +109,7 @@ def read_all(kind: str, m: Any) -> int:
 # -- the vm-tree workload: the tree operations over savestate's schema model ------------------
 
 
-class _VmLib:
+class _VmLib(vm.AnySlots):
     """The operations ``benchmarks.vm`` asks of a library, compiled per class from savestate's
     schema model (``savestate.introspect``)."""
 
@@ -135,18 +135,6 @@ class _VmLib:
         if finder is not None:
             finder(msg, out)
         return out
-
-    @staticmethod
-    def set_value(slot: Any, value: bytes) -> None:
-        slot.value = value
-
-    @staticmethod
-    def value_of(slot: Any) -> bytes:
-        return slot.value  # type: ignore[no-any-return]
-
-    @staticmethod
-    def url_of(slot: Any) -> str:
-        return slot.type_url  # type: ignore[no-any-return]
 
     @staticmethod
     def encode_msg(msg: Any) -> bytes:
