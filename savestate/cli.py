@@ -68,6 +68,10 @@ def load_roots(modules: Sequence[str]) -> list[type]:
     """
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, so local modules import
+    # The library's own roots (NoSavedState, SavedStateUnits) are registered first, so that they
+    # belong to a module only when it binds them, whichever module imported them first.
+    for library_module in ("savestate.saverestore", "savestate.units"):
+        importlib.import_module(library_module)
     found: dict[int, type] = {}
     for spec in modules:
         before = {id(cls) for cls in registered_roots()}

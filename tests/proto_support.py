@@ -21,11 +21,9 @@ import grpc_tools
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 from grpc_tools import protoc
-from hypothesis import strategies as st
 
 from savestate import schema_of
 from savestate.interp import duration_parts
-from savestate.proto import wellknown
 from savestate.schema import (
     DurationType,
     EnumType,
@@ -294,66 +292,3 @@ def check_meaning(cls: type, value: Any, host: str | None = None) -> None:
     assert cls.decode(theirs) == value
     # And Google's re-serialisation of what it read from savestate's bytes.
     assert cls.decode(parsed.SerializeToString()) == value
-
-
-# ---------------------------------------------------------------------------------------------
-# Values of a schema
-
-
-def values(t: TypeSchema, depth: int = 3) -> st.SearchStrategy[Any]:
-    """Values of type ``t``; recursion stops at ``depth`` (lists and maps empty, None)."""
-    if isinstance(t, ScalarType):
-        kind = t.kind
-        if kind.python is int:
-            return st.integers(kind.lo, kind.hi)
-        if kind.python is bool:
-            return st.booleans()
-        if kind.python is float:
-            width = 32 if kind.encoding == "float" else 64
-            return st.floats(allow_nan=False, width=width)
-        if kind.python is str:
-            return st.text(max_size=6)
-        return st.binary(max_size=6)
-    if isinstance(t, EnumType):
-        return st.sampled_from(list(t.cls))
-    if isinstance(t, DurationType):
-        limit = datetime.timedelta(days=3_000_000)
-        return st.timedeltas(min_value=-limit, max_value=limit)
-    if isinstance(t, OptionalType):
-        if depth <= 0:
-            return st.none()
-        return st.none() | values(t.inner, depth)
-    if isinstance(t, RepeatedType):
-        if depth <= 0:
-            return st.just([])
-        return st.lists(values(t.elem, depth - 1), max_size=3)
-    if isinstance(t, FixedArrayType):
-        if t.python_bytes:
-            return st.binary(min_size=t.length, max_size=t.length)
-        return st.lists(values(t.elem, depth - 1), min_size=t.length, max_size=t.length)
-    if isinstance(t, TupleType):
-        return st.tuples(*(values(e, depth - 1) for e in t.elems))
-    if isinstance(t, MapType):
-        if depth <= 0:
-            return st.just({})
-        return st.dictionaries(values(t.key, 0), values(t.value, depth - 1), max_size=3)
-    if isinstance(t, MessageType):
-        return instances(t.cls, depth - 1)
-    if isinstance(t, OneofType):
-        schema = schema_of(t.cls)
-        assert isinstance(schema, OneofSchema)
-        return st.one_of(*(instances(v.cls, depth - 1) for v in schema.variants))
-    raise AssertionError(t)
-
-
-def instances(cls: type, depth: int = 3) -> st.SearchStrategy[Any]:
-    """Values of a declared message class (or Oneof variant)."""
-    if wellknown(cls) is not None:  # SavedStateBlob: any type URL, any bytes
-        return st.builds(cls, type_url=st.text(max_size=8), value=st.binary(max_size=8))
-
-    def build() -> st.SearchStrategy[Any]:
-        schema = schema_of(cls)
-        assert isinstance(schema, MessageSchema)
-        return st.builds(cls, **{f.name: values(f.type, depth) for f in schema.fields})
-
-    return st.deferred(build)

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from savestate import Oneof, Protobuf, field, scalars, schema_of
+from savestate.proto import wellknown
 from savestate.schema import (
     DurationType,
     EnumType,
@@ -17,6 +18,7 @@ from savestate.schema import (
     MapType,
     MessageSchema,
     MessageType,
+    OneofSchema,
     OneofType,
     OptionalType,
     RepeatedType,
@@ -143,7 +145,8 @@ def messages(draw: st.DrawFn, depth: int = 2) -> type:
 # ---------------------------------------------------------------------------------------------
 
 
-def values_of(t: TypeSchema) -> st.SearchStrategy[Any]:
+def values_of(t: TypeSchema, depth: int = 3) -> st.SearchStrategy[Any]:
+    """Values of type ``t``; recursion stops at ``depth`` (lists and maps empty, None)."""
     if isinstance(t, ScalarType):
         kind = t.kind
         if kind.python is int:
@@ -154,39 +157,48 @@ def values_of(t: TypeSchema) -> st.SearchStrategy[Any]:
             width = 32 if kind.encoding == "float" else 64
             return st.floats(allow_nan=False, width=width)
         if kind.python is str:
-            return st.text(max_size=8)
-        return st.binary(max_size=8)
+            return st.text(max_size=6)
+        return st.binary(max_size=6)
     if isinstance(t, EnumType):
         return st.sampled_from(list(t.cls))
     if isinstance(t, DurationType):
         limit = datetime.timedelta(days=3_000_000)
         return st.timedeltas(min_value=-limit, max_value=limit)
     if isinstance(t, OptionalType):
-        return st.none() | values_of(t.inner)
+        if depth <= 0:
+            return st.none()
+        return st.none() | values_of(t.inner, depth)
     if isinstance(t, RepeatedType):
-        return st.lists(values_of(t.elem), max_size=4)
+        if depth <= 0:
+            return st.just([])
+        return st.lists(values_of(t.elem, depth - 1), max_size=3)
     if isinstance(t, FixedArrayType):
         if t.python_bytes:
             return st.binary(min_size=t.length, max_size=t.length)
-        return st.lists(values_of(t.elem), min_size=t.length, max_size=t.length)
+        return st.lists(values_of(t.elem, depth - 1), min_size=t.length, max_size=t.length)
     if isinstance(t, TupleType):
-        return st.tuples(*(values_of(e) for e in t.elems))
+        return st.tuples(*(values_of(e, depth - 1) for e in t.elems))
     if isinstance(t, MapType):
-        return st.dictionaries(values_of(t.key), values_of(t.value), max_size=3)
+        if depth <= 0:
+            return st.just({})
+        return st.dictionaries(values_of(t.key, 0), values_of(t.value, depth - 1), max_size=3)
     if isinstance(t, MessageType):
-        return instances(t.cls)
+        return instances(t.cls, depth - 1)
     if isinstance(t, OneofType):
         schema = schema_of(t.cls)
-        return st.one_of(*(instances(v.cls) for v in schema.variants))  # type: ignore[union-attr]
+        assert isinstance(schema, OneofSchema)
+        return st.one_of(*(instances(v.cls, depth - 1) for v in schema.variants))
     raise AssertionError(t)
 
 
-def instances(cls: type) -> st.SearchStrategy[Any]:
+def instances(cls: type, depth: int = 3) -> st.SearchStrategy[Any]:
     """Values of a declared message class (or Oneof variant)."""
-    return st.deferred(lambda: _instances(cls))
+    if wellknown(cls) is not None:  # SavedStateBlob: any type URL, any bytes
+        return st.builds(cls, type_url=st.text(max_size=8), value=st.binary(max_size=8))
 
+    def build() -> st.SearchStrategy[Any]:
+        schema = schema_of(cls)
+        assert isinstance(schema, MessageSchema)
+        return st.builds(cls, **{f.name: values_of(f.type, depth) for f in schema.fields})
 
-def _instances(cls: type) -> st.SearchStrategy[Any]:
-    schema = schema_of(cls)
-    assert isinstance(schema, MessageSchema)
-    return st.builds(cls, **{f.name: values_of(f.type) for f in schema.fields})
+    return st.deferred(build)

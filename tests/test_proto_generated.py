@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from savestate import Oneof, Protobuf, field, scalars, write_proto
 from savestate.declare import ProtobufMeta
 
-from .proto_support import check_meaning, import_generated, instances, run_protoc
+from .proto_support import check_meaning, import_generated, run_protoc
+from .strategies import instances
 
 _ids = itertools.count()
 

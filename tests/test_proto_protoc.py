@@ -22,7 +22,8 @@ from savestate.cli import load_roots
 from savestate.schema import ScalarType
 
 from . import proto_constructs as pc
-from .proto_support import check_meaning, import_generated, instances, run_protoc
+from .proto_support import check_meaning, import_generated, run_protoc
+from .strategies import instances
 from .test_proto_golden import CASES
 
 _compiled: dict[str, list[type]] = {}
