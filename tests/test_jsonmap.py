@@ -24,7 +24,8 @@ from savestate import DecodeError, SavedStateBlob, write_proto
 from savestate.jsonmap import JsonError, from_dict, json_name, to_dict
 
 from . import proto_constructs as pc
-from .proto_support import import_generated, instances, pb_class, run_protoc
+from .proto_support import import_generated, pb_class, run_protoc
+from .strategies import instances
 
 
 @pytest.fixture(scope="module")
