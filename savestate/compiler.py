@@ -875,7 +875,7 @@ class _FieldPlan:
         )
 
     def emit_init(self, w: _Writer) -> None:
-        f, t, gen = self.field, self.t, self.gen
+        f, t = self.field, self.t
         if self.optional:
             w(f"{self.var} = None")
         elif isinstance(t, RepeatedType):
@@ -883,22 +883,34 @@ class _FieldPlan:
         elif isinstance(t, MapType):
             w(f"{self.var} = {{}}")
         elif isinstance(t, (ScalarType, EnumType)):
-            value = f.make_default() if f.always else zero_value(t)
-            if value is MISSING:
-                value = f.make_default()
-            if value is MISSING:
+            zero = MISSING if f.always else zero_value(t)
+            if zero is not MISSING:
+                w(f"{self.var} = {self.literal(zero)}")
+            elif f.has_default:
+                w(f"{self.var} = {self.default_expr()}")
+            else:
                 self.may_be_missing = True
                 w(f"{self.var} = _MISSING")
-            elif isinstance(value, (int, float, str, bytes)) and type(value) in (
-                int, float, str, bytes, bool
-            ) and not (type(value) is float and (math.isnan(value) or math.isinf(value))):
-                w(f"{self.var} = {value!r}")
-            else:
-                w(f"{self.var} = {gen.const('D', value)}")
         else:
             w(f"{self.var} = _MISSING")
         if self.spans:
             w(f"{self.var}_d = None")
+
+    def literal(self, value: Any) -> str:
+        """Source for an immutable value: its repr when that reads back, else a constant."""
+        if type(value) in (int, float, str, bytes, bool) and not (
+            type(value) is float and (math.isnan(value) or math.isinf(value))
+        ):
+            return repr(value)
+        return self.gen.const("D", value)
+
+    def default_expr(self) -> str:
+        """Source for the field's declared default: a factory is called on every decode, so
+        that decoded objects never share a mutable default."""
+        f = self.field
+        if f.default_factory is not MISSING:
+            return f"{self.gen.const('DF', f.default_factory)}()"
+        return self.literal(f.default)
 
     def branches(self) -> Iterator[tuple[int, Any]]:
         """(tag, emitter of the branch body) for each tag this field accepts."""
@@ -1064,13 +1076,12 @@ class _FieldPlan:
                 with w.indent():
                     w(f"{var} = {gen.const('D', zero_value(t))}")
             else:  # a Oneof: absent is an error unless the field has a default
-                default = f.make_default() if f.has_default else MISSING
                 w(f"elif {var} is _MISSING:")
                 with w.indent():
-                    if default is MISSING:
-                        w("raise _Mismatch")
+                    if f.has_default:
+                        w(f"{var} = {self.default_expr()}")
                     else:
-                        w(f"{var} = {gen.const('D', default)}")
+                        w("raise _Mismatch")
             return
         if isinstance(t, FixedArrayType):
             w(f"if {var} is _MISSING or len({var}) != {t.length}:")
@@ -1176,13 +1187,13 @@ def recursion_check(cls: type) -> None:
         if isinstance(schema, OneofSchema):
             return
         for f in schema.fields:
-            t = f.type
-            if isinstance(t, MessageType):
-                yield f.name, t.cls
-            elif isinstance(t, TupleType):
-                for e in t.elems:
-                    if isinstance(e, MessageType):
-                        yield f.name, e.cls
+            types = [f.type]
+            while types:  # a message, or one inside (nested) tuples: all always present
+                t = types.pop()
+                if isinstance(t, MessageType):
+                    yield f.name, t.cls
+                elif isinstance(t, TupleType):
+                    types.extend(t.elems)
 
     path: list[str] = []
     visiting: set[type] = set()

@@ -119,7 +119,10 @@ def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
     if py is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise _expected(f"float for {kind.name}", value, path)
-        v2 = float(value)
+        try:
+            v2 = float(value)
+        except OverflowError:
+            raise EncodeError(f"value {_short(value)} out of range for {kind.name}", path) from None
         if kind.encoding == "float" and math.isfinite(v2):
             try:
                 _pack_f(v2)

@@ -414,3 +414,45 @@ def test_unknown_fields_survive_decode_and_encode() -> None:
     assert V2.decode(again) == V2(a=1, b="new", c=3, d=[1, 2])
     old.a = 9
     assert V2.decode(bytes(old)) == V2(a=9, b="new", c=3, d=[1, 2])
+
+
+def test_decoded_defaults_are_never_shared() -> None:
+    class Stage(Oneof):
+        pass
+
+    class Ready(Stage, variant=1):
+        x: u8 = field(1)
+
+    class Holder(Protobuf):
+        stage: Stage = field(1, default_factory=lambda: Ready(x=5))
+        buf: bytes = field(2, default_factory=bytes)
+        n: u8 = field(3)
+
+    first, second = Holder.decode(b"\x18\x01"), Holder.decode(b"\x18\x01")
+    assert first.stage == second.stage == Ready(x=5)
+    assert first.stage is not second.stage
+    first.stage.x = 9
+    assert Holder.decode(b"\x18\x01").stage == Ready(x=5)
+
+
+def test_a_float_too_large_for_a_double_is_an_encode_error() -> None:
+    from savestate import f32
+
+    class F(Protobuf):
+        x: float = field(1)
+        y: f32 = field(2)
+
+    with pytest.raises(EncodeError) as info:
+        bytes(F(x=10**400, y=0.0))
+    assert info.value.path == ["F", "x"]
+    with pytest.raises(EncodeError) as info:
+        bytes(F(x=0.0, y=10**400))
+    assert info.value.path == ["F", "y"]
+
+
+def test_self_reference_through_nested_tuples_is_a_schema_error() -> None:
+    class Knot(Protobuf):
+        t: tuple[tuple[Knot, u8], u8] = field(1)
+
+    with pytest.raises(SchemaError):
+        Knot.decode(b"")
