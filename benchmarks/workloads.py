@@ -97,3 +97,27 @@ def make(workload: Workload, seed: int = DEFAULT_SEED) -> dict[str, Any]:
         "timestamp": rng.randint(-(1 << 62), 1 << 62),
         "features": {f"feature_{i}": rng.getrandbits(32) for i in range(sizes["features"])},
     }
+
+
+def read_device(m: Any, timestamp: int | None, features: Any) -> int:
+    """Read every field of a decoded small/large device state, the same way for every library
+    (``timestamp`` is None when absent; ``features`` yields (key, value) pairs)."""
+    n = len(m.name) + m.version
+    for r in m.registers:
+        n += r.index + r.value
+    for q in m.queues:
+        n += q.size + q.ready + q.desc_addr + q.avail_addr + q.used_addr + q.next_avail
+    n += len(m.config) + sum(m.interrupts)
+    if timestamp is not None:
+        n += timestamp
+    for k, v in features:
+        n += len(k) + v
+    return n
+
+
+def read_units(m: Any) -> int:
+    """Read the vm workload's top-level record: each unit's name, type URL and blob size."""
+    n = 0
+    for u in m.units:
+        n += len(u.name) + len(u.state.type_url) + len(u.state.value)
+    return n

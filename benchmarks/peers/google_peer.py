@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .. import vm
+from .. import vm, workloads
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 PROTO = SCHEMA_DIR / "bench.proto"
@@ -135,23 +135,11 @@ def read_all(kind: str, m: Any) -> int:
     if kind == "blob":
         return len(m.data)
     if kind == "vm":
-        n = 0
-        for u in m.units:
-            n += len(u.name) + len(u.state.type_url) + len(u.state.value)
-        return n
+        return workloads.read_units(m)
     if kind == "vm-tree":
         return vm.read_tree(VM, m)
-    n = len(m.name) + m.version
-    for r in m.registers:
-        n += r.index + r.value
-    for q in m.queues:
-        n += q.size + q.ready + q.desc_addr + q.avail_addr + q.used_addr + q.next_avail
-    n += len(m.config) + sum(m.interrupts)
-    if m.HasField("timestamp"):
-        n += m.timestamp
-    for k, v in m.features.items():
-        n += len(k) + v
-    return n
+    timestamp = m.timestamp if m.HasField("timestamp") else None
+    return workloads.read_device(m, timestamp, m.features.items())
 
 
 # -- the vm-tree workload: the tree operations over Google's descriptors ----------------------

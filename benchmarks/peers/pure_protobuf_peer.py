@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pure_protobuf.annotations import Field, ZigZagInt, uint
 from pure_protobuf.message import BaseMessage
 
+from .. import workloads
+
 # pure-protobuf has no code generator: the VM's ~30 messages would have to be declared by hand.
 UNSUPPORTED = {
     kind: "pure-protobuf has no .proto code generator; declaring the VM's ~30 messages by hand "
@@ -85,14 +87,4 @@ def decode(kind: str, payload: bytes) -> Any:
 def read_all(kind: str, m: Any) -> int:
     if kind == "blob":
         return len(m.data)
-    n = len(m.name) + m.version
-    for r in m.registers:
-        n += r.index + r.value
-    for q in m.queues:
-        n += q.size + q.ready + q.desc_addr + q.avail_addr + q.used_addr + q.next_avail
-    n += len(m.config) + sum(m.interrupts)
-    if m.timestamp is not None:
-        n += m.timestamp
-    for e in m.features:
-        n += len(e.key) + e.value
-    return n
+    return workloads.read_device(m, m.timestamp, ((e.key, e.value) for e in m.features))

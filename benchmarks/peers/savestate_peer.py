@@ -9,7 +9,7 @@ from typing import Any
 from savestate import Protobuf, SavedStateBlob, field, i64, savedstate, u32, u64
 from savestate.units import SavedStateUnit, SavedStateUnits
 
-from .. import vm
+from .. import vm, workloads
 
 
 class Register(Protobuf, package="bench"):
@@ -87,23 +87,10 @@ def read_all(kind: str, m: Any) -> int:
     if kind == "blob":
         return len(m.data)
     if kind == "vm":
-        n = 0
-        for u in m.units:
-            n += len(u.name) + len(u.state.type_url) + len(u.state.value)
-        return n
+        return workloads.read_units(m)
     if kind == "vm-tree":
         return vm.read_tree(VM, m)
-    n = len(m.name) + m.version
-    for r in m.registers:
-        n += r.index + r.value
-    for q in m.queues:
-        n += q.size + q.ready + q.desc_addr + q.avail_addr + q.used_addr + q.next_avail
-    n += len(m.config) + sum(m.interrupts)
-    if m.timestamp is not None:
-        n += m.timestamp
-    for k, v in m.features.items():
-        n += len(k) + v
-    return n
+    return workloads.read_device(m, m.timestamp, m.features.items())
 
 
 # -- the vm-tree workload: the tree operations over savestate's schema model ------------------
