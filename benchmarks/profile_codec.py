@@ -21,8 +21,8 @@ from .peers import savestate_peer as peer
 
 def _functions() -> list[Any]:
     """The generated encode/decode functions (and their helpers) and the runtime helpers."""
-    from savestate import runtime, wire
-    from savestate.codec import _functions as compiled
+    from savestate.codec import runtime, wire
+    from savestate.codec.front import _functions as compiled
 
     found: dict[int, Any] = {}
     for fn in compiled.values():

@@ -77,8 +77,8 @@ def vm_roots() -> list[type]:
     """The saved-state roots of the example VM (what its ``.proto`` files describe)."""
     import examples.vm  # noqa: F401 -- registers the VM's roots
     import savestate
-    from savestate.saverestore import NoSavedState
-    from savestate.units import SavedStateUnits
+    from savestate.state.saverestore import NoSavedState
+    from savestate.state.units import SavedStateUnits
 
     return [
         cls for cls in savestate.roots()
@@ -106,14 +106,15 @@ def protoc_include() -> str:
 
 def to_plain(obj: Any) -> dict[str, Any]:
     """The plain values of a savestate root or message, blobs parsed and expanded."""
-    from savestate.introspect import message_schema
+    from savestate.model.introspect import message_schema
 
     return _message_plain(message_schema(type(obj)), obj)
 
 
 def _message_plain(schema: Any, obj: Any) -> dict[str, Any]:
-    from savestate.blob import SavedStateBlob, root_for_url
-    from savestate.introspect import message_schema
+    from savestate.model.introspect import message_schema
+    from savestate.model.registry import root_for_url
+    from savestate.state.blob import SavedStateBlob
 
     if schema.cls is SavedStateBlob:
         root = root_for_url(obj.type_url)
@@ -135,9 +136,9 @@ _OMIT: Any = object()
 def _value_plain(t: Any, value: Any, always: bool = False) -> Any:
     """The plain value of a field; ``_OMIT`` for what the wire leaves out (a zero scalar, an
     empty list, an empty message), unless ``always`` (an optional's value, a list element)."""
-    from savestate import schema as s
-    from savestate.introspect import message_schema, oneof_schema
-    from savestate.proto import snake_case
+    from savestate.model import schema as s
+    from savestate.model.introspect import message_schema, oneof_schema
+    from savestate.model.names import snake_case
 
     if isinstance(t, s.OptionalType):
         return _OMIT if value is None else _value_plain(t.inner, value, True)
@@ -180,8 +181,8 @@ def _value_plain(t: Any, value: Any, always: bool = False) -> Any:
 
 def tree_plain(steps: int) -> dict[str, Any]:
     """The ``vm-tree`` workload: the whole saved state as plain values."""
-    from savestate.blob import type_url_of
-    from savestate.units import SavedStateUnits
+    from savestate.state.blob import type_url_of
+    from savestate.state.units import SavedStateUnits
 
     return {TYPE_KEY: type_url_of(SavedStateUnits), **to_plain(machine_state(steps))}
 

@@ -56,7 +56,7 @@ def _states() -> list[tuple[str, object]]:
 
 
 def _parse_any(blob: SavedStateBlob) -> object:
-    from savestate.blob import root_for_url
+    from savestate.model.registry import root_for_url
 
     cls = root_for_url(blob.type_url)
     assert cls is not None, blob.type_url

@@ -64,7 +64,7 @@ def _worker(target: str, libfuzzer_args: list[str]) -> None:
     for seed in sorted((CORPUS / target).glob("*")):
         with contextlib.suppress(AssertionError):
             targets.TARGETS[target](seed.read_bytes())
-    from savestate import codec
+    from savestate.codec import front as codec
 
     for function in list(codec._functions.values()):
         atheris.instrument_func(function)

@@ -27,10 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 import savestate
-from savestate import SavedStateBlob, SavestateError, interp, snapshot
-from savestate.blob import root_for_url
-from savestate.saverestore import restore_blob
-from savestate.units import SavedStateUnits
+from savestate import SavedStateBlob, SavestateError, snapshot
+from savestate.codec import interp
+from savestate.model.registry import root_for_url
+from savestate.state.blob import type_url_of
+from savestate.state.saverestore import restore_blob
+from savestate.state.units import SavedStateUnits
 
 __all__ = ["ROOTS", "TARGETS", "Finding", "check_round_trip", "roots"]
 
@@ -157,7 +159,7 @@ def restore_units(data: bytes) -> None:
     failure must leave every unit as it was."""
     machine, baseline = _the_machine()
     machine.restore(baseline)
-    blob = SavedStateBlob(type_url=savestate.blob.type_url_of(SavedStateUnits), value=data)
+    blob = SavedStateBlob(type_url=type_url_of(SavedStateUnits), value=data)
     try:
         restore_blob(machine, blob)
     except SavestateError as exc:
@@ -231,9 +233,9 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 
 
 def _add_raw_target() -> None:
-    """The schema-less raw decoder (``savestate.raw``), when this version has one."""
+    """The schema-less raw decoder (``savestate.codec.raw``), when this version has one."""
     try:
-        import savestate.raw as raw  # type: ignore[import-not-found, unused-ignore]
+        import savestate.codec.raw as raw  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return
     decode_raw = getattr(raw, "decode", None) or getattr(raw, "decode_raw", None)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .declare import Oneof, Protobuf, field, roots, savedstate
+from .declare import Oneof, Protobuf, field, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
-from .scalars import (
+from .model.registry import roots, type_by_name
+from .model.scalars import (
     f32,
     f64,
     fixed32,
@@ -31,12 +32,13 @@ from .scalars import (
 )
 
 if TYPE_CHECKING:
-    from . import snapshot
-    from .blob import SavedStateBlob
-    from .compat import check_compatible
-    from .introspect import schema_of
-    from .proto import proto_files, write_proto
-    from .saverestore import (
+    from .codec.jsonmap import JsonError
+    from .model.introspect import schema_of
+    from .schemaio.compat import check_compatible
+    from .schemaio.proto import proto_files, write_proto
+    from .state import snapshot
+    from .state.blob import SavedStateBlob
+    from .state.saverestore import (
         NoSavedState,
         RestoreError,
         SavedStateNotSupported,
@@ -45,30 +47,31 @@ if TYPE_CHECKING:
         restore_blob,
         save_blob,
     )
-    from .units import SavedStateUnit, StateUnits
+    from .state.units import SavedStateUnit, StateUnits
 
 # Everything past declaring is imported on first use, so that `import savestate` stays cheap.
 _LAZY = {
-    "SavedStateBlob": "blob",
-    "check_compatible": "compat",
-    "schema_of": "introspect",
-    "proto_files": "proto",
-    "write_proto": "proto",
-    "NoSavedState": "saverestore",
-    "RestoreError": "saverestore",
-    "SavedStateNotSupported": "saverestore",
-    "SaveError": "saverestore",
-    "SaveRestore": "saverestore",
-    "restore_blob": "saverestore",
-    "save_blob": "saverestore",
-    "SavedStateUnit": "units",
-    "StateUnits": "units",
+    "JsonError": "codec.jsonmap",
+    "SavedStateBlob": "state.blob",
+    "check_compatible": "schemaio.compat",
+    "schema_of": "model.introspect",
+    "proto_files": "schemaio.proto",
+    "write_proto": "schemaio.proto",
+    "NoSavedState": "state.saverestore",
+    "RestoreError": "state.saverestore",
+    "SavedStateNotSupported": "state.saverestore",
+    "SaveError": "state.saverestore",
+    "SaveRestore": "state.saverestore",
+    "restore_blob": "state.saverestore",
+    "save_blob": "state.saverestore",
+    "SavedStateUnit": "state.units",
+    "StateUnits": "state.units",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name == "snapshot":
-        return importlib.import_module(".snapshot", __name__)
+        return importlib.import_module(".state.snapshot", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'savestate' has no attribute {name!r}")
@@ -84,6 +87,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DecodeError",
     "EncodeError",
+    "JsonError",
     "NoSavedState",
     "Oneof",
     "Protobuf",
@@ -119,6 +123,7 @@ __all__ = [
     "sint32",
     "sint64",
     "snapshot",
+    "type_by_name",
     "u8",
     "u16",
     "u32",

@@ -12,9 +12,7 @@ import builtins
 import contextlib
 import dataclasses
 import sys
-import threading
-import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 if sys.version_info >= (3, 11):
@@ -23,28 +21,26 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import Self, dataclass_transform
 
 from .errors import SchemaError
+from .model.registry import (
+    FIELD_KEY,
+    LOCK,
+    ClassInfo,
+    FieldOptions,
+    info_of,
+    register_root,
+    register_type,
+    remember_scope,
+)
 
 if TYPE_CHECKING:
-    from .codec import Codec
-    from .schema import MessageSchema, OneofSchema
+    from .codec.front import Codec
 
-__all__ = ["Oneof", "Protobuf", "field", "roots", "savedstate"]
+__all__ = ["Oneof", "Protobuf", "ProtobufMeta", "field", "savedstate"]
 
 _T = TypeVar("_T")
 
 MAX_FIELD_NUMBER = (1 << 29) - 1
 RESERVED_RANGE = range(19000, 20000)
-
-# The key under which ``field`` stores its options in a dataclass field's metadata.
-FIELD_KEY = "savestate"
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldOptions:
-    number: int
-    length: int | None = None
-    doc: str | None = None
-
 
 @overload
 def field(
@@ -88,89 +84,6 @@ def field(
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(metadata=metadata)
-
-
-class ClassInfo:
-    """What savestate keeps on each declared class (``cls.__savestate__``)."""
-
-    __slots__ = (
-        "codec",
-        "kind",
-        "localns",
-        "lock",
-        "name",
-        "package",
-        "reserved",
-        "root",
-        "schema",
-        "transparent",
-        "tuple",
-        "variant",
-        "variants",
-    )
-
-    def __init__(self, kind: str, name: str, package: str | None) -> None:
-        # "message", "oneof" (the enum itself) or "variant" (one of its variants)
-        self.kind = kind
-        self.name = name
-        self.package = package
-        self.root = False
-        self.reserved: tuple[int, ...] = ()
-        self.variant: int | None = None
-        self.tuple = False
-        self.transparent = False
-        # For a oneof: its variant classes in declaration order.
-        self.variants: list[type] = []
-        self.localns: Mapping[str, Any] = {}
-        self.schema: MessageSchema | OneofSchema | None = None
-        self.codec: Codec | None = None
-
-
-# Declared classes by (module, enclosing scope), so that a class defined inside a function can
-# name another class of the same function in a (string) annotation.
-_scopes: dict[tuple[str, str], weakref.WeakValueDictionary[str, type]] = {}
-_roots: dict[str, type] = {}
-_registry_lock = threading.Lock()
-
-
-class _ScopeNamespace(Mapping[str, Any]):
-    """Names an annotation may use besides the module's globals: the caller's locals at class
-    creation, then the savestate classes declared in the same function (found by name when the
-    annotation is resolved, so later and recursive declarations work)."""
-
-    def __init__(self, frame_locals: dict[str, Any], key: tuple[str, str]) -> None:
-        self._locals = frame_locals
-        self._key = key
-
-    def __getitem__(self, name: str) -> Any:
-        scope = _scopes.get(self._key)
-        if scope is not None:
-            cls = scope.get(name)
-            if cls is not None:
-                return cls
-        return self._locals[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._locals)
-
-    def __len__(self) -> int:
-        return len(self._locals)
-
-
-def _remember_scope(cls: type) -> Mapping[str, Any]:
-    qualname = cls.__qualname__
-    scope = qualname.rpartition(".")[0]
-    key = (cls.__module__, scope)
-    with _registry_lock:
-        _scopes.setdefault(key, weakref.WeakValueDictionary())[cls.__name__] = cls
-    if "<locals>" not in qualname:
-        return {}
-    # Find the frame that executed the class statement: the first one outside this package.
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("savestate."):
-        frame = frame.f_back  # type: ignore[assignment]
-    frame_locals = dict(frame.f_locals) if frame is not None else {}
-    return _ScopeNamespace(frame_locals, key)
 
 
 def _check_numbers(name: str, numbers: dict[str, int], reserved: tuple[int, ...]) -> None:
@@ -246,7 +159,7 @@ class ProtobufMeta(type):
         if "__dataclass_fields__" in namespace or namespace.get("_pb_base"):
             return super().__new__(mcls, name, bases, namespace, **kwargs)
 
-        oneof_bases = [b for b in bases if _info(b) is not None and _info(b).kind == "oneof"]
+        oneof_bases = [b for b in bases if _kind(b) == "oneof"]
         is_oneof_root = Oneof in bases
         if is_oneof_root:
             kind = "oneof"
@@ -255,7 +168,7 @@ class ProtobufMeta(type):
         else:
             kind = "message"
         for b in bases:
-            binfo = _info(b)
+            binfo = info_of(b)
             if binfo is not None and binfo.kind in ("message", "variant"):
                 raise SchemaError(
                     f"cannot subclass the message {b.__name__}; declare a new message instead",
@@ -305,7 +218,8 @@ class ProtobufMeta(type):
         if kind == "oneof":
             # The enum itself is never instantiated: its values are its variants.
             cls.__savestate__ = info  # type: ignore[attr-defined]
-            info.localns = _remember_scope(cls)
+            register_type(cls)
+            info.localns = remember_scope(cls)
             return cls
 
         make_dataclass: Any = dataclasses.dataclass(init=False, repr=True, eq=True, slots=True)
@@ -316,14 +230,15 @@ class ProtobufMeta(type):
         # Positional patterns (`case Point(x, y)`) match fields in declaration order.
         cls.__match_args__ = builtins.tuple(f.name for f in fields)  # type: ignore[misc]
         cls.__savestate__ = info
-        info.localns = _remember_scope(cls)
+        register_type(cls)
+        info.localns = remember_scope(cls)
         if kind == "variant":
             parent = oneof_bases[0]
             pinfo = _info(parent)
             info.variant = variant
             info.tuple = tuple
             info.transparent = transparent
-            with _registry_lock:
+            with LOCK:
                 if pinfo.schema is not None:
                     raise SchemaError(
                         f"variant {name} was declared after {parent.__name__} was first used; "
@@ -355,13 +270,21 @@ def _is_classvar(annotation: Any) -> bool:
     return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
 
 
-def _info(cls: Any) -> Any:
-    return cls.__dict__.get("__savestate__") if isinstance(cls, type) else None
+def _kind(cls: type) -> str | None:
+    info = info_of(cls)
+    return None if info is None else info.kind
+
+
+def _info(cls: type) -> ClassInfo:
+    """The info of a class known to be declared."""
+    info = info_of(cls)
+    assert info is not None
+    return info
 
 
 def _try_build(cls: type) -> None:
     """Build the schema now if every annotation already resolves; else on first use."""
-    from .introspect import build_schema
+    from .model.introspect import build_schema
 
     with contextlib.suppress(NameError):
         build_schema(cls)
@@ -404,14 +327,14 @@ class Protobuf(metaclass=ProtobufMeta):
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        """The proto3 JSON object of this value (see :mod:`savestate.jsonmap`)."""
-        from .jsonmap import to_dict
+        """The proto3 JSON object of this value (see :mod:`savestate.codec.jsonmap`)."""
+        from .codec.jsonmap import to_dict
 
         return to_dict(self)
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The proto3 JSON text of this value (compact unless ``indent`` is given)."""
-        from .jsonmap import to_json
+        from .codec.jsonmap import to_json
 
         return to_json(self, indent=indent)
 
@@ -419,7 +342,7 @@ class Protobuf(metaclass=ProtobufMeta):
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Build a value from its proto3 JSON object (raises ``JsonError``, a ``DecodeError``
         naming the field path)."""
-        from .jsonmap import from_dict
+        from .codec.jsonmap import from_dict
 
         result: Self = from_dict(cls, data)
         return result
@@ -427,7 +350,7 @@ class Protobuf(metaclass=ProtobufMeta):
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:
         """Parse proto3 JSON text (raises ``JsonError``, a ``DecodeError``)."""
-        from .jsonmap import from_json
+        from .codec.jsonmap import from_json
 
         result: Self = from_json(cls, text)
         return result
@@ -446,8 +369,7 @@ class Oneof(Protobuf):
     __slots__ = ()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        info = _info(cls)
-        if info is not None and info.kind == "oneof":
+        if _kind(cls) == "oneof":
             raise TypeError(
                 f"{cls.__name__} is a Oneof: construct one of its variants instead"
             )
@@ -484,7 +406,7 @@ def savedstate(
         raise SchemaError(f"a saved-state root needs a package, got {package!r}")
 
     def wrap(cls: type[_T]) -> type[_T]:
-        info = _info(cls)
+        info = info_of(cls)
         if info is None:
             if package is None:
                 raise SchemaError(
@@ -495,9 +417,10 @@ def savedstate(
             namespace = {
                 k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")
             }
+            # Under its own qualname from the start: the registry names it by module.qualname.
+            namespace["__qualname__"] = cls.__qualname__
             bases = (*(b for b in cls.__bases__ if b is not object), Protobuf)
             new = ProtobufMeta(cls.__name__, bases, namespace, package=package, reserved=reserved)
-            new.__qualname__ = cls.__qualname__
             info = _info(new)
             cls = new  # type: ignore[assignment]
         elif info.kind != "message":
@@ -508,29 +431,14 @@ def savedstate(
                 [cls.__name__],
             )
         info.root = True
-        full = f"{info.package}.{info.name}"
-        with _registry_lock:
-            previous = _roots.get(full)
-            if previous is not None and previous.__qualname__ != cls.__qualname__:
-                raise SchemaError(
-                    f"two saved-state roots are named {full}: {previous.__module__}."
-                    f"{previous.__qualname__} and {cls.__module__}.{cls.__qualname__}",
-                    [cls.__name__],
-                )
-            _roots[full] = cls
+        register_root(cls)
         return cls
 
     return wrap
 
 
-def roots() -> list[type]:
-    """Every registered saved-state root, sorted by full proto name."""
-    with _registry_lock:
-        return [cls for _, cls in sorted(_roots.items())]
-
-
 def _codec_of(cls: type) -> Codec:
     """The codec of ``cls``, compiling it (the codec modules are imported on first use)."""
-    from .codec import codec_of
+    from .codec.front import codec_of
 
     return codec_of(cls)

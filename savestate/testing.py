@@ -1,13 +1,15 @@
-"""Helpers for a project's own tests: ``assert_compatible`` for pytest (or any test runner)."""
+"""Helpers for a project's own tests: ``assert_compatible`` for pytest (or any test runner), and
+``redeclaring`` for a test that declares two versions of one type side by side."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 
-from .compat import BACKWARD, Report, check_compatible
+from .model.registry import redeclaring
+from .schemaio.compat import BACKWARD, Report, check_compatible
 
-__all__ = ["assert_compatible"]
+__all__ = ["assert_compatible", "redeclaring"]
 
 
 def assert_compatible(

@@ -23,8 +23,8 @@ from google.protobuf.message import Message
 from grpc_tools import protoc
 
 from savestate import schema_of
-from savestate.interp import duration_parts
-from savestate.schema import (
+from savestate.codec.duration import duration_parts
+from savestate.model.schema import (
     DurationType,
     EnumType,
     FieldSchema,

@@ -9,9 +9,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from savestate import Oneof, Protobuf, field, scalars, schema_of
-from savestate.proto import wellknown
-from savestate.schema import (
+from savestate import Oneof, Protobuf, field, schema_of
+from savestate.model import scalars
+from savestate.model.schema import (
     DurationType,
     EnumType,
     FixedArrayType,
@@ -26,6 +26,7 @@ from savestate.schema import (
     TupleType,
     TypeSchema,
 )
+from savestate.schemaio.proto import wellknown
 
 _names = itertools.count()
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from savestate import declare
 from savestate.cli import main
+from savestate.model import registry
 
 from .test_proto_golden import GOLDEN, golden_files
 
@@ -25,12 +25,9 @@ def module_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     directory = tmp_path / "modules"
     directory.mkdir()
     monkeypatch.syspath_prepend(str(directory))
-    with declare._registry_lock:
-        saved = dict(declare._roots)
+    saved = registry.roots()
     yield directory
-    with declare._registry_lock:
-        declare._roots.clear()
-        declare._roots.update(saved)
+    registry.forget_roots(keep=saved)
 
 
 def _module(directory: Path, source: str) -> str:

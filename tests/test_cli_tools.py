@@ -11,8 +11,8 @@ import pytest
 
 from savestate import DecodeError, SavedStateBlob, snapshot
 from savestate.cli import main
-from savestate.raw import decode_raw, format_raw
-from savestate.units import SavedStateUnit, SavedStateUnits
+from savestate.codec.raw import decode_raw, format_raw
+from savestate.state.units import SavedStateUnit, SavedStateUnits
 
 from . import proto_constructs as pc
 
@@ -147,3 +147,19 @@ def test_raw_never_raises_anything_else() -> None:
     for _ in range(1000):
         deep = b"\x0a" + bytes([len(deep)]) + deep if len(deep) < 128 else b"\x0a\x00"
     decode_raw(deep)
+
+
+def test_type_names_any_declared_message_not_only_roots(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--type`` finds a class by its full proto name (``savestate.type_by_name``): a message
+    that is not a root, under its ``name=`` (here ``TreeNode``), and by type URL."""
+    node = pc.Node(label="leaf")
+    (tmp_path / "n.bin").write_bytes(bytes(node))
+    for name in ("constructs.other.TreeNode", "type.googleapis.com/constructs.other.TreeNode"):
+        status, out, _ = run(capsys, "decode", str(tmp_path / "n.bin"), "--type", name,
+                             "-m", MOD, "--compact")
+        assert status == 0 and json.loads(out) == node.to_dict()
+    status, _, err = run(capsys, "decode", str(tmp_path / "n.bin"), "--type",
+                         "constructs.other.Node", "-m", MOD)
+    assert status == 2 and "unknown type 'constructs.other.Node'" in err

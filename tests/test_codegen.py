@@ -7,7 +7,7 @@ import threading
 import traceback
 
 from savestate import Oneof, Protobuf, field, u8, u32
-from savestate.codec import codec_of
+from savestate.codec.front import codec_of
 
 
 class Leaf(Protobuf):
@@ -104,7 +104,7 @@ def test_import_loads_only_the_declaring_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['savestate', 'savestate.declare', 'savestate.errors', " \
-        "'savestate.scalars']"
+        "'savestate.model', 'savestate.model.registry', 'savestate.model.scalars']"
 
 
 def test_declaring_compiles_no_codec_until_first_use() -> None:

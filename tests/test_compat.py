@@ -17,7 +17,7 @@ text describes those classes exactly.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,15 @@ from savestate import (
     u32,
     u64,
 )
-from savestate.compat import RULES, Report, check_compatible
+from savestate.schemaio.compat import RULES, Report, check_compatible
+from savestate.testing import redeclaring
+
+
+@pytest.fixture(autouse=True)
+def _two_versions() -> Iterator[None]:
+    """These tests declare old and new versions of one type (``compat.State``) side by side."""
+    with redeclaring():
+        yield
 
 BASELINES = Path(__file__).parent / "compat_baselines"
 
@@ -497,7 +505,7 @@ def getattr_variant(oneof: type, name: str) -> type:
 def build(cls: type, kwargs: dict[str, Any]) -> Any:
     """A value of ``cls`` from kwargs; a nested value is ``(class or variant name, kwargs)``."""
     from savestate import schema_of
-    from savestate.schema import EnumType, MessageType, OneofType, OptionalType, RepeatedType
+    from savestate.model.schema import EnumType, MessageType, OneofType, OptionalType, RepeatedType
 
     schema = schema_of(cls)
     if not hasattr(schema, "fields"):  # a Oneof root: kwargs hold its single variant

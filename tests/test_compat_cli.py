@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,15 @@ import pytest
 import savestate
 from savestate import Protobuf, SchemaError, field, u8, u16, u32
 from savestate.cli import main
-from savestate.compat import RULES, BaselineError, check_compatible, load_baseline
-from savestate.testing import assert_compatible
+from savestate.schemaio.compat import RULES, BaselineError, check_compatible, load_baseline
+from savestate.testing import assert_compatible, redeclaring
+
+
+@pytest.fixture(autouse=True)
+def _two_versions() -> Iterator[None]:
+    """These tests declare old and new versions of one type (``compat.State``) side by side."""
+    with redeclaring():
+        yield
 
 BASELINES = Path(__file__).parent / "compat_baselines"
 MODULE = """
@@ -133,7 +141,7 @@ def test_rule_table_is_complete() -> None:
 
 def test_examples_against_their_emitted_baselines(tmp_path: Path) -> None:
     """Every example checked against itself (plain and annotated): nothing to report."""
-    from savestate.cli import load_roots
+    from savestate.schemaio.discover import load_roots
 
     for case in ("examples.vm", "tests.proto_constructs"):
         roots = load_roots([case])

@@ -45,7 +45,7 @@ from savestate import (
     uint32,
     uint64,
 )
-from savestate.schema import (
+from savestate.model.schema import (
     DurationType,
     EnumType,
     MapType,

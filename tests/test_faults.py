@@ -25,8 +25,8 @@ from savestate import (
     snapshot,
     u32,
 )
-from savestate.blob import BlobTypeMismatch
-from savestate.codec import codec_of
+from savestate.codec.front import codec_of
+from savestate.state.blob import BlobTypeMismatch
 
 # -- threads -----------------------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ def test_first_use_from_many_threads_with_a_barrier() -> None:
 
 def test_concurrent_encode_and_decode_of_the_example_machine() -> None:
     from examples.vm.machine import Machine
-    from savestate.units import SavedStateUnits
+    from savestate.state.units import SavedStateUnits
 
     states = []
     for steps in (0, 30, 200):
@@ -237,8 +237,8 @@ def _decode_failure(exc: BaseException) -> bool:
 
 def test_corrupt_record_anywhere_means_no_restore_was_called() -> None:
     from examples.vm.machine import Machine
-    from savestate.saverestore import restore_blob
-    from savestate.units import SavedStateUnits
+    from savestate.state.saverestore import restore_blob
+    from savestate.state.units import SavedStateUnits
 
     source = Machine()
     source.run(500)
@@ -269,7 +269,7 @@ def test_corrupt_record_anywhere_means_no_restore_was_called() -> None:
 
 def test_corrupt_nested_child_blob_is_found_before_any_restore() -> None:
     from examples.vm.machine import ChipsetSavedState
-    from savestate.units import SavedStateUnits
+    from savestate.state.units import SavedStateUnits
 
     machine, calls = _instrumented_machine()
     state = machine.save()
@@ -290,7 +290,7 @@ def test_units_restore_in_the_order_they_were_added_whatever_the_records_say() -
     records in another order are still restored in the order the units were added, and a failed
     restore is rolled back in that order too."""
     from examples.vm.machine import Machine
-    from savestate.units import SavedStateUnits
+    from savestate.state.units import SavedStateUnits
 
     source = Machine()
     source.run(700)

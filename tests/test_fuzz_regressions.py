@@ -7,7 +7,7 @@ How each was fixed:
   chipset's PIT was put back while the CPU clock still held the new time, and the machine did
   not come back as it was. Rollback now runs in restore order; and blobs nested in unit states
   (a chipset's children) are decoded before any ``restore`` runs
-  (``savestate.units.check_nested_blobs``).
+  (``savestate.state.units.check_nested_blobs``).
 - ``restore_units/crash-{479c,9f15}*``: these failed only after earlier inputs: one holding
   only a ``cpu`` record (a unit without a record keeps its state) left the example machine with
   its clock behind its PIT's last tick, a state the PIT's own ``restore`` refuses; a later
@@ -48,13 +48,14 @@ def test_there_are_regressions_to_replay() -> None:
 def test_rollback_that_a_unit_refuses_is_reported() -> None:
     """The sequence behind ``restore_units/crash-479c*``: after a restore from a ``cpu``-only
     record, a failing restore either puts every unit back or names the one it could not."""
-    import savestate
     from examples.vm.machine import Machine
     from savestate import RestoreError, SavedStateBlob
-    from savestate.saverestore import restore_blob
+    from savestate.state.blob import type_url_of
+    from savestate.state.saverestore import restore_blob
+    from savestate.state.units import SavedStateUnits
 
     here = Path(__file__).parent / "fuzz_regressions_sequences"
-    url = savestate.blob.type_url_of(savestate.units.SavedStateUnits)
+    url = type_url_of(SavedStateUnits)
     machine = Machine()
     machine.run(300)
     first = (here / "restore_units-1-cpu-only").read_bytes()

@@ -33,14 +33,14 @@ from savestate import (
     Protobuf,
     SavedStateBlob,
     field,
-    interp,
     savedstate,
     snapshot,
     u8,
     u32,
     u64,
 )
-from savestate.codec import codec_of
+from savestate.codec import interp
+from savestate.codec.front import codec_of
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ class _DeepRoot:
 
 def test_nested_blobs_in_unit_restore_are_bounded() -> None:
     from savestate import RestoreError
-    from savestate.units import check_nested_blobs
+    from savestate.state.units import check_nested_blobs
 
     blob = SavedStateBlob.new(_DeepRoot(level=0))
     for _ in range(150):
@@ -411,7 +411,7 @@ def test_max_size_is_checked_before_anything() -> None:
 
 
 def test_default_max_size_is_64_mib() -> None:
-    from savestate.codec import DEFAULT_MAX_SIZE
+    from savestate.codec.front import DEFAULT_MAX_SIZE
 
     assert DEFAULT_MAX_SIZE == snapshot.DEFAULT_MAX_SIZE == 64 << 20
     big = b"\x42" + varint(64 << 20) + bytes(64 << 20)  # one bytes field of 64 MiB

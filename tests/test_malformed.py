@@ -8,7 +8,7 @@ import enum
 import pytest
 
 from savestate import DecodeError, Oneof, Protobuf, field, u8, u32
-from savestate.codec import codec_of
+from savestate.codec.front import codec_of
 
 
 class Inner(Protobuf):

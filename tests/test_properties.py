@@ -10,9 +10,9 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from savestate import DecodeError
-from savestate.codec import codec_of
-from savestate.interp import decode as interp_decode
-from savestate.interp import encode as interp_encode
+from savestate.codec.front import codec_of
+from savestate.codec.interp import decode as interp_decode
+from savestate.codec.interp import encode as interp_encode
 
 from .strategies import instances, messages
 

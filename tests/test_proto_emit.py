@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from savestate import Oneof, Protobuf, SchemaError, field, proto_files, u32, write_proto
-from savestate.proto import snake_case, upper_camel_case
+from savestate.model.names import snake_case, upper_camel_case
 
 from . import proto_constructs as pc
 

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from savestate import Oneof, Protobuf, field, scalars, write_proto
+from savestate import Oneof, Protobuf, field, write_proto
 from savestate.declare import ProtobufMeta
+from savestate.model import scalars
 
 from .proto_support import check_meaning, import_generated, run_protoc
 from .strategies import instances

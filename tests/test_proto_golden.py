@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from savestate import proto_files
-from savestate.cli import load_roots
+from savestate.schemaio.discover import load_roots
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import savestate
 from savestate import SavedStateBlob, proto_files, write_proto
-from savestate.cli import load_roots
-from savestate.schema import ScalarType
+from savestate.model.schema import ScalarType
+from savestate.schemaio.discover import load_roots
 
 from . import proto_constructs as pc
 from .proto_support import check_meaning, import_generated, run_protoc

@@ -21,8 +21,8 @@ from savestate import (
     u8,
     u32,
 )
-from savestate.blob import BlobTypeMismatch, type_url_of
-from savestate.saverestore import state_type
+from savestate.state.blob import BlobTypeMismatch, type_url_of
+from savestate.state.saverestore import state_type
 
 
 @savedstate(package="test")

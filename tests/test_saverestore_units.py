@@ -24,7 +24,7 @@ from savestate import (
     restore_blob,
     save_blob,
 )
-from savestate.units import SavedStateUnits
+from savestate.state.units import SavedStateUnits
 
 STEPS = 1200
 

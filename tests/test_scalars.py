@@ -35,9 +35,9 @@ from savestate import (
     uint32,
     uint64,
 )
-from savestate.codec import codec_of
-from savestate.interp import decode as interp_decode
-from savestate.interp import encode as interp_encode
+from savestate.codec.front import codec_of
+from savestate.codec.interp import decode as interp_decode
+from savestate.codec.interp import encode as interp_encode
 
 
 def _holder(annotation: Any, name: str) -> type:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from savestate import RestoreError, SavedStateBlob, field, savedstate, snapshot, u32
-from savestate.snapshot import (
+from savestate.state.snapshot import (
     HEADER_SIZE,
     BadMagic,
     ChecksumMismatch,

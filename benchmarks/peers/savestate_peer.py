@@ -7,7 +7,7 @@ import functools
 from typing import Any
 
 from savestate import Protobuf, SavedStateBlob, field, i64, savedstate, u32, u64
-from savestate.units import SavedStateUnit, SavedStateUnits
+from savestate.state.units import SavedStateUnit, SavedStateUnits
 
 from .. import vm, workloads
 
@@ -98,7 +98,7 @@ def read_all(kind: str, m: Any) -> int:
 
 class _VmLib(vm.AnySlots):
     """The operations ``benchmarks.vm`` asks of a library, compiled per class from savestate's
-    schema model (``savestate.introspect``)."""
+    schema model (``savestate.model.introspect``)."""
 
     def __init__(self) -> None:
         self._roots: dict[str, Any] = {}
@@ -106,7 +106,7 @@ class _VmLib(vm.AnySlots):
     def class_for(self, url: str) -> Any:
         cls = self._roots.get(url)
         if cls is None:
-            from savestate.blob import root_for_url
+            from savestate.model.registry import root_for_url
 
             cls = self._roots[url] = root_for_url(url)
             if cls is None:
@@ -139,7 +139,7 @@ VM = _VmLib()
 
 
 def _fields(cls: Any) -> list[Any]:
-    from savestate.introspect import message_schema
+    from savestate.model.introspect import message_schema
 
     return sorted(message_schema(cls).fields, key=lambda f: f.number)
 
@@ -176,8 +176,8 @@ def _zero(f: Any) -> Any:
 
 
 def _zero_of(t: Any) -> Any:
-    from savestate import schema as s
-    from savestate.introspect import zero_value
+    from savestate.model import schema as s
+    from savestate.model.introspect import zero_value
 
     if isinstance(t, s.RepeatedType):
         return list
@@ -199,9 +199,9 @@ def _zero_of(t: Any) -> Any:
 
 def _converter(t: Any) -> Any:
     """None when the plain value is the field's value, else ``conv(value, children)``."""
-    from savestate import schema as s
-    from savestate.introspect import oneof_schema
-    from savestate.proto import snake_case
+    from savestate.model import schema as s
+    from savestate.model.introspect import oneof_schema
+    from savestate.model.names import snake_case
 
     if isinstance(t, s.OptionalType):
         return _converter(t.inner)
@@ -266,8 +266,8 @@ def _slot_finder(cls: Any) -> Any:
 
 
 def _type_slots(t: Any) -> Any:
-    from savestate import schema as s
-    from savestate.introspect import oneof_schema
+    from savestate.model import schema as s
+    from savestate.model.introspect import oneof_schema
 
     if isinstance(t, s.OptionalType):
         g = _type_slots(t.inner)
@@ -326,8 +326,8 @@ def _reader(cls: Any) -> Any:
 
 def _type_reader(t: Any) -> Any:
     """None when the value itself is added to the checksum, else ``r(value) -> int``."""
-    from savestate import schema as s
-    from savestate.introspect import oneof_schema
+    from savestate.model import schema as s
+    from savestate.model.introspect import oneof_schema
 
     if isinstance(t, s.OptionalType):
         r = _type_reader(t.inner)

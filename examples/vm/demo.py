@@ -12,7 +12,7 @@ from pathlib import Path
 
 import savestate
 from savestate import snapshot
-from savestate.units import SavedStateUnits
+from savestate.state.units import SavedStateUnits
 
 from .machine import ChipsetSavedState, Machine
 from .pit import pit_clock

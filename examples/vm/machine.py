@@ -19,7 +19,7 @@ from savestate import (
     u32,
     u64,
 )
-from savestate.units import SavedStateUnits, restore_children, save_children
+from savestate.state.units import SavedStateUnits, restore_children, save_children
 
 from .ioapic import IoApicDevice
 from .pic import DualPic

@@ -25,7 +25,7 @@ from savestate import (
     u32,
     u64,
 )
-from savestate.units import restore_children, save_children
+from savestate.state.units import restore_children, save_children
 
 # -- storage.scsi.* (the SCSI devices' saved states) --------------------------------------------
 

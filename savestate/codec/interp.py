@@ -7,17 +7,16 @@ which keeps track of the field path and raises an ``EncodeError`` or ``DecodeErr
 
 from __future__ import annotations
 
-import datetime
 import enum
 import math
 import struct
 from typing import Any
 
-from . import foreign
-from .errors import DecodeError, EncodeError
-from .introspect import message_schema, oneof_schema, schema_of, zero_value
-from .scalars import INT32, INT64, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
-from .schema import (
+from ..errors import DecodeError, EncodeError
+from ..model import foreign
+from ..model.introspect import message_schema, oneof_schema, schema_of, zero_value
+from ..model.scalars import INT32, INT64, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
+from ..model.schema import (
     MISSING,
     DurationType,
     EnumType,
@@ -36,13 +35,12 @@ from .schema import (
     TypeSchema,
     is_packable,
 )
+from .duration import duration_from_parts, duration_parts, expected, short_repr
 from .wire import MASK64, WireError, read_varint, skip_field, write_varint
 
 __all__ = ["decode", "encode"]
 
 MAX_FIELD = (1 << 29) - 1
-# google.protobuf.Duration's range.
-MAX_DURATION_SECONDS = 315_576_000_000
 
 _pack_f = struct.Struct("<f").pack
 _pack_d = struct.Struct("<d").pack
@@ -95,21 +93,12 @@ def _encode_field(f: FieldSchema, value: Any, buf: bytearray, path: list[str]) -
     _encode_value(t, f.number, value, buf, path, always=f.always)
 
 
-def _expected(what: str, value: Any, path: list[str]) -> EncodeError:
-    return EncodeError(f"expected {what}, got {type(value).__name__} {_short(value)}", path)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
     """The value to write for ``kind``, or an EncodeError saying why it does not fit."""
     py = kind.python
     if py is int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _expected(f"int for {kind.name}", value, path)
+            raise expected(f"int for {kind.name}", value, path)
         v = int(value)
         if not kind.lo <= v <= kind.hi:
             raise EncodeError(
@@ -118,11 +107,13 @@ def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
         return v
     if py is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _expected(f"float for {kind.name}", value, path)
+            raise expected(f"float for {kind.name}", value, path)
         try:
             v2 = float(value)
         except OverflowError:
-            raise EncodeError(f"value {_short(value)} out of range for {kind.name}", path) from None
+            raise EncodeError(
+                f"value {short_repr(value)} out of range for {kind.name}", path
+            ) from None
         if kind.encoding == "float" and math.isfinite(v2):
             try:
                 _pack_f(v2)
@@ -131,17 +122,17 @@ def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
         return v2
     if py is bool:
         if type(value) is not bool:
-            raise _expected("bool", value, path)
+            raise expected("bool", value, path)
         return value
     if py is str:
         if not isinstance(value, str):
-            raise _expected("str", value, path)
+            raise expected("str", value, path)
         try:
             return value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise EncodeError(f"string is not valid UTF-8: {exc.reason}", path) from None
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise _expected("bytes", value, path)
+        raise expected("bytes", value, path)
     return bytes(value)
 
 
@@ -183,7 +174,7 @@ def _check_enum(t: EnumType, value: Any, path: list[str]) -> int:
         or isinstance(value, bool)
         or (isinstance(value, enum.Enum) and not isinstance(value, t.cls))
     ):
-        raise _expected(f"{t.cls.__name__} member", value, path)
+        raise expected(f"{t.cls.__name__} member", value, path)
     v = int(value)
     if v not in t.values:
         raise EncodeError(f"{v} is not a value of {t.cls.__name__}", path)
@@ -209,13 +200,13 @@ def _encode_value(
             write_varint(buf, v & MASK64)
     elif isinstance(t, RepeatedType):
         if not isinstance(value, list):
-            raise _expected(f"list for {t}", value, path)
+            raise expected(f"list for {t}", value, path)
         _encode_sequence(t.elem, number, value, buf, path, skip_empty=not always)
     elif isinstance(t, FixedArrayType):
         _encode_fixed_array(t, number, value, buf, path)
     elif isinstance(t, MapType):
         if not isinstance(value, dict):
-            raise _expected(f"dict for {t}", value, path)
+            raise expected(f"dict for {t}", value, path)
         for key, item in value.items():
             path.append(f"[{key!r}]")
             sub = bytearray()
@@ -238,13 +229,13 @@ def _encode_message_value(t: TypeSchema, value: Any, sub: bytearray, path: list[
     """Encode the body of a length-delimited message-like value (no tag, no length)."""
     if isinstance(t, MessageType):
         if type(value) is not t.cls:
-            raise _expected(t.cls.__name__, value, path)
+            raise expected(t.cls.__name__, value, path)
         _encode_message(message_schema(t.cls), value, sub, path)
     elif isinstance(t, OneofType):
         _encode_oneof(oneof_schema(t.cls), value, sub, path)
     elif isinstance(t, TupleType):
         if not isinstance(value, tuple) or len(value) != len(t.elems):
-            raise _expected(f"tuple of {len(t.elems)} for {t}", value, path)
+            raise expected(f"tuple of {len(t.elems)} for {t}", value, path)
         for i, (et, ev) in enumerate(zip(t.elems, value, strict=True)):
             path.append(f"[{i}]")
             _encode_value(et, i + 1, ev, sub, path, always=False)
@@ -259,25 +250,10 @@ def _encode_message_value(t: TypeSchema, value: Any, sub: bytearray, path: list[
             write_varint(sub, nanos & MASK64)
     elif isinstance(t, ForeignMessageType):
         if not foreign.check(t, value):
-            raise _expected(t.cls.__name__, value, path)
+            raise expected(t.cls.__name__, value, path)
         sub += foreign.encode(t, value)
     else:  # pragma: no cover - the schema builder admits no other type
         raise AssertionError(t)
-
-
-def duration_parts(value: Any, path: list[str]) -> tuple[int, int]:
-    if not isinstance(value, datetime.timedelta):
-        raise _expected("timedelta", value, path)
-    micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
-    seconds = abs(micros) // 1_000_000
-    nanos = (abs(micros) % 1_000_000) * 1000
-    if micros < 0:
-        seconds, nanos = -seconds, -nanos
-    if abs(seconds) > MAX_DURATION_SECONDS:
-        raise EncodeError(
-            f"duration {value} is outside google.protobuf.Duration's range", path
-        )
-    return seconds, nanos
 
 
 def _encode_oneof(schema: OneofSchema, value: Any, sub: bytearray, path: list[str]) -> None:
@@ -288,7 +264,7 @@ def _encode_oneof(schema: OneofSchema, value: Any, sub: bytearray, path: list[st
             break
     if variant is None:
         names = ", ".join(v.name for v in schema.variants)
-        raise _expected(f"a variant of {schema.name} ({names})", value, path)
+        raise expected(f"a variant of {schema.name} ({names})", value, path)
     path.append(variant.name)
     if variant.kind == "transparent":
         f = variant.transparent_field
@@ -343,7 +319,7 @@ def _encode_fixed_array(
 ) -> None:
     if t.python_bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise _expected("bytes", value, path)
+            raise expected("bytes", value, path)
         data = bytes(value)
         if len(data) != t.length:
             raise EncodeError(f"expected {t.length} bytes, got {len(data)}", path)
@@ -352,7 +328,7 @@ def _encode_fixed_array(
         buf += data
         return
     if not isinstance(value, list):
-        raise _expected(f"list for {t}", value, path)
+        raise expected(f"list for {t}", value, path)
     if len(value) != t.length:
         raise EncodeError(f"expected {t.length} elements, got {len(value)}", path)
     if t.packed:
@@ -505,7 +481,7 @@ def _decode_spans(d: _Decoder, t: TypeSchema, spans: Spans, depth: int) -> Any:
         return _decode_fields_as_tuple(d, fields, spans, depth - 1)
     if isinstance(t, DurationType):
         seconds, nanos = _decode_fields_as_tuple(d, _DURATION_FIELDS, spans, depth - 1)
-        return duration_from_parts(seconds, nanos, d)
+        return duration_from_parts(seconds, nanos, d.fail)
     if isinstance(t, ForeignMessageType):
         # Parsed by its own library: hand it the records joined.
         try:
@@ -681,19 +657,6 @@ _DURATION_FIELDS = (
     FieldSchema(name="seconds", number=1, type=ScalarType(INT64)),
     FieldSchema(name="nanos", number=2, type=ScalarType(INT32)),
 )
-
-
-def duration_from_parts(seconds: int, nanos: int, d: _Decoder | None = None) -> Any:
-    def fail(reason: str) -> DecodeError:
-        return d.fail(reason) if d is not None else DecodeError(reason)
-
-    if not -999_999_999 <= nanos <= 999_999_999:
-        raise fail(f"duration nanos {nanos} out of range")
-    if abs(seconds) > MAX_DURATION_SECONDS:
-        raise fail(f"duration seconds {seconds} out of range")
-    if nanos % 1000:
-        raise fail(f"duration nanos {nanos} is finer than timedelta's microseconds")
-    return datetime.timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def _decode_fields_as_tuple(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..errors import DecodeError, EncodeError
+from ..model.registry import ClassInfo, declared_info, info_of
 from . import interp
-from .compiler import _ident, closure, compile_classes, recursion_check
-from .declare import ClassInfo, _info
-from .errors import DecodeError, EncodeError, SchemaError
+from .compiler import class_ident, closure, compile_classes, recursion_check
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "Codec", "codec_of"]
 
@@ -110,9 +110,7 @@ def _slow_decode(cls: type, data: bytes, max_depth: int) -> Any:
 
 def codec_of(cls: type) -> Codec:
     """The codec of a declared class, compiled (with everything it reaches) on first use."""
-    info: ClassInfo | None = _info(cls)
-    if info is None:
-        raise SchemaError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
+    info = declared_info(cls)
     codec = info.codec
     if codec is not None:
         return codec
@@ -134,7 +132,7 @@ def _compile(cls: type, info: ClassInfo) -> None:
         recursion_check(c)
     compiled = compile_classes(classes)
     for c, cc in compiled.items():
-        ident = _ident(c)
+        ident = class_ident(c)
         _functions[f"_enc_{ident}"] = cc.encode
         _functions[f"_dec_{ident}"] = cc.decode
     for cc in compiled.values():
@@ -144,12 +142,13 @@ def _compile(cls: type, info: ClassInfo) -> None:
     # payload message; its user-facing codec is its enum's (made on request above).
     for c, cc in compiled.items():
         _compiled.add(c)
-        if _info(c).kind != "variant":
-            _info(c).codec = Codec(c, cc.encode, cc.decode, cc.source, cc.filename, None)
+        cinfo = declared_info(c)
+        if cinfo.kind != "variant":
+            cinfo.codec = Codec(c, cc.encode, cc.decode, cc.source, cc.filename, None)
 
 
 def _is_oneof(cls: type) -> bool:
-    info = _info(cls)
+    info = info_of(cls)
     return info is not None and info.kind == "oneof"
 
 

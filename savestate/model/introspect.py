@@ -1,7 +1,7 @@
 """From Python annotations to the schema model.
 
 Resolves a declared class's annotations (lazily, so forward references work), maps each one to
-a :mod:`savestate.schema` type, validates it, and caches the frozen result on the class.
+a :mod:`savestate.model.schema` type, validates it, and caches the frozen result on the class.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import typing_extensions
 
+from ..errors import SchemaError
 from . import scalars
-from .declare import FIELD_KEY, ClassInfo, FieldOptions, _info, _registry_lock
-from .errors import SchemaError
 from .foreign import foreign_type
+from .registry import FIELD_KEY, LOCK, ClassInfo, FieldOptions, declared_info, info_of
 from .scalars import ScalarKind
 from .schema import (
     MISSING,
@@ -48,9 +48,7 @@ _ZERO: dict[str, Any] = {"string": "", "bytes": b"", "bool": False, "float": 0.0
 
 def schema_of(cls: type) -> MessageSchema | OneofSchema:
     """The schema of a declared class (built on first call)."""
-    info = _info(cls)
-    if info is None:
-        raise SchemaError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
+    info = declared_info(cls)
     if info.schema is None:
         build_schema(cls)
     schema: MessageSchema | OneofSchema | None = info.schema
@@ -72,14 +70,14 @@ def oneof_schema(cls: type) -> OneofSchema:
 
 def build_schema(cls: type) -> None:
     """Build and cache the schema of ``cls``; raises NameError while a name is undefined."""
-    info: ClassInfo = _info(cls)
+    info = declared_info(cls)
     if info.schema is not None:
         return
     if info.kind == "oneof":
         schema: MessageSchema | OneofSchema = _build_oneof(cls, info)
     else:
         schema = _build_message(cls, info)
-    with _registry_lock:
+    with LOCK:
         if info.schema is None:
             info.schema = schema
 
@@ -328,7 +326,7 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
     if isinstance(annotation, type):
         if issubclass(annotation, enum.IntEnum):
             return _enum_type(annotation, where)
-        info = _info(annotation)
+        info = info_of(annotation)
         if info is not None:
             if info.kind == "message":
                 return MessageType(annotation)
@@ -384,7 +382,7 @@ def _build_oneof(cls: type, info: ClassInfo) -> OneofSchema:
     variants: list[VariantSchema] = []
     seen: dict[int, str] = {}
     for vcls in info.variants:
-        vinfo: ClassInfo = _info(vcls)
+        vinfo = declared_info(vcls)
         assert vinfo.variant is not None
         number = vinfo.variant
         where = [cls.__name__, vcls.__name__]

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DecodeError
+from ..errors import DecodeError
 from .wire import WireError, read_varint
 
 __all__ = ["RawField", "decode_raw", "format_raw", "raw_to_json"]

@@ -32,10 +32,10 @@ import tempfile
 import zlib
 from typing import Any
 
+from ..codec.front import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
+from ..declare import Protobuf
+from ..errors import DecodeError
 from .blob import SavedStateBlob
-from .codec import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
-from .declare import Protobuf
-from .errors import DecodeError
 from .saverestore import RestoreError, SaveRestore, restore_blob, save_blob
 
 __all__ = [
@@ -56,9 +56,10 @@ __all__ = [
 
 MAGIC = b"\x89SVSNAP\n"
 FORMAT_VERSION = 1
-_FIELDS = struct.Struct("<8sHHQ32s")
+# The header before its CRC: magic, format version, reserved, payload length, sha256.
+HEADER_FIELDS = struct.Struct("<8sHHQ32s")
 _CRC = struct.Struct("<I")
-HEADER_SIZE = _FIELDS.size + _CRC.size  # 56
+HEADER_SIZE = HEADER_FIELDS.size + _CRC.size  # 56
 DEFAULT_MAX_SIZE = DEFAULT_MAX_DECODE_SIZE  # the largest payload read() accepts: 64 MiB
 
 
@@ -97,7 +98,7 @@ class TooLarge(SnapshotError):
 def pack(blob: SavedStateBlob) -> bytes:
     """The bytes of a snapshot file holding ``blob``."""
     payload = blob.encode()
-    fields = _FIELDS.pack(
+    fields = HEADER_FIELDS.pack(
         MAGIC, FORMAT_VERSION, 0, len(payload), hashlib.sha256(payload).digest()
     )
     return fields + _CRC.pack(zlib.crc32(fields)) + payload
@@ -116,10 +117,10 @@ def unpack(
         raise Truncated(
             f"truncated: the header needs {HEADER_SIZE} bytes, the file has {len(data)}", file
         )
-    _magic, _version, reserved, length, digest = _FIELDS.unpack_from(data)
+    _magic, _version, reserved, length, digest = HEADER_FIELDS.unpack_from(data)
     _check_version(data, file)
-    (crc,) = _CRC.unpack_from(data, _FIELDS.size)
-    if zlib.crc32(data[: _FIELDS.size]) != crc:
+    (crc,) = _CRC.unpack_from(data, HEADER_FIELDS.size)
+    if zlib.crc32(data[: HEADER_FIELDS.size]) != crc:
         raise ChecksumMismatch("checksum mismatch in the header (the file is corrupt)", file)
     if reserved != 0:
         raise UnsupportedVersion(f"unsupported header flags {reserved:#06x}", file)

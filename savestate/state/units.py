@@ -20,9 +20,10 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .blob import SavedStateBlob, root_for_url
-from .declare import Protobuf, field, savedstate
-from .errors import DecodeError
+from ..declare import Protobuf, field, savedstate
+from ..errors import DecodeError
+from ..model.registry import root_for_url
+from .blob import SavedStateBlob
 from .saverestore import (
     RestoreError,
     SaveError,

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import foreign, runtime
-from .introspect import schema_of, zero_value
-from .scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
-from .schema import (
+from ..model import foreign
+from ..model.introspect import schema_of, zero_value
+from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
+from ..model.schema import (
     MISSING,
     DurationType,
     EnumType,
@@ -42,6 +42,7 @@ from .schema import (
     TypeSchema,
     is_packable,
 )
+from . import runtime
 from .wire import varint_bytes
 
 __all__ = ["CompiledClass", "compile_classes"]
@@ -162,7 +163,7 @@ class _ClassGen:
 
     def func_of(self, direction: str, cls: type) -> str:
         """The name the source uses for another class's encode/decode function."""
-        name = f"_{direction}_{_ident(cls)}"
+        name = f"_{direction}_{class_ident(cls)}"
         if cls is not self.cls:
             self.needs[name] = cls
         return name
@@ -1099,7 +1100,7 @@ class _FieldPlan:
 _idents: dict[type, str] = {}
 
 
-def _ident(cls: type) -> str:
+def class_ident(cls: type) -> str:
     ident = _idents.get(cls)
     if ident is None:
         ident = f"{cls.__name__}_{len(_idents)}"
@@ -1152,7 +1153,7 @@ def closure(cls: type, done: set[type]) -> list[type]:
 
 def generate(cls: type) -> CompiledClass:
     schema = schema_of(cls)
-    gen = _ClassGen(cls, _ident(cls))
+    gen = _ClassGen(cls, class_ident(cls))
     if isinstance(schema, OneofSchema):
         gen.generate_oneof(schema)
     else:
@@ -1171,7 +1172,7 @@ def compile_classes(classes: list[type]) -> dict[type, CompiledClass]:
             len(cc.source), None, cc.source.splitlines(True), cc.filename
         )
         exec(code, cc.env)
-        ident = _ident(cc.cls)
+        ident = class_ident(cc.cls)
         cc.encode = cc.env[f"_enc_{ident}"]
         cc.decode = cc.env[f"_dec_{ident}"]
     return compiled
@@ -1180,7 +1181,7 @@ def compile_classes(classes: list[type]) -> dict[type, CompiledClass]:
 def recursion_check(cls: type) -> None:
     """A message that contains itself through required (non-optional, non-repeated) message
     fields could never be decoded: absence would recurse forever."""
-    from .errors import SchemaError
+    from ..errors import SchemaError
 
     def required_refs(c: type) -> Iterator[tuple[str, type]]:
         schema = schema_of(c)

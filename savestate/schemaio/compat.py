@@ -27,19 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import scalars
-from .errors import SavestateError
-from .proto import (
-    _MAP_KEYS,
-    _WRAPPERS,
-    _collect,
-    _schema,
+from ..errors import SavestateError
+from ..model import scalars
+from ..model.names import (
+    MAP_KEYS,
+    WRAPPER_MESSAGES,
+    enum_value_names,
     snake_case,
     upper_camel_case,
-    wellknown,
 )
-from .scalars import ScalarKind
-from .schema import (
+from ..model.scalars import ScalarKind
+from ..model.schema import (
     DurationType,
     EnumType,
     FixedArrayType,
@@ -54,10 +52,13 @@ from .schema import (
     TupleType,
     TypeSchema,
 )
+from .discover import DiscoveryError, load_roots
+from .proto import collect_definitions, resolved_schema, wellknown
 
 __all__ = [
     "RULES",
     "BaselineError",
+    "DiscoveryError",
     "Finding",
     "Report",
     "Rule",
@@ -342,13 +343,13 @@ class _ModelBuilder:
             info = cls.__dict__.get("__savestate__")
             if info is not None and info.package is not None and wellknown(cls) is None:
                 self.side.roots.add(f"{info.package}.{info.name}")
-        for package, defs in sorted(_collect(roots).items()):
+        for package, defs in sorted(collect_definitions(roots).items()):
             for name, cls in sorted(defs.items()):
                 full = f"{package}.{name}"
                 if issubclass(cls, enum.IntEnum):
                     self.side.enums[full] = self.enum(cls, full)
                     continue
-                schema = _schema(cls)
+                schema = resolved_schema(cls)
                 if isinstance(schema, OneofSchema):
                     self.side.messages[full] = self.oneof(schema, full, package)
                 else:
@@ -361,15 +362,8 @@ class _ModelBuilder:
 
     @staticmethod
     def enum(cls: type[enum.IntEnum], full: str) -> Enm:
-        prefix = snake_case(cls.__name__).upper()
-        values = {}
-        for m in cls:
-            name = snake_case(m.name).upper()
-            values[int(m.value)] = name if name.startswith(prefix + "_") else f"{prefix}_{name}"
-        has_zero = 0 in values
-        if not has_zero:
-            values[0] = f"{prefix}_UNSPECIFIED"  # as the emitter writes it
-        return Enm(full, values, has_zero)
+        has_zero = any(int(m.value) == 0 for m in cls)
+        return Enm(full, enum_value_names(cls), has_zero)
 
     def message(
         self, schema: MessageSchema, full: str, package: str, top: bool = True
@@ -408,7 +402,7 @@ class _ModelBuilder:
         if known is not None:
             msg = self.wkt.get(known[0])
             return Ty("message", known[0], msg=msg)
-        schema = _schema(cls)
+        schema = resolved_schema(cls)
         ty = Ty("message", f"{schema.package or package}.{schema.name}")
         self.pending.append(ty)
         return ty
@@ -429,7 +423,7 @@ class _ModelBuilder:
         if isinstance(t, TupleType):
             name = nested
             if len(t.elems) == 1 and isinstance(t.elems[0], ScalarType):
-                wrapper = _WRAPPERS.get(t.elems[0].kind.proto)
+                wrapper = WRAPPER_MESSAGES.get(t.elems[0].kind.proto)
                 if wrapper is not None:
                     name = f"google.protobuf.{wrapper}"
             m = Msg(name if name.startswith("google.") else f"{owner}.{name}", top_level=False)
@@ -463,7 +457,7 @@ class _ModelBuilder:
             wrapper.fields[1] = Fld("field1", 1, elem, "repeated")
             return Fld(name, number, Ty("message", wrapper.full_name, msg=wrapper), array=array)
         if isinstance(t, MapType):
-            is_map = isinstance(t.key, ScalarType) and t.key.kind.proto in _MAP_KEYS
+            is_map = isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS
             entry = Msg(f"{owner}.{nested}{'Entry' if is_map else ''}", top_level=False)
             for i, (part, pt) in enumerate((("key", t.key), ("value", t.value)), 1):
                 entry.fields[i] = self.field(part, i, pt, entry.full_name, package, False)
@@ -1100,8 +1094,6 @@ def _directions(direction: str) -> set[str]:
 
 
 def _roots_of(roots_or_modules: Iterable[type | str] | type | str) -> list[type]:
-    from .cli import load_roots
-
     items = (
         [roots_or_modules] if isinstance(roots_or_modules, (type, str)) else roots_or_modules
     )
@@ -1128,7 +1120,9 @@ def check_compatible(
     does). ``against``: a directory of ``.proto`` files of an earlier release. ``direction``:
     ``"backward"`` (new code reads old state; the default), ``"forward"`` (old code reads new
     state) or ``"both"``; findings of the other direction are reported as warnings. Raises
-    :class:`BaselineError` when the baseline cannot be read.
+    :class:`BaselineError` when the baseline cannot be read, :class:`DiscoveryError` for a module
+    that cannot be imported or defines no roots, :class:`SchemaError` for a bad declaration: all
+    ``SavestateError``s.
     """
     checked = _directions(direction)
     old = load_baseline(against)

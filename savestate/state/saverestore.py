@@ -15,9 +15,10 @@ from __future__ import annotations
 import typing
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
-from .blob import SavedStateBlob, root_for_url, type_url_of
-from .declare import Protobuf, _info, savedstate
-from .errors import DecodeError, SavestateError
+from ..declare import Protobuf, savedstate
+from ..errors import DecodeError, SavestateError
+from ..model.registry import info_of, root_for_url
+from .blob import SavedStateBlob, type_url_of
 
 __all__ = [
     "NoSavedState",
@@ -327,7 +328,7 @@ def parse_for(obj: object, blob: SavedStateBlob) -> Any:
             raise RestoreError.ProtobufDecode(
                 DecodeError(f"no saved-state root is registered for {blob.type_url!r}")
             )
-    elif _info(st) is None:
+    elif info_of(st) is None:
         raise RestoreError.Other(TypeError(f"{st.__name__} is not a saved-state type"))
     try:
         type_url_of(st)

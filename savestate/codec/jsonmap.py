@@ -1,7 +1,7 @@
 """The proto3 JSON mapping of saved states: ``to_dict``/``from_dict``, ``to_json``/``from_json``.
 
 The JSON is what ``google.protobuf.json_format.MessageToDict`` prints for the same bytes, read
-through the ``.proto`` files savestate emits (:mod:`savestate.proto`): field names in
+through the ``.proto`` files savestate emits (:mod:`savestate.schemaio.proto`): field names in
 lowerCamelCase (both that and the declared name are accepted), fields at their zero value left
 out unless the bytes carry them, 64-bit integers as strings, bytes as base64, enums by their
 ``.proto`` value names, ``NaN``/``Infinity``/``-Infinity`` as strings, a Oneof as an object whose
@@ -32,13 +32,13 @@ import re
 import struct
 from typing import Any
 
-from . import foreign
-from .errors import DecodeError, EncodeError
-from .interp import check_scalar, duration_from_parts, duration_parts
-from .introspect import message_schema, oneof_schema, schema_of, zero_value
-from .proto import _MAP_KEYS, _wrapper, snake_case
-from .scalars import ScalarKind
-from .schema import (
+from ..errors import DecodeError, EncodeError
+from ..model import foreign
+from ..model.introspect import message_schema, oneof_schema, schema_of, zero_value
+from ..model.names import MAP_KEYS, enum_value_names, json_name, snake_case, wrapper_message
+from ..model.registry import info_of, is_any, root_for_url
+from ..model.scalars import ScalarKind
+from ..model.schema import (
     MISSING,
     DurationType,
     EnumType,
@@ -57,6 +57,8 @@ from .schema import (
     TypeSchema,
     VariantSchema,
 )
+from .duration import duration_from_parts, duration_parts
+from .interp import check_scalar
 
 __all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "json_name",
            "to_dict", "to_json"]
@@ -73,34 +75,6 @@ _f32 = struct.Struct("<f")
 class JsonError(DecodeError):
     """JSON that is not a valid value of the requested type (an unknown key, a wrong type, a
     value out of range): a ``DecodeError``, since it is input being read, with the field path."""
-
-
-def json_name(name: str) -> str:
-    """The proto3 JSON name of a field, as ``protoc`` derives it: ``line_low_latch`` ->
-    ``lineLowLatch``."""
-    out: list[str] = []
-    upper = False
-    for c in name:
-        if c == "_":
-            upper = True
-        elif upper:
-            out.append(c.upper())
-            upper = False
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-def enum_names(cls: type[enum.IntEnum]) -> dict[int, str]:
-    """Proto value names by number, as the ``.proto`` emitter writes them."""
-    prefix = snake_case(cls.__name__).upper()
-    names: dict[int, str] = {}
-    for m in cls:
-        name = snake_case(m.name).upper()
-        if not name.startswith(prefix + "_"):
-            name = f"{prefix}_{name}"
-        names.setdefault(int(m.value), name)
-    return names
 
 
 def _b64(data: bytes) -> str:
@@ -128,16 +102,15 @@ def to_json(obj: Any, *, indent: int | None = None) -> str:
 
 
 def _top_schema(cls: type) -> MessageSchema | OneofSchema:
-    info = getattr(cls, "__savestate__", None)
-    if info is not None and getattr(info, "kind", None) == "variant":
+    if _kind(cls) == "variant":
         parent = next(b for b in cls.__mro__[1:] if _kind(b) == "oneof")
         return schema_of(parent)
     return schema_of(cls)
 
 
 def _kind(cls: type) -> str | None:
-    info = cls.__dict__.get("__savestate__")
-    return getattr(info, "kind", None)
+    info = info_of(cls)
+    return None if info is None else info.kind
 
 
 def _message_json(schema: MessageSchema, obj: Any, path: list[str]) -> dict[str, Any]:
@@ -163,14 +136,10 @@ def _as_any(value: Any) -> Any:
 
 
 def _is_blob(cls: type) -> bool:
-    from .blob import SavedStateBlob
-
-    return cls is SavedStateBlob
+    return is_any(cls)
 
 
 def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
-    from .blob import root_for_url
-
     url, value, unknown = blob.type_url, blob.value, blob._pb_unknown
     if not url and not value and not unknown:
         return {}
@@ -248,7 +217,7 @@ def _value_json(t: TypeSchema, value: Any, path: list[str], always: bool) -> Any
             raise EncodeError(f"expected a {t.cls.__name__} member, got {value!r}", path)
         if not always and int(value) == 0:
             return _OMIT
-        return enum_names(t.cls)[int(value)]
+        return enum_value_names(t.cls)[int(value)]
     if isinstance(t, RepeatedType):
         if not isinstance(value, list):
             raise EncodeError(f"expected list for {t}, got {type(value).__name__}", path)
@@ -306,7 +275,7 @@ def _sequence_json(elem: TypeSchema, items: list[Any], path: list[str]) -> Any:
 
 
 def _map_json(t: MapType, value: dict[Any, Any], path: list[str]) -> Any:
-    if isinstance(t.key, ScalarType) and t.key.kind.proto in _MAP_KEYS:
+    if isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS:
         out: dict[str, Any] = {}
         for k, v in value.items():
             path.append(f"[{k!r}]")
@@ -344,7 +313,7 @@ def _tuple_json(t: TupleType, value: Any, path: list[str], always: bool) -> Any:
             body[f"field{i + 1}"] = j
     if not body and not always:
         return _OMIT
-    if len(t.elems) == 1 and _wrapper(t.elems[0]) is not None:
+    if len(t.elems) == 1 and wrapper_message(t.elems[0]) is not None:
         # A google.protobuf.*Value wrapper: its JSON is the bare value.
         return _value_json(t.elems[0], value[0], [*path, "[0]"], True)
     return body
@@ -410,7 +379,7 @@ def _tuple_wrapped(v: VariantSchema) -> bool:
         len(fields) == 1
         and not fields[0].doc
         and not fields[0].always
-        and _wrapper(fields[0].type) is not None
+        and wrapper_message(fields[0].type) is not None
     )
 
 
@@ -466,7 +435,7 @@ def _parse_unknown(data: dict[str, Any], path: list[str]) -> bytes | None:
 def _parse_message(schema: MessageSchema, data: Any, path: list[str]) -> Any:
     obj = _expect_object(data, path)
     if _is_blob(schema.cls):
-        return _parse_any(obj, path)
+        return _parse_any(schema.cls, obj, path)
     names: dict[str, FieldSchema] = {}
     for f in schema.fields:
         names[f.name] = f
@@ -613,8 +582,8 @@ def _parse_scalar(kind: ScalarKind, raw: Any, path: list[str]) -> Any:
 
 def _parse_enum(t: EnumType, raw: Any, path: list[str]) -> enum.IntEnum:
     if isinstance(raw, str):
-        for number, name in enum_names(t.cls).items():
-            if raw == name:
+        for number, name in enum_value_names(t.cls).items():
+            if raw == name and number in t.values:
                 return t.cls(number)
         member = t.cls.__members__.get(raw)
         if member is not None:
@@ -684,7 +653,7 @@ def _parse_sequence(elem: TypeSchema, raw: Any, path: list[str]) -> list[Any]:
 
 def _parse_map(t: MapType, raw: Any, path: list[str]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
-    if isinstance(t.key, ScalarType) and t.key.kind.proto in _MAP_KEYS:
+    if isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS:
         kind = t.key.kind
         for text, item in _expect_object(raw, path).items():
             path.append(f"[{text!r}]")
@@ -720,7 +689,7 @@ def _entry_part(f: FieldSchema, obj: dict[str, Any], path: list[str]) -> Any:
 
 
 def _parse_tuple(t: TupleType, raw: Any, path: list[str]) -> tuple[Any, ...]:
-    if len(t.elems) == 1 and _wrapper(t.elems[0]) is not None:
+    if len(t.elems) == 1 and wrapper_message(t.elems[0]) is not None:
         return (_parse_value(t.elems[0], raw, [*path, "[0]"]),)
     obj = _expect_object(raw, path)
     names = {f"field{i + 1}": i for i in range(len(t.elems))}
@@ -800,11 +769,10 @@ def _parse_oneof(schema: OneofSchema, raw: Any, path: list[str]) -> Any:
     return result
 
 
-def _parse_any(obj: dict[str, Any], path: list[str]) -> Any:
-    from .blob import SavedStateBlob, root_for_url
-
+def _parse_any(blob_cls: type, obj: dict[str, Any], path: list[str]) -> Any:
+    """A blob (of the ``google.protobuf.Any`` class ``blob_cls``) from its JSON object."""
     if not obj:
-        return SavedStateBlob()
+        return blob_cls()
     url = obj.get(TYPE_KEY)
     if not isinstance(url, str):
         raise _fail(f"a blob needs \"{TYPE_KEY}\" (its type URL), got {_describe(url)}",
@@ -828,7 +796,7 @@ def _parse_any(obj: dict[str, Any], path: list[str]) -> Any:
         if _is_blob(root):
             if set(rest) - {"value"}:
                 raise _fail(f"unknown field {sorted(set(rest) - {'value'})[0]!r}", path)
-            inner = _parse_any(_expect_object(rest.get("value", {}), [*path, "value"]),
+            inner = _parse_any(root, _expect_object(rest.get("value", {}), [*path, "value"]),
                                [*path, "value"])
         else:
             inner = _parse_message(message_schema(root), rest, [*path, root.__name__])
@@ -836,6 +804,6 @@ def _parse_any(obj: dict[str, Any], path: list[str]) -> Any:
             value = inner.encode()
         except EncodeError as exc:
             raise _fail(str(exc), path) from None
-    blob = SavedStateBlob(type_url=url, value=value)
+    blob = blob_cls(type_url=url, value=value)
     object.__setattr__(blob, "_pb_unknown", unknown)
     return blob

@@ -1,7 +1,7 @@
 """The ``decode``, ``encode``, ``show`` and ``diff`` commands: look inside saved states.
 
 Each command reads bytes (a state encoded as one root type, or a snapshot file, recognised by its
-magic number) and works on the proto3 JSON of the state (:mod:`savestate.jsonmap`). Types are
+magic number) and works on the proto3 JSON of the state (:mod:`savestate.codec.jsonmap`). Types are
 found among the saved-state roots registered by the modules given with ``--module`` (and the
 library's own: ``google.protobuf.Any``, ``savestate.units.SavedStateUnits``).
 
@@ -19,12 +19,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import snapshot
-from .blob import SavedStateBlob, root_for_url
-from .declare import _info
-from .declare import roots as registered_roots
-from .errors import DecodeError, SavestateError
-from .raw import decode_raw, format_raw, raw_to_json
+from ..codec.raw import decode_raw, format_raw, raw_to_json
+from ..errors import DecodeError, SavestateError
+from ..model.registry import (
+    TYPE_URL_PREFIX,
+    UnknownTypeName,
+    full_name,
+    root_for_url,
+    type_by_name,
+)
+from ..model.registry import roots as registered_roots
+from ..schemaio.discover import DiscoveryError, load_roots
+from ..state import snapshot
+from ..state.blob import SavedStateBlob
+from ..state.units import SavedStateUnits
 
 __all__ = ["add_commands"]
 
@@ -58,29 +66,22 @@ def _read_bytes(spec: str) -> bytes:
 def _load_modules(modules: list[str] | None) -> None:
     if not modules:
         return
-    from .cli import UsageError, load_roots
-
     try:
         load_roots(modules)
-    except UsageError as exc:
+    except DiscoveryError as exc:
         raise _Usage(str(exc)) from None
 
 
-def _full_name(cls: type) -> str:
-    info = _info(cls)
-    return f"{info.package}.{info.name}"
-
-
 def _find_type(name: str) -> Any:
-    if name == "google.protobuf.Any":
-        return SavedStateBlob
-    cls = root_for_url(name)
-    if cls is not None:
-        return cls
-    known = ", ".join(_full_name(c) for c in registered_roots()) or "none"
+    """The declared class named ``name`` (a full proto name, or a type URL)."""
+    try:
+        return type_by_name(name.removeprefix("https://").removeprefix(TYPE_URL_PREFIX))
+    except UnknownTypeName:
+        pass
+    known = ", ".join(full_name(c) for c in registered_roots()) or "none"
     raise _Usage(
-        f"unknown type {name!r}: no registered root has that name (give its module with "
-        f"--module; known: {known})"
+        f"unknown type {name!r}: no declared class has that name (give its module with "
+        f"--module; roots known: {known})"
     )
 
 
@@ -161,7 +162,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     _load_modules(args.module)
     data = _read_bytes(args.snapshot)
     blob = snapshot.unpack(data, args.snapshot)
-    _magic, version, _reserved, length, digest = snapshot._FIELDS.unpack_from(data)
+    _magic, version, _reserved, length, digest = snapshot.HEADER_FIELDS.unpack_from(data)
     lines = [
         f"snapshot {args.snapshot}",
         f"  format version {version}, header {snapshot.HEADER_SIZE} bytes",
@@ -184,8 +185,6 @@ def _show_blob(blob: SavedStateBlob, indent: str, label: str) -> list[str]:
             lines.append(f"{inner}(not protobuf bytes: {exc})")
         return lines
     value: Any = blob.parse(cls)
-    from .units import SavedStateUnits
-
     if isinstance(value, SavedStateUnits):
         lines[0] = f"{indent}{label}: {blob.type_url} ({len(blob.value)} bytes, " \
                    f"{len(value.units)} units)"

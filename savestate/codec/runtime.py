@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .interp import duration_from_parts, duration_parts
+from .duration import duration_from_parts, duration_parts
 from .wire import MASK64, WireError, skip_field
 
 __all__ = ["Mismatch"]

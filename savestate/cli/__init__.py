@@ -15,20 +15,15 @@ error: a module that cannot be imported, or that defines no roots.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import os
 import sys
-import traceback
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
-from .declare import roots as registered_roots
-from .errors import SchemaError
-from .proto import write_proto
+from ..errors import SchemaError
+from ..schemaio.discover import DiscoveryError, load_roots
+from ..schemaio.proto import write_proto
+from .tools import add_commands
 
-__all__ = ["UsageError", "load_roots", "main"]
+__all__ = ["UsageError", "main"]
 
 EXIT_SCHEMA = 1
 EXIT_USAGE = 2
@@ -36,72 +31,6 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """A bad argument: reported on one line, exit status 2."""
-
-
-def _import(spec: str) -> ModuleType:
-    """Import a dotted module name, or a ``.py`` file by path."""
-    path = Path(spec)
-    if spec.endswith(".py") or os.sep in spec or (os.altsep and os.altsep in spec):
-        if not path.is_file():
-            raise UsageError(f"cannot import {spec}: no such file")
-        name = path.stem
-        file_spec = importlib.util.spec_from_file_location(name, path)
-        if file_spec is None or file_spec.loader is None:
-            raise UsageError(f"cannot import {spec}: not a Python module")
-        module = importlib.util.module_from_spec(file_spec)
-        sys.modules[name] = module
-        try:
-            file_spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        return module
-    return importlib.import_module(spec)
-
-
-def load_roots(modules: Sequence[str]) -> list[type]:
-    """Import ``modules`` and return the saved-state roots they define, sorted by proto name.
-
-    A module's roots are those registered while it was imported, those declared in it or in
-    its submodules, and those it binds as attributes. Raises :class:`UsageError` for a module
-    that cannot be imported or has no roots, :class:`SchemaError` for a bad declaration.
-    """
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does, so local modules import
-    # The library's own roots (NoSavedState, SavedStateUnits) are registered first, so that they
-    # belong to a module only when it binds them, whichever module imported them first.
-    for library_module in ("savestate.saverestore", "savestate.units"):
-        importlib.import_module(library_module)
-    found: dict[int, type] = {}
-    for spec in modules:
-        before = {id(cls) for cls in registered_roots()}
-        try:
-            module = _import(spec)
-        except (UsageError, SchemaError):
-            raise
-        except ModuleNotFoundError as exc:
-            raise UsageError(f"cannot import {spec}: {exc}") from exc
-        except Exception as exc:
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            raise UsageError(f"cannot import {spec}: {detail}") from exc
-        name = module.__name__
-        mine: list[type] = []
-        attributes = {id(v) for v in vars(module).values() if isinstance(v, type)}
-        for cls in registered_roots():
-            if (
-                id(cls) not in before
-                or cls.__module__ == name
-                or cls.__module__.startswith(name + ".")
-                or id(cls) in attributes
-            ):
-                mine.append(cls)
-        if not mine:
-            raise UsageError(
-                f"{spec} defines no saved-state roots (declare one with @savedstate(package=...))"
-            )
-        for cls in mine:
-            found[id(cls)] = cls
-    return [cls for cls in registered_roots() if id(cls) in found]
 
 
 def _cmd_proto(args: argparse.Namespace) -> int:
@@ -112,7 +41,7 @@ def _cmd_proto(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .compat import BaselineError, check_compatible
+    from ..schemaio.compat import BaselineError, check_compatible  # only what `check` needs
 
     roots = load_roots(args.modules)
     try:
@@ -172,8 +101,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(run=_cmd_check)
-    from .cli_tools import add_commands
-
     add_commands(commands)  # decode, encode, show, diff
     return parser
 
@@ -183,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except UsageError as exc:
+    except (UsageError, DiscoveryError) as exc:
         print(f"savestate {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SchemaError as exc:

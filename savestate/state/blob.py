@@ -9,22 +9,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from .declare import Protobuf, _info, field
-from .errors import DecodeError, SchemaError
+from ..declare import Protobuf, field
+from ..errors import DecodeError, SchemaError
+from ..model.registry import TYPE_URL_PREFIX, full_name, info_of, is_any
 
 __all__ = ["TYPE_URL_PREFIX", "BlobTypeMismatch", "SavedStateBlob", "type_url_of"]
-
-TYPE_URL_PREFIX = "type.googleapis.com/"
 
 _R = TypeVar("_R")
 
 
 def _is_blob_root(cls: Any) -> bool:
     """Roots (``@savedstate``) and the blob class itself (a blob of a blob) have type URLs."""
-    info = _info(cls)
-    return info is not None and info.kind == "message" and (
-        info.root or cls is SavedStateBlob
-    )
+    info = info_of(cls)
+    return info is not None and info.kind == "message" and (info.root or is_any(cls))
 
 
 def type_url_of(cls: type) -> str:
@@ -34,8 +31,7 @@ def type_url_of(cls: type) -> str:
             f"{getattr(cls, '__name__', cls)!r} is not a saved-state root; declare it with "
             "@savedstate(package=...) to give it a type URL"
         )
-    info = _info(cls)
-    return f"{TYPE_URL_PREFIX}{info.package}.{info.name}"
+    return f"{TYPE_URL_PREFIX}{full_name(cls)}"
 
 
 def _same_url(expected: str, actual: str) -> bool:
@@ -106,17 +102,3 @@ class SavedStateBlob(Protobuf, package="google.protobuf", name="Any"):
 
     def __repr__(self) -> str:
         return f"SavedStateBlob(type_url={self.type_url!r}, value=<{len(self.value)} bytes>)"
-
-
-def root_for_url(url: str) -> type | None:
-    """The registered root (or ``SavedStateBlob``) whose type URL is ``url``."""
-    from .declare import roots
-
-    name = url.removeprefix("https://").removeprefix(TYPE_URL_PREFIX)
-    if name == "google.protobuf.Any":
-        return SavedStateBlob
-    for cls in roots():
-        info = _info(cls)
-        if f"{info.package}.{info.name}" == name:
-            return cls
-    return None

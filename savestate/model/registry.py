@@ -1,0 +1,306 @@
+"""The registry of declared classes: the bottom of the model, below the declaration surface.
+
+Every declared class carries a :class:`ClassInfo` (``cls.__savestate__``, read with
+:func:`info_of`). The registry keeps three indexes, all guarded by :data:`LOCK`:
+
+- classes by (module, enclosing scope), so that a class declared inside a function can name
+  another class of the same function in a (string) annotation;
+- messages and Oneofs with a package by full proto name (weakly: a dead function-local class
+  disappears), for :func:`type_by_name` and :func:`root_for_url`. Two live classes with one
+  full name (so one type URL) are a :class:`DuplicateTypeName`, except a class declared again
+  at the same ``module.qualname`` (a function declaring classes, run twice): it replaces the
+  old one (and so does any class declared inside :func:`redeclaring`). Classes without a
+  package are not indexed: their names never reach the wire;
+- saved-state roots (``@savedstate``) by full proto name, for :func:`roots`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SchemaError
+
+if TYPE_CHECKING:
+    from ..codec.front import Codec
+    from .schema import MessageSchema, OneofSchema
+
+__all__ = [
+    "FIELD_KEY",
+    "LOCK",
+    "TYPE_URL_PREFIX",
+    "ClassInfo",
+    "DuplicateTypeName",
+    "FieldOptions",
+    "UnknownTypeName",
+    "declared_info",
+    "forget_roots",
+    "full_name",
+    "info_of",
+    "is_any",
+    "redeclaring",
+    "register_root",
+    "register_type",
+    "remember_scope",
+    "root_for_url",
+    "roots",
+    "type_by_name",
+]
+
+# The key under which ``field`` stores its options in a dataclass field's metadata.
+FIELD_KEY = "savestate"
+TYPE_URL_PREFIX = "type.googleapis.com/"
+ANY_NAME = "google.protobuf.Any"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldOptions:
+    number: int
+    length: int | None = None
+    doc: str | None = None
+
+
+class ClassInfo:
+    """What savestate keeps on each declared class (``cls.__savestate__``)."""
+
+    __slots__ = (
+        "codec",
+        "kind",
+        "localns",
+        "lock",
+        "name",
+        "package",
+        "reserved",
+        "root",
+        "schema",
+        "transparent",
+        "tuple",
+        "variant",
+        "variants",
+    )
+
+    def __init__(self, kind: str, name: str, package: str | None) -> None:
+        # "message", "oneof" (the enum itself) or "variant" (one of its variants)
+        self.kind = kind
+        self.name = name
+        self.package = package
+        self.root = False
+        self.reserved: tuple[int, ...] = ()
+        self.variant: int | None = None
+        self.tuple = False
+        self.transparent = False
+        # For a oneof: its variant classes in declaration order.
+        self.variants: list[type] = []
+        self.localns: Mapping[str, Any] = {}
+        self.schema: MessageSchema | OneofSchema | None = None
+        self.codec: Codec | None = None
+
+
+class DuplicateTypeName(SchemaError):
+    """Two live declared classes have one full proto name (and so one type URL)."""
+
+
+class UnknownTypeName(SchemaError):
+    """:func:`type_by_name` was given a name that no live declared class has."""
+
+
+LOCK = threading.Lock()
+_redeclaring: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "savestate_redeclaring", default=False
+)
+_scopes: dict[tuple[str, str], weakref.WeakValueDictionary[str, type]] = {}
+_by_name: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+_roots: dict[str, type] = {}
+
+
+def info_of(cls: object) -> ClassInfo | None:
+    """The :class:`ClassInfo` declared on ``cls`` itself (not inherited), else None."""
+    if not isinstance(cls, type):
+        return None
+    info = cls.__dict__.get("__savestate__")
+    return info if isinstance(info, ClassInfo) else None
+
+
+def declared_info(cls: object) -> ClassInfo:
+    """The :class:`ClassInfo` of ``cls``; a :class:`SchemaError` if it is not declared."""
+    info = info_of(cls)
+    if info is None:
+        raise SchemaError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
+    return info
+
+
+def full_name(cls: type) -> str:
+    """``<package>.<Name>`` of a declared class (just the name without a package)."""
+    info = declared_info(cls)
+    return f"{info.package}.{info.name}" if info.package else info.name
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def is_any(cls: object) -> bool:
+    """Whether ``cls`` is the class standing for ``google.protobuf.Any`` (the blob class)."""
+    return getattr(cls, "__savestate_wellknown__", None) == ANY_NAME and info_of(cls) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Scopes
+
+
+class _ScopeNamespace(Mapping[str, Any]):
+    """Names an annotation may use besides the module's globals: the caller's locals at class
+    creation, then the savestate classes declared in the same function (found by name when the
+    annotation is resolved, so later and recursive declarations work)."""
+
+    def __init__(self, frame_locals: dict[str, Any], key: tuple[str, str]) -> None:
+        self._locals = frame_locals
+        self._key = key
+
+    def __getitem__(self, name: str) -> Any:
+        scope = _scopes.get(self._key)
+        if scope is not None:
+            cls = scope.get(name)
+            if cls is not None:
+                return cls
+        return self._locals[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._locals)
+
+    def __len__(self) -> int:
+        return len(self._locals)
+
+
+def remember_scope(cls: type) -> Mapping[str, Any]:
+    """Register ``cls`` in its scope; returns the extra names its annotations may use."""
+    qualname = cls.__qualname__
+    scope = qualname.rpartition(".")[0]
+    key = (cls.__module__, scope)
+    with LOCK:
+        _scopes.setdefault(key, weakref.WeakValueDictionary())[cls.__name__] = cls
+    if "<locals>" not in qualname:
+        return {}
+    # Find the frame that executed the class statement: the first one outside this package.
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("savestate."):
+        frame = frame.f_back  # type: ignore[assignment]
+    frame_locals = dict(frame.f_locals) if frame is not None else {}
+    return _ScopeNamespace(frame_locals, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Full names and roots
+
+
+@contextlib.contextmanager
+def redeclaring() -> Iterator[None]:
+    """Within this block, a class declared under a full name that another class already has
+    replaces it (in :func:`type_by_name`, and as a root) instead of being a
+    :class:`DuplicateTypeName`: for tests that declare two versions of one schema side by side.
+    The earlier class keeps working; it is only no longer found by its name."""
+    token = _redeclaring.set(True)
+    try:
+        yield
+    finally:
+        _redeclaring.reset(token)
+
+
+def _conflict(previous: type | None, cls: type) -> bool:
+    return (
+        previous is not None
+        and previous is not cls
+        and _where(previous) != _where(cls)
+        and not _redeclaring.get()
+    )
+
+
+def register_type(cls: type) -> None:
+    """Index a declared message or Oneof with a package by its full proto name.
+
+    Raises :class:`DuplicateTypeName` naming both classes when another live class, declared
+    elsewhere, has that name.
+    """
+    info = info_of(cls)
+    if info is None or info.package is None or info.kind not in ("message", "oneof"):
+        return
+    name = f"{info.package}.{info.name}"
+    with LOCK:
+        previous = _by_name.get(name)
+        if _conflict(previous, cls):
+            assert previous is not None
+            raise DuplicateTypeName(
+                f"two classes are named {name} (type URL {TYPE_URL_PREFIX}{name}): "
+                f"{_where(previous)} and {_where(cls)}",
+                [cls.__name__],
+            )
+        _by_name[name] = cls
+        if previous is not None and previous is not cls and _roots.get(name) is previous:
+            del _roots[name]  # the root it replaces, until this one is declared a root too
+
+
+def register_root(cls: type) -> None:
+    """Register a message (its info already marked ``root``) as a saved-state root."""
+    name = full_name(cls)
+    with LOCK:
+        previous = _roots.get(name)
+        if _conflict(previous, cls):
+            assert previous is not None
+            raise DuplicateTypeName(
+                f"two saved-state roots are named {name}: {_where(previous)} and {_where(cls)}",
+                [cls.__name__],
+            )
+        _roots[name] = cls
+
+
+def roots() -> list[type]:
+    """Every registered saved-state root, sorted by full proto name."""
+    with LOCK:
+        return [cls for _, cls in sorted(_roots.items())]
+
+
+def forget_roots(keep: Iterable[type] = ()) -> None:
+    """Unregister every saved-state root except those in ``keep`` (for test suites that import
+    throw-away modules; the classes themselves stay declared)."""
+    kept = {id(cls) for cls in keep}
+    with LOCK:
+        for name, cls in list(_roots.items()):
+            if id(cls) not in kept:
+                del _roots[name]
+
+
+def root_for_url(url: str) -> type | None:
+    """The registered root, or the ``google.protobuf.Any`` class, whose type URL is ``url``
+    (``https://`` and the ``type.googleapis.com/`` prefix are optional); else None."""
+    name = url.removeprefix("https://").removeprefix(TYPE_URL_PREFIX)
+    with LOCK:
+        cls = _roots.get(name)
+        if cls is None and name == ANY_NAME:
+            cls = _by_name.get(name)
+            if not is_any(cls):
+                cls = None
+    return cls
+
+
+def type_by_name(name: str) -> type:
+    """The declared class whose full proto name is ``name`` (``"pkg.Name"``).
+
+    Any message or Oneof declared with a package is found, root or not (a Oneof by the name of
+    its enum), once the module declaring it has been imported. Raises :class:`UnknownTypeName`,
+    a ``SchemaError``, for a name that no live class has.
+    """
+    with LOCK:
+        cls = _by_name.get(name)
+        if cls is not None:
+            return cls
+        package = name.rpartition(".")[0]
+        near = sorted(n for n in _by_name if n.rpartition(".")[0] == package)
+    hint = f"; in package {package}: {', '.join(near[:10])}" if near and package else ""
+    more = f" and {len(near) - 10} more" if len(near) > 10 else ""
+    raise UnknownTypeName(f"no declared class is named {name!r}{hint}{more}")
