@@ -180,8 +180,10 @@ class ProtobufMeta(type):
                     f"a variant of {oneof_bases[0].__name__} needs variant=N", [name]
                 )
             package = package if package is not None else _info(oneof_bases[0]).package
-        elif variant is not None or tuple or transparent:
-            raise SchemaError("variant=, tuple= and transparent= belong to Oneof variants", [name])
+        elif variant is not None or tuple:
+            raise SchemaError("variant= and tuple= belong to Oneof variants", [name])
+        elif transparent and kind == "oneof":
+            raise SchemaError("a Oneof cannot be transparent: its variants can", [name])
         if package is not None and (not isinstance(package, str) or not package):
             raise SchemaError(f"package must be a non-empty string, got {package!r}", [name])
         reserved_numbers = _reserved_numbers(name, reserved)
@@ -215,6 +217,7 @@ class ProtobufMeta(type):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         info = ClassInfo(kind, proto_name or name, package)
         info.reserved = reserved_numbers
+        info.transparent = transparent
         if kind == "oneof":
             # The enum itself is never instantiated: its values are its variants.
             cls.__savestate__ = info  # type: ignore[attr-defined]
@@ -237,7 +240,6 @@ class ProtobufMeta(type):
             pinfo = _info(parent)
             info.variant = variant
             info.tuple = tuple
-            info.transparent = transparent
             with LOCK:
                 if pinfo.schema is not None:
                     raise SchemaError(
@@ -425,6 +427,11 @@ def savedstate(
             cls = new  # type: ignore[assignment]
         elif info.kind != "message":
             raise SchemaError("only a message can be a saved-state root", [cls.__name__])
+        elif info.transparent:
+            raise SchemaError(
+                "a transparent class cannot be a saved-state root: it has no message of its own",
+                [cls.__name__],
+            )
         elif info.package is None or (package is not None and info.package != package):
             raise SchemaError(
                 f"root package {package!r} differs from the class's package {info.package!r}",

@@ -1,8 +1,12 @@
-"""Shared test set-up: hypothesis profiles (small by default, larger on request)."""
+"""Shared test set-up: hypothesis profiles (small by default, larger on request), and the
+codec's strict mode (an unexpected exception in a compiled codec fails the test instead of
+falling back to the interpreter)."""
 
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("SAVESTATE_STRICT", "1")
 
 from hypothesis import HealthCheck, settings
 

@@ -22,9 +22,9 @@ class Tree(Protobuf):
 def test_generated_source_is_inspectable() -> None:
     codec = codec_of(Tree)
     source = inspect.getsource(codec._encode)
-    assert source.startswith("def _enc_Tree")
+    assert source.startswith("def encode_Tree")
     assert "obj.leaves" in source
-    assert inspect.getsource(codec._decode).startswith("def _dec_Tree")
+    assert inspect.getsource(codec._decode).startswith("def decode_Tree")
     assert codec.filename.startswith("<savestate codec")
 
 
@@ -38,7 +38,7 @@ def test_tracebacks_show_generated_lines() -> None:
     else:  # pragma: no cover
         raise AssertionError("the fast path accepted an out-of-range value")
     assert "<savestate codec" in text
-    assert "raise _Mismatch" in text
+    assert "raise Mismatch" in text
 
 
 def test_compiled_once_and_shared() -> None:

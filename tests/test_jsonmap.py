@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from savestate import DecodeError, SavedStateBlob, write_proto
-from savestate.codec.jsonmap import JsonError, from_dict, json_name, to_dict
+from savestate.codec.jsonmap import JsonError, from_dict, to_dict
+from savestate.model.names import json_name
 
 from . import proto_constructs as pc
 from .proto_support import import_generated, pb_class, run_protoc

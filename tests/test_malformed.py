@@ -85,7 +85,6 @@ CASES: list[tuple[type, str, str]] = [
     (Holder, "", "Holder.stage: missing required field (a Oneof variant)"),
     (Holder, "0a020801", "Holder.stage.Ready: wrong wire type: expected length-delimited, "
      "got varint"),
-    (Holder, "0a04" "12020802", "Holder.stage.Icw3.icw4: value 2 out of range for bool"),
     (Arr, "0a0100" "12020a00", "Arr.regs: expected 2 elements, got 1"),
     (Arr, "0a020000", "Arr.kids: missing required field (a fixed-length array)"),
     (Arr, "0a020000" "1206" "0a00" "0a00" "0a00", "Arr.kids: expected 2 elements, got 3"),

@@ -130,13 +130,24 @@ def test_nested_name_clash_is_an_error() -> None:
         proto_files([Clash])
 
 
-def test_transparent_packed_list_is_rejected() -> None:
+def test_transparent_sequences_are_wrapped() -> None:
+    """A transparent variant holding a list or an optional is written as {1: value}, the
+    Rust derive's bytes for it, and described as a wrapper message named after the member."""
+
     class E(Oneof, package="emit.transparent"):
         pass
 
-    with pytest.raises(SchemaError, match="tuple=True"):
+    class Items(E, variant=1, transparent=True):
+        items: list[u32] = field(1)
 
-        class V(E, variant=1, transparent=True):
-            items: list[u32] = field(1)
+    class Maybe(E, variant=2, transparent=True):
+        value: u32 | None = field(1)
 
-        proto_files([V])
+    text = proto_files([E])["emit.transparent.proto"]
+    assert "  message Items {\n    repeated uint32 field1 = 1;\n  }" in text
+    assert "  message Maybe {\n    optional uint32 field1 = 1;\n  }" in text
+    assert "    Items items = 1;\n    Maybe maybe = 2;" in text
+    assert bytes(Items(items=[5])).hex() == "0a030a0105"
+    assert bytes(Items(items=[])).hex() == "0a00"
+    assert bytes(Maybe(value=None)).hex() == "1200"
+    assert bytes(Maybe(value=5)).hex() == "12020805"

@@ -209,5 +209,6 @@ def test_unsigned_decode_rejects_values_over_the_width() -> None:
         I8.decode(bytes.fromhex("088002"))  # zigzag 256 -> 128
     with pytest.raises(DecodeError):
         INT32.decode(bytes.fromhex("0880808080f0ffffffff01"))  # below int32's min
-    with pytest.raises(DecodeError):
-        BOOL.decode(bytes.fromhex("0802"))
+    # A bool varint other than 0 or 1 reads as true, as protobuf and the reference read it.
+    assert BOOL.decode(bytes.fromhex("0802")).v is True
+    assert BOOL.decode(bytes.fromhex("08808080808001")).v is True

@@ -1,56 +1,71 @@
-"""The codec compiler: specialised Python source for each declared class.
+"""The codec compiler: specialised Python source for each declared class, from its wire plan.
 
 For every message (and Oneof) it writes one encode function and one decode function, with the
 tag bytes of each field known in advance, a fast path for one-byte varints, every value checked
-against its declared type, and no per-call look-up of the schema. The source is compiled with one
-``exec`` per class and registered in ``linecache`` so that tracebacks and ``inspect.getsource``
-show it.
+against its declared type, and no per-call look-up of the plan. The source is compiled with one
+``exec`` per class and registered in ``linecache`` under a name of its own, so that tracebacks
+and ``inspect.getsource`` show it.
 
-Generated code does not build error messages: on anything unexpected it raises ``Mismatch`` (or
-lets a builtin exception escape), and the front end re-runs the interpreting codec, which names
-the field path and the reason.
+Every decision about the wire comes from the plan (:mod:`savestate.model.plan`): the compiler
+only chooses how to write it in Python. Locals are named after the fields they hold, tag bytes
+after their fields (``IRR_TAG``), and the messages the plan nests (tuples, map entries, wrappers)
+get helper functions named after the field that holds them.
+
+Generated code does not build error messages: on anything unexpected it raises ``Mismatch``
+(or, for bytes that run past the end, lets an ``IndexError`` escape), and the front end re-runs
+the interpreting codec, which names the field path and the reason.
 """
 
 from __future__ import annotations
 
+import keyword
 import linecache
 import math
+import re
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import foreign
-from ..model.introspect import schema_of, zero_value
-from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
-from ..model.schema import (
-    MISSING,
-    DurationType,
-    EnumType,
-    FieldSchema,
-    FixedArrayType,
-    ForeignMessageType,
-    MapType,
-    MessageSchema,
-    MessageType,
-    OneofSchema,
-    OneofType,
-    OptionalType,
-    RepeatedType,
-    ScalarType,
-    TupleType,
-    TypeSchema,
-    is_packable,
+from ..model.plan import (
+    Absent,
+    Container,
+    EnumValue,
+    FieldPlan,
+    Form,
+    MessagePlan,
+    MessageValue,
+    Presence,
+    ScalarValue,
+    ZeroTest,
+    plan_of,
+    references,
 )
+from ..model.registry import info_of
+from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
+from ..model.schema import MISSING
 from . import runtime
 from .wire import varint_bytes
 
-__all__ = ["CompiledClass", "compile_classes"]
+__all__ = ["CompiledClass", "compile_classes", "generate"]
 
 M64 = (1 << 64) - 1
 # A bytes or str field larger than this, at the top level, is joined into the result instead of
 # being copied into the encode buffer first: one copy instead of two.
 LARGE_PAYLOAD = 1 << 16
+# Small messages of numbers are written and read inline, in their parent's function.
+INLINE_FIELDS = 12
+
+# Names the generated functions use for their own purposes: a local named after a field
+# never takes one of them.
+_RESERVED = frozenset(
+    {"obj", "buf", "parts", "ap", "data", "pos", "end", "depth", "more", "tag", "mi", "e",
+     "byte", "st", "unknown", "cur", "variant", "rest"}
+)
+_STRUCT_CODES = {"float": "f", "double": "d", "fixed32": "I", "sfixed32": "i",
+                 "fixed64": "Q", "sfixed64": "q"}
 
 
 def _tag(number: int, wire: int) -> int:
@@ -59,15 +74,18 @@ def _tag(number: int, wire: int) -> int:
 
 @dataclass
 class CompiledClass:
-    """The generated functions of one class, and the names it needs from other classes."""
+    """The generated functions of one class, and what its source needs from other classes:
+    env name -> (class, "encode" or "decode")."""
 
     cls: type
     source: str
     filename: str
     env: dict[str, Any]
+    encode_name: str
+    decode_name: str
     encode: Any = None
     decode: Any = None
-    needs: dict[str, type] = field(default_factory=dict)
+    needs: dict[str, tuple[type, str]] = field(default_factory=dict)
 
 
 class _Writer:
@@ -95,77 +113,112 @@ class _Indent:
         self.w.depth -= 1
 
 
+def _identifier(text: str) -> str:
+    """A Python identifier from a field or class name (``[0]`` -> ``item0``)."""
+    ident = re.sub(r"\W", "", text.replace("[", "item")) or "value"
+    if ident[0].isdigit():
+        ident = f"_{ident}"
+    return ident
+
+
+class _Names:
+    """Unique names in one scope: a stem is used as it is the first time, then with a counter
+    (``irr``, ``irr_2``). Locals are unique within their function and never take a name of
+    the module's globals; globals never take a name that any local has."""
+
+    def __init__(self, taken: frozenset[str] = _RESERVED, outer: _Names | None = None) -> None:
+        self.used: set[str] = set(taken)
+        self.outer = outer
+        # Every name any function has used, kept by the globals' scope.
+        self.locals_seen: set[str] = set()
+
+    def new(self, stem: str) -> str:
+        stem = _identifier(stem)
+        name = stem
+        n = 1
+        while self.taken(name):
+            n += 1
+            name = f"{stem}_{n}"
+        self.used.add(name)
+        if self.outer is not None:
+            self.outer.locals_seen.add(name)
+        return name
+
+    def taken(self, name: str) -> bool:
+        if name in self.used or keyword.iskeyword(name) or name in self.locals_seen:
+            return True
+        return self.outer is not None and name in self.outer.used
+
+
 class _ClassGen:
     """Generates the source of one class's codec."""
 
-    def __init__(self, cls: type, ident: str) -> None:
+    def __init__(self, cls: type, plan: MessagePlan) -> None:
         self.cls = cls
-        self.ident = ident
+        self.plan = plan
         self.w = _Writer()
+        self.globals = _Names()
+        self.names = _Names(outer=self.globals)
         self.env: dict[str, Any] = {
-            "_Mismatch": runtime.Mismatch,
-            "_wv": runtime.write_varint,
-            "_vb": varint_bytes,
-            "_rv": runtime.read_varint_at,
-            "_skip": runtime.skip_unknown,
-            "_as_int": runtime.as_int,
-            "_as_float": runtime.as_float,
-            "_as_bytes": runtime.as_bytes,
-            "_enc_duration": runtime.encode_duration,
-            "_enc_foreign": foreign.encode_into,
-            "_dec_foreign": foreign.decode_span,
-            "_dec_duration": runtime.decode_duration,
-            "_new": object.__new__,
-            "_join": b"".join,
-            "_MISSING": MISSING,
-            "_cs": math.copysign,
-            "_unpack_many": struct.unpack_from,
-            "_pack_f": runtime.pack_f,
-            "_pack_d": runtime.pack_d,
-            "_unpack_f": runtime.unpack_f,
-            "_unpack_d": runtime.unpack_d,
-            "_pack_fixed32": runtime.pack_u32,
-            "_pack_sfixed32": runtime.pack_i32,
-            "_pack_fixed64": runtime.pack_u64,
-            "_pack_sfixed64": runtime.pack_i64,
-            "_unpack_fixed32": runtime.unpack_u32,
-            "_unpack_sfixed32": runtime.unpack_i32,
-            "_unpack_fixed64": runtime.unpack_u64,
-            "_unpack_sfixed64": runtime.unpack_i64,
+            "Mismatch": runtime.Mismatch,
+            "write_varint": runtime.write_varint,
+            "varint_bytes": varint_bytes,
+            "read_varint": runtime.read_varint_at,
+            "varint_tail": runtime.varint_tail,
+            "skip_unknown": runtime.skip_unknown,
+            "as_int": runtime.as_int,
+            "as_float": runtime.as_float,
+            "as_bytes": runtime.as_bytes,
+            "encode_duration": runtime.encode_duration,
+            "decode_duration": runtime.decode_duration,
+            "encode_foreign": foreign.encode_into,
+            "check_foreign": foreign.check,
+            "decode_foreign": foreign.decode_span,
+            "new": object.__new__,
+            "join": b"".join,
+            "copysign": math.copysign,
+            "unpack_many": struct.unpack_from,
         }
-        self.needs: dict[str, type] = {}
-        self.counter = 0
+        for name in ("pack_f", "pack_d", "unpack_f", "unpack_d", "pack_u32", "pack_i32",
+                     "pack_u64", "pack_i64", "unpack_u32", "unpack_i32", "unpack_u64",
+                     "unpack_i64"):
+            self.env[name] = getattr(runtime, name)
+        self.globals.used.update(self.env)
+        self.needs: dict[str, tuple[type, str]] = {}
         self.helpers: list[list[str]] = []
         # Message classes whose encoding is being written inline (outermost first).
         self.inlining: list[type] = []
+        self.function_of: dict[tuple[type, str], str] = {}
+        self.helper_of: dict[int, str] = {}
 
     # -- naming -----------------------------------------------------------------------------
 
-    def fresh(self, stem: str) -> str:
-        self.counter += 1
-        return f"{stem}{self.counter}"
-
     def const(self, stem: str, value: Any) -> str:
+        """A name in the generated module's globals for ``value`` (found again if present)."""
         for name, existing in self.env.items():
-            if name.startswith(f"_{stem}") and existing is value and not callable(existing):
+            if existing is value or (
+                type(existing) is bytes and type(value) is bytes and existing == value
+            ):
                 return name
-        name = self.fresh(f"_{stem}")
+        name = self.globals.new(stem)
         self.env[name] = value
         return name
 
-    def bytes_const(self, value: bytes) -> str:
-        for name, existing in self.env.items():
-            if type(existing) is bytes and existing == value:
-                return name
-        name = self.fresh("_B")
-        self.env[name] = value
-        return name
+    def tag_bytes(self, f: FieldPlan, wire: int, suffix: bytes = b"") -> str:
+        """The named constant of a field's tag (``IRR_TAG``), with ``suffix`` bytes after it."""
+        data = varint_bytes(_tag(f.number, wire)) + suffix
+        what = "true" if suffix == b"\x01" and wire == WIRE_VARINT else "tag"
+        return self.const(f"{f.pyname or f.name}_{what}".upper(), data)
 
-    def func_of(self, direction: str, cls: type) -> str:
-        """The name the source uses for another class's encode/decode function."""
-        name = f"_{direction}_{class_ident(cls)}"
-        if cls is not self.cls:
-            self.needs[name] = cls
+    def function(self, cls: type, direction: str) -> str:
+        """The name this source uses for a class's encode or decode function."""
+        key = (cls, direction)
+        name = self.function_of.get(key)
+        if name is None:
+            name = self.globals.new(f"{direction}_{cls.__name__}")
+            self.function_of[key] = name
+            if cls is not self.cls:
+                self.needs[name] = (cls, direction)
         return name
 
     # -- encoding ---------------------------------------------------------------------------
@@ -178,7 +231,7 @@ class _ClassGen:
         """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed. ``wide``
         values (64-bit kinds) go 14 bits at a time through tables of ready-made byte pairs."""
         if wide:
-            self.env["_V14"], self.env["_V14L"] = runtime.varint_tables()
+            self.env["VARINT14"], self.env["VARINT14_LAST"] = runtime.varint_tables()
             w(f"if {var} < 128:")
             with w.indent():
                 w(f"ap({var})")
@@ -186,9 +239,9 @@ class _ClassGen:
             with w.indent():
                 w(f"while {var} > 16383:")
                 with w.indent():
-                    w(f"buf += _V14[{var} & 16383]")
+                    w(f"buf += VARINT14[{var} & 16383]")
                     w(f"{var} >>= 14")
-                w(f"buf += _V14L[{var}]")
+                w(f"buf += VARINT14_LAST[{var}]")
             return
         w(f"while {var} > 127:")
         with w.indent():
@@ -197,55 +250,55 @@ class _ClassGen:
         w(f"ap({var})")
 
     def emit_len_block(
-        self, w: _Writer, number: int, omit_empty: bool, body: Callable[[], None]
+        self, w: _Writer, f: FieldPlan, omit_empty: bool, body: Callable[[], None]
     ) -> None:
-        """Write field ``number`` as a length-delimited record whose body ``body`` emits."""
-        tag = varint_bytes(_tag(number, WIRE_LEN))
-        w(f"buf += {self.bytes_const(tag + bytes(1))}")
-        p, n = self.fresh("p"), self.fresh("n")
-        w(f"{p} = len(buf)")
+        """Write field ``f`` as a length-delimited record whose body ``body`` emits."""
+        tag = varint_bytes(_tag(f.number, WIRE_LEN))
+        w(f"buf += {self.tag_bytes(f, WIRE_LEN, bytes(1))}")
+        start, size = self.names.new("start"), self.names.new("size")
+        w(f"{start} = len(buf)")
         body()
-        w(f"{n} = len(buf) - {p}")
-        w(f"if {n} >= 128:")
+        w(f"{size} = len(buf) - {start}")
+        w(f"if {size} >= 128:")
         with w.indent():
-            w(f"buf[{p} - 1:{p}] = _vb({n})")
+            w(f"buf[{start} - 1:{start}] = varint_bytes({size})")
         if omit_empty:
-            w(f"elif {n}:")
+            w(f"elif {size}:")
             with w.indent():
-                w(f"buf[{p} - 1] = {n}")
+                w(f"buf[{start} - 1] = {size}")
             w("else:")
             with w.indent():
-                w(f"del buf[{p} - {len(tag) + 1}:]")
+                w(f"del buf[{start} - {len(tag) + 1}:]")
         else:
             w("else:")
             with w.indent():
-                w(f"buf[{p} - 1] = {n}")
+                w(f"buf[{start} - 1] = {size}")
 
     def emit_check_scalar(self, w: _Writer, kind: ScalarKind, v: str) -> None:
         """Make ``v`` a value of ``kind``'s Python type, or mismatch."""
         if kind.python is int:
             w(f"if {v}.__class__ is not int:")
             with w.indent():
-                w(f"{v} = _as_int({v})")
+                w(f"{v} = as_int({v})")
         elif kind.python is float:
             w(f"if {v}.__class__ is not float:")
             with w.indent():
-                w(f"{v} = _as_float({v})")
+                w(f"{v} = as_float({v})")
         elif kind.python is bool or kind.python is str:
             w(f"if {v}.__class__ is not {kind.python.__name__}:")
             with w.indent():
-                w("raise _Mismatch")
+                w("raise Mismatch")
         else:
             w(f"if {v}.__class__ is not bytes:")
             with w.indent():
-                w(f"{v} = _as_bytes({v})")
+                w(f"{v} = as_bytes({v})")
 
     def emit_range(self, w: _Writer, kind: ScalarKind, v: str) -> None:
         if kind.python is not int:
             return
         w(f"if {v} < {kind.lo} or {v} > {kind.hi}:")
         with w.indent():
-            w("raise _Mismatch")
+            w("raise Mismatch")
 
     def emit_scalar_payload(
         self, w: _Writer, kind: ScalarKind, v: str, top: bool = False
@@ -266,15 +319,17 @@ class _ClassGen:
             self.emit_varint(w, v, kind.hi > 0xFFFFFFFF)
         elif enc == "bool":
             w(f"ap(1 if {v} else 0)")
-        elif enc in ("float", "double", "fixed32", "sfixed32", "fixed64", "sfixed64"):
-            packer = {"float": "_pack_f", "double": "_pack_d"}.get(enc, f"_pack_{enc}")
+        elif enc in _STRUCT_CODES:
+            packer = {"float": "pack_f", "double": "pack_d", "fixed32": "pack_u32",
+                      "sfixed32": "pack_i32", "fixed64": "pack_u64",
+                      "sfixed64": "pack_i64"}[enc]
             w(f"buf += {packer}({v})")
         else:  # string or bytes
             if enc == "string":
                 w(f"{v} = {v}.encode()")
-            n = self.fresh("n")
-            w(f"{n} = len({v})")
-            self.emit_varint(w, n)
+            size = self.names.new("size")
+            w(f"{size} = len({v})")
+            self.emit_varint(w, size)
             self.emit_payload_bytes(w, v, top)
 
     def emit_payload_bytes(self, w: _Writer, v: str, top: bool) -> None:
@@ -290,82 +345,136 @@ class _ClassGen:
         with w.indent():
             w(f"buf += {v}")
 
-    def emit_encode(
-        self, w: _Writer, t: TypeSchema, v: str, number: int, always: bool, top: bool = False
-    ) -> None:
-        """Write field ``number`` holding local ``v`` of type ``t`` (a zero is skipped unless
-        ``always``; ``top`` as for emit_scalar_payload)."""
-        if isinstance(t, OptionalType):
-            w(f"if {v} is not None:")
+    def emit_unwrap(self, w: _Writer, newtypes: Any, v: str) -> None:
+        for newtype in newtypes:
+            w(f"if {v}.__class__ is not {self.const(newtype.cls.__name__, newtype.cls)}:")
             with w.indent():
-                self.emit_encode(w, t.inner, v, number, always=True, top=top)
-            return
-        if isinstance(t, ScalarType):
-            kind = t.kind
+                w("raise Mismatch")
+            w(f"{v} = {v}.{newtype.attr}")
+
+    def emit_field(self, w: _Writer, f: FieldPlan, v: str, top: bool = False) -> None:
+        """Write field ``f`` whose Python value is in local ``v``."""
+        self.emit_unwrap(w, f.unwrap, v)
+        if f.presence is Presence.EXPLICIT:
+            w(f"if {v} is not None:")
+            w.depth += 1
+        skip_zero = f.zero_test is not ZeroTest.NONE
+        container = f.container
+        if container is Container.LIST:
+            w(f"if {v}.__class__ is not list:")
+            with w.indent():
+                w("raise Mismatch")
+            if f.length is not None:
+                w(f"if len({v}) != {f.length}:")
+                with w.indent():
+                    w("raise Mismatch")
+            if skip_zero:
+                w(f"if {v}:")
+                w.depth += 1
+            self.emit_list(w, f, v)
+            if skip_zero:
+                w.depth -= 1
+        elif container is Container.DICT:
+            w(f"if {v}.__class__ is not dict:")
+            with w.indent():
+                w("raise Mismatch")
+            entry = f.message
+            assert entry is not None
+            key, item = self.names.new(f"{f.pyname}_key"), self.names.new(f"{f.pyname}_item")
+            w(f"for {key}, {item} in {v}.items():")
+            with w.indent():
+                def body() -> None:
+                    self.emit_field(w, entry.fields[0], key)
+                    self.emit_field(w, entry.fields[1], item)
+                self.emit_len_block(w, f, omit_empty=False, body=body)
+        elif container is Container.BYTES_LIST:
+            w(f"if {v}.__class__ is not list:")
+            with w.indent():
+                w("raise Mismatch")
+            x = self.names.new(f"{f.pyname}_byte")
+            w(f"for {x} in {v}:")
+            with w.indent():
+                w(f"if {x}.__class__ is not int:")
+                with w.indent():
+                    w("raise Mismatch")
+            if f.length is not None:
+                w(f"if len({v}) != {f.length}:")
+                with w.indent():
+                    w("raise Mismatch")
+            if skip_zero:
+                w(f"if {v}:")
+                w.depth += 1
+            w(f"{v} = bytes({v})")  # a ValueError for an int out of 0..255
+            w(f"buf += {self.tag_bytes(f, WIRE_LEN)}")
+            size = self.names.new("size")
+            w(f"{size} = len({v})")
+            self.emit_varint(w, size)
+            w(f"buf += {v}")
+            if skip_zero:
+                w.depth -= 1
+        elif f.length is not None and isinstance(f.value, ScalarValue):  # fixed bytes
+            w(f"if {v}.__class__ is not bytes:")
+            with w.indent():
+                w(f"{v} = as_bytes({v})")
+            w(f"if len({v}) != {f.length}:")
+            with w.indent():
+                w("raise Mismatch")
+            prefix = varint_bytes(f.length)
+            w(f"buf += {self.tag_bytes(f, WIRE_LEN, prefix)}")
+            self.emit_payload_bytes(w, v, top)
+        else:
+            if f.length is not None:  # a fixed array of messages, in its wrapper
+                w(f"if {v}.__class__ is not list or len({v}) != {f.length}:")
+                with w.indent():
+                    w("raise Mismatch")
+            self.emit_value(w, f, v, always=not skip_zero, top=top)
+        if f.presence is Presence.EXPLICIT:
+            w.depth -= 1
+
+    def emit_value(
+        self, w: _Writer, f: FieldPlan, v: str, always: bool, top: bool = False
+    ) -> None:
+        """Write one value of ``f`` with its tag (a zero is skipped unless ``always``)."""
+        vp = f.value
+        if isinstance(vp, ScalarValue):
+            kind = vp.kind
             self.emit_check_scalar(w, kind, v)
-            tag = varint_bytes(_tag(number, kind.wire))
             if kind.encoding == "bool" and not always:
                 w(f"if {v}:")
                 with w.indent():
-                    w(f"buf += {self.bytes_const(tag + bytes([1]))}")
+                    w(f"buf += {self.tag_bytes(f, kind.wire, bytes([1]))}")
                 return
             if not always:
-                cond = f"{v} or _cs(1.0, {v}) < 0" if kind.python is float else v
+                cond = f"{v} or copysign(1.0, {v}) < 0" if f.zero_test is ZeroTest.FLOAT else v
                 w(f"if {cond}:")
                 w.depth += 1
             self.emit_range(w, kind, v)
-            w(f"buf += {self.bytes_const(tag)}")
+            w(f"buf += {self.tag_bytes(f, kind.wire)}")
             self.emit_scalar_payload(w, kind, v, top)
             if not always:
                 w.depth -= 1
             return
-        if isinstance(t, EnumType):
-            self.emit_check_enum(w, t, v)
+        if isinstance(vp, EnumValue):
+            self.emit_check_enum(w, vp, v)
             if not always:
                 w(f"if {v}:")
                 w.depth += 1
-            w(f"buf += {self.bytes_const(varint_bytes(_tag(number, WIRE_VARINT)))}")
+            w(f"buf += {self.tag_bytes(f, WIRE_VARINT)}")
             self.emit_enum_payload(w, v)
             if not always:
                 w.depth -= 1
             return
-        if isinstance(t, RepeatedType):
-            w(f"if {v}.__class__ is not list:")
+        message = vp.message
+        if message.form is Form.STRUCT and vp.cls is not None:
+            w(f"if {v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}:")
             with w.indent():
-                w("raise _Mismatch")
-            if not always:
-                w(f"if {v}:")
-                w.depth += 1
-            self.emit_sequence(w, t.elem, v, number)
-            if not always:
-                w.depth -= 1
-            return
-        if isinstance(t, FixedArrayType):
-            self.emit_fixed_array(w, t, v, number, top)
-            return
-        if isinstance(t, MapType):
-            w(f"if {v}.__class__ is not dict:")
-            with w.indent():
-                w("raise _Mismatch")
-            k, x = self.fresh("k"), self.fresh("x")
-            w(f"for {k}, {x} in {v}.items():")
-            with w.indent():
-                def entry() -> None:
-                    self.emit_encode(w, t.key, k, 1, always=False)
-                    self.emit_encode(w, t.value, x, 2, always=False)
-                self.emit_len_block(w, number, omit_empty=False, body=entry)
-            return
-        if isinstance(t, MessageType):
-            w(f"if {v}.__class__ is not {self.const('C', t.cls)}:")
-            with w.indent():
-                w("raise _Mismatch")
-        omit_empty = not (always or isinstance(t, OneofType))
-        self.emit_len_block(w, number, omit_empty, lambda: self.emit_message_body(w, t, v))
+                w("raise Mismatch")
+        self.emit_len_block(w, f, not always, lambda: self.emit_body(w, message, vp, v))
 
-    def emit_check_enum(self, w: _Writer, t: EnumType, v: str) -> None:
-        w(f"if {v}.__class__ is not {self.const('E', t.cls)}:")
+    def emit_check_enum(self, w: _Writer, vp: EnumValue, v: str) -> None:
+        w(f"if {v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}:")
         with w.indent():
-            w("raise _Mismatch")
+            w("raise Mismatch")
 
     def emit_enum_payload(self, w: _Writer, v: str) -> None:
         w(f"if {v} < 0:")
@@ -376,177 +485,144 @@ class _ClassGen:
             w(f"{v} = int({v})")
         self.emit_varint(w, v)
 
-    def emit_message_body(self, w: _Writer, t: TypeSchema, v: str) -> None:
-        """Append the fields of a message-like value (no tag, no length)."""
-        if isinstance(t, MessageType) and self.can_inline(t.cls):
-            # A small message's fields are written right here: no call per element.
-            schema = schema_of(t.cls)
-            assert isinstance(schema, MessageSchema)
-            self.inlining.append(t.cls)
-            w(f"# {t.cls.__name__}, inline")
-            self.emit_encode_fields(w, schema.fields, v, top=False)
-            u = self.fresh("u")
-            w(f"{u} = {v}._pb_unknown")
-            w(f"if {u}:")
-            with w.indent():
-                w(f"buf += {u}")
-            self.inlining.pop()
-        elif isinstance(t, (MessageType, OneofType)):
-            w(f"{self.func_of('enc', t.cls)}({v}, buf)")
-        elif isinstance(t, TupleType):
-            w(f"if {v}.__class__ is not tuple or len({v}) != {len(t.elems)}:")
-            with w.indent():
-                w("raise _Mismatch")
-            for i, et in enumerate(t.elems):
-                e = self.fresh("t")
-                w(f"{e} = {v}[{i}]")
-                self.emit_encode(w, et, e, i + 1, always=False)
-        elif isinstance(t, DurationType):
-            w(f"_enc_duration({v}, buf)")
-        elif isinstance(t, ForeignMessageType):
-            w(f"_enc_foreign({self.const('F', t)}, {v}, buf)")
-        else:  # pragma: no cover
-            raise AssertionError(t)
-
-    def emit_packed_body(self, w: _Writer, elem: TypeSchema, v: str) -> None:
-        x = self.fresh("x")
-        if isinstance(elem, ScalarType) and elem.kind.name == "u8":
-            w(f"for {x} in {v}:")
-            with w.indent():
-                w(f"if {x}.__class__ is not int:")
-                with w.indent():
-                    w("raise _Mismatch")
-            w(f"buf += bytes({v})")
-            return
-        w(f"for {x} in {v}:")
-        with w.indent():
-            if isinstance(elem, EnumType):
-                self.emit_check_enum(w, elem, x)
-                self.emit_enum_payload(w, x)
+    def emit_body(self, w: _Writer, m: MessagePlan, vp: MessageValue, v: str) -> None:
+        """Append the fields of message ``m`` holding local ``v`` (no tag, no length)."""
+        form = m.form
+        if form is Form.STRUCT and vp.cls is not None:
+            if self.can_inline(vp.cls, m):
+                # A small message's fields are written right here: no call per element.
+                self.inlining.append(vp.cls)
+                w(f"# {m.name}, inline")
+                self.emit_fields(w, m, v, top=False)
+                self.emit_unknown(w, v)
+                self.inlining.pop()
             else:
-                assert isinstance(elem, ScalarType)
-                self.emit_check_scalar(w, elem.kind, x)
-                self.emit_range(w, elem.kind, x)
-                self.emit_scalar_payload(w, elem.kind, x)
+                w(f"{self.function(vp.cls, 'encode')}({v}, buf)")
+        elif form is Form.STRUCT:  # a Oneof variant's payload, in its Oneof's function
+            self.emit_fields(w, m, v, top=False)
+            self.emit_unknown(w, v)
+        elif form is Form.ONEOF:
+            assert vp.cls is not None
+            w(f"{self.function(vp.cls, 'encode')}({v}, buf)")
+        elif form is Form.TUPLE:
+            w(f"if {v}.__class__ is not tuple or len({v}) != {len(m.fields)}:")
+            with w.indent():
+                w("raise Mismatch")
+            for f in m.fields:
+                item = self.names.new(f"{v}_{f.attr}")
+                w(f"{item} = {v}[{f.attr}]")
+                self.emit_field(w, f, item)
+        elif form is Form.WRAPPER:
+            inner = self.names.new(f"{v}_inner")
+            w(f"{inner} = {v}")
+            self.emit_field(w, m.fields[0], inner)
+        elif form is Form.DURATION:
+            w(f"encode_duration({v}, buf)")
+        elif form is Form.FOREIGN:
+            spec = self.const(f"{m.name}_class", m.foreign)
+            w(f"if not check_foreign({spec}, {v}):")
+            with w.indent():
+                w("raise Mismatch")
+            w(f"encode_foreign({spec}, {v}, buf)")
+        else:  # pragma: no cover - map entries are written by emit_field
+            raise AssertionError(form)
 
-    def emit_sequence(self, w: _Writer, elem: TypeSchema, v: str, number: int) -> None:
-        """Write the elements of list ``v`` as field ``number`` (packed when numeric)."""
-        if is_packable(elem):
-            self.emit_len_block(
-                w, number, omit_empty=False, body=lambda: self.emit_packed_body(w, elem, v)
-            )
+    def emit_unknown(self, w: _Writer, v: str) -> None:
+        unknown = self.names.new(f"{v}_unknown")
+        w(f"{unknown} = {v}._pb_unknown")
+        w(f"if {unknown}:")
+        with w.indent():
+            w(f"buf += {unknown}")
+
+    def emit_list(self, w: _Writer, f: FieldPlan, v: str) -> None:
+        """Write the elements of list ``v`` (packed when numeric)."""
+        vp = f.value
+        if f.packed:
+            def body() -> None:
+                x = self.names.new(f"{f.pyname}_item")
+                if isinstance(vp, ScalarValue) and vp.kind.name == "u8":
+                    w(f"for {x} in {v}:")
+                    with w.indent():
+                        w(f"if {x}.__class__ is not int:")
+                        with w.indent():
+                            w("raise Mismatch")
+                    w(f"buf += bytes({v})")
+                    return
+                w(f"for {x} in {v}:")
+                with w.indent():
+                    if isinstance(vp, EnumValue):
+                        self.emit_check_enum(w, vp, x)
+                        self.emit_enum_payload(w, x)
+                    else:
+                        assert isinstance(vp, ScalarValue)
+                        self.emit_check_scalar(w, vp.kind, x)
+                        self.emit_range(w, vp.kind, x)
+                        self.emit_scalar_payload(w, vp.kind, x)
+            self.emit_len_block(w, f, omit_empty=False, body=body)
             return
-        x = self.fresh("x")
+        x = self.names.new(f"{f.pyname}_item")
         w(f"for {x} in {v}:")
         with w.indent():
-            self.emit_encode(w, elem, x, number, always=True)
+            self.emit_unwrap(w, f.elem_unwrap, x)
+            self.emit_value(w, f, x, always=True)
 
-    def emit_fixed_array(
-        self, w: _Writer, t: FixedArrayType, v: str, number: int, top: bool = False
-    ) -> None:
-        if t.python_bytes:
-            w(f"if {v}.__class__ is not bytes:")
-            with w.indent():
-                w(f"{v} = _as_bytes({v})")
-            w(f"if len({v}) != {t.length}:")
-            with w.indent():
-                w("raise _Mismatch")
-            prefix = varint_bytes(_tag(number, WIRE_LEN)) + varint_bytes(t.length)
-            w(f"buf += {self.bytes_const(prefix)}")
-            self.emit_payload_bytes(w, v, top)
-            return
-        w(f"if {v}.__class__ is not list or len({v}) != {t.length}:")
-        with w.indent():
-            w("raise _Mismatch")
-        if t.packed:
-            self.emit_sequence(w, t.elem, v, number)
-            return
-        self.emit_len_block(
-            w, number, omit_empty=False, body=lambda: self.emit_sequence(w, t.elem, v, 1)
-        )
+    def emit_fields(self, w: _Writer, m: MessagePlan, obj: str, top: bool = True) -> None:
+        for f in m.fields:
+            v = self.names.new(f.pyname)
+            w(f"{v} = {obj}.{f.attr}")
+            self.emit_field(w, f, v, top=top)
 
-    def emit_encode_fields(
-        self, w: _Writer, fields: tuple[FieldSchema, ...], obj: str, top: bool = True
-    ) -> None:
-        for f in fields:
-            v = self.fresh("v")
-            w(f"{v} = {obj}.{f.name}")
-            self.emit_encode(w, f.type, v, f.number, always=f.always, top=top)
-
-    def can_inline(self, cls: type) -> bool:
+    def can_inline(self, cls: type, m: MessagePlan) -> bool:
         """Inline a nested message's encoding when it is small, made only of scalars, and not
         already being inlined (recursion) or too deep."""
         if cls is self.cls or cls in self.inlining or len(self.inlining) >= 2:
             return False
-        schema = schema_of(cls)
-        if not isinstance(schema, MessageSchema) or len(schema.fields) > 12:
-            return False
-        return all(isinstance(f.type, (ScalarType, EnumType)) for f in schema.fields)
+        return _all_scalar(m)
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def emit_read_varint(self, w: _Writer, v: str, end: str) -> None:
-        """Read a varint at ``pos`` into ``v``, inline. A read past ``end`` is caught by the
-        position check that follows every loop; at most 10 bytes and 64 bits are accepted."""
+    def emit_read_varint(self, w: _Writer, v: str) -> None:
+        """Read a varint at ``pos`` into ``v``: one and two bytes inline, longer ones by a
+        call. A read past the record's end is caught by the position check that follows
+        every loop; at most 10 bytes and 64 bits are accepted."""
         w(f"{v} = data[pos]")
         w("pos += 1")
         w(f"if {v} > 127:")
         with w.indent():
-            # The second and third bytes unrolled, then a loop.
-            w("b = data[pos]")
+            w("byte = data[pos]")
             w("pos += 1")
-            w(f"{v} = ({v} & 127) | (b & 127) << 7")
-            w("if b > 127:")
+            w(f"{v} = ({v} & 127) | (byte & 127) << 7")
+            w("if byte > 127:")
             with w.indent():
-                w("b = data[pos]")
-                w("pos += 1")
-                w(f"{v} |= (b & 127) << 14")
-                w("if b > 127:")
-                with w.indent():
-                    w("sh = 21")
-                    w("while True:")
-                    with w.indent():
-                        w("b = data[pos]")
-                        w("pos += 1")
-                        w(f"{v} |= (b & 127) << sh")
-                        w("if b < 128:")
-                        with w.indent():
-                            w("break")
-                        w("sh += 7")
-                        w("if sh > 63:")
-                        with w.indent():
-                            w("raise _Mismatch")
-                    w(f"if {v} >> 64:")
-                    with w.indent():
-                        w("raise _Mismatch")
+                w(f"{v}, pos = varint_tail(data, pos, {v})")
 
-    def emit_read_len(self, w: _Writer, e: str, end: str) -> None:
-        n = self.fresh("n")
-        self.emit_read_varint(w, n, end)
-        w(f"{e} = pos + {n}")
-        w(f"if {e} > {end}:")
+    def emit_read_len(self, w: _Writer, end: str) -> None:
+        """Read a length at ``pos`` into ``e``, as the position where the record ends."""
+        w("e = data[pos]")
+        w("pos += 1")
+        w("if e > 127:")
         with w.indent():
-            w("raise _Mismatch")
+            w(f"e, pos = read_varint(data, pos - 1, {end})")
+        w("e += pos")
+        w(f"if e > {end}:")
+        with w.indent():
+            w("raise Mismatch")
 
-    def emit_read_scalar(self, w: _Writer, t: ScalarType | EnumType, v: str, end: str) -> None:
-        """Read one non-length-delimited value of ``t`` at ``pos`` into ``v``."""
-        if isinstance(t, EnumType):
-            self.emit_read_varint(w, v, end)
+    def emit_read_scalar(self, w: _Writer, vp: ScalarValue | EnumValue, v: str) -> None:
+        """Read one non-length-delimited value at ``pos`` into ``v``."""
+        if isinstance(vp, EnumValue):
+            self.emit_read_varint(w, v)
             w(f"if {v} >> 63:")
             with w.indent():
                 w(f"{v} -= {1 << 64}")
-            members = {int(m): m for m in t.cls}
-            w(f"{v} = {self.const('EV', members)}[{v}]")
+            w(f"{v} = {self.const(f'{vp.cls.__name__}_members', dict(vp.members))}[{v}]")
             return
-        kind = t.kind
+        kind = vp.kind
         enc = kind.encoding
         if kind.wire == WIRE_VARINT:
-            self.emit_read_varint(w, v, end)
+            self.emit_read_varint(w, v)
             if enc == "bool":
-                w(f"if {v} > 1:")
-                with w.indent():
-                    w("raise _Mismatch")
-                w(f"{v} = {v} == 1")
+                w(f"{v} = {v} != 0")  # any non-zero varint is true, as protobuf reads it
             elif enc == "zigzag":
                 w(f"{v} = ({v} >> 1) ^ -({v} & 1)")
                 if kind.hi < (1 << 63) - 1:
@@ -560,93 +636,91 @@ class _ClassGen:
             elif kind.hi < M64:
                 w(f"if {v} > {kind.hi}:")
                 with w.indent():
-                    w("raise _Mismatch")
+                    w("raise Mismatch")
             return
         size = 4 if kind.wire == WIRE_I32 else 8
-        unpacker = {"float": "_unpack_f", "double": "_unpack_d"}.get(enc, f"_unpack_{enc}")
+        unpacker = {"float": "unpack_f", "double": "unpack_d", "fixed32": "unpack_u32",
+                    "sfixed32": "unpack_i32", "fixed64": "unpack_u64",
+                    "sfixed64": "unpack_i64"}[enc]
         w(f"{v} = {unpacker}(data, pos)[0]")
         w(f"pos += {size}")
 
-    def emit_decode_len_value(self, w: _Writer, t: TypeSchema, v: str, e: str) -> None:
-        """Decode the record ``data[pos:e]`` as one value of ``t`` (an element)."""
-        if isinstance(t, ScalarType):
-            if t.kind.encoding == "string":
-                w(f"{v} = data[pos:{e}].decode()")
+    def emit_decode_len_value(
+        self, w: _Writer, vp: ScalarValue | EnumValue | MessageValue, v: str, owner: str
+    ) -> None:
+        """Decode the record ``data[pos:e]`` as one value (an element)."""
+        if isinstance(vp, ScalarValue):
+            if vp.kind.encoding == "string":
+                w(f"{v} = data[pos:e].decode()")
             else:
-                w(f"{v} = data[pos:{e}]")
+                w(f"{v} = data[pos:e]")
             return
-        w(f"{v} = {self.decoder_call(t, 'data', 'pos', e)}")
+        assert isinstance(vp, MessageValue)
+        w(f"{v} = {self.decoder_call(vp, owner, 'data', 'pos', 'e')}")
 
     def decoder_call(
-        self, t: TypeSchema, data: str, start: str, end: str, more: str | None = None
+        self, vp: MessageValue, owner: str, data: str, start: str, end: str,
+        more: str | None = None,
     ) -> str:
-        """A call decoding ``t`` from ``data[start:end]`` and, merged into it, the further
+        """A call decoding a message from ``data[start:end]`` and, merged into it, the further
         records whose bounds are ``more[2:]`` (see emit_decode_body)."""
         tail = f", {more}" if more else ""
-        if isinstance(t, (MessageType, OneofType)):
-            return f"{self.func_of('dec', t.cls)}({data}, {start}, {end}, depth - 1{tail})"
-        if isinstance(t, TupleType):
-            name = self.anon_decoder(
-                tuple(FieldSchema(f"e{i}", i + 1, et) for i, et in enumerate(t.elems))
-            )
-            return f"{name}({data}, {start}, {end}, depth - 1{tail})"
-        if isinstance(t, DurationType):
-            return f"_dec_duration({data}, {start}, {end}, depth - 1{tail})"
-        if isinstance(t, ForeignMessageType):
-            return f"_dec_foreign({self.const('F', t)}, {data}, {start}, {end})"
-        raise AssertionError(t)
+        m = vp.message
+        if vp.cls is not None:
+            return f"{self.function(vp.cls, 'decode')}({data}, {start}, {end}, depth - 1{tail})"
+        if m.form is Form.DURATION:
+            return f"decode_duration({data}, {start}, {end}, depth - 1{tail})"
+        if m.form is Form.FOREIGN:
+            spec = self.const(f"{m.name}_class", m.foreign)
+            return f"decode_foreign({spec}, {data}, {start}, {end})"
+        return f"{self.helper(m, owner)}({data}, {start}, {end}, depth - 1{tail})"
 
-    def anon_decoder(self, fields: tuple[FieldSchema, ...]) -> str:
-        """A helper that decodes a positional message (tuple, map entry) into a tuple."""
-        name = self.fresh("_dec_anon")
-        w = _Writer()
-        self.emit_decoder(w, name, fields, construct=None, keep_unknown=False)
-        self.helpers.append(w.lines)
+    def helper(self, m: MessagePlan, owner: str) -> str:
+        """The decode function of a message the plan nests (a tuple, a map entry, a wrapper,
+        a Oneof variant's payload), written once and named after where it is used."""
+        name = self.helper_of.get(id(m))
+        if name is None:
+            name = self.globals.new(f"decode_{owner}")
+            self.helper_of[id(m)] = name
+            w = _Writer()
+            outer_locals = self.names
+            self.emit_decoder(w, name, m, merging=True)
+            self.names = outer_locals
+            self.helpers.append(w.lines)
         return name
 
-    def emit_decoder(
-        self,
-        w: _Writer,
-        name: str,
-        fields: tuple[FieldSchema, ...],
-        construct: type | None,
-        keep_unknown: bool,
-    ) -> None:
-        """A decode function over ``fields``: builds ``construct`` or returns a tuple."""
+    def new_function(self) -> None:
+        """Start the locals of a new generated function."""
+        self.names = _Names(outer=self.globals)
+
+    def emit_decoder(self, w: _Writer, name: str, m: MessagePlan, merging: bool) -> None:
+        """A decode function of message ``m``: builds its Python value."""
+        self.new_function()
         w(f"def {name}(data, pos, end, depth, more=None):")
         with w.indent():
             w("if depth <= 0:")
             with w.indent():
-                w("raise _Mismatch")
-            self.emit_decode_body(
-                w, fields, construct, keep_unknown, "end", "return ", merging=True
-            )
+                w("raise Mismatch")
+            self.emit_decode_body(w, m, "end", "return ", merging=merging)
 
     def emit_decode_body(
-        self,
-        w: _Writer,
-        fields: tuple[FieldSchema, ...],
-        construct: type | None,
-        keep_unknown: bool,
-        end: str,
-        result: str,
-        merging: bool = False,
+        self, w: _Writer, m: MessagePlan, end: str, result: str, merging: bool = False,
     ) -> None:
         """Read fields from ``pos`` to ``end``, then ``result`` (a statement prefix such as
-        ``return `` or ``items.append(``... ``)``) the object built (or the tuple).
+        ``return `` or ``items.append(``... ``)``) the value built.
 
         ``merging``: repeated records of a singular message merge. Their bounds come in
         ``more`` (``[s1, e1, s2, e2, ...]``, the first pair being ``pos, end``), and each record
         is read in turn into the same locals: no record is copied or joined, so nested merges
         cost memory in proportion to the number of records, not to the depth times the input.
         """
-        plans = [_FieldPlan(self, f) for f in fields]
-        for p in plans:
-            p.emit_init(w)
-        unk = self.fresh("unk")
+        readers = [_FieldReader(self, f, m) for f in m.fields]
+        for r in readers:
+            r.emit_init(w)
+        keep_unknown = m.keeps_unknown
         if keep_unknown:
-            w(f"{unk} = None")
-        known = self.const("KN", frozenset(f.number for f in fields))
+            w("unknown = None")
+        known = self.const(f"{m.name}_numbers", frozenset(m.by_number))
         if merging:
             w("mi = 2")
             w("while True:")
@@ -657,38 +731,41 @@ class _ClassGen:
                 w("st = pos")
             self.emit_read_tag(w, end)
             first = True
-            for p in plans:
-                for tag, body in p.branches():
-                    w(f"{'if' if first else 'elif'} tag == {tag}:")
+            for r in readers:
+                for tag, comment, body in r.branches():
+                    w(f"{'if' if first else 'elif'} tag == {tag}:  # {comment}")
                     first = False
                     with w.indent():
                         body(w)
             w("else:" if not first else "if True:")
             with w.indent():
-                w(f"pos = _skip(data, pos, {end}, tag, {known})")
+                w(f"pos = skip_unknown(data, pos, {end}, tag, {known})")
                 if keep_unknown:
-                    w(f"if {unk} is None:")
+                    w("if unknown is None:")
                     with w.indent():
-                        w(f"{unk} = []")
-                    w(f"{unk}.append(data[st:pos])")
+                        w("unknown = []")
+                    w("unknown.append(data[st:pos])")
         w(f"if pos != {end}:")
         with w.indent():
-            w("raise _Mismatch")
+            w("raise Mismatch")
         if merging:
             self.emit_next_record(w)
             w.depth -= 1
-        for p in plans:
-            p.emit_finish(w)
+        for r in readers:
+            r.emit_finish(w)
         close = ")" if result.endswith("(") else ""
-        if construct is None:
-            w(f"{result}({''.join(p.var + ', ' for p in plans)}){close}")
-            return
-        o = self.fresh("o")
-        w(f"{o} = _new({self.const('C', construct)})")
-        for p in plans:
-            w(f"{o}.{p.field.name} = {p.var}")
-        w(f"{o}._pb_unknown = _join({unk}) if {unk} else None")
-        w(f"{result}{o}{close}")
+        form = m.form
+        if form is Form.STRUCT:
+            o = self.names.new(m.name.lower())
+            w(f"{o} = new({self.const(m.cls.__name__, m.cls)})")  # type: ignore[union-attr]
+            for r in readers:
+                w(f"{o}.{r.field.attr} = {r.var}")
+            w(f"{o}._pb_unknown = join(unknown) if unknown else None")
+            w(f"{result}{o}{close}")
+        elif form is Form.WRAPPER:
+            w(f"{result}{readers[0].var}{close}")
+        else:  # TUPLE, ENTRY
+            w(f"{result}({''.join(r.var + ', ' for r in readers)}){close}")
 
     def emit_read_tag(self, w: _Writer, end: str) -> None:
         """Read the tag at ``pos`` into ``tag``: one byte on the fast path."""
@@ -698,7 +775,7 @@ class _ClassGen:
             w("pos += 1")
         w("else:")
         with w.indent():
-            w(f"tag, pos = _rv(data, pos, {end})")
+            w(f"tag, pos = read_varint(data, pos, {end})")
 
     def emit_next_record(self, w: _Writer) -> None:
         """Inside ``while True``: go on with the next record in ``more``, or stop."""
@@ -709,193 +786,166 @@ class _ClassGen:
         w("end = more[mi + 1]")
         w("mi += 2")
 
-    def can_inline_decode(self, cls: type) -> bool:
+    def can_inline_decode(self, vp: MessageValue) -> bool:
         """Decode a list element inline when it is a small message of numbers (whose reads
         never look at ``end`` or ``e``) and not recursive."""
-        if cls is self.cls:
+        if vp.cls is None or vp.cls is self.cls:
             return False
-        schema = schema_of(cls)
-        if not isinstance(schema, MessageSchema) or len(schema.fields) > 12:
-            return False
-        return all(
-            isinstance(f.type, EnumType)
-            or (isinstance(f.type, ScalarType) and f.type.wire != WIRE_LEN)
-            for f in schema.fields
-        )
-
-    def wrapper_decoder(self, elem: TypeSchema) -> str:
-        """A helper that reads the fixed-array wrapper message: repeated elements under field 1."""
-        name = self.fresh("_dec_wrap")
-        w = _Writer()
-        w(f"def {name}(data, pos, end, depth, out):")
-        with w.indent():
-            w("if depth <= 0:")
-            with w.indent():
-                w("raise _Mismatch")
-            w("while pos < end:")
-            with w.indent():
-                self.emit_read_tag(w, "end")
-                w(f"if tag == {_tag(1, WIRE_LEN)}:")
-                with w.indent():
-                    self.emit_read_len(w, "e", "end")
-                    self.emit_decode_len_value(w, elem, "x", "e")
-                    w("out.append(x)")
-                    w("pos = e")
-                w("else:")
-                with w.indent():
-                    w(f"pos = _skip(data, pos, end, tag, {self.const('KN', frozenset((1,)))})")
-            w("if pos != end:")
-            with w.indent():
-                w("raise _Mismatch")
-        self.helpers.append(w.lines)
-        return name
+        m = vp.message
+        return m.form is Form.STRUCT and _all_scalar(m, numbers_only=True)
 
     # -- whole classes ----------------------------------------------------------------------
 
-    def generate_message(self, schema: MessageSchema) -> None:
-        w = self.w
-        enc = self.func_of("enc", self.cls)
-        w(f"def {enc}(obj, buf, parts=None):")
+    def generate_message(self) -> None:
+        w, m = self.w, self.plan
+        w(f"def {self.function(self.cls, 'encode')}(obj, buf, parts=None):")
         with w.indent():
             w("ap = buf.append")
-            self.emit_encode_fields(w, schema.fields, "obj")
-            w("unk = obj._pb_unknown")
-            w("if unk:")
+            self.emit_fields(w, m, "obj")
+            w("unknown = obj._pb_unknown")
+            w("if unknown:")
             with w.indent():
-                w("buf += unk")
+                w("buf += unknown")
         w("")
-        self.emit_decoder(w, self.func_of("dec", self.cls), schema.fields, self.cls, True)
+        w("")
+        self.emit_decoder(w, self.function(self.cls, "decode"), m, merging=True)
 
-    def generate_oneof(self, schema: OneofSchema) -> None:
-        w = self.w
-        enc = self.func_of("enc", self.cls)
-        w(f"def {enc}(obj, buf, parts=None):")
+    def generate_oneof(self) -> None:
+        w, m = self.w, self.plan
+        w(f"def {self.function(self.cls, 'encode')}(obj, buf, parts=None):")
         with w.indent():
             w("ap = buf.append")
-            w("c = obj.__class__")
+            w("variant = obj.__class__")
             first = True
-            for variant in schema.variants:
-                w(f"{'if' if first else 'elif'} c is {self.const('C', variant.cls)}:")
+            for f in m.fields:
+                assert f.variant is not None
+                cls_name = self.const(f.variant.__name__, f.variant)
+                w(f"{'if' if first else 'elif'} variant is {cls_name}:")
                 first = False
                 with w.indent():
-                    if variant.kind == "transparent":
-                        f = variant.transparent_field
-                        w(f"v = obj.{f.name}")
-                        self.emit_encode(w, f.type, "v", variant.number, always=True)
-                    else:
-                        self.emit_encode(w, MessageType(variant.cls), "obj", variant.number, True)
+                    v = self.names.new(f.name)
+                    w(f"{v} = obj")
+                    self.emit_field(w, f, v)
             w("else:")
             with w.indent():
-                w("raise _Mismatch")
+                w("raise Mismatch")
         w("")
-        self.emit_oneof_decoder(w, schema)
+        w("")
+        self.emit_oneof_decoder(w, m)
 
-    def emit_oneof_decoder(self, w: _Writer, schema: OneofSchema) -> None:
-        w(f"def {self.func_of('dec', self.cls)}(data, pos, end, depth, more=None):")
+    def emit_oneof_decoder(self, w: _Writer, m: MessagePlan) -> None:
+        self.new_function()
+        w(f"def {self.function(self.cls, 'decode')}(data, pos, end, depth, more=None):")
         with w.indent():
             w("if depth <= 0:")
             with w.indent():
-                w("raise _Mismatch")
+                w("raise Mismatch")
             w("cur = 0")
             w("mi = 2")
-            plans: dict[int, _FieldPlan] = {}
-            for variant in schema.variants:
-                if variant.kind == "transparent":
-                    f = variant.transparent_field
-                    plans[variant.number] = _FieldPlan(
-                        self, FieldSchema(f.name, variant.number, f.type)
-                    )
-                else:
-                    plans[variant.number] = _FieldPlan(
-                        self, FieldSchema("payload", variant.number, MessageType(variant.cls))
-                    )
+            readers = {f.number: _FieldReader(self, f, m) for f in m.fields}
             w("while True:")
             w.depth += 1
             w("while pos < end:")
             with w.indent():
                 self.emit_read_tag(w, "end")
                 first = True
-                for number, plan in plans.items():
-                    for tag, body in plan.branches():
-                        w(f"{'if' if first else 'elif'} tag == {tag}:")
+                for number, reader in readers.items():
+                    for tag, comment, body in reader.branches():
+                        w(f"{'if' if first else 'elif'} tag == {tag}:  # {comment}")
                         first = False
                         with w.indent():
                             w(f"if cur != {number}:")
                             with w.indent():
                                 w(f"cur = {number}")
-                                plan.emit_init(w)
+                                reader.emit_init(w)
                             body(w)
                 w("else:")
                 with w.indent():
-                    w("raise _Mismatch")
+                    w("raise Mismatch")
             w("if pos != end:")
             with w.indent():
-                w("raise _Mismatch")
+                w("raise Mismatch")
             self.emit_next_record(w)
             w.depth -= 1
-            for variant in schema.variants:
-                plan = plans[variant.number]
-                w(f"if cur == {variant.number}:")
+            for number, reader in readers.items():
+                w(f"if cur == {number}:")
                 with w.indent():
-                    plan.emit_finish(w)
-                    if variant.kind == "transparent":
-                        w(f"o = _new({self.const('C', variant.cls)})")
-                        w(f"o.{variant.transparent_field.name} = {plan.var}")
-                        w("o._pb_unknown = None")
-                        w("return o")
-                    else:
-                        w(f"return {plan.var}")
-            w("raise _Mismatch")
+                    reader.emit_finish(w)
+                    w(f"return {reader.var}")
+            w("raise Mismatch")
 
     def source(self) -> str:
-        lines = list(self.w.lines)
+        lines = [
+            f"# The codec of {self.cls.__module__}.{self.cls.__qualname__}, "
+            "generated by savestate from its wire plan.",
+            "",
+            *self.w.lines,
+        ]
         for helper in self.helpers:
-            lines.append("")
+            lines.extend(("", ""))
             lines.extend(helper)
         return "\n".join(lines) + "\n"
 
 
-class _FieldPlan:
-    """How one field is accumulated while decoding: locals, tag branches, final value."""
+def _all_scalar(m: MessagePlan, numbers_only: bool = False) -> bool:
+    """A small message of scalars and enums (``numbers_only``: none length-delimited)."""
+    if len(m.fields) > INLINE_FIELDS:
+        return False
+    for f in m.fields:
+        if f.container is not Container.NONE or f.unwrap or f.length is not None:
+            return False
+        if f.presence is Presence.EXPLICIT:
+            return False
+        if isinstance(f.value, MessageValue):
+            return False
+        if numbers_only and f.value.wire == WIRE_LEN:
+            return False
+    return True
 
-    def __init__(self, gen: _ClassGen, f: FieldSchema) -> None:
+
+class _FieldReader:
+    """How one field is accumulated while decoding: its locals, its tag branches, its final
+    value."""
+
+    def __init__(self, gen: _ClassGen, f: FieldPlan, owner: MessagePlan) -> None:
         self.gen = gen
         self.field = f
-        self.var = gen.fresh("f")
-        t = f.type
-        self.optional = isinstance(t, OptionalType)
-        self.t: TypeSchema = t.inner if isinstance(t, OptionalType) else t
-        # Set when the field starts out _MISSING: absence is then checked at the end.
+        self.owner = owner
+        self.var = gen.names.new(f.pyname or f.name)
+        if self.spans:  # the record's start and end, and the list of merged records
+            gen.names.used.update(f"{self.var}{suffix}" for suffix in ("_s", "_e", "_d"))
+        # Set when the field starts out MISSING: absence is then checked at the end.
         self.may_be_missing = False
 
     @property
     def spans(self) -> bool:
-        """Message-like singular values keep their record spans so duplicates can merge."""
-        return isinstance(
-            self.t, (MessageType, OneofType, TupleType, DurationType, ForeignMessageType)
-        )
+        """Singular messages keep their record spans, so that duplicates can merge."""
+        f = self.field
+        return isinstance(f.value, MessageValue) and f.container is Container.NONE
+
+    @property
+    def helper_owner(self) -> str:
+        return f"{self.owner.name}_{self.field.pyname or self.field.name}"
 
     def emit_init(self, w: _Writer) -> None:
-        f, t = self.field, self.t
-        if self.optional:
-            w(f"{self.var} = None")
-        elif isinstance(t, RepeatedType):
-            w(f"{self.var} = []")
-        elif isinstance(t, MapType):
-            w(f"{self.var} = {{}}")
-        elif isinstance(t, (ScalarType, EnumType)):
-            zero = MISSING if f.always else zero_value(t)
-            if zero is not MISSING:
-                w(f"{self.var} = {self.literal(zero)}")
-            elif f.has_default:
-                w(f"{self.var} = {self.default_expr()}")
-            else:
-                self.may_be_missing = True
-                w(f"{self.var} = _MISSING")
+        f, var = self.field, self.var
+        if f.length is not None and not self.spans:
+            w(f"{var} = MISSING")
+        elif f.container is Container.LIST or f.container is Container.BYTES_LIST:
+            w(f"{var} = []")
+        elif f.container is Container.DICT:
+            w(f"{var} = {{}}")
+        elif self.spans:
+            w(f"{var} = MISSING")
+            w(f"{var}_d = None")
+        elif f.absent is Absent.ZERO and not f.unwrap:
+            w(f"{var} = {self.literal(f.zero)}")
+        elif f.absent is Absent.NONE:
+            w(f"{var} = None")
         else:
-            w(f"{self.var} = _MISSING")
-        if self.spans:
-            w(f"{self.var}_d = None")
+            self.may_be_missing = True
+            w(f"{var} = MISSING")
+        self.gen.env["MISSING"] = MISSING
 
     def literal(self, value: Any) -> str:
         """Source for an immutable value: its repr when that reads back, else a constant."""
@@ -903,52 +953,67 @@ class _FieldPlan:
             type(value) is float and (math.isnan(value) or math.isinf(value))
         ):
             return repr(value)
-        return self.gen.const("D", value)
+        return self.gen.const(f"{self.field.pyname or 'field'}_zero", value)
 
-    def default_expr(self) -> str:
-        """Source for the field's declared default: a factory is called on every decode, so
-        that decoded objects never share a mutable default."""
-        f = self.field
-        if f.default_factory is not MISSING:
-            return f"{self.gen.const('DF', f.default_factory)}()"
-        return self.literal(f.default)
+    def branches(self) -> Iterator[tuple[int, str, Callable[[_Writer], None]]]:
+        """(tag, comment, emitter of the branch body) for each tag this field accepts."""
+        f, vp = self.field, self.field.value
+        where = f"{f.pyname or f.name} = {f.number}"
+        if f.container is Container.LIST:
+            if isinstance(vp, MessageValue) or vp.wire == WIRE_LEN:
+                yield _tag(f.number, WIRE_LEN), where, self.emit_element
+                return
+            yield _tag(f.number, WIRE_LEN), f"{where}, packed", self.emit_packed
+            yield _tag(f.number, vp.wire), f"{where}, one element", self.emit_unpacked
+            return
+        if f.container is Container.DICT:
+            yield _tag(f.number, WIRE_LEN), where, self.emit_entry
+            return
+        if f.container is Container.BYTES_LIST:
+            yield _tag(f.number, WIRE_LEN), where, self.emit_bytes_list
+            return
+        if isinstance(vp, MessageValue):
+            yield _tag(f.number, WIRE_LEN), where, self.emit_span
+            return
+        yield _tag(f.number, vp.wire), where, self.emit_scalar
 
-    def branches(self) -> Iterator[tuple[int, Any]]:
-        """(tag, emitter of the branch body) for each tag this field accepts."""
-        t, number = self.t, self.field.number
-        if isinstance(t, (ScalarType, EnumType)):
-            yield _tag(number, t.wire), self.emit_scalar_branch
-        elif isinstance(t, (RepeatedType, FixedArrayType)):
-            yield from self.sequence_branches(t)
-        elif isinstance(t, MapType):
-            yield _tag(number, WIRE_LEN), self.emit_map_branch
-        else:
-            yield _tag(number, WIRE_LEN), self.emit_span_branch
-
-    def emit_scalar_branch(self, w: _Writer) -> None:
-        t, gen = self.t, self.gen
-        assert isinstance(t, (ScalarType, EnumType))
-        if t.wire == WIRE_LEN:
-            gen.emit_read_len(w, "e", "end")
-            gen.emit_decode_len_value(w, t, self.var, "e")
+    def emit_scalar(self, w: _Writer) -> None:
+        vp, gen = self.field.value, self.gen
+        assert isinstance(vp, (ScalarValue, EnumValue))
+        if vp.wire == WIRE_LEN:
+            gen.emit_read_len(w, "end")
+            gen.emit_decode_len_value(w, vp, self.var, self.helper_owner)
             w("pos = e")
         else:
-            gen.emit_read_scalar(w, t, self.var, "end")
+            gen.emit_read_scalar(w, vp, self.var)
 
-    def emit_map_branch(self, w: _Writer) -> None:
-        t, gen = self.t, self.gen
-        assert isinstance(t, MapType)
-        gen.emit_read_len(w, "e", "end")
-        entry = gen.anon_decoder((FieldSchema("key", 1, t.key), FieldSchema("value", 2, t.value)))
-        k, x = gen.fresh("k"), gen.fresh("x")
-        w(f"{k}, {x} = {entry}(data, pos, e, depth - 1)")
-        w(f"{self.var}[{k}] = {x}")
+    def emit_bytes_list(self, w: _Writer) -> None:
+        self.gen.emit_read_len(w, "end")
+        w(f"{self.var} = list(data[pos:e])")
         w("pos = e")
 
-    def emit_span_branch(self, w: _Writer) -> None:
-        """A message-like value: remember where its record is; duplicates merge at the end."""
+    def emit_entry(self, w: _Writer) -> None:
+        f, gen = self.field, self.gen
+        gen.emit_read_len(w, "end")
+        entry = f.message
+        assert entry is not None
+        name = gen.helper(entry, f"{self.helper_owner}_entry")
+        key, item = gen.names.new(f"{f.pyname}_key"), gen.names.new(f"{f.pyname}_item")
+        w(f"{key}, {item} = {name}(data, pos, e, depth - 1)")
+        w(f"{self.var}[{key}] = {item}")
+        w("pos = e")
+
+    def emit_span(self, w: _Writer) -> None:
+        """A singular message: remember where its record is; duplicates merge at the end (a
+        fixed array's wrapper given twice: the last record wins)."""
         var = self.var
-        self.gen.emit_read_len(w, "e", "end")
+        self.gen.emit_read_len(w, "end")
+        if self.field.length is not None:
+            w(f"{var}_s = pos")
+            w(f"{var}_e = e")
+            w(f"{var}_d = False")
+            w("pos = e")
+            return
         w(f"if {var}_d is None:")
         with w.indent():
             w(f"{var}_s = pos")
@@ -963,204 +1028,208 @@ class _FieldPlan:
             w(f"{var}_d.append(e)")
         w("pos = e")
 
-    def sequence_branches(self, t: RepeatedType | FixedArrayType) -> Iterator[tuple[int, Any]]:
-        gen, var, number, elem = self.gen, self.var, self.field.number, t.elem
-        fixed = isinstance(t, FixedArrayType)
+    def ensure_list(self, w: _Writer) -> None:
+        if self.field.length is not None:
+            w(f"if {self.var} is MISSING:")
+            with w.indent():
+                w(f"{self.var} = []")
 
-        def ensure_list(w: _Writer) -> None:
-            if fixed:
-                w(f"if {var} is _MISSING:")
-                with w.indent():
-                    w(f"{var} = []")
-
-        if t.as_bytes:
-            def body(w: _Writer) -> None:
-                gen.emit_read_len(w, "e", "end")
-                if fixed and t.python_bytes:  # type: ignore[union-attr]
-                    w(f"{var} = data[pos:e]")
-                else:
-                    w(f"{var} = list(data[pos:e])")
-                w("pos = e")
-            yield _tag(number, WIRE_LEN), body
-            return
-        if t.packed:
-            assert isinstance(elem, (ScalarType, EnumType))
-
-            def packed(w: _Writer) -> None:
-                gen.emit_read_len(w, "e", "end")
-                ensure_list(w)
-                size = {WIRE_I32: 4, WIRE_I64: 8}.get(elem.wire)
-                if size is not None and isinstance(elem, ScalarType):
-                    code = {"float": "f", "double": "d", "fixed32": "I", "sfixed32": "i",
-                            "fixed64": "Q", "sfixed64": "q"}[elem.kind.encoding]
-                    c, r = gen.fresh("c"), gen.fresh("r")
-                    w(f"{c}, {r} = divmod(e - pos, {size})")
-                    w(f"if {r}:")
-                    with w.indent():
-                        w("raise _Mismatch")
-                    w(f"{var}.extend(_unpack_many('<%d{code}' % {c}, data, pos))")
-                    w("pos = e")
-                    return
-                x = gen.fresh("x")
-                append = gen.fresh("ap")
-                w(f"{append} = {var}.append")
-                w("while pos < e:")
-                with w.indent():
-                    gen.emit_read_scalar(w, elem, x, "e")
-                    w(f"{append}({x})")
-                w("if pos != e:")
-                with w.indent():
-                    w("raise _Mismatch")
-            yield _tag(number, WIRE_LEN), packed
-
-            def unpacked(w: _Writer) -> None:
-                ensure_list(w)
-                x = gen.fresh("x")
-                gen.emit_read_scalar(w, elem, x, "end")
-                w(f"{var}.append({x})")
-            yield _tag(number, elem.wire), unpacked
-            return
-        if fixed:
-            wrapper = gen.wrapper_decoder(elem)
-
-            def wrapped(w: _Writer) -> None:
-                gen.emit_read_len(w, "e", "end")
-                ensure_list(w)
-                w(f"{wrapper}(data, pos, e, depth - 1, {var})")
-                w("pos = e")
-            yield _tag(number, WIRE_LEN), wrapped
-            return
-
-        def element(w: _Writer) -> None:
-            gen.emit_read_len(w, "e", "end")
-            if isinstance(elem, MessageType) and gen.can_inline_decode(elem.cls):
-                schema = schema_of(elem.cls)
-                assert isinstance(schema, MessageSchema)
-                w(f"# {elem.cls.__name__}, inline")
-                w("if depth <= 1:")
-                with w.indent():
-                    w("raise _Mismatch")
-                gen.emit_decode_body(w, schema.fields, elem.cls, True, "e", f"{var}.append(")
-                return
-            x = gen.fresh("x")
-            gen.emit_decode_len_value(w, elem, x, "e")
-            w(f"{var}.append({x})")
+    def emit_packed(self, w: _Writer) -> None:
+        f, gen, var = self.field, self.gen, self.var
+        vp = f.value
+        assert isinstance(vp, (ScalarValue, EnumValue))
+        gen.emit_read_len(w, "end")
+        if f.length is not None:
+            w(f"{var} = []")  # a fixed array given twice: the last record wins
+        size = {WIRE_I32: 4, WIRE_I64: 8}.get(vp.wire)
+        if size is not None and isinstance(vp, ScalarValue) and not f.elem_unwrap:
+            code = _STRUCT_CODES[vp.kind.encoding]
+            count = gen.names.new("count")
+            w(f"{count}, rest = divmod(e - pos, {size})")
+            w("if rest:")
+            with w.indent():
+                w("raise Mismatch")
+            w(f"{var}.extend(unpack_many('<%d{code}' % {count}, data, pos))")
             w("pos = e")
-        yield _tag(number, WIRE_LEN), element
+            return
+        x = gen.names.new(f"{f.pyname}_item")
+        append = gen.names.new(f"{f.pyname}_append")
+        w(f"{append} = {var}.append")
+        w("while pos < e:")
+        with w.indent():
+            gen.emit_read_scalar(w, vp, x)
+            self.emit_wrap_elem(w, x)
+            w(f"{append}({x})")
+        w("if pos != e:")
+        with w.indent():
+            w("raise Mismatch")
+
+    def emit_wrap_elem(self, w: _Writer, x: str) -> None:
+        for newtype in reversed(self.field.elem_unwrap):
+            cls = self.gen.const(newtype.cls.__name__, newtype.cls)
+            o = self.gen.names.new("wrapped")
+            w(f"{o} = new({cls})")
+            w(f"{o}.{newtype.attr} = {x}")
+            w(f"{o}._pb_unknown = None")
+            w(f"{x} = {o}")
+
+    def emit_unpacked(self, w: _Writer) -> None:
+        vp = self.field.value
+        assert isinstance(vp, (ScalarValue, EnumValue))
+        self.ensure_list(w)
+        x = self.gen.names.new(f"{self.field.pyname}_item")
+        self.gen.emit_read_scalar(w, vp, x)
+        self.emit_wrap_elem(w, x)
+        w(f"{self.var}.append({x})")
+
+    def emit_element(self, w: _Writer) -> None:
+        f, gen, var = self.field, self.gen, self.var
+        vp = f.value
+        gen.emit_read_len(w, "end")
+        if isinstance(vp, MessageValue) and gen.can_inline_decode(vp) and not f.elem_unwrap:
+            m = vp.message
+            w(f"# {m.name}, inline")
+            w("if depth <= 1:")
+            with w.indent():
+                w("raise Mismatch")
+            gen.emit_decode_body(w, m, "e", f"{var}.append(")
+            return
+        x = gen.names.new(f"{f.pyname}_item")
+        gen.emit_decode_len_value(w, vp, x, self.helper_owner)
+        self.emit_wrap_elem(w, x)
+        w(f"{var}.append({x})")
+        w("pos = e")
 
     def emit_finish(self, w: _Writer) -> None:
-        f, t, var, gen = self.field, self.t, self.var, self.gen
+        f, var, gen = self.field, self.var, self.gen
         if self.spans:
+            vp = f.value
+            assert isinstance(vp, MessageValue)
+            owner = self.helper_owner
             w(f"if {var}_d:")
             with w.indent():
-                if isinstance(t, ForeignMessageType):
+                if vp.message.form is Form.FOREIGN:
                     # Parsed by its own library: hand it the records joined.
-                    j = gen.fresh("j")
-                    w(f"{j} = _join([data[{var}_d[i]:{var}_d[i + 1]] "
+                    joined = gen.names.new("joined")
+                    w(f"{joined} = join([data[{var}_d[i]:{var}_d[i + 1]] "
                       f"for i in range(0, len({var}_d), 2)])")
-                    w(f"{var} = {gen.decoder_call(t, j, '0', f'len({j})')}")
+                    w(f"{var} = {gen.decoder_call(vp, owner, joined, '0', f'len({joined})')}")
                 else:
-                    call = gen.decoder_call(t, "data", f"{var}_d[0]", f"{var}_d[1]", f"{var}_d")
+                    call = gen.decoder_call(vp, owner, "data", f"{var}_d[0]", f"{var}_d[1]",
+                                            f"{var}_d")
                     w(f"{var} = {call}")
+                self.emit_count_and_wrap(w)
             w(f"elif {var}_d is not None:")
             with w.indent():
-                w(f"{var} = {gen.decoder_call(t, 'data', f'{var}_s', f'{var}_e')}")
-            if self.optional:
-                return
-            if isinstance(t, (MessageType, TupleType, ForeignMessageType)):
-                empty = gen.decoder_call(t, "b''", "0", "0")
-                w(f"elif {var} is _MISSING:")
-                with w.indent():
-                    w(f"{var} = {empty}")
-            elif isinstance(t, DurationType):
-                w(f"elif {var} is _MISSING:")
-                with w.indent():
-                    w(f"{var} = {gen.const('D', zero_value(t))}")
-            else:  # a Oneof: absent is an error unless the field has a default
-                w(f"elif {var} is _MISSING:")
-                with w.indent():
-                    if f.has_default:
-                        w(f"{var} = {self.default_expr()}")
-                    else:
-                        w("raise _Mismatch")
-            return
-        if isinstance(t, FixedArrayType):
-            w(f"if {var} is _MISSING or len({var}) != {t.length}:")
+                w(f"{var} = {gen.decoder_call(vp, owner, 'data', f'{var}_s', f'{var}_e')}")
+                self.emit_count_and_wrap(w)
+            w("else:")
             with w.indent():
-                w("raise _Mismatch")
+                self.emit_absent(w)
             return
-        if isinstance(t, (ScalarType, EnumType)) and not self.optional and self.may_be_missing:
-            w(f"if {var} is _MISSING:")
+        if f.length is not None:
+            w(f"if {var} is MISSING:")
             with w.indent():
-                w("raise _Mismatch")
+                self.emit_absent(w)
+            w(f"elif len({var}) != {f.length}:")
+            with w.indent():
+                w("raise Mismatch")
+            if f.unwrap:
+                w("else:")
+                with w.indent():
+                    self.emit_wrap(w)
+            return
+        if self.may_be_missing:
+            w(f"if {var} is MISSING:")
+            with w.indent():
+                self.emit_absent(w)
+            if f.unwrap:
+                w("else:")
+                with w.indent():
+                    self.emit_wrap(w)
+            return
+        if f.unwrap and f.absent is Absent.NONE:
+            w(f"if {var} is not None:")
+            with w.indent():
+                self.emit_wrap(w)
+            return
+        self.emit_wrap(w)
 
-
-
-
-_idents: dict[type, str] = {}
-
-
-def class_ident(cls: type) -> str:
-    ident = _idents.get(cls)
-    if ident is None:
-        ident = f"{cls.__name__}_{len(_idents)}"
-        _idents[cls] = ident
-    return ident
-
-
-def _references(schema: MessageSchema | OneofSchema) -> Iterator[type]:
-    """The declared classes a schema's codec calls into."""
-    if isinstance(schema, OneofSchema):
-        for v in schema.variants:
-            if v.kind == "transparent":
-                yield from _type_refs(v.transparent_field.type)
+    def emit_absent(self, w: _Writer) -> None:
+        """Set the field's local to what absence decodes to (the plan says what)."""
+        f, var, gen = self.field, self.var, self.gen
+        absent = f.absent
+        if absent is Absent.REQUIRED:
+            w("raise Mismatch")
+        elif absent is Absent.NONE:
+            w(f"{var} = None")
+        elif absent is Absent.DEFAULT:
+            # Declared in Python terms: nothing to wrap.
+            if f.default_factory is not MISSING:
+                w(f"{var} = {gen.const(f'{f.pyname}_default_factory', f.default_factory)}()")
             else:
-                yield v.cls
-        return
-    for f in schema.fields:
-        yield from _type_refs(f.type)
+                w(f"{var} = {self.literal(f.default)}")
+        elif absent is Absent.EMPTY_MESSAGE:
+            vp = f.value
+            assert isinstance(vp, MessageValue)
+            w(f"{var} = {gen.decoder_call(vp, self.helper_owner, 'EMPTY', '0', '0')}")
+            gen.env["EMPTY"] = b""
+            self.emit_wrap(w)
+        else:  # ZERO (of the wire value: a transparent class is built around it)
+            w(f"{var} = {self.literal(f.zero)}")
+            self.emit_wrap(w)
 
+    def emit_count_and_wrap(self, w: _Writer) -> None:
+        """Check a fixed array's count (in its wrapper message), then wrap the value."""
+        if self.field.length is not None:
+            w(f"if len({self.var}) != {self.field.length}:")
+            with w.indent():
+                w("raise Mismatch")
+        self.emit_wrap(w)
 
-def _type_refs(t: TypeSchema) -> Iterator[type]:
-    if isinstance(t, (MessageType, OneofType)):
-        yield t.cls
-    elif isinstance(t, OptionalType):
-        yield from _type_refs(t.inner)
-    elif isinstance(t, (RepeatedType, FixedArrayType)):
-        yield from _type_refs(t.elem)
-    elif isinstance(t, MapType):
-        yield from _type_refs(t.key)
-        yield from _type_refs(t.value)
-    elif isinstance(t, TupleType):
-        for e in t.elems:
-            yield from _type_refs(e)
-
-
-def closure(cls: type, done: set[type]) -> list[type]:
-    """Every class reachable from ``cls`` that is not in ``done``, ``cls`` first."""
-    order: list[type] = []
-    seen: set[type] = set()
-    stack = [cls]
-    while stack:
-        c = stack.pop()
-        if c in seen or c in done:
-            continue
-        seen.add(c)
-        order.append(c)
-        stack.extend(_references(schema_of(c)))
-    return order
+    def emit_wrap(self, w: _Writer) -> None:
+        """Build the transparent classes around the wire value in the local (``f.unwrap``)."""
+        var = self.var
+        for newtype in reversed(self.field.unwrap):
+            cls = self.gen.const(newtype.cls.__name__, newtype.cls)
+            o = self.gen.names.new("wrapped")
+            w(f"{o} = new({cls})")
+            w(f"{o}.{newtype.attr} = {var}")
+            w(f"{o}._pb_unknown = None")
+            w(f"{var} = {o}")
 
 
 def generate(cls: type) -> CompiledClass:
-    schema = schema_of(cls)
-    gen = _ClassGen(cls, class_ident(cls))
-    if isinstance(schema, OneofSchema):
-        gen.generate_oneof(schema)
+    """The source of ``cls``'s codec, and its globals before linking."""
+    plan = plan_of(cls)
+    gen = _ClassGen(cls, plan)
+    if plan.form is Form.ONEOF:
+        gen.generate_oneof()
     else:
-        gen.generate_message(schema)
-    source = gen.source()
-    filename = f"<savestate codec {cls.__module__}.{cls.__qualname__}>"
-    return CompiledClass(cls, source, filename, gen.env, needs=gen.needs)
+        gen.generate_message()
+    return CompiledClass(
+        cls, gen.source(), _filename(cls), gen.env,
+        encode_name=gen.function(cls, "encode"), decode_name=gen.function(cls, "decode"),
+        needs=gen.needs,
+    )
+
+
+_filenames: set[str] = set()
+_filenames_lock = threading.Lock()
+
+
+def _filename(cls: type) -> str:
+    """A linecache name of its own for ``cls``: two classes of the same qualified name (in a
+    function run twice, say) never share one."""
+    stem = f"<savestate codec {cls.__module__}.{cls.__qualname__}"
+    with _filenames_lock:
+        name = f"{stem}>"
+        n = 1
+        while name in _filenames:
+            n += 1
+            name = f"{stem}-{n}>"
+        _filenames.add(name)
+    return name
 
 
 def compile_classes(classes: list[type]) -> dict[type, CompiledClass]:
@@ -1172,46 +1241,23 @@ def compile_classes(classes: list[type]) -> dict[type, CompiledClass]:
             len(cc.source), None, cc.source.splitlines(True), cc.filename
         )
         exec(code, cc.env)
-        ident = class_ident(cc.cls)
-        cc.encode = cc.env[f"_enc_{ident}"]
-        cc.decode = cc.env[f"_dec_{ident}"]
+        cc.encode = cc.env[cc.encode_name]
+        cc.decode = cc.env[cc.decode_name]
     return compiled
 
 
-def recursion_check(cls: type) -> None:
-    """A message that contains itself through required (non-optional, non-repeated) message
-    fields could never be decoded: absence would recurse forever."""
-    from ..errors import SchemaError
-
-    def required_refs(c: type) -> Iterator[tuple[str, type]]:
-        schema = schema_of(c)
-        if isinstance(schema, OneofSchema):
-            return
-        for f in schema.fields:
-            types = [f.type]
-            while types:  # a message, or one inside (nested) tuples: all always present
-                t = types.pop()
-                if isinstance(t, MessageType):
-                    yield f.name, t.cls
-                elif isinstance(t, TupleType):
-                    types.extend(t.elems)
-
-    path: list[str] = []
-    visiting: set[type] = set()
-
-    def visit(c: type) -> None:
-        if c in visiting:
-            raise SchemaError(
-                "a message cannot contain itself through required fields; make the "
-                "field `| None` or a list",
-                [*path],
-            )
-        visiting.add(c)
-        for name, ref in required_refs(c):
-            path.append(f"{c.__name__}.{name}")
-            visit(ref)
-            path.pop()
-        visiting.discard(c)
-
-    visit(cls)
+def closure(cls: type, done: Callable[[type], bool]) -> list[type]:
+    """Every declared class whose codec ``cls``'s codec calls, ``cls`` first, but those
+    ``done`` says are compiled already."""
+    order: list[type] = []
+    seen: set[type] = set()
+    stack = [cls]
+    while stack:
+        c = stack.pop()
+        if c in seen or done(c):
+            continue
+        seen.add(c)
+        order.append(c)
+        stack.extend(r for r in references(plan_of(c)) if info_of(r) is not None)
+    return order
 

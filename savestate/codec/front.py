@@ -7,13 +7,17 @@ with the field path (or, for a value the fast path merely does not handle, retur
 
 from __future__ import annotations
 
+import os
+import struct
 import threading
 from typing import Any
 
 from ..errors import DecodeError, EncodeError
+from ..model.plan import check_recursion
 from ..model.registry import ClassInfo, declared_info, info_of
 from . import interp
-from .compiler import class_ident, closure, compile_classes, recursion_check
+from .compiler import closure, compile_classes
+from .runtime import Mismatch
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "Codec", "codec_of"]
 
@@ -26,6 +30,15 @@ DEFAULT_MAX_SIZE = 64 << 20
 MAX_ALLOWED_DEPTH = 200
 
 _compile_lock = threading.RLock()
+
+# What the compiled functions raise for input they do not accept: their own signal, and what
+# indexing past the end of the bytes, an enum look-up, a string's UTF-8, an out-of-range pack
+# or a too deep value raise on the way. The interpreter then says precisely what is wrong.
+SIGNALS = (Mismatch, IndexError, KeyError, UnicodeError, struct.error, OverflowError,
+           RecursionError, ValueError)
+# With SAVESTATE_STRICT=1 (the test suite sets it) anything else the compiled code raises is a
+# bug in the compiler and fails loudly, instead of falling back to the interpreter silently.
+STRICT = os.environ.get("SAVESTATE_STRICT") == "1"
 
 
 class Codec:
@@ -49,7 +62,9 @@ class Codec:
         parts: list[bytes | bytearray] = []
         try:
             self._encode(obj, buf, parts)
-        except Exception:
+        except Exception as exc:
+            if STRICT and not isinstance(exc, SIGNALS):
+                raise AssertionError("the compiled encoder failed unexpectedly") from exc
             return _slow_encode(self.oneof or self.cls, obj)
         if parts:  # large payloads, handed over uncopied
             parts.append(buf)
@@ -67,7 +82,9 @@ class Codec:
             data = self._checked_bytes(data, max_size)
         try:
             value = self._decode(data, 0, len(data), max_depth)
-        except Exception:
+        except Exception as exc:
+            if STRICT and not isinstance(exc, SIGNALS):
+                raise AssertionError("the compiled decoder failed unexpectedly") from exc
             # Outside this block: the traceback holds the fast path's frames and so whatever
             # it had built, which would double the peak memory of the slow decode.
             value = _FAILED
@@ -127,31 +144,24 @@ def _compile(cls: type, info: ClassInfo) -> None:
         pc = codec_of(parent)
         info.codec = Codec(cls, pc._encode, pc._decode, pc.source, pc.filename, oneof=parent)
         return
-    classes = closure(cls, _compiled)
+    classes = closure(cls, lambda c: declared_info(c).codec is not None)
     for c in classes:
-        recursion_check(c)
+        check_recursion(c)
     compiled = compile_classes(classes)
-    for c, cc in compiled.items():
-        ident = class_ident(c)
-        _functions[f"_enc_{ident}"] = cc.encode
-        _functions[f"_dec_{ident}"] = cc.decode
     for cc in compiled.values():
-        for name in cc.needs:
-            cc.env[name] = _functions[name]
-    # Publish only once every function is linked. A variant's own functions encode its
-    # payload message; its user-facing codec is its enum's (made on request above).
+        for name, (other, direction) in cc.needs.items():
+            done = compiled.get(other)
+            if done is not None:
+                cc.env[name] = done.encode if direction == "encode" else done.decode
+            else:
+                codec = declared_info(other).codec
+                assert codec is not None
+                cc.env[name] = codec._encode if direction == "encode" else codec._decode
+    # Publish only once every function is linked.
     for c, cc in compiled.items():
-        _compiled.add(c)
-        cinfo = declared_info(c)
-        if cinfo.kind != "variant":
-            cinfo.codec = Codec(c, cc.encode, cc.decode, cc.source, cc.filename, None)
+        declared_info(c).codec = Codec(c, cc.encode, cc.decode, cc.source, cc.filename, None)
 
 
 def _is_oneof(cls: type) -> bool:
     info = info_of(cls)
     return info is not None and info.kind == "oneof"
-
-
-# Every class compiled so far, and its functions under the names generated sources use.
-_compiled: set[type] = set()
-_functions: dict[str, Any] = {}

@@ -6,7 +6,8 @@ lowerCamelCase (both that and the declared name are accepted), fields at their z
 out unless the bytes carry them, 64-bit integers as strings, bytes as base64, enums by their
 ``.proto`` value names, ``NaN``/``Infinity``/``-Infinity`` as strings, a Oneof as an object whose
 single key is its variant's member name, ``timedelta`` as a Duration string (``"1.000010s"``), a
-blob (``SavedStateBlob``, a ``google.protobuf.Any``) as ``{"@type": url, ...fields}``.
+blob (``SavedStateBlob``, a ``google.protobuf.Any``) as ``{"@type": url, ...fields}``. Names,
+presence and absence are the wire plan's (:mod:`savestate.model.plan`), as for the bytes.
 
 Two extensions keep every byte, so that JSON made from decoded bytes encodes back to the same
 bytes (unknown fields included):
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
-import enum
 import json
 import math
 import re
@@ -34,34 +33,25 @@ from typing import Any
 
 from ..errors import DecodeError, EncodeError
 from ..model import foreign
-from ..model.introspect import message_schema, oneof_schema, schema_of, zero_value
-from ..model.names import MAP_KEYS, enum_value_names, json_name, snake_case, wrapper_message
-from ..model.registry import info_of, is_any, root_for_url
-from ..model.scalars import ScalarKind
-from ..model.schema import (
-    MISSING,
-    DurationType,
-    EnumType,
-    FieldSchema,
-    FixedArrayType,
-    ForeignMessageType,
-    MapType,
-    MessageSchema,
-    MessageType,
-    OneofSchema,
-    OneofType,
-    OptionalType,
-    RepeatedType,
-    ScalarType,
-    TupleType,
-    TypeSchema,
-    VariantSchema,
+from ..model.plan import (
+    Absent,
+    Container,
+    EnumValue,
+    FieldPlan,
+    Form,
+    MessagePlan,
+    Presence,
+    ScalarValue,
+    ZeroTest,
+    plan_of,
 )
-from .duration import duration_from_parts, duration_parts
-from .interp import check_scalar
+from ..model.registry import info_of, is_any, root_for_url
+from ..model.scalars import U8, ScalarKind
+from .duration import duration_from_parts, duration_parts, expected
+from .interp import check_enum, check_scalar
 
-__all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "json_name",
-           "to_dict", "to_json"]
+__all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "to_dict",
+           "to_json"]
 
 UNKNOWN_KEY = "@unknown"
 VALUE_KEY = "@value"
@@ -81,6 +71,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _top(cls: type) -> MessagePlan:
+    if info_of(cls) is None:
+        raise EncodeError(f"{getattr(cls, '__name__', cls)!r} is not a savestate class")
+    return plan_of(cls)
+
+
 # ---------------------------------------------------------------------------------------------
 # Python values -> JSON
 
@@ -88,11 +84,11 @@ def _b64(data: bytes) -> str:
 def to_dict(obj: Any) -> dict[str, Any]:
     """The proto3 JSON object of a message (or Oneof variant) value."""
     cls = type(obj)
-    schema = _top_schema(cls)
-    path = [cls.__name__ if isinstance(schema, MessageSchema) else schema.name]
-    if isinstance(schema, OneofSchema):
-        return _oneof_json(schema, obj, path)
-    return _message_json(schema, obj, path)
+    plan = _top(cls)
+    path = [cls.__name__ if plan.form is not Form.ONEOF else plan.name]
+    body, _ = _message_json(plan, obj, path)
+    assert isinstance(body, dict)
+    return body
 
 
 def to_json(obj: Any, *, indent: int | None = None) -> str:
@@ -101,42 +97,194 @@ def to_json(obj: Any, *, indent: int | None = None) -> str:
     return json.dumps(to_dict(obj), indent=indent, separators=separators, ensure_ascii=False)
 
 
-def _top_schema(cls: type) -> MessageSchema | OneofSchema:
-    if _kind(cls) == "variant":
-        parent = next(b for b in cls.__mro__[1:] if _kind(b) == "oneof")
-        return schema_of(parent)
-    return schema_of(cls)
+def _message_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any, bool]:
+    """The JSON of a message's value, and whether its encoding would be empty."""
+    form = m.form
+    if form is Form.STRUCT:
+        if m.cls is not None and type(value) is not m.cls:
+            raise expected(m.cls.__name__, value, path)
+        if m.described_as is not None and is_any(m.cls):
+            body = _any_json(value, path)
+            return body, not body
+        out = _fields_json(m, value, path)
+        if m.value_wrapper:  # a tuple variant written as a google.protobuf.*Value: bare
+            return _bare_json(m, getattr(value, m.fields[0].attr), path), not out  # type: ignore[arg-type]
+        unknown = value._pb_unknown
+        if unknown:
+            out[UNKNOWN_KEY] = _b64(unknown)
+        return out, not out
+    if form is Form.ONEOF:
+        member = m.variant_field(type(value))
+        if member is None:
+            names = ", ".join(f.pyname for f in m.fields)
+            raise EncodeError(
+                f"expected a variant of {m.name} ({names}), got {type(value).__name__}", path
+            )
+        return {member.json_name: _field_json(member, value, path)}, False
+    if form is Form.TUPLE:
+        if not isinstance(value, tuple) or len(value) != len(m.fields):
+            raise expected(f"tuple of {len(m.fields)}", value, path)
+        out = _fields_json(m, value, path)
+        if m.value_wrapper:  # a google.protobuf.*Value: its JSON is the bare value
+            return _bare_json(m, value[0], path), not out
+        return out, not out
+    if form is Form.WRAPPER:
+        out = {}
+        j = _field_json(m.fields[0], value, path)
+        if j is not _OMIT:
+            out["field1"] = j
+        return out, not out
+    if form is Form.ENTRY:
+        out = _fields_json(m, value, path)
+        return out, not out
+    if form is Form.DURATION:
+        seconds, nanos = duration_parts(value, path)
+        return format_duration(seconds, nanos), not seconds and not nanos
+    assert m.foreign is not None
+    try:
+        data = foreign.encode(m.foreign, value)
+    except TypeError as exc:
+        raise EncodeError(str(exc), path) from None
+    return foreign.to_json(m.foreign, value), not data
 
 
-def _kind(cls: type) -> str | None:
-    info = info_of(cls)
-    return None if info is None else info.kind
+def _bare_json(m: MessagePlan, value: Any, path: list[str]) -> Any:
+    f = m.fields[0]
+    path.append(f.pyname)
+    bare = _value_json(f, value, path, always=True)
+    path.pop()
+    return bare
 
 
-def _message_json(schema: MessageSchema, obj: Any, path: list[str]) -> dict[str, Any]:
-    if type(obj) is not schema.cls:
-        raise EncodeError(f"expected {schema.cls.__name__}, got {type(obj).__name__}", path)
-    if _is_blob(schema.cls):
-        return _any_json(obj, path)
+def _fields_json(m: MessagePlan, value: Any, path: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in schema.fields:
-        path.append(f.name)
-        value = _value_json(f.type, getattr(obj, f.name), path, f.always)
-        path.pop()
-        if value is not _OMIT:
-            out[json_name(f.name)] = value
-    unknown = getattr(obj, "_pb_unknown", None)
-    if unknown:
-        out[UNKNOWN_KEY] = _b64(unknown)
+    for f in m.fields:
+        item = getattr(value, f.attr) if m.form is Form.STRUCT else value[f.attr]  # type: ignore[arg-type]
+        j = _field_json(f, item, path)
+        if j is not _OMIT:
+            out[f.json_name] = j
     return out
 
 
-def _as_any(value: Any) -> Any:
-    return value
+def _field_json(f: FieldPlan, value: Any, path: list[str]) -> Any:
+    """The JSON of one field's value, or _OMIT when its bytes would leave it out."""
+    pushed = 0
+    if f.pyname:
+        path.append(f.pyname)
+        pushed = 1
+    for newtype in f.unwrap:
+        if type(value) is not newtype.cls:
+            raise expected(newtype.cls.__name__, value, path)
+        path.append(newtype.attr)
+        pushed += 1
+        value = newtype.unwrap(value)
+    try:
+        return _field_value_json(f, value, path)
+    finally:
+        del path[len(path) - pushed:]
 
 
-def _is_blob(cls: type) -> bool:
-    return is_any(cls)
+def _field_value_json(f: FieldPlan, value: Any, path: list[str]) -> Any:
+    if f.presence is Presence.EXPLICIT and value is None:
+        return _OMIT
+    skip_zero = f.zero_test is not ZeroTest.NONE
+    container = f.container
+    if container is Container.LIST:
+        if not isinstance(value, list):
+            raise expected("list", value, path)
+        if f.length is not None and len(value) != f.length:
+            raise EncodeError(f"expected {f.length} elements, got {len(value)}", path)
+        if not value and skip_zero:
+            return _OMIT
+        out = []
+        for i, item in enumerate(value):
+            path.append(f"[{i}]")
+            for newtype in f.elem_unwrap:
+                if type(item) is not newtype.cls:
+                    raise expected(newtype.cls.__name__, item, path)
+                item = newtype.unwrap(item)
+            out.append(_value_json(f, item, path, always=True))
+            path.pop()
+        return out
+    if container is Container.DICT:
+        if not isinstance(value, dict):
+            raise expected("dict", value, path)
+        if not value and skip_zero:
+            return _OMIT
+        return _map_json(f, value, path)
+    if container is Container.BYTES_LIST:
+        if not isinstance(value, list):
+            raise expected("list", value, path)
+        for i, x in enumerate(value):
+            path.append(f"[{i}]")
+            check_scalar(U8, x, path)
+            path.pop()
+        if f.length is not None and len(value) != f.length:
+            raise EncodeError(f"expected {f.length} elements, got {len(value)}", path)
+        if not value and skip_zero:
+            return _OMIT
+        return _b64(bytes(value))
+    if f.length is not None and isinstance(f.value, ScalarValue):  # a fixed bytes array
+        data = check_scalar(f.value.kind, value, path)
+        if len(data) != f.length:
+            raise EncodeError(f"expected {f.length} bytes, got {len(data)}", path)
+    elif f.length is not None:  # a fixed array of messages, in its wrapper
+        if not isinstance(value, list):
+            raise expected("list", value, path)
+        if len(value) != f.length:
+            raise EncodeError(f"expected {f.length} elements, got {len(value)}", path)
+    return _value_json(f, value, path, always=not skip_zero)
+
+
+def _value_json(f: FieldPlan, value: Any, path: list[str], always: bool) -> Any:
+    """The JSON of one value of field ``f``, or _OMIT for a zero that is not written."""
+    vp = f.value
+    if isinstance(vp, ScalarValue):
+        kind = vp.kind
+        v = check_scalar(kind, value, path)
+        if kind.python is str:
+            v = value
+        if not always and (
+            (v == 0.0 and math.copysign(1.0, v) > 0) if f.zero_test is ZeroTest.FLOAT else not v
+        ):
+            return _OMIT
+        return _scalar_json(kind, v)
+    if isinstance(vp, EnumValue):
+        number = check_enum(vp, value, path)
+        if not always and not number:
+            return _OMIT
+        return vp.names[number]
+    body, empty = _message_json(vp.message, value, path)
+    return _OMIT if empty and not always else body
+
+
+def _map_json(f: FieldPlan, value: dict[Any, Any], path: list[str]) -> Any:
+    entry = f.message
+    assert entry is not None
+    key_f, value_f = entry.fields
+    if f.is_map:
+        out: dict[str, Any] = {}
+        kind = key_f.value.kind  # type: ignore[union-attr]
+        for k, v in value.items():
+            path.append(f"[{k!r}]")
+            key = check_scalar(kind, k, path)
+            text = ("true" if key else "false") if kind.python is bool else (
+                k if kind.python is str else str(key)
+            )
+            for newtype in value_f.unwrap:
+                if type(v) is not newtype.cls:
+                    raise expected(newtype.cls.__name__, v, path)
+                v = newtype.unwrap(v)
+            out[text] = _value_json(value_f, v, path, always=True)
+            path.pop()
+        return out
+    entries = []
+    for k, v in value.items():
+        path.append(f"[{k!r}]")
+        body, _ = _message_json(entry, (k, v), path)
+        entries.append(body)
+        path.pop()
+    return entries
 
 
 def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
@@ -147,14 +295,15 @@ def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
     root = root_for_url(url) if not unknown else None
     if root is not None:
         try:
-            inner = _as_any(root).decode(value)
+            inner = root.decode(value)  # type: ignore[attr-defined]
         except DecodeError:
             inner = None
         if inner is not None:
-            if _is_blob(root):
+            if is_any(root):
                 out["value"] = _any_json(inner, [*path, "value"])
             else:
-                out.update(_message_json(message_schema(root), inner, [*path, root.__name__]))
+                body, _ = _message_json(plan_of(root), inner, [*path, root.__name__])
+                out.update(body)
             return out
     out[VALUE_KEY] = _b64(value)
     if unknown:
@@ -189,136 +338,6 @@ def _shortest_f32(v: float) -> float:
     return float(target)
 
 
-def _is_zero(kind: ScalarKind, v: Any) -> bool:
-    if kind.python is float:
-        return bool(v == 0.0 and math.copysign(1.0, v) > 0)
-    return not v
-
-
-def _value_json(t: TypeSchema, value: Any, path: list[str], always: bool) -> Any:
-    """The JSON of one field value, or _OMIT when its bytes would leave it out."""
-    if isinstance(t, OptionalType):
-        if value is None:
-            return _OMIT
-        return _value_json(t.inner, value, path, True)
-    if isinstance(t, ScalarType):
-        kind = t.kind
-        if kind.python is str:
-            if not isinstance(value, str):
-                check_scalar(kind, value, path)
-            v = value
-        else:
-            v = check_scalar(kind, value, path)
-        if not always and _is_zero(kind, v):
-            return _OMIT
-        return _scalar_json(kind, v)
-    if isinstance(t, EnumType):
-        if not isinstance(value, int) or isinstance(value, bool) or int(value) not in t.values:
-            raise EncodeError(f"expected a {t.cls.__name__} member, got {value!r}", path)
-        if not always and int(value) == 0:
-            return _OMIT
-        return enum_value_names(t.cls)[int(value)]
-    if isinstance(t, RepeatedType):
-        if not isinstance(value, list):
-            raise EncodeError(f"expected list for {t}, got {type(value).__name__}", path)
-        if not value and not always:
-            return _OMIT
-        return _sequence_json(t.elem, value, path)
-    if isinstance(t, FixedArrayType):
-        if t.python_bytes:
-            if not isinstance(value, (bytes, bytearray, memoryview)):
-                raise EncodeError(f"expected bytes, got {type(value).__name__}", path)
-            return _b64(bytes(value))
-        if not isinstance(value, list):
-            raise EncodeError(f"expected list for {t}, got {type(value).__name__}", path)
-        items = _sequence_json(t.elem, value, path)
-        return items if t.packed or t.as_bytes else {"field1": items}
-    if isinstance(t, MapType):
-        if not isinstance(value, dict):
-            raise EncodeError(f"expected dict for {t}, got {type(value).__name__}", path)
-        if not value and not always:
-            return _OMIT
-        return _map_json(t, value, path)
-    if isinstance(t, MessageType):
-        body = _message_json(message_schema(t.cls), value, path)
-        return _OMIT if not body and not always else body
-    if isinstance(t, OneofType):
-        return _oneof_json(oneof_schema(t.cls), value, path)
-    if isinstance(t, TupleType):
-        return _tuple_json(t, value, path, always)
-    if isinstance(t, DurationType):
-        seconds, nanos = duration_parts(value, path)
-        if not seconds and not nanos and not always:
-            return _OMIT
-        return format_duration(seconds, nanos)
-    assert isinstance(t, ForeignMessageType)
-    try:
-        data = foreign.encode(t, value)
-    except TypeError as exc:
-        raise EncodeError(str(exc), path) from None
-    if not data and not always:
-        return _OMIT
-    return foreign.to_json(t, value)
-
-
-def _sequence_json(elem: TypeSchema, items: list[Any], path: list[str]) -> Any:
-    if isinstance(elem, ScalarType) and elem.kind.name == "u8":
-        for i, x in enumerate(items):
-            check_scalar(elem.kind, x, [*path, f"[{i}]"])
-        return _b64(bytes(items))
-    out = []
-    for i, item in enumerate(items):
-        path.append(f"[{i}]")
-        out.append(_value_json(elem, item, path, True))
-        path.pop()
-    return out
-
-
-def _map_json(t: MapType, value: dict[Any, Any], path: list[str]) -> Any:
-    if isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            path.append(f"[{k!r}]")
-            key = check_scalar(t.key.kind, k, path) if t.key.kind.python is not str else k
-            if not isinstance(key, (int, str)):
-                raise EncodeError(f"expected str key, got {type(k).__name__}", path)
-            text = ("true" if key else "false") if isinstance(key, bool) else str(key)
-            out[text] = _value_json(t.value, v, path, True)
-            path.pop()
-        return out
-    entries = []
-    for k, v in value.items():
-        path.append(f"[{k!r}]")
-        entry: dict[str, Any] = {}
-        kj = _value_json(t.key, k, path, False)
-        if kj is not _OMIT:
-            entry["key"] = kj
-        vj = _value_json(t.value, v, path, False)
-        if vj is not _OMIT:
-            entry["value"] = vj
-        entries.append(entry)
-        path.pop()
-    return entries
-
-
-def _tuple_json(t: TupleType, value: Any, path: list[str], always: bool) -> Any:
-    if not isinstance(value, tuple) or len(value) != len(t.elems):
-        raise EncodeError(f"expected tuple of {len(t.elems)} for {t}, got {value!r}", path)
-    body: dict[str, Any] = {}
-    for i, (et, ev) in enumerate(zip(t.elems, value, strict=True)):
-        path.append(f"[{i}]")
-        j = _value_json(et, ev, path, False)
-        path.pop()
-        if j is not _OMIT:
-            body[f"field{i + 1}"] = j
-    if not body and not always:
-        return _OMIT
-    if len(t.elems) == 1 and wrapper_message(t.elems[0]) is not None:
-        # A google.protobuf.*Value wrapper: its JSON is the bare value.
-        return _value_json(t.elems[0], value[0], [*path, "[0]"], True)
-    return body
-
-
 def format_duration(seconds: int, nanos: int) -> str:
     """A Duration as proto3 JSON: ``"1.000010s"`` (0, 3, 6 or 9 fractional digits)."""
     sign = "-" if seconds < 0 or nanos < 0 else ""
@@ -332,55 +351,6 @@ def format_duration(seconds: int, nanos: int) -> str:
     else:
         frac = f".{nanos:09d}"
     return f"{sign}{seconds}{frac}s"
-
-
-def _member(v: VariantSchema) -> str:
-    return snake_case(v.name)
-
-
-def _oneof_json(schema: OneofSchema, obj: Any, path: list[str]) -> dict[str, Any]:
-    variant = next((v for v in schema.variants if type(obj) is v.cls), None)
-    if variant is None:
-        names = ", ".join(v.name for v in schema.variants)
-        raise EncodeError(
-            f"expected a variant of {schema.name} ({names}), got {type(obj).__name__}", path
-        )
-    path.append(variant.name)
-    key = json_name(_member(variant))
-    fields = variant.message.fields
-    if variant.kind == "transparent":
-        f = variant.transparent_field
-        path.append(f.name)
-        body = _value_json(f.type, getattr(obj, f.name), path, True)
-        path.pop()
-    elif variant.kind == "tuple" and _tuple_wrapped(variant):
-        path.append(fields[0].name)
-        body = _value_json(fields[0].type, getattr(obj, fields[0].name), path, True)
-        path.pop()
-    else:
-        renamed = variant.kind == "tuple"
-        body = {}
-        for f in fields:
-            path.append(f.name)
-            j = _value_json(f.type, getattr(obj, f.name), path, f.always)
-            path.pop()
-            if j is not _OMIT:
-                body[f"field{f.number}" if renamed else json_name(f.name)] = j
-        if obj._pb_unknown:
-            body[UNKNOWN_KEY] = _b64(obj._pb_unknown)
-    path.pop()
-    return {key: body}
-
-
-def _tuple_wrapped(v: VariantSchema) -> bool:
-    """A one-field tuple variant described as a ``google.protobuf.*Value`` (see proto.py)."""
-    fields = v.message.fields
-    return (
-        len(fields) == 1
-        and not fields[0].doc
-        and not fields[0].always
-        and wrapper_message(fields[0].type) is not None
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,15 +368,13 @@ def from_json(cls: type, text: str | bytes) -> Any:
 
 def from_dict(cls: type, data: Any) -> Any:
     """Build a ``cls`` value (a message, Oneof or variant) from its proto3 JSON object."""
-    schema = _top_schema(cls)
+    plan = _top(cls)
     path = [cls.__name__]
-    if isinstance(schema, OneofSchema):
-        value = _parse_oneof(schema, data, path)
-        if value is not None and _kind(cls) == "variant" and type(value) is not cls:
-            raise JsonError(f"expected variant {cls.__name__}, got {type(value).__name__}",
-                            path)
-        return value
-    return _parse_message(schema, data, path)
+    value = _parse_message(plan, data, path)
+    info = info_of(cls)
+    if info is not None and info.kind == "variant" and type(value) is not cls:
+        raise JsonError(f"expected variant {cls.__name__}, got {type(value).__name__}", path)
+    return value
 
 
 def _fail(reason: str, path: list[str]) -> JsonError:
@@ -432,79 +400,160 @@ def _parse_unknown(data: dict[str, Any], path: list[str]) -> bytes | None:
     return _parse_b64(raw, [*path, UNKNOWN_KEY]) or None
 
 
-def _parse_message(schema: MessageSchema, data: Any, path: list[str]) -> Any:
-    obj = _expect_object(data, path)
-    if _is_blob(schema.cls):
-        return _parse_any(schema.cls, obj, path)
-    names: dict[str, FieldSchema] = {}
-    for f in schema.fields:
-        names[f.name] = f
-        names[json_name(f.name)] = f
-    values: dict[str, Any] = {}
-    for key, raw in obj.items():
-        if key == UNKNOWN_KEY:
+def _parse_message(m: MessagePlan, raw: Any, path: list[str]) -> Any:
+    form = m.form
+    if form is Form.ONEOF:
+        return _parse_oneof(m, raw, path)
+    if form is Form.DURATION:
+        return parse_duration(raw, path)
+    if form is Form.FOREIGN:
+        assert m.foreign is not None
+        try:
+            return foreign.from_json(m.foreign, raw)
+        except ValueError as exc:
+            raise _fail(str(exc), path) from None
+    if m.value_wrapper:
+        return _build(m, [_parse_field(m.fields[0], raw, path)], None)
+    obj = _expect_object(raw, path)
+    if form is Form.STRUCT and m.described_as is not None and is_any(m.cls):
+        return _parse_any(m.cls, obj, path)  # type: ignore[arg-type]
+    by_key: dict[str, FieldPlan] = {}
+    for f in m.fields:
+        by_key[f.json_name] = f
+        by_key[f.name] = f
+        if form is Form.STRUCT and isinstance(f.attr, str):
+            by_key[f.attr] = f
+    values: dict[int, Any] = {}
+    for key, item in obj.items():
+        if key == UNKNOWN_KEY and m.keeps_unknown:
             continue
-        fs = names.get(key)
-        if fs is None:
-            raise _fail(f"unknown field {key!r} of {schema.name}", path)
-        if fs.name in values:
-            raise _fail(f"field {fs.name!r} given twice", path)
-        path.append(fs.name)
-        values[fs.name] = _MISSING_FIELD if raw is None else _parse_value(fs.type, raw, path)
-        path.pop()
-    kwargs: dict[str, Any] = {}
-    for f in schema.fields:
-        value = values.get(f.name, _MISSING_FIELD)
-        if value is _MISSING_FIELD:
-            path.append(f.name)
-            value = _absent(f, path)
-            path.pop()
-        kwargs[f.name] = value
-    result = schema.cls(**kwargs)
-    object.__setattr__(result, "_pb_unknown", _parse_unknown(obj, path))
-    return result
+        found = by_key.get(key)
+        if found is None:
+            raise _fail(f"unknown field {key!r} of {m.name}", path)
+        if found.number in values:
+            raise _fail(f"field {found.pyname or found.name!r} given twice", path)
+        if item is not None:
+            values[found.number] = _parse_field(found, item, path)
+    out = [values[f.number] if f.number in values else _absent(f, path) for f in m.fields]
+    return _build(m, out, _parse_unknown(obj, path) if m.keeps_unknown else None)
 
 
-_MISSING_FIELD: Any = object()
+def _build(m: MessagePlan, values: list[Any], unknown: bytes | None) -> Any:
+    """The Python value of message ``m`` from the values of its fields."""
+    if m.form is Form.STRUCT:
+        assert m.cls is not None
+        kwargs = {str(f.attr): v for f, v in zip(m.fields, values, strict=True)}
+        result = m.cls(**kwargs)
+        object.__setattr__(result, "_pb_unknown", unknown)
+        return result
+    if m.form is Form.WRAPPER:
+        return values[0]
+    return tuple(values)  # TUPLE, ENTRY
 
 
-def _absent(f: FieldSchema, path: list[str]) -> Any:
+def _absent(f: FieldPlan, path: list[str]) -> Any:
     """The value of a field the JSON leaves out: what a decode of bytes without it gives."""
-    t = f.type
-    if isinstance(t, OptionalType):
-        return None
-    if isinstance(t, RepeatedType):
-        return []
-    if isinstance(t, MapType):
-        return {}
-    if isinstance(t, FixedArrayType):
-        raise _fail("missing required field (a fixed-length array)", path)
-    if isinstance(t, (MessageType, TupleType, ForeignMessageType)):
-        return _empty(t, path)
-    if f.always or isinstance(t, OneofType):
-        default = f.make_default()
-        if default is not MISSING:
-            return default
-        if isinstance(t, OneofType):
-            raise _fail("missing required field (a Oneof variant)", path)
-    zero = zero_value(t)
-    if zero is MISSING:
-        default = f.make_default()
-        if default is not MISSING:
-            return default
-        raise _fail(f"missing required field ({t} has no zero value)", path)
-    return zero
+    if f.absent is Absent.REQUIRED:
+        raise _fail(f.required, [*path, f.pyname] if f.pyname else path)
+    if f.absent is Absent.EMPTY_MESSAGE:
+        message = f.message
+        assert message is not None
+        where = [*path, f.pyname]
+        if message.value_wrapper:  # its JSON is a bare value: build it from its absences
+            value = _build(message, [_absent(g, where) for g in message.fields], None)
+        else:
+            value = _parse_message(message, {}, where)
+        for newtype in reversed(f.unwrap):
+            value = newtype.wrap(value)
+        return value
+    return f.absent_value()
 
 
-def _empty(t: TypeSchema, path: list[str]) -> Any:
-    if isinstance(t, MessageType):
-        return _parse_message(message_schema(t.cls), {}, path)
-    if isinstance(t, ForeignMessageType):
-        return foreign.decode(t, b"")
-    assert isinstance(t, TupleType)
-    return tuple(
-        _absent(FieldSchema(f"[{i}]", i + 1, e), [*path, f"[{i}]"]) for i, e in enumerate(t.elems)
-    )
+def _parse_field(f: FieldPlan, raw: Any, path: list[str]) -> Any:
+    pushed = 0
+    if f.pyname:
+        path.append(f.pyname)
+        pushed = 1
+    try:
+        value = _parse_field_value(f, raw, path)
+    finally:
+        del path[len(path) - pushed:]
+    for newtype in reversed(f.unwrap):
+        value = newtype.wrap(value)
+    return value
+
+
+def _parse_field_value(f: FieldPlan, raw: Any, path: list[str]) -> Any:
+    container = f.container
+    if container is Container.LIST:
+        if not isinstance(raw, list):
+            raise _fail(f"expected a JSON array, got {_describe(raw)}", path)
+        out = []
+        for i, item in enumerate(raw):
+            path.append(f"[{i}]")
+            if item is None:
+                raise _fail("null is not a valid element", path)
+            value = _parse_value(f, item, path)
+            for newtype in reversed(f.elem_unwrap):
+                value = newtype.wrap(value)
+            out.append(value)
+            path.pop()
+        _check_count(f, len(out), path)
+        return out
+    if container is Container.DICT:
+        return _parse_map(f, raw, path)
+    if container is Container.BYTES_LIST:
+        data = list(_parse_b64(raw, path))
+        _check_count(f, len(data), path)
+        return data
+    value = _parse_value(f, raw, path)
+    if f.length is not None:  # fixed bytes, or the list a wrapper message holds
+        _check_count(f, len(value), path)
+    return value
+
+
+def _check_count(f: FieldPlan, count: int, path: list[str]) -> None:
+    if f.length is not None and count != f.length:
+        raise _fail(f"expected {f.length} elements, got {count}", path)
+
+
+def _parse_value(f: FieldPlan, raw: Any, path: list[str]) -> Any:
+    vp = f.value
+    if isinstance(vp, ScalarValue):
+        return _parse_scalar(vp.kind, raw, path)
+    if isinstance(vp, EnumValue):
+        return _parse_enum(vp, raw, path)
+    return _parse_message(vp.message, raw, path)
+
+
+def _parse_map(f: FieldPlan, raw: Any, path: list[str]) -> dict[Any, Any]:
+    entry = f.message
+    assert entry is not None
+    key_f, value_f = entry.fields
+    out: dict[Any, Any] = {}
+    if f.is_map:
+        kind = key_f.value.kind  # type: ignore[union-attr]
+        for text, item in _expect_object(raw, path).items():
+            path.append(f"[{text!r}]")
+            if kind.python is bool:
+                if text not in ("true", "false"):
+                    raise _fail(f"expected a bool map key, got {text!r}", path)
+                key: Any = text == "true"
+            else:
+                key = _parse_scalar(kind, text, path)
+            out[key] = _absent(value_f, path) if item is None else _parse_field_value(
+                value_f, item, path
+            )
+            path.pop()
+        return out
+    if not isinstance(raw, list):
+        raise _fail(f"expected a JSON array of entries, got {_describe(raw)}", path)
+    for i, item in enumerate(raw):
+        path.append(f"[{i}]")
+        key, value = _parse_message(entry, item, path)
+        out[key] = value
+        path.pop()
+    return out
 
 
 _INT_TEXT = re.compile(r"-?\d+")
@@ -580,132 +629,25 @@ def _parse_scalar(kind: ScalarKind, raw: Any, path: list[str]) -> Any:
     return _parse_b64(raw, path)
 
 
-def _parse_enum(t: EnumType, raw: Any, path: list[str]) -> enum.IntEnum:
+def _parse_enum(vp: EnumValue, raw: Any, path: list[str]) -> Any:
+    cls = vp.cls
     if isinstance(raw, str):
-        for number, name in enum_value_names(t.cls).items():
-            if raw == name and number in t.values:
-                return t.cls(number)
-        member = t.cls.__members__.get(raw)
-        if member is not None:
-            return member
-        raise _fail(f"unknown value {raw!r} for enum {t.cls.__name__}", path)
+        number = vp.number_of(raw)
+        if number is None:
+            raise _fail(f"unknown value {raw!r} for enum {cls.__name__}", path)
+        return vp.members[number]
     if isinstance(raw, int) and not isinstance(raw, bool):
-        if raw not in t.values:
-            raise _fail(f"unknown value {raw} for enum {t.cls.__name__}", path)
-        return t.cls(raw)
-    raise _fail(f"expected an enum name for {t.cls.__name__}, got {_describe(raw)}", path)
-
-
-def _parse_value(t: TypeSchema, raw: Any, path: list[str]) -> Any:
-    if isinstance(t, OptionalType):
-        return None if raw is None else _parse_value(t.inner, raw, path)
-    if isinstance(t, ScalarType):
-        return _parse_scalar(t.kind, raw, path)
-    if isinstance(t, EnumType):
-        return _parse_enum(t, raw, path)
-    if isinstance(t, RepeatedType):
-        return _parse_sequence(t.elem, raw, path)
-    if isinstance(t, FixedArrayType):
-        if t.python_bytes:
-            value: Any = _parse_b64(raw, path)
-        elif t.packed or t.as_bytes:
-            value = _parse_sequence(t.elem, raw, path)
-        else:
-            inner = _expect_object(raw, path)
-            extra = set(inner) - {"field1"}
-            if extra:
-                raise _fail(f"unknown field {sorted(extra)[0]!r} of the array wrapper", path)
-            value = _parse_sequence(t.elem, inner.get("field1", []), path)
-        if len(value) != t.length:
-            raise _fail(f"expected {t.length} elements, got {len(value)}", path)
-        return value
-    if isinstance(t, MapType):
-        return _parse_map(t, raw, path)
-    if isinstance(t, MessageType):
-        return _parse_message(message_schema(t.cls), raw, path)
-    if isinstance(t, OneofType):
-        return _parse_oneof(oneof_schema(t.cls), raw, path)
-    if isinstance(t, TupleType):
-        return _parse_tuple(t, raw, path)
-    if isinstance(t, DurationType):
-        return parse_duration(raw, path)
-    assert isinstance(t, ForeignMessageType)
-    try:
-        return foreign.from_json(t, raw)
-    except ValueError as exc:
-        raise _fail(str(exc), path) from None
-
-
-def _parse_sequence(elem: TypeSchema, raw: Any, path: list[str]) -> list[Any]:
-    if isinstance(elem, ScalarType) and elem.kind.name == "u8":
-        return list(_parse_b64(raw, path))
-    if not isinstance(raw, list):
-        raise _fail(f"expected a JSON array, got {_describe(raw)}", path)
-    out = []
-    for i, item in enumerate(raw):
-        path.append(f"[{i}]")
-        if item is None:
-            raise _fail("null is not a valid element", path)
-        out.append(_parse_value(elem, item, path))
-        path.pop()
-    return out
-
-
-def _parse_map(t: MapType, raw: Any, path: list[str]) -> dict[Any, Any]:
-    out: dict[Any, Any] = {}
-    if isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS:
-        kind = t.key.kind
-        for text, item in _expect_object(raw, path).items():
-            path.append(f"[{text!r}]")
-            if kind.python is bool:
-                if text not in ("true", "false"):
-                    raise _fail(f"expected a bool map key, got {text!r}", path)
-                key: Any = text == "true"
-            else:
-                key = _parse_scalar(kind, text, path)
-            out[key] = _parse_value(t.value, item, path)
-            path.pop()
-        return out
-    if not isinstance(raw, list):
-        raise _fail(f"expected a JSON array of entries, got {_describe(raw)}", path)
-    for i, entry in enumerate(raw):
-        path.append(f"[{i}]")
-        obj = _expect_object(entry, path)
-        extra = set(obj) - {"key", "value"}
-        if extra:
-            raise _fail(f"unknown field {sorted(extra)[0]!r} of a map entry", path)
-        key = _entry_part(FieldSchema("key", 1, t.key), obj, path)
-        out[key] = _entry_part(FieldSchema("value", 2, t.value), obj, path)
-        path.pop()
-    return out
-
-
-def _entry_part(f: FieldSchema, obj: dict[str, Any], path: list[str]) -> Any:
-    path.append(f.name)
-    raw = obj.get(f.name)
-    value = _absent(f, path) if raw is None else _parse_value(f.type, raw, path)
-    path.pop()
-    return value
-
-
-def _parse_tuple(t: TupleType, raw: Any, path: list[str]) -> tuple[Any, ...]:
-    if len(t.elems) == 1 and wrapper_message(t.elems[0]) is not None:
-        return (_parse_value(t.elems[0], raw, [*path, "[0]"]),)
-    obj = _expect_object(raw, path)
-    names = {f"field{i + 1}": i for i in range(len(t.elems))}
-    for key in obj:
-        if key not in names:
-            raise _fail(f"unknown field {key!r} of {t}", path)
-    out = []
-    for i, e in enumerate(t.elems):
-        out.append(_entry_part(FieldSchema(f"field{i + 1}", i + 1, e), obj, path))
-    return tuple(out)
+        member = vp.members.get(raw)
+        if member is None:
+            raise _fail(f"unknown value {raw} for enum {cls.__name__}", path)
+        return member
+    raise _fail(f"expected an enum name for {cls.__name__}, got {_describe(raw)}", path)
 
 
 _DURATION = re.compile(r"(-)?(\d+)(?:\.(\d{1,9}))?s")
 
 
-def parse_duration(raw: Any, path: list[str]) -> datetime.timedelta:
+def parse_duration(raw: Any, path: list[str]) -> Any:
     if not isinstance(raw, str):
         raise _fail(f"expected a duration string like \"1.5s\", got {_describe(raw)}", path)
     m = _DURATION.fullmatch(raw)
@@ -716,63 +658,30 @@ def parse_duration(raw: Any, path: list[str]) -> datetime.timedelta:
     if m.group(1):
         seconds, nanos = -seconds, -nanos
     try:
-        value: datetime.timedelta = duration_from_parts(seconds, nanos)
+        return duration_from_parts(seconds, nanos)
     except DecodeError as exc:
         raise _fail(exc.reason, path) from None
-    return value
 
 
-def _parse_oneof(schema: OneofSchema, raw: Any, path: list[str]) -> Any:
+def _parse_oneof(m: MessagePlan, raw: Any, path: list[str]) -> Any:
     obj = _expect_object(raw, path)
     keys = list(obj)
     if len(keys) != 1:
         if not keys:
-            raise _fail(f"missing variant of {schema.name}", path)
-        raise _fail(f"a {schema.name} holds one variant, got {len(keys)}: {keys}", path)
+            raise _fail(f"missing variant of {m.name}", path)
+        raise _fail(f"a {m.name} holds one variant, got {len(keys)}: {keys}", path)
     key = keys[0]
-    variant = None
-    for v in schema.variants:
-        member = _member(v)
-        if key in (member, json_name(member), v.name):
-            variant = v
-            break
-    if variant is None:
-        raise _fail(f"unknown variant {key!r} of {schema.name}", path)
-    body = obj[key]
-    path.append(variant.name)
-    fields = variant.message.fields
-    if variant.kind == "transparent" or (variant.kind == "tuple" and _tuple_wrapped(variant)):
-        f = fields[0]
-        path.append(f.name)
-        value = _parse_value(f.type, body, path)
-        path.pop()
-        result = variant.cls(**{f.name: value})
-    elif variant.kind == "tuple":
-        inner = _expect_object(body, path)
-        renamed = {f"field{f.number}": f for f in fields}
-        for k in inner:
-            if k not in renamed and k != UNKNOWN_KEY and k not in {f.name for f in fields}:
-                raise _fail(f"unknown field {k!r} of {variant.name}", path)
-        kwargs: dict[str, Any] = {}
-        for f in fields:
-            raw_value = inner.get(f"field{f.number}", inner.get(f.name))
-            path.append(f.name)
-            kwargs[f.name] = _absent(f, path) if raw_value is None else _parse_value(
-                f.type, raw_value, path
-            )
-            path.pop()
-        result = variant.cls(**kwargs)
-        object.__setattr__(result, "_pb_unknown", _parse_unknown(inner, path))
-    else:
-        result = _parse_message(variant.message, body, path)
-    path.pop()
-    return result
+    member = next(
+        (f for f in m.fields if key in (f.name, f.json_name, f.pyname)), None
+    )
+    if member is None:
+        raise _fail(f"unknown variant {key!r} of {m.name}", path)
+    return _parse_field(member, obj[key], path)
 
 
-def _parse_any(blob_cls: type, obj: dict[str, Any], path: list[str]) -> Any:
-    """A blob (of the ``google.protobuf.Any`` class ``blob_cls``) from its JSON object."""
+def _parse_any(cls: type, obj: dict[str, Any], path: list[str]) -> Any:
     if not obj:
-        return blob_cls()
+        return cls()
     url = obj.get(TYPE_KEY)
     if not isinstance(url, str):
         raise _fail(f"a blob needs \"{TYPE_KEY}\" (its type URL), got {_describe(url)}",
@@ -793,17 +702,17 @@ def _parse_any(blob_cls: type, obj: dict[str, Any], path: list[str]) -> Any:
                 path,
             )
         rest = {k: v for k, v in obj.items() if k != TYPE_KEY}
-        if _is_blob(root):
+        if is_any(root):
             if set(rest) - {"value"}:
                 raise _fail(f"unknown field {sorted(set(rest) - {'value'})[0]!r}", path)
             inner = _parse_any(root, _expect_object(rest.get("value", {}), [*path, "value"]),
                                [*path, "value"])
         else:
-            inner = _parse_message(message_schema(root), rest, [*path, root.__name__])
+            inner = _parse_message(plan_of(root), rest, [*path, root.__name__])
         try:
             value = inner.encode()
         except EncodeError as exc:
             raise _fail(str(exc), path) from None
-    blob = blob_cls(type_url=url, value=value)
+    blob = cls(type_url=url, value=value)
     object.__setattr__(blob, "_pb_unknown", unknown)
     return blob

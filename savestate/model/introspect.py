@@ -37,6 +37,7 @@ from .schema import (
     OptionalType,
     RepeatedType,
     ScalarType,
+    TransparentType,
     TupleType,
     TypeSchema,
 )
@@ -142,6 +143,10 @@ def _build_message(cls: type, info: ClassInfo) -> MessageSchema:
         fields.append(_field_schema(f, options, t, where))
     if info.kind == "variant":
         _check_variant_fields(cls, info, fields)
+    elif info.transparent and len(fields) != 1:
+        raise SchemaError(
+            f"a transparent class has exactly one field, got {len(fields)}", [cls.__name__]
+        )
     return MessageSchema(
         cls=cls,
         name=info.name,
@@ -155,23 +160,6 @@ def _build_message(cls: type, info: ClassInfo) -> MessageSchema:
 def _check_variant_fields(cls: type, info: ClassInfo, fields: list[FieldSchema]) -> None:
     if info.transparent and len(fields) != 1:
         raise SchemaError("a transparent variant has exactly one field", [cls.__name__])
-    if info.transparent:
-        t = fields[0].type
-        if isinstance(t, (OptionalType, MapType)) or (
-            isinstance(t, RepeatedType) and not t.packed
-        ):
-            raise SchemaError(
-                f"a transparent variant cannot hold {t}: it must always write its value",
-                [cls.__name__, fields[0].name],
-            )
-        if isinstance(t, (RepeatedType, FixedArrayType)) and t.packed and not t.as_bytes:
-            # A packed record straight under the variant number is no proto oneof member
-            # (and the Rust derive wraps it as {1: packed}, which a tuple variant writes).
-            raise SchemaError(
-                f"a transparent variant cannot hold {t}: declare it with tuple=True "
-                "(the list as field 1: the Rust derive's bytes for a transparent Vec)",
-                [cls.__name__, fields[0].name],
-            )
     if info.tuple:
         numbers = [f.number for f in fields]
         if numbers != list(range(1, len(fields) + 1)):
@@ -244,7 +232,8 @@ _UNION_TYPES: tuple[Any, ...] = (typing.Union, types.UnionType)
 def to_type(annotation: Any, where: list[str], length: int | None = None) -> TypeSchema:
     """Map one resolved annotation to a schema type (``length`` from ``field(length=N)``)."""
     t = _to_type(annotation, where, length)
-    if length is not None and not isinstance(t, FixedArrayType):
+    fixed = t.inner if isinstance(t, OptionalType) else t
+    if length is not None and not isinstance(fixed, FixedArrayType):
         raise SchemaError(f"length= applies to bytes and list fields, not {t}", where)
     return t
 
@@ -274,18 +263,12 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
             raise _unsupported(
                 annotation, where, ": only `T | None` unions are supported (use a Oneof)"
             )
-        inner = _to_type(present[0], where, length)
-        if isinstance(inner, (RepeatedType, MapType, FixedArrayType, OptionalType)):
-            raise _unsupported(
-                annotation, where, ": a list, dict or array cannot be optional (empty is absent)"
-            )
-        return OptionalType(inner)
+        return OptionalType(_to_type(present[0], where, length))
 
     if origin is list:
         if len(args) != 1:
             raise _unsupported(annotation, where, ": list needs its element type")
         elem = _to_type(args[0], where, None)
-        _check_element(elem, annotation, where)
         if length is not None:
             _check_length(length, where)
             return FixedArrayType(elem, length, python_bytes=False)
@@ -298,10 +281,7 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
             )
         if args == ((),):
             raise _unsupported(annotation, where, ": empty tuple")
-        elems = tuple(_to_type(a, where, None) for a in args)
-        for e in elems:
-            _check_element(e, annotation, where)
-        return TupleType(elems)
+        return TupleType(tuple(_to_type(a, where, None) for a in args))
 
     if origin is dict:
         if len(args) != 2:
@@ -310,7 +290,6 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
         value = _to_type(args[1], where, None)
         if not _hashable(key):
             raise _unsupported(annotation, where, f": a {key} cannot be a dict key")
-        _check_element(value, annotation, where)
         return MapType(key, value)
 
     if origin is not None:
@@ -328,6 +307,9 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
             return _enum_type(annotation, where)
         info = info_of(annotation)
         if info is not None:
+            if info.kind == "message" and info.transparent:
+                inner = message_schema(annotation)
+                return TransparentType(annotation, inner.fields[0])
             if info.kind == "message":
                 return MessageType(annotation)
             if info.kind == "oneof":
@@ -355,17 +337,6 @@ def _enum_type(cls: type[enum.IntEnum], where: list[str]) -> EnumType:
     if not values:
         raise SchemaError(f"enum {cls.__name__} has no members", where)
     return EnumType(cls, values)
-
-
-def _check_element(elem: TypeSchema, annotation: Any, where: list[str]) -> None:
-    if isinstance(elem, OptionalType):
-        raise _unsupported(annotation, where, ": elements cannot be optional")
-    if isinstance(elem, (RepeatedType, MapType, FixedArrayType)):
-        raise _unsupported(
-            annotation,
-            where,
-            ": a sequence or map directly inside another one; wrap it in a message",
-        )
 
 
 def _hashable(t: TypeSchema) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "OptionalType",
     "RepeatedType",
     "ScalarType",
+    "TransparentType",
     "TupleType",
     "TypeSchema",
     "VariantSchema",
@@ -193,6 +194,22 @@ class ForeignMessageType:
         return self.cls.__name__
 
 
+@dataclass(frozen=True)
+class TransparentType:
+    """A class declared ``transparent=True``: written exactly as its one field, like the Rust
+    derive's ``#[mesh(transparent)]`` newtypes (``struct VmTime(u64)``)."""
+
+    cls: type
+    field: FieldSchema
+
+    @property
+    def wire(self) -> int:
+        return self.field.type.wire
+
+    def __str__(self) -> str:
+        return self.cls.__name__
+
+
 TypeSchema = (
     ScalarType
     | MessageType
@@ -205,6 +222,7 @@ TypeSchema = (
     | TupleType
     | MapType
     | ForeignMessageType
+    | TransparentType
 )
 
 

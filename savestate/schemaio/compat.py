@@ -29,31 +29,21 @@ from typing import Any
 
 from ..errors import SavestateError
 from ..model import scalars
-from ..model.names import (
-    MAP_KEYS,
-    WRAPPER_MESSAGES,
-    enum_value_names,
-    snake_case,
-    upper_camel_case,
+from ..model.plan import (
+    EnumValue,
+    FieldPlan,
+    Form,
+    Label,
+    MessagePlan,
+    MessageValue,
+    Presence,
+    ScalarValue,
+    enum_value,
+    plan_of,
 )
 from ..model.scalars import ScalarKind
-from ..model.schema import (
-    DurationType,
-    EnumType,
-    FixedArrayType,
-    MapType,
-    MessageSchema,
-    MessageType,
-    OneofSchema,
-    OneofType,
-    OptionalType,
-    RepeatedType,
-    ScalarType,
-    TupleType,
-    TypeSchema,
-)
 from .discover import DiscoveryError, load_roots
-from .proto import collect_definitions, resolved_schema, wellknown
+from .proto import collect_definitions
 
 __all__ = [
     "RULES",
@@ -335,25 +325,23 @@ def _wkt() -> dict[str, Msg]:
 
 
 class _ModelBuilder:
+    """The comparable form of the current code, from the wire plans: every message, field,
+    label and wrapper is the one the ``.proto`` emitter writes."""
+
     def __init__(self, roots: list[type]) -> None:
         self.side = Side()
         self.wkt = _wkt()
         self.pending: list[Ty] = []
-        for cls in roots:
-            info = cls.__dict__.get("__savestate__")
-            if info is not None and info.package is not None and wellknown(cls) is None:
-                self.side.roots.add(f"{info.package}.{info.name}")
         for package, defs in sorted(collect_definitions(roots).items()):
             for name, cls in sorted(defs.items()):
                 full = f"{package}.{name}"
                 if issubclass(cls, enum.IntEnum):
                     self.side.enums[full] = self.enum(cls, full)
                     continue
-                schema = resolved_schema(cls)
-                if isinstance(schema, OneofSchema):
-                    self.side.messages[full] = self.oneof(schema, full, package)
-                else:
-                    self.side.messages[full] = self.message(schema, full, package)
+                plan = plan_of(cls)
+                if plan.root:
+                    self.side.roots.add(full)
+                self.side.messages[full] = self.message(plan, full, package)
         for ty in self.pending:
             if ty.proto == "message" and ty.msg is None:
                 ty.msg = self.side.messages.get(ty.ref) or self.wkt.get(ty.ref)
@@ -362,109 +350,57 @@ class _ModelBuilder:
 
     @staticmethod
     def enum(cls: type[enum.IntEnum], full: str) -> Enm:
-        has_zero = any(int(m.value) == 0 for m in cls)
-        return Enm(full, enum_value_names(cls), has_zero)
+        value = enum_value(cls)
+        return Enm(full, dict(value.names), has_zero=value.zero is not None)
 
-    def message(
-        self, schema: MessageSchema, full: str, package: str, top: bool = True
-    ) -> Msg:
-        m = Msg(full, top_level=top, annotated=True)
-        m.reserved = [(n, n + 1) for n in schema.reserved]
-        for f in schema.fields:
-            m.fields[f.number] = self.field(f.name, f.number, f.type, full, package, f.always)
-        return m
+    def message(self, m: MessagePlan, full: str, package: str, top: bool = True) -> Msg:
+        msg = Msg(full, top_level=top, is_oneof_enum=m.form is Form.ONEOF, annotated=True)
+        msg.reserved = [(n, n + 1) for n in m.reserved]
+        for f in m.fields:
+            fld = self.field(f, full, package)
+            if m.form is Form.ONEOF:
+                fld.oneof = "variant"
+            msg.fields[f.number] = fld
+        return msg
 
-    def oneof(self, schema: OneofSchema, full: str, package: str) -> Msg:
-        m = Msg(full, is_oneof_enum=True, annotated=True)
-        for v in schema.variants:
-            member = snake_case(v.name)
-            if v.kind == "unit":
-                fld = Fld(member, v.number, self.ref_wkt("google.protobuf.Empty"))
-            elif v.kind == "struct":
-                nested = self.message(v.message, f"{full}.{v.name}", package, top=False)
-                fld = Fld(member, v.number, Ty("message", nested.full_name, msg=nested))
-            elif v.kind == "transparent":
-                f = v.transparent_field
-                fld = self.field(member, v.number, f.type, full, package, False)
-            else:
-                fields = v.message.fields
-                tt = TupleType(tuple(f.type for f in fields))
-                fld = self.field(member, v.number, tt, full, package, False)
-            fld.oneof = "variant"
-            m.fields[v.number] = fld
-        return m
+    def field(self, f: FieldPlan, owner: str, package: str) -> Fld:
+        label = {Label.SINGULAR: "singular", Label.OPTIONAL: "optional",
+                 Label.REPEATED: "repeated"}[f.label]
+        return Fld(
+            f.name,
+            f.number,
+            self.type(f, owner, package),
+            label,
+            is_map=f.is_map,
+            array=f.length,
+            nullable=f.presence is Presence.EXPLICIT and isinstance(f.value, MessageValue),
+        )
 
-    def ref_wkt(self, name: str) -> Ty:
-        return Ty("message", name, msg=self.wkt[name])
-
-    def ref(self, cls: type, package: str) -> Ty:
-        known = wellknown(cls)
-        if known is not None:
-            msg = self.wkt.get(known[0])
-            return Ty("message", known[0], msg=msg)
-        schema = resolved_schema(cls)
-        ty = Ty("message", f"{schema.package or package}.{schema.name}")
-        self.pending.append(ty)
-        return ty
-
-    def elem(self, t: TypeSchema, owner: str, package: str, nested: str) -> Ty:
-        """The element type of a field of type ``t`` (nested messages named ``nested``)."""
-        if isinstance(t, ScalarType):
-            kind = t.kind
+    def type(self, f: FieldPlan, owner: str, package: str) -> Ty:
+        vp = f.value
+        if isinstance(vp, ScalarValue):
+            kind = vp.kind
             return Ty(kind.proto, kind=kind if kind.is_integer or kind.name == "bool" else None)
-        if isinstance(t, (MessageType, OneofType)):
-            return self.ref(t.cls, package)
-        if isinstance(t, EnumType):
-            ty = Ty("enum", f"{package}.{t.cls.__name__}")
+        if isinstance(vp, EnumValue):
+            ty = Ty("enum", f"{package}.{vp.cls.__name__}")
             self.pending.append(ty)
             return ty
-        if isinstance(t, DurationType):
-            return self.ref_wkt("google.protobuf.Duration")
-        if isinstance(t, TupleType):
-            name = nested
-            if len(t.elems) == 1 and isinstance(t.elems[0], ScalarType):
-                wrapper = WRAPPER_MESSAGES.get(t.elems[0].kind.proto)
-                if wrapper is not None:
-                    name = f"google.protobuf.{wrapper}"
-            m = Msg(name if name.startswith("google.") else f"{owner}.{name}", top_level=False)
-            for i, e in enumerate(t.elems, 1):
-                m.fields[i] = self.field(f"field{i}", i, e, m.full_name, package, False)
-            return Ty("message", m.full_name, msg=m)
-        full_name = getattr(t, "full_name", None)
-        if isinstance(full_name, str):  # a type described elsewhere: compared by name only
-            return Ty("message", full_name)
-        raise AssertionError(f"not an element type: {t}")  # pragma: no cover
-
-    def field(
-        self, name: str, number: int, t: TypeSchema, owner: str, package: str, always: bool
-    ) -> Fld:
-        nested = upper_camel_case(name)
-        if isinstance(t, OptionalType):
-            inner = self.field(name, number, t.inner, owner, package, False)
-            if inner.ty.proto == "message":
-                inner.nullable = True
-            else:
-                inner.label = "optional"
-            return inner
-        if isinstance(t, (RepeatedType, FixedArrayType)):
-            array = t.length if isinstance(t, FixedArrayType) else None
-            if t.as_bytes:
-                return Fld(name, number, Ty("bytes"), array=array)
-            elem = self.elem(t.elem, owner, package, nested)
-            if isinstance(t, RepeatedType) or t.packed:
-                return Fld(name, number, elem, "repeated", array=array)
-            wrapper = Msg(f"{owner}.{nested}", top_level=False)
-            wrapper.fields[1] = Fld("field1", 1, elem, "repeated")
-            return Fld(name, number, Ty("message", wrapper.full_name, msg=wrapper), array=array)
-        if isinstance(t, MapType):
-            is_map = isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS
-            entry = Msg(f"{owner}.{nested}{'Entry' if is_map else ''}", top_level=False)
-            for i, (part, pt) in enumerate((("key", t.key), ("value", t.value)), 1):
-                entry.fields[i] = self.field(part, i, pt, entry.full_name, package, False)
-            ty = Ty("message", entry.full_name, msg=entry)
-            return Fld(name, number, ty, "repeated", is_map=is_map)
-        label = "optional" if always and isinstance(t, (ScalarType, EnumType)) else "singular"
-        return Fld(name, number, self.elem(t, owner, package, nested), label)
+        m = vp.message
+        if m.described_as is not None:
+            name = m.described_as[0]
+            if m.value_wrapper:  # its one field, with the width the plan gives it
+                wrapper = Msg(name, top_level=False)
+                wrapper.fields[1] = self.field(m.fields[0], name, package)
+                return Ty("message", name, msg=wrapper)
+            # A well-known type, or a foreign class (compared by name only).
+            return Ty("message", name, msg=self.wkt.get(name))
+        if vp.cls is not None:
+            ty = Ty("message", f"{m.package or package}.{m.name}")
+            self.pending.append(ty)
+            return ty
+        nested = self.message(m, f"{owner}.{m.name}", package, top=False)
+        nested.annotated = True
+        return Ty("message", nested.full_name, msg=nested)
 
 
 def model_side(roots: Sequence[type]) -> Side:

@@ -1,0 +1,989 @@
+"""The wire plan: the protobuf shape of every declared class, lowered once from the schema model.
+
+The schema model (:mod:`savestate.model.schema`) says what a field *is* in Python. The plan says
+what it is *on the wire*, with every wrapper message explicit, and it is the only place where a
+decision about the wire is made. The codecs, the ``.proto`` emitter, the compatibility checker,
+the JSON mapping and the command line's typed views all walk plans and never the schema types.
+
+A plan is a tree of :class:`MessagePlan` (a protobuf message) and :class:`FieldPlan` (one of its
+fields). Each field holds one :class:`ScalarValue`, :class:`EnumValue` or :class:`MessageValue`:
+the encoding of one element. Messages the user declared are referred to lazily (recursion and
+forward references), synthetic ones (tuples, map entries, wrappers) are held directly.
+
+The lowering rules, as the Rust derive applies them (``mesh_protobuf``):
+
+======================================  ================================================  =======
+Python                                  wire                                              form
+======================================  ================================================  =======
+scalar, ``IntEnum``                     the value; zero not written in a message          -
+``Protobuf`` class, ``Oneof``           a message (an empty one not written; a Oneof      STRUCT,
+                                        always)                                           ONEOF
+``tuple[A, B]``                         message ``{field1 = 1; field2 = 2}``               TUPLE
+``dict[K, V]``                          repeated entries ``{key = 1; value = 2}``         ENTRY
+``timedelta``                           ``google.protobuf.Duration``                      DURATION
+``list[u8]``, ``bytes``                 one ``bytes`` record                              -
+``list[T]``                             packed when T is a number, else one record each  -
+fixed length (``field(length=N)``)      always written; a wrapper message for messages   WRAPPER
+``T | None``                            written whenever not None, even when zero        -
+a sequence inside a sequence            each inner value wrapped as ``{field1 = 1}``      WRAPPER
+a transparent class                     exactly as its one field (in a list: not packed)  -
+======================================  ================================================  =======
+
+"A sequence" is an optional, a non-``u8`` list or a map (``wrap_in_sequence`` in the derive):
+it needs a wrapper message wherever it would be one element of something else (a list element,
+an optional's payload, a map value, a Oneof variant), since its own encoding may write nothing or
+several records. Fixed-length arrays are never wrapped: their records are always written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SchemaError
+from . import scalars
+from .introspect import schema_of
+from .names import (
+    MAP_KEYS,
+    WRAPPER_MESSAGES,
+    enum_value_names,
+    json_name,
+    snake_case,
+    upper_camel_case,
+)
+from .registry import info_of
+from .scalars import WIRE_LEN, WIRE_VARINT, ScalarKind
+from .schema import (
+    MISSING,
+    DurationType,
+    EnumType,
+    FieldSchema,
+    FixedArrayType,
+    ForeignMessageType,
+    MapType,
+    MessageSchema,
+    MessageType,
+    OneofSchema,
+    OneofType,
+    OptionalType,
+    RepeatedType,
+    ScalarType,
+    TransparentType,
+    TupleType,
+    TypeSchema,
+    VariantSchema,
+)
+
+__all__ = [
+    "Absent",
+    "Container",
+    "EnumValue",
+    "FieldPlan",
+    "Form",
+    "Label",
+    "MessagePlan",
+    "MessageValue",
+    "Newtype",
+    "Presence",
+    "ScalarValue",
+    "ValuePlan",
+    "ZeroTest",
+    "plan_of",
+    "reachable",
+]
+
+
+class Form(enum.Enum):
+    """What Python value a message stands for, and so how a walker reads and builds it."""
+
+    STRUCT = "struct"  # a declared class: fields are attributes; keeps unknown fields
+    ONEOF = "oneof"  # a Oneof: exactly one field (a variant) is written, chosen by class
+    TUPLE = "tuple"  # a tuple: fields 1..n are its items
+    ENTRY = "entry"  # a map entry: (key, value)
+    WRAPPER = "wrapper"  # the value of its only field, field1, is the message's value
+    DURATION = "duration"  # a timedelta as google.protobuf.Duration {seconds, nanos}
+    FOREIGN = "foreign"  # a class of another library, which writes and reads its bytes
+
+
+class Label(enum.Enum):
+    """The label of the field in ``.proto`` text."""
+
+    SINGULAR = ""
+    OPTIONAL = "optional "
+    REPEATED = "repeated "
+
+
+class Presence(enum.Enum):
+    """When the field is written."""
+
+    IMPLICIT = "implicit"  # unless its value is the zero (see ZeroTest)
+    EXPLICIT = "explicit"  # whenever it is not None, zero included
+    ALWAYS = "always"  # every time (fixed arrays, Oneof fields and variants, defaults)
+
+
+class ZeroTest(enum.Enum):
+    """How an IMPLICIT field tells the zero value that is not written."""
+
+    NONE = "none"  # never skipped (EXPLICIT and ALWAYS fields)
+    FALSY = "falsy"  # 0, False, "", b"", an empty list or dict, an enum member equal to 0
+    FLOAT = "float"  # +0.0 (-0.0 is written: its sign would be lost)
+    EMPTY_BODY = "empty body"  # a message whose encoding is empty
+
+
+class Absent(enum.Enum):
+    """What a field that the bytes do not carry decodes to."""
+
+    ZERO = "zero"  # FieldPlan.zero, an immutable value
+    EMPTY_LIST = "empty list"  # a new list
+    EMPTY_DICT = "empty dict"  # a new dict
+    EMPTY_MESSAGE = "empty message"  # the message decoded from no bytes
+    NONE = "none"
+    DEFAULT = "default"  # the declared default, or a call of the declared factory
+    REQUIRED = "required"  # an error: FieldPlan.required says what is missing
+
+
+class Container(enum.Enum):
+    """The Python container of a field's value."""
+
+    NONE = "none"  # one value
+    LIST = "list"  # a list of elements, each written as the field's value
+    DICT = "dict"  # a dict: each item is one entry message
+    BYTES_LIST = "bytes list"  # a list of ints 0..255, written as one bytes record
+
+
+@dataclass(frozen=True)
+class Newtype:
+    """A transparent class: the Python value is ``cls(attr=inner)``, the wire has ``inner``."""
+
+    cls: type
+    attr: str
+
+    def unwrap(self, value: Any) -> Any:
+        return getattr(value, self.attr)
+
+    def wrap(self, inner: Any) -> Any:
+        obj: Any = object.__new__(self.cls)
+        object.__setattr__(obj, self.attr, inner)
+        object.__setattr__(obj, "_pb_unknown", None)
+        return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# Values: the encoding of one element
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarValue:
+    kind: ScalarKind
+
+    @property
+    def wire(self) -> int:
+        return self.kind.wire
+
+    @property
+    def packable(self) -> bool:
+        return self.kind.packable
+
+    @property
+    def proto(self) -> str:
+        return self.kind.proto
+
+
+@dataclass(frozen=True, eq=False)
+class EnumValue:
+    """A proto enum. ``names`` are the ``.proto`` value names by number, in file order (the zero
+    first, ``<ENUM>_UNSPECIFIED`` added when the class has no zero member)."""
+
+    cls: type[enum.IntEnum]
+    members: Mapping[int, enum.IntEnum]
+    names: Mapping[int, str]
+    wire = WIRE_VARINT
+    packable = True
+    proto = "enum"
+
+    @property
+    def zero(self) -> enum.IntEnum | None:
+        return self.members.get(0)
+
+    def number_of(self, name: str) -> int | None:
+        """The number of a ``.proto`` value name or of a Python member name."""
+        for number, text in self.names.items():
+            if text == name and number in self.members:
+                return number
+        member = self.cls.__members__.get(name)
+        return None if member is None else int(member)
+
+
+@dataclass(frozen=True, eq=False)
+class MessageValue:
+    """A length-delimited message: a declared class's plan (looked up lazily, so that plans can
+    refer to each other) or a synthetic message held here."""
+
+    cls: type | None = None
+    synthetic: MessagePlan | None = None
+    wire = WIRE_LEN
+    packable = False
+
+    @property
+    def message(self) -> MessagePlan:
+        if self.synthetic is not None:
+            return self.synthetic
+        assert self.cls is not None
+        return plan_of(self.cls)
+
+
+ValuePlan = ScalarValue | EnumValue | MessageValue
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields and messages
+
+
+@dataclass(frozen=True, eq=False)
+class FieldPlan:
+    """One field of a message on the wire.
+
+    ``attr`` says where the Python value lives in the message's value: an attribute name
+    (STRUCT), an index (TUPLE, ENTRY) or None (WRAPPER, and a ONEOF's variant fields, whose
+    value is the variant object). ``unwrap`` turns that value into the wire value (transparent
+    classes, outermost first); in a LIST, ``elem_unwrap`` does so for each element.
+    ``pyname`` names the field in error paths.
+    """
+
+    name: str
+    number: int
+    value: ValuePlan
+    pyname: str
+    attr: str | int | None
+    label: Label = Label.SINGULAR
+    packed: bool = False
+    presence: Presence = Presence.IMPLICIT
+    zero_test: ZeroTest = ZeroTest.FALSY
+    absent: Absent = Absent.ZERO
+    zero: Any = None
+    default: Any = MISSING
+    default_factory: Any = MISSING
+    required: str = ""
+    container: Container = Container.NONE
+    length: int | None = None
+    unwrap: tuple[Newtype, ...] = ()
+    elem_unwrap: tuple[Newtype, ...] = ()
+    is_map: bool = False  # a proto ``map<K, V>`` (else a repeated entry message)
+    variant: type | None = None  # a ONEOF's field: the variant class it stands for
+    doc: str | None = None
+    notes: tuple[str, ...] = ()  # trailing .proto comments (widths, lengths)
+    json_name: str = ""
+
+    @property
+    def tag(self) -> int:
+        return (self.number << 3) | self.value.wire
+
+    @property
+    def record_tag(self) -> int:
+        """The tag of one record: a packed list is length-delimited."""
+        return (self.number << 3) | (WIRE_LEN if self.packed else self.value.wire)
+
+    @property
+    def repeated(self) -> bool:
+        return self.label is Label.REPEATED
+
+    @property
+    def message(self) -> MessagePlan | None:
+        return self.value.message if isinstance(self.value, MessageValue) else None
+
+    def absent_value(self) -> Any:
+        """The value of the field when the bytes do not carry it. EMPTY_MESSAGE (decode the
+        message from no bytes) and REQUIRED (report ``required``) are the walker's to handle:
+        they raise KeyError here."""
+        a = self.absent
+        if a is Absent.ZERO:
+            value = self.zero
+        elif a is Absent.NONE:
+            value = None
+        elif a is Absent.EMPTY_LIST:
+            value = []
+        elif a is Absent.EMPTY_DICT:
+            value = {}
+        elif a is Absent.DEFAULT:
+            value = (
+                self.default_factory()
+                if self.default_factory is not MISSING
+                else self.default
+            )
+            return value  # declared in Python terms: not wrapped again
+        else:
+            raise KeyError(self.required)
+        for newtype in reversed(self.unwrap):
+            value = newtype.wrap(value)
+        return value
+
+
+@dataclass(frozen=True, eq=False)
+class MessagePlan:
+    """A protobuf message. ``nested`` are the messages declared inside it in ``.proto`` text, in
+    their order there; ``described_as`` is ``(full name, import)`` when the message is written
+    as an existing type (a well-known type, a ``*Value`` wrapper, a foreign class)."""
+
+    name: str
+    form: Form
+    fields: tuple[FieldPlan, ...]
+    cls: type | None = None
+    package: str | None = None
+    nested: tuple[MessagePlan, ...] = ()
+    described_as: tuple[str, str] | None = None
+    doc: str | None = None
+    reserved: tuple[int, ...] = ()
+    root: bool = False
+    foreign: ForeignMessageType | None = None
+    by_number: Mapping[int, FieldPlan] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_number", {f.number: f for f in self.fields})
+
+    @property
+    def keeps_unknown(self) -> bool:
+        return self.form is Form.STRUCT
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.package}.{self.name}" if self.package else self.name
+
+    @property
+    def value_wrapper(self) -> bool:
+        """Written as a ``google.protobuf.*Value`` (a one-element tuple of a builtin)."""
+        return self.described_as is not None and self.described_as[1] == WRAPPERS_IMPORT
+
+    def variant_field(self, cls: type) -> FieldPlan | None:
+        for f in self.fields:
+            if f.variant is cls:
+                return f
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lowering
+
+EMPTY = ("google.protobuf.Empty", "google/protobuf/empty.proto")
+DURATION = ("google.protobuf.Duration", "google/protobuf/duration.proto")
+WRAPPERS_IMPORT = "google/protobuf/wrappers.proto"
+WELL_KNOWN_IMPORTS = {
+    "google.protobuf.Any": "google/protobuf/any.proto",
+    "google.protobuf.Duration": "google/protobuf/duration.proto",
+    "google.protobuf.Empty": "google/protobuf/empty.proto",
+    "google.protobuf.Timestamp": "google/protobuf/timestamp.proto",
+    "google.protobuf.Struct": "google/protobuf/struct.proto",
+    "google.protobuf.FieldMask": "google/protobuf/field_mask.proto",
+    **{f"google.protobuf.{w}": WRAPPERS_IMPORT for w in WRAPPER_MESSAGES.values()},
+}
+# Kinds narrower than their proto type: the widths an annotated .proto file spells out.
+NARROW = frozenset({"u8", "u16", "i8", "i16"})
+
+_ZERO_OF_ENCODING: dict[str, Any] = {
+    "string": "", "bytes": b"", "bool": False, "float": 0.0, "double": 0.0,
+}
+
+
+def wellknown(cls: type) -> tuple[str, str] | None:
+    """``(full name, import path)`` of a class standing for a well-known type, else None.
+
+    A class says so with ``__savestate_wellknown__``: its full name (the import path then comes
+    from ``__savestate_import__``, or is known for a ``google.protobuf`` type), or the pair
+    ``(full name, import path)``.
+    """
+    mark = getattr(cls, "__savestate_wellknown__", None)
+    if mark is None:
+        return None
+    if isinstance(mark, str) and mark:
+        path = getattr(cls, "__savestate_import__", None) or WELL_KNOWN_IMPORTS.get(mark)
+        if path is None:
+            raise SchemaError(
+                f"well-known type {mark!r} has no known import: give (name, import path)",
+                [cls.__name__],
+            )
+        return mark, str(path)
+    if (
+        isinstance(mark, tuple)
+        and len(mark) == 2
+        and all(isinstance(part, str) and part for part in mark)
+    ):
+        return mark[0], mark[1]
+    raise SchemaError(
+        f"__savestate_wellknown__ must be a name or (name, import path), got {mark!r}",
+        [cls.__name__],
+    )
+
+
+def is_sequence(t: TypeSchema) -> bool:
+    """Whether a value of ``t`` must be wrapped where it is one element of something else: an
+    optional, a list other than ``list[u8]`` or a map (through transparent classes). Its own
+    encoding may write no record, or several."""
+    while isinstance(t, TransparentType):
+        t = t.field.type
+    if isinstance(t, RepeatedType):
+        return not _is_u8(t.elem)
+    return isinstance(t, (OptionalType, MapType))
+
+
+@dataclass
+class _Shape:
+    """A type lowered to field level, before the field's own presence and absence."""
+
+    value: ValuePlan
+    label: Label = Label.SINGULAR
+    packed: bool = False
+    container: Container = Container.NONE
+    length: int | None = None
+    unwrap: tuple[Newtype, ...] = ()
+    elem_unwrap: tuple[Newtype, ...] = ()
+    is_map: bool = False
+    optional: bool = False  # written whenever not None
+    oneof: bool = False  # a Oneof message: always written, absence is an error
+    duration: bool = False
+    notes: tuple[str, ...] = ()
+
+
+class _Scope:
+    """The messages nested in one message being lowered, and the names taken in it."""
+
+    def __init__(self) -> None:
+        self.messages: list[MessagePlan] = []
+        self.names: dict[str, str] = {}
+
+    def claim(self, name: str, what: str, where: list[str]) -> None:
+        previous = self.names.get(name)
+        if previous is not None:
+            raise SchemaError(
+                f"{what} {name!r} clashes with {previous} of the same name in the .proto output",
+                where,
+            )
+        self.names[name] = what
+
+    def declare(self, plan: MessagePlan, where: list[str]) -> None:
+        self.claim(plan.name, "nested message", where)
+        self.messages.append(plan)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a message that a type needs goes: its name, and the scope it is declared in."""
+
+    name: str
+    scope: _Scope
+
+
+def _shape(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
+    """Lower the type of one field; messages it needs are declared at ``place``."""
+    if isinstance(t, TransparentType):
+        inner = _shape(t.field.type, place, where)
+        inner.unwrap = (Newtype(t.cls, t.field.name), *inner.unwrap)
+        return inner
+    if isinstance(t, ScalarType):
+        return _Shape(ScalarValue(t.kind), notes=_width_notes(t.kind, ""))
+    if isinstance(t, EnumType):
+        return _Shape(enum_value(t.cls))
+    if isinstance(t, MessageType):
+        return _Shape(MessageValue(cls=t.cls))
+    if isinstance(t, OneofType):
+        return _Shape(MessageValue(cls=t.cls), oneof=True)
+    if isinstance(t, DurationType):
+        return _Shape(MessageValue(synthetic=_DURATION_PLAN), duration=True)
+    if isinstance(t, ForeignMessageType):
+        return _Shape(MessageValue(synthetic=_foreign_plan(t)))
+    if isinstance(t, TupleType):
+        return _Shape(MessageValue(synthetic=_tuple(t, place, where)))
+    if isinstance(t, OptionalType):
+        shape = _element(t.inner, place, where)
+        shape.optional = True
+        if shape.label is Label.SINGULAR and not isinstance(shape.value, MessageValue):
+            shape.label = Label.OPTIONAL
+        return shape
+    if isinstance(t, RepeatedType):
+        if _is_u8(t.elem):
+            return _Shape(ScalarValue(scalars.BYTES), container=Container.BYTES_LIST)
+        elem = _element(t.elem, place, where)
+        if elem.container is not Container.NONE or elem.label is Label.REPEATED:
+            raise SchemaError(
+                f"cannot encode a list of {t.elem}: declare its elements as bytes", where
+            )
+        return _Shape(
+            elem.value,
+            label=Label.REPEATED,
+            # A transparent element has no packed form (the derive writes one record each).
+            packed=elem.value.packable and not elem.unwrap,
+            container=Container.LIST,
+            elem_unwrap=elem.unwrap,
+            notes=elem.notes,
+        )
+    if isinstance(t, FixedArrayType):
+        return _fixed(t, place, where)
+    if isinstance(t, MapType):
+        return _map(t, place, where)
+    raise AssertionError(t)  # pragma: no cover - introspection admits no other type
+
+
+def _element(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
+    """The shape of one element of a list, an optional's payload or a map's value: a sequence
+    is wrapped in a message ``{field1 = 1}`` named after the field."""
+    if not is_sequence(t):
+        return _shape(t, place, where)
+    scope = _Scope()
+    inner = _shape(t, _Place("Field1", scope), where)
+    f = _finish_field(inner, FieldSchema(name="", number=1, type=t), "field1", None)
+    wrapper = MessagePlan(place.name, Form.WRAPPER, (f,), nested=tuple(scope.messages))
+    place.scope.declare(wrapper, where)
+    return _Shape(MessageValue(synthetic=wrapper))
+
+
+def _tuple(t: TupleType, place: _Place, where: list[str]) -> MessagePlan:
+    scope = _Scope()
+    fields = tuple(
+        _field(FieldSchema(name=f"[{i}]", number=i + 1, type=e), f"field{i + 1}", i, scope,
+               [*where, f"[{i}]"])
+        for i, e in enumerate(t.elems)
+    )
+    described = _wrapper_message(fields[0]) if len(fields) == 1 else None
+    plan = MessagePlan(
+        place.name, Form.TUPLE, fields, nested=tuple(scope.messages), described_as=described
+    )
+    if described is None:
+        place.scope.declare(plan, where)
+    return plan
+
+
+def _fixed(t: FixedArrayType, place: _Place, where: list[str]) -> _Shape:
+    """A fixed-length array: bytes for u8, packed numbers, else a wrapper message of the
+    elements; always written, never wrapped again."""
+    notes = (f"length {t.length}",)
+    if _is_u8(t.elem):
+        return _Shape(
+            ScalarValue(scalars.BYTES),
+            container=Container.NONE if t.python_bytes else Container.BYTES_LIST,
+            length=t.length,
+            notes=notes,
+        )
+    scope = _Scope()
+    elem = _element(t.elem, _Place("Field1", scope), where)
+    if elem.value.packable and not elem.unwrap:
+        return _Shape(
+            elem.value, label=Label.REPEATED, packed=True, container=Container.LIST,
+            length=t.length, notes=(*notes, *elem.notes),
+        )
+    repeated = _Shape(
+        elem.value, label=Label.REPEATED, container=Container.LIST,
+        elem_unwrap=elem.unwrap, notes=elem.notes,
+    )
+    f = _finish_field(repeated, FieldSchema(name="", number=1, type=t), "field1", None)
+    wrapper = MessagePlan(place.name, Form.WRAPPER, (f,), nested=tuple(scope.messages))
+    place.scope.declare(wrapper, where)
+    return _Shape(MessageValue(synthetic=wrapper), length=t.length, notes=notes)
+
+
+def _map(t: MapType, place: _Place, where: list[str]) -> _Shape:
+    """Repeated entries ``{key = 1; value = 2}``: a proto ``map<K, V>`` when protobuf allows
+    it (then a message the value needs is named after the field, beside it), else a repeated
+    entry message named after the field."""
+    is_map = (
+        isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS and not is_sequence(t.value)
+    )
+    key_f = FieldSchema(name="key", number=1, type=t.key)
+    value_f = FieldSchema(name="value", number=2, type=t.value)
+    if is_map:
+        key = _finish_field(_shape(t.key, place, where), key_f, "key", 0)
+        value = _finish_field(_shape(t.value, place, where), value_f, "value", 1)
+        entry = MessagePlan(f"{place.name}Entry", Form.ENTRY, (key, value))
+        place.scope.claim(entry.name, "map entry", where)
+        notes = tuple(
+            f"{part} {n}" for part, f in (("key", key), ("value", value)) for n in f.notes
+        )
+    else:
+        scope = _Scope()
+        fields = (
+            _field(key_f, "key", 0, scope, where),
+            _field(value_f, "value", 1, scope, where),
+        )
+        entry = MessagePlan(place.name, Form.ENTRY, fields, nested=tuple(scope.messages))
+        place.scope.declare(entry, where)
+        notes = ()
+    return _Shape(
+        MessageValue(synthetic=entry), label=Label.REPEATED, container=Container.DICT,
+        is_map=is_map, notes=notes,
+    )
+
+
+def _field(
+    f: FieldSchema, proto_name: str, attr: str | int | None, scope: _Scope, where: list[str]
+) -> FieldPlan:
+    shape = _shape(f.type, _Place(upper_camel_case(proto_name), scope), where)
+    return _finish_field(shape, f, proto_name, attr)
+
+
+def _finish_field(
+    shape: _Shape, f: FieldSchema, proto_name: str, attr: str | int | None
+) -> FieldPlan:
+    """Presence, zero test and absence of a field of ``shape``, declared as ``f``."""
+    value = shape.value
+    presence = Presence.IMPLICIT
+    absent = Absent.ZERO
+    zero: Any = None
+    required = ""
+    label = shape.label
+    if shape.optional:
+        presence, absent = Presence.EXPLICIT, Absent.NONE
+    elif shape.length is not None:
+        presence, absent = Presence.ALWAYS, Absent.REQUIRED
+        required = "missing required field (a fixed-length array)"
+    elif shape.container is Container.DICT:
+        absent = Absent.EMPTY_DICT
+    elif shape.container is not Container.NONE:
+        absent = Absent.EMPTY_LIST
+    elif shape.oneof:
+        presence = Presence.ALWAYS
+        absent = Absent.DEFAULT if f.has_default else Absent.REQUIRED
+        required = "missing required field (a Oneof variant)"
+    elif shape.duration:
+        zero = datetime.timedelta(0)
+    elif isinstance(value, MessageValue):
+        absent = Absent.EMPTY_MESSAGE
+    else:
+        zero = _zero_of(value)
+        if f.always or (shape.unwrap and f.has_default):
+            # A default that is not the zero: written even when zero, so that a decode (which
+            # fills a missing field from the default) gives back exactly what was encoded.
+            presence, absent = Presence.ALWAYS, Absent.DEFAULT
+            label = Label.OPTIONAL
+        elif zero is MISSING:
+            absent = Absent.DEFAULT if f.has_default else Absent.REQUIRED
+            required = f"missing required field ({f.type} has no zero value)"
+    zero_test = ZeroTest.NONE
+    if presence is Presence.IMPLICIT:
+        if isinstance(value, MessageValue) and shape.container is Container.NONE:
+            zero_test = ZeroTest.EMPTY_BODY
+        elif (
+            isinstance(value, ScalarValue)
+            and value.kind.python is float
+            and shape.container is Container.NONE
+        ):
+            zero_test = ZeroTest.FLOAT
+        else:
+            zero_test = ZeroTest.FALSY
+    return FieldPlan(
+        name=proto_name,
+        number=f.number,
+        value=value,
+        pyname=f.name,
+        attr=attr,
+        label=label,
+        packed=shape.packed,
+        presence=presence,
+        zero_test=zero_test,
+        absent=absent,
+        zero=None if zero is MISSING else zero,
+        default=f.default,
+        default_factory=f.default_factory,
+        required=required,
+        container=shape.container,
+        length=shape.length,
+        unwrap=shape.unwrap,
+        elem_unwrap=shape.elem_unwrap,
+        is_map=shape.is_map,
+        doc=f.doc,
+        notes=shape.notes,
+        json_name=json_name(proto_name),
+    )
+
+
+def _is_u8(t: TypeSchema) -> bool:
+    return isinstance(t, ScalarType) and t.kind.name == "u8"
+
+
+def _zero_of(value: ValuePlan) -> Any:
+    if isinstance(value, ScalarValue):
+        kind = value.kind
+        return 0 if kind.python is int else _ZERO_OF_ENCODING[kind.encoding]
+    if isinstance(value, EnumValue):
+        zero = value.zero
+        return MISSING if zero is None else zero
+    return MISSING
+
+
+def _width_notes(kind: ScalarKind, prefix: str) -> tuple[str, ...]:
+    return (f"{prefix}{kind.name}",) if kind.name in NARROW else ()
+
+
+def _wrapper_message(f: FieldPlan) -> tuple[str, str] | None:
+    """The google.protobuf.*Value message describing a one-field message, if one does: a
+    builtin scalar without a doc, a default or a width of its own."""
+    if f.doc or f.unwrap or f.label is not Label.SINGULAR or f.absent is Absent.DEFAULT:
+        return None
+    if not isinstance(f.value, ScalarValue):
+        return None
+    wrapper = WRAPPER_MESSAGES.get(f.value.proto)
+    return None if wrapper is None else (f"google.protobuf.{wrapper}", WRAPPERS_IMPORT)
+
+
+_enum_cache: dict[type, EnumValue] = {}
+_lock = threading.RLock()
+
+
+def enum_value(cls: type[enum.IntEnum]) -> EnumValue:
+    """The plan of an ``IntEnum`` (made once per class)."""
+    with _lock:
+        found = _enum_cache.get(cls)
+        if found is None:
+            members = {int(m.value): m for m in cls}
+            found = EnumValue(cls, members, enum_value_names(cls))
+            _enum_cache[cls] = found
+        return found
+
+
+_DURATION_PLAN = MessagePlan(
+    "Duration",
+    Form.DURATION,
+    (
+        FieldPlan("seconds", 1, ScalarValue(scalars.INT64), "seconds", 0, zero=0,
+                  json_name="seconds"),
+        FieldPlan("nanos", 2, ScalarValue(scalars.INT32), "nanos", 1, zero=0,
+                  json_name="nanos"),
+    ),
+    described_as=DURATION,
+)
+
+
+def _foreign_plan(t: ForeignMessageType) -> MessagePlan:
+    return MessagePlan(
+        t.full_name.rpartition(".")[2], Form.FOREIGN, (), cls=t.cls,
+        described_as=(t.full_name, t.proto_file), foreign=t,
+    )
+
+
+# -- declared classes
+
+
+def _struct_fields(fields: tuple[FieldSchema, ...], owner: str, scope: _Scope,
+                   proto_names: bool = True) -> tuple[FieldPlan, ...]:
+    out = []
+    for f in fields:
+        where = [owner, f.name]
+        name = f.name if proto_names else f"field{f.number}"
+        scope.claim(name, "field", where)
+        out.append(_field(f, name, f.name, scope, where))
+    seen: dict[str, str] = {}
+    for p in out:
+        other = seen.get(p.json_name)
+        if other is not None:
+            raise SchemaError(
+                f"fields {other!r} and {p.name!r} have the same JSON name {p.json_name!r}",
+                [owner, p.pyname],
+            )
+        seen[p.json_name] = p.name
+    return tuple(out)
+
+
+def _lower_struct(schema: MessageSchema, root: bool) -> MessagePlan:
+    scope = _Scope()
+    fields = _struct_fields(schema.fields, schema.cls.__name__, scope)
+    return MessagePlan(
+        schema.name,
+        Form.STRUCT,
+        fields,
+        cls=schema.cls,
+        package=schema.package,
+        nested=tuple(scope.messages),
+        described_as=wellknown(schema.cls),
+        doc=schema.doc,
+        reserved=schema.reserved,
+        root=root,
+    )
+
+
+def _lower_oneof(schema: OneofSchema) -> MessagePlan:
+    """``message E { oneof variant { ... } }``: the nested messages of struct variants come
+    first, then those of the other variants, as the derive's writer orders them."""
+    where = [schema.name]
+    members = _Scope()
+    members.claim("variant", "the oneof", where)
+    structs, others = _Scope(), _Scope()
+    fields = []
+    for v in schema.variants:
+        member = snake_case(v.name)
+        members.claim(member, "oneof member", [schema.name, v.name])
+        fields.append(_variant_field(v, member, structs, others, [schema.name, v.name]))
+    for m in (*structs.messages, *others.messages):
+        members.claim(m.name, "nested message", where)
+    return MessagePlan(
+        schema.name,
+        Form.ONEOF,
+        tuple(fields),
+        cls=schema.cls,
+        package=schema.package,
+        nested=(*structs.messages, *others.messages),
+        doc=schema.doc,
+    )
+
+
+def _variant_field(
+    v: VariantSchema, member: str, structs: _Scope, others: _Scope, where: list[str]
+) -> FieldPlan:
+    """The oneof member of one variant: always written (a unit variant as an empty message),
+    its value the variant object."""
+    variant: dict[str, Any] = {
+        "number": v.number, "pyname": v.name, "presence": Presence.ALWAYS,
+        "zero_test": ZeroTest.NONE, "absent": Absent.REQUIRED, "variant": v.cls, "doc": v.doc,
+        "json_name": json_name(member), "name": member,
+        "required": f"missing variant {v.name}",
+    }
+    message = v.message
+    if v.kind == "transparent":
+        f = message.fields[0]
+        fwhere = [*where, f.name]
+        place = _Place(upper_camel_case(member), others)
+        shape = _element(f.type, place, fwhere)
+        if shape.length is not None and shape.label is Label.REPEATED:
+            raise SchemaError(
+                f"a transparent variant cannot hold {f.type}: a oneof member cannot be a "
+                "packed array (declare it with tuple=True)",
+                fwhere,
+            )
+        built = _finish_field(shape, f, member, None)
+        return dataclasses.replace(
+            built, unwrap=(Newtype(v.cls, f.name), *built.unwrap), label=Label.SINGULAR,
+            **variant,
+        )
+    if v.kind == "unit":
+        plan = MessagePlan(v.name, Form.STRUCT, (), cls=v.cls, described_as=EMPTY)
+        return FieldPlan(value=MessageValue(synthetic=plan), attr=None, **variant)
+    if v.kind == "struct":
+        scope = _Scope()
+        fields = _struct_fields(message.fields, v.name, scope)
+        plan = MessagePlan(
+            v.name, Form.STRUCT, fields, cls=v.cls, nested=tuple(scope.messages),
+            reserved=message.reserved,
+        )
+        structs.declare(plan, where)
+        return FieldPlan(value=MessageValue(synthetic=plan), attr=None, **variant)
+    # A tuple variant: fields 1..n named field1..n, their Python attributes the class's own.
+    scope = _Scope()
+    fields = _struct_fields(message.fields, v.name, scope, proto_names=False)
+    described = _wrapper_message(fields[0]) if len(fields) == 1 else None
+    plan = MessagePlan(
+        upper_camel_case(member), Form.STRUCT, fields, cls=v.cls,
+        nested=tuple(scope.messages), described_as=described,
+    )
+    if described is None:
+        others.declare(plan, where)
+    return FieldPlan(value=MessageValue(synthetic=plan), attr=None, **variant)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def plan_of(cls: type) -> MessagePlan:
+    """The plan of a declared message or Oneof class (lowered on first call, then cached).
+
+    A variant's plan is its Oneof's. Raises :class:`SchemaError` for a class that cannot be
+    described on the wire.
+    """
+    with _lock:
+        found = _plans.get(cls)
+        if found is not None:
+            return found
+    info = info_of(cls)
+    if info is not None and info.kind == "variant":
+        return plan_of(next(b for b in cls.__mro__[1:] if _is_oneof(b)))
+    schema = schema_of(cls)
+    if isinstance(schema, OneofSchema):
+        plan = _lower_oneof(schema)
+    else:
+        plan = _lower_struct(schema, root=info is not None and info.root)
+    with _lock:
+        return _plans.setdefault(cls, plan)
+
+
+_plans: dict[type, MessagePlan] = {}
+
+
+def _is_oneof(cls: type) -> bool:
+    info = info_of(cls)
+    return info is not None and info.kind == "oneof"
+
+
+def messages_in(plan: MessagePlan) -> Iterator[MessagePlan]:
+    """``plan`` and every synthetic message inside it (not the declared classes it refers
+    to), outermost first."""
+    yield plan
+    for f in plan.fields:
+        if isinstance(f.value, MessageValue) and f.value.synthetic is not None:
+            yield from messages_in(f.value.synthetic)
+
+
+def references(plan: MessagePlan) -> Iterator[type]:
+    """The declared classes and enums that ``plan``'s fields refer to, in field order."""
+    for m in messages_in(plan):
+        for f in m.fields:
+            vp = f.value
+            if isinstance(vp, EnumValue) or (isinstance(vp, MessageValue) and vp.cls is not None):
+                yield vp.cls  # type: ignore[misc]
+
+
+def reachable(roots: list[type], follow: Callable[[type], bool] | None = None) -> list[type]:
+    """Every declared class (and ``IntEnum``) reachable from ``roots``, roots first, each once.
+    ``follow`` says whether to look inside a class (default: always)."""
+    order: list[type] = []
+    seen: set[type] = set()
+    stack = list(reversed(roots))
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        order.append(cls)
+        if issubclass(cls, enum.IntEnum) or (follow is not None and not follow(cls)):
+            continue
+        stack.extend(reversed(list(references(plan_of(cls)))))
+    return order
+
+
+def check_recursion(cls: type) -> None:
+    """A message that contains itself through fields that are always present (not optional,
+    not in a list or map) could never be decoded: each absent field would decode the same
+    message again."""
+
+    def required_refs(c: type) -> Iterator[tuple[str, type]]:
+        plan = plan_of(c)
+        if plan.form is not Form.STRUCT:
+            return
+        for f in plan.fields:
+            todo = [f]
+            while todo:  # a message, or one inside (nested) tuples: all always present
+                g = todo.pop()
+                if g.absent is not Absent.EMPTY_MESSAGE or not isinstance(g.value, MessageValue):
+                    continue
+                if g.value.cls is not None:
+                    yield f.pyname, g.value.cls
+                else:
+                    todo.extend(g.value.message.fields)
+
+    path: list[str] = []
+    visiting: set[type] = set()
+
+    def visit(c: type) -> None:
+        if c in visiting:
+            raise SchemaError(
+                "a message cannot contain itself through required fields; make the "
+                "field `| None` or a list",
+                [*path],
+            )
+        visiting.add(c)
+        for name, ref in required_refs(c):
+            path.append(f"{c.__name__}.{name}")
+            visit(ref)
+            path.pop()
+        visiting.discard(c)
+
+    visit(cls)
