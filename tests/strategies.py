@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from savestate import Oneof, Protobuf, field, schema_of
 from savestate.model import scalars
+from savestate.model.plan import wellknown
 from savestate.model.schema import (
     DurationType,
     EnumType,
@@ -23,10 +24,10 @@ from savestate.model.schema import (
     OptionalType,
     RepeatedType,
     ScalarType,
+    TransparentType,
     TupleType,
     TypeSchema,
 )
-from savestate.schemaio.proto import wellknown
 
 _names = itertools.count()
 
@@ -81,12 +82,43 @@ def _oneof(variants: list[tuple[str, list[Any]]]) -> type:
 def annotations(draw: st.DrawFn, depth: int = 2) -> tuple[Any, int | None]:
     """An annotation (and a fixed length, when it is an array)."""
     scalar = st.sampled_from(SCALARS)
-    choices = ["scalar", "scalar", "optional", "list", "enum", "duration"]
+    choices = ["scalar", "scalar", "optional", "list", "enum", "duration", "newtype"]
     if depth > 0:
-        choices += ["array", "tuple", "map", "message", "oneof"]
+        choices += ["array", "tuple", "map", "message", "oneof", "nested", "nested"]
     kind = draw(st.sampled_from(choices))
     if kind == "scalar":
         return draw(scalar), None
+    if kind == "newtype":
+        inner = draw(st.sampled_from([*SCALARS, list[scalars.u32], list[str], Color]))
+        cls = _transparent(inner)
+        shape = draw(st.sampled_from(["plain", "list", "optional", "map"]))
+        if shape == "list":
+            return list[cls], None  # type: ignore[valid-type]
+        if shape == "optional":
+            return cls | None, None
+        if shape == "map":
+            return dict[str, cls], None  # type: ignore[valid-type]
+        return cls, None
+    if kind == "nested":
+        # The containers the Rust derive wraps in {field1 = 1} messages.
+        elem = draw(st.sampled_from([scalars.u32, scalars.i64, str, bytes, Color, "message"]))
+        if elem == "message":
+            elem = draw(messages(depth - 1))
+        key = draw(st.sampled_from(MAP_KEYS))
+        shapes: list[tuple[Any, int | None]] = [
+            (list[elem] | None, None),  # type: ignore[valid-type]
+            (list[elem | None], None),  # type: ignore[operator]
+            (list[list[elem]], None),  # type: ignore[valid-type]
+            (list[dict[key, elem]], None),  # type: ignore[valid-type]
+            (dict[key, list[elem]], None),  # type: ignore[valid-type]
+            (dict[key, elem | None], None),  # type: ignore[operator]
+            (list[list[elem] | None], None),  # type: ignore[valid-type]
+            (tuple[elem, scalars.u32] | None, None),  # type: ignore[valid-type]
+        ]
+        if elem in (scalars.u32, scalars.i64):
+            shapes.append((list[elem] | None, draw(st.integers(1, 3))))  # type: ignore[valid-type]
+        shapes.append((bytes | None, draw(st.integers(1, 4))))
+        return draw(st.sampled_from(shapes))
     if kind == "optional":
         inner = draw(st.sampled_from([*SCALARS, datetime.timedelta, Color]))
         return inner | None, None
@@ -126,11 +158,20 @@ def annotations(draw: st.DrawFn, depth: int = 2) -> tuple[Any, int | None]:
         if vkind == "unit":
             variants.append(("unit", []))
         elif vkind == "transparent":
-            variants.append(("transparent", [draw(scalar)]))
+            held = draw(st.sampled_from([scalar, st.just(scalars.u32 | None),
+                                         st.just(list[scalars.u32]), st.just(list[str])]))
+            variants.append(("transparent", [draw(held)]))
         else:
             n = draw(st.integers(1, 2))
             variants.append((vkind, [draw(scalar) for _ in range(n)]))
     return _oneof(variants), None
+
+
+def _transparent(inner: Any) -> type:
+    """A transparent class holding one field of type ``inner``."""
+    namespace: dict[str, Any] = {"__annotations__": {"value": inner}, "value": field(1),
+                                 "__module__": __name__}
+    return type(Protobuf)(_fresh("T"), (Protobuf,), namespace, transparent=True)
 
 
 def _is_optional(annotation: Any) -> bool:
@@ -185,6 +226,8 @@ def values_of(t: TypeSchema, depth: int = 3) -> st.SearchStrategy[Any]:
         return st.dictionaries(values_of(t.key, 0), values_of(t.value, depth - 1), max_size=3)
     if isinstance(t, MessageType):
         return instances(t.cls, depth - 1)
+    if isinstance(t, TransparentType):
+        return st.builds(t.cls, **{t.field.name: values_of(t.field.type, depth)})
     if isinstance(t, OneofType):
         schema = schema_of(t.cls)
         assert isinstance(schema, OneofSchema)

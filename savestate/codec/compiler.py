@@ -354,10 +354,10 @@ class _ClassGen:
 
     def emit_field(self, w: _Writer, f: FieldPlan, v: str, top: bool = False) -> None:
         """Write field ``f`` whose Python value is in local ``v``."""
-        self.emit_unwrap(w, f.unwrap, v)
         if f.presence is Presence.EXPLICIT:
             w(f"if {v} is not None:")
             w.depth += 1
+        self.emit_unwrap(w, f.unwrap, v)
         skip_zero = f.zero_test is not ZeroTest.NONE
         container = f.container
         if container is Container.LIST:
@@ -931,6 +931,8 @@ class _FieldReader:
         f, var = self.field, self.var
         if f.length is not None and not self.spans:
             w(f"{var} = MISSING")
+        elif f.absent is Absent.NONE and not self.spans:
+            w(f"{var} = None")
         elif f.container is Container.LIST or f.container is Container.BYTES_LIST:
             w(f"{var} = []")
         elif f.container is Container.DICT:

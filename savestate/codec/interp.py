@@ -194,6 +194,8 @@ def _encode_body(m: MessagePlan, value: Any, buf: bytearray, path: list[str]) ->
 
 
 def _encode_field(f: FieldPlan, value: Any, buf: bytearray, path: list[str]) -> None:
+    if value is None and f.presence is Presence.EXPLICIT:
+        return
     if f.pyname:
         path.append(f.pyname)
     value = unwrap(f, value, path)

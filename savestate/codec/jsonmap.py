@@ -168,6 +168,8 @@ def _fields_json(m: MessagePlan, value: Any, path: list[str]) -> dict[str, Any]:
 
 def _field_json(f: FieldPlan, value: Any, path: list[str]) -> Any:
     """The JSON of one field's value, or _OMIT when its bytes would leave it out."""
+    if value is None and f.presence is Presence.EXPLICIT:
+        return _OMIT
     pushed = 0
     if f.pyname:
         path.append(f.pyname)
@@ -478,6 +480,11 @@ def _parse_field(f: FieldPlan, raw: Any, path: list[str]) -> Any:
         value = _parse_field_value(f, raw, path)
     finally:
         del path[len(path) - pushed:]
+    return _wrap(f, value)
+
+
+def _wrap(f: FieldPlan, value: Any) -> Any:
+    """The Python value of a field from its wire value: transparent classes built around."""
     for newtype in reversed(f.unwrap):
         value = newtype.wrap(value)
     return value
@@ -541,9 +548,10 @@ def _parse_map(f: FieldPlan, raw: Any, path: list[str]) -> dict[Any, Any]:
                 key: Any = text == "true"
             else:
                 key = _parse_scalar(kind, text, path)
-            out[key] = _absent(value_f, path) if item is None else _parse_field_value(
-                value_f, item, path
-            )
+            if item is None:
+                out[key] = _absent(value_f, path)
+            else:
+                out[key] = _wrap(value_f, _parse_field_value(value_f, item, path))
             path.pop()
         return out
     if not isinstance(raw, list):

@@ -301,10 +301,10 @@ class FieldPlan:
         message from no bytes) and REQUIRED (report ``required``) are the walker's to handle:
         they raise KeyError here."""
         a = self.absent
+        if a is Absent.NONE:
+            return None
         if a is Absent.ZERO:
             value = self.zero
-        elif a is Absent.NONE:
-            value = None
         elif a is Absent.EMPTY_LIST:
             value = []
         elif a is Absent.EMPTY_DICT:
@@ -651,7 +651,7 @@ def _finish_field(
         absent = Absent.EMPTY_MESSAGE
     else:
         zero = _zero_of(value)
-        if f.always or (shape.unwrap and f.has_default):
+        if f.always or (shape.unwrap and f.has_default and not _zero_default(f, shape, zero)):
             # A default that is not the zero: written even when zero, so that a decode (which
             # fills a missing field from the default) gives back exactly what was encoded.
             presence, absent = Presence.ALWAYS, Absent.DEFAULT
@@ -695,6 +695,19 @@ def _finish_field(
         notes=shape.notes,
         json_name=json_name(proto_name),
     )
+
+
+def _zero_default(f: FieldSchema, shape: _Shape, zero: Any) -> bool:
+    """Whether the declared default of a field holding a transparent class is the class around
+    the wire zero (a factory counts as not zero, as it does for scalars)."""
+    if f.default_factory is not MISSING:
+        return False
+    value = f.default
+    for newtype in shape.unwrap:
+        if type(value) is not newtype.cls:
+            return False
+        value = newtype.unwrap(value)
+    return type(value) is type(zero) and bool(value == zero)
 
 
 def _is_u8(t: TypeSchema) -> bool:
