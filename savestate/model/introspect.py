@@ -44,7 +44,6 @@ from .schema import (
 
 __all__ = ["build_schema", "message_schema", "oneof_schema", "schema_of"]
 
-_ZERO: dict[str, Any] = {"string": "", "bytes": b"", "bool": False, "float": 0.0, "double": 0.0}
 
 
 def schema_of(cls: type) -> MessageSchema | OneofSchema:
@@ -181,11 +180,19 @@ def _field_schema(
                 "an optional field's default must be None (None is how absence is decoded)",
                 where,
             )
-    elif isinstance(t, (ScalarType, EnumType)):
-        if factory is not MISSING:
-            always = True
-        elif default is not MISSING:
-            always = not _is_zero(t, default)
+    else:
+        # A default that is not the wire zero: the field is then written even when zero. A
+        # transparent class's default is looked at through the class.
+        value, inner = default, t
+        while isinstance(inner, TransparentType):
+            if value is not MISSING:
+                value = getattr(value, inner.field.name, None) if type(value) is inner.cls else None
+            inner = inner.field.type
+        if isinstance(inner, (ScalarType, EnumType)):
+            if factory is not MISSING:
+                always = True
+            elif value is not MISSING:
+                always = not _is_zero(inner, value)
     return FieldSchema(
         name=f.name,
         number=options.number,
@@ -205,7 +212,7 @@ def _is_zero(t: ScalarType | EnumType, value: Any) -> bool:
         return isinstance(value, (int, float)) and value == 0 and str(float(value)) == "0.0"
     if kind.python is int:
         return type(value) is int and value == 0
-    return bool(value == _ZERO[kind.encoding]) and type(value) is kind.python
+    return bool(value == kind.zero) and type(value) is kind.python
 
 
 def zero_value(t: TypeSchema) -> Any:
@@ -213,8 +220,7 @@ def zero_value(t: TypeSchema) -> Any:
     error (fixed arrays, Oneofs, enums without a zero member). Messages and tuples decode
     from empty input instead, so they are MISSING here too."""
     if isinstance(t, ScalarType):
-        kind = t.kind
-        return 0 if kind.python is int else _ZERO[kind.encoding]
+        return t.kind.zero
     if isinstance(t, EnumType):
         zero = t.zero
         return MISSING if zero is None else zero

@@ -12,7 +12,6 @@ import enum
 import re
 
 from ..errors import SchemaError
-from .schema import FixedArrayType, RepeatedType, ScalarType, TypeSchema
 
 __all__ = [
     "MAP_KEYS",
@@ -21,7 +20,6 @@ __all__ = [
     "json_name",
     "snake_case",
     "upper_camel_case",
-    "wrapper_message",
 ]
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
@@ -111,12 +109,3 @@ def enum_value_names(cls: type[enum.IntEnum]) -> dict[int, str]:
             [cls.__name__],
         )
     return values
-
-
-def wrapper_message(t: TypeSchema) -> str | None:
-    """The google.protobuf.*Value message describing a one-field message holding ``t``."""
-    if isinstance(t, ScalarType):
-        return WRAPPER_MESSAGES.get(t.kind.proto)
-    if isinstance(t, (RepeatedType, FixedArrayType)) and t.as_bytes:
-        return WRAPPER_MESSAGES["bytes"]
-    return None

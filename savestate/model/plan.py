@@ -383,9 +383,6 @@ WELL_KNOWN_IMPORTS = {
 # Kinds narrower than their proto type: the widths an annotated .proto file spells out.
 NARROW = frozenset({"u8", "u16", "i8", "i16"})
 
-_ZERO_OF_ENCODING: dict[str, Any] = {
-    "string": "", "bytes": b"", "bool": False, "float": 0.0, "double": 0.0,
-}
 
 
 def wellknown(cls: type) -> tuple[str, str] | None:
@@ -651,7 +648,7 @@ def _finish_field(
         absent = Absent.EMPTY_MESSAGE
     else:
         zero = _zero_of(value)
-        if f.always or (shape.unwrap and f.has_default and not _zero_default(f, shape, zero)):
+        if f.always:
             # A default that is not the zero: written even when zero, so that a decode (which
             # fills a missing field from the default) gives back exactly what was encoded.
             presence, absent = Presence.ALWAYS, Absent.DEFAULT
@@ -697,27 +694,13 @@ def _finish_field(
     )
 
 
-def _zero_default(f: FieldSchema, shape: _Shape, zero: Any) -> bool:
-    """Whether the declared default of a field holding a transparent class is the class around
-    the wire zero (a factory counts as not zero, as it does for scalars)."""
-    if f.default_factory is not MISSING:
-        return False
-    value = f.default
-    for newtype in shape.unwrap:
-        if type(value) is not newtype.cls:
-            return False
-        value = newtype.unwrap(value)
-    return type(value) is type(zero) and bool(value == zero)
-
-
 def _is_u8(t: TypeSchema) -> bool:
     return isinstance(t, ScalarType) and t.kind.name == "u8"
 
 
 def _zero_of(value: ValuePlan) -> Any:
     if isinstance(value, ScalarValue):
-        kind = value.kind
-        return 0 if kind.python is int else _ZERO_OF_ENCODING[kind.encoding]
+        return value.kind.zero
     if isinstance(value, EnumValue):
         zero = value.zero
         return MISSING if zero is None else zero

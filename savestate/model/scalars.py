@@ -63,6 +63,11 @@ class ScalarKind:
     def is_integer(self) -> bool:
         return self.python is int
 
+    @property
+    def zero(self) -> object:
+        """The zero value, which is not written in a message (proto3 implicit presence)."""
+        return self.python()
+
     def __repr__(self) -> str:
         return f"<scalar {self.name}>"
 
