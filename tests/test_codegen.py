@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import linecache
 import threading
 import traceback
+
+import pytest
 
 from savestate import Oneof, Protobuf, field, u8, u32
 from savestate.codec.front import codec_of
@@ -114,3 +117,67 @@ def test_declaring_compiles_no_codec_until_first_use() -> None:
     assert Lazy.__savestate__.codec is None
     assert Lazy.decode(bytes(Lazy(x=1))) == Lazy(x=1)
     assert Lazy.__savestate__.codec is not None
+
+
+def _same_name(kind: str) -> type:
+    if kind == "number":
+
+        class Same(Protobuf):
+            count: u32 = field(1)
+
+    else:
+
+        class Same(Protobuf):  # type: ignore[no-redef]
+            label: str = field(1)
+
+    return Same
+
+
+def test_each_class_has_its_own_linecache_entry() -> None:
+    """Two classes of one qualified name keep their own source (tracebacks, getsource)."""
+    first, second = _same_name("number"), _same_name("text")
+    assert first.__qualname__ == second.__qualname__
+    a, b = codec_of(first), codec_of(second)
+    assert a.filename != b.filename
+    assert "obj.count" in inspect.getsource(a._encode)
+    assert "obj.label" in inspect.getsource(b._encode)
+    assert "obj.count" in "".join(linecache.getlines(a.filename))
+
+
+def test_generated_names_come_from_the_fields() -> None:
+    source = codec_of(Tree).source
+    assert "leaves = obj.leaves" in source
+    assert "buf += LEAVES_TAG" in source
+    assert "if tag == 10:  # leaves = 1" in source
+    assert "f1" not in source and "_KN" not in source
+
+
+def test_strict_mode_fails_on_a_compiler_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under SAVESTATE_STRICT=1 an exception from a compiled codec that is not one of its
+    mismatch signals is an error; without it the interpreter answers instead."""
+    from savestate.codec import front
+
+    class Broken(Protobuf):
+        n: u32 = field(1)
+
+    codec = codec_of(Broken)
+
+    def buggy(*args: object) -> None:
+        raise TypeError("a bug in generated code")
+
+    monkeypatch.setattr(codec, "_encode", buggy)
+    monkeypatch.setattr(codec, "_decode", buggy)
+    monkeypatch.setattr(front, "STRICT", True)
+    with pytest.raises(AssertionError, match="compiled encoder failed"):
+        bytes(Broken(n=1))
+    with pytest.raises(AssertionError, match="compiled decoder failed"):
+        Broken.decode(b"\x08\x01")
+    monkeypatch.setattr(front, "STRICT", False)
+    assert bytes(Broken(n=1)) == b"\x08\x01"
+    assert Broken.decode(b"\x08\x01") == Broken(n=1)
+
+
+def test_the_test_suite_runs_strict() -> None:
+    from savestate.codec import front
+
+    assert front.STRICT
