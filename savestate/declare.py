@@ -11,7 +11,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import struct
 import sys
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
@@ -103,27 +106,93 @@ def _check_numbers(name: str, numbers: dict[str, int], reserved: tuple[int, ...]
         seen[number] = fname
 
 
-def _generated_init(cls: type, fields: list[dataclasses.Field[Any]]) -> Callable[..., None]:
-    """A keyword-only ``__init__`` that also clears the slot for unknown fields."""
+def round_f32(value: Any) -> Any:
+    """``value`` as a float32 holds it, when it is a float that fits one (anything else is left
+    for the encoder to accept or refuse): what an ``f32`` field stores when constructed, so that
+    a value equals its own decoded copy, as the Rust ``f32`` it mirrors would."""
+    if type(value) is not float:
+        return value
+    try:
+        rounded: float = _F32.unpack(_F32.pack(value))[0]
+    except OverflowError:  # too large for a float32: the encoder reports it with the field path
+        return value
+    return rounded
+
+
+_F32 = struct.Struct("<f")
+
+
+def _f32_shape(cls: type, f: dataclasses.Field[Any]) -> str | None:
+    """``"scalar"`` for a field annotated ``f32`` or ``f32 | None``, ``"list"`` for
+    ``list[f32]`` (and its optional form), else None. The annotation is evaluated in the class's
+    module; one that does not resolve yet (a forward reference) names no f32."""
+    from .model.scalars import F32
+
+    annotation: Any = f.type
+    if isinstance(annotation, str):
+        module = sys.modules.get(cls.__module__)
+        try:
+            annotation = eval(annotation, dict(vars(module)) if module else {})
+        except Exception:  # a forward reference or a name defined later: not an f32 field
+            return None
+
+    def is_f32(t: Any) -> bool:
+        return F32 in getattr(t, "__metadata__", ())
+
+    def strip_none(t: Any) -> Any:
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        is_union = typing.get_origin(t) in (typing.Union, types.UnionType)
+        return args[0] if is_union and len(args) == 1 else t
+
+    annotation = strip_none(annotation)
+    if is_f32(annotation):
+        return "scalar"
+    if typing.get_origin(annotation) is list and is_f32(typing.get_args(annotation)[0]):
+        return "list"
+    return None
+
+
+def _generated_init(
+    cls: type, fields: list[dataclasses.Field[Any]], kw_only: bool = True
+) -> Callable[..., None]:
+    """The ``__init__``: keyword-only unless ``kw_only=False``; it stores f32 fields rounded to
+    float32 (:func:`round_f32`) and clears the slot for unknown fields."""
     params: list[str] = []
     body: list[str] = []
-    env: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
+    env: dict[str, Any] = {"_MISSING": dataclasses.MISSING, "_round_f32": round_f32}
     for f in fields:
+        shape = _f32_shape(cls, f)
+        if shape == "scalar":
+            stored = f"_round_f32({f.name})"
+        elif shape == "list":
+            stored = (
+                f"{f.name} if {f.name} is None or type({f.name}) is not list "
+                f"else [_round_f32(v) for v in {f.name}]"
+            )
+        else:
+            stored = f.name
+        if not kw_only and f.default is dataclasses.MISSING and (
+            f.default_factory is dataclasses.MISSING
+        ) and any("=" in p for p in params):
+            raise SchemaError(
+                "with kw_only=False a field without a default cannot follow one with a default",
+                [cls.__name__, f.name],
+            )
         if f.default is not dataclasses.MISSING:
             env[f"_d_{f.name}"] = f.default
             params.append(f"{f.name}=_d_{f.name}")
-            body.append(f"self.{f.name} = {f.name}")
+            body.append(f"self.{f.name} = {stored}")
         elif f.default_factory is not dataclasses.MISSING:
             env[f"_f_{f.name}"] = f.default_factory
             params.append(f"{f.name}=_MISSING")
-            body.append(
-                f"self.{f.name} = _f_{f.name}() if {f.name} is _MISSING else {f.name}"
-            )
+            body.append(f"if {f.name} is _MISSING: {f.name} = _f_{f.name}()")
+            body.append(f"self.{f.name} = {stored}")
         else:
             params.append(f.name)
-            body.append(f"self.{f.name} = {f.name}")
+            body.append(f"self.{f.name} = {stored}")
     body.append("self._pb_unknown = None")
-    signature = f"self, *, {', '.join(params)}" if params else "self"
+    marker = "*, " if kw_only else ""
+    signature = f"self, {marker}{', '.join(params)}" if params else "self"
     source = f"def __init__({signature}):\n" + "".join(f"    {line}\n" for line in body)
     exec(compile(source, f"<savestate __init__ of {cls.__qualname__}>", "exec"), env)
     init: Callable[..., None] = env["__init__"]
@@ -149,6 +218,7 @@ class ProtobufMeta(type):
         tuple: bool = False,
         transparent: bool = False,
         reserved: Any = (),
+        kw_only: bool = True,
         **kwargs: Any,
     ) -> ProtobufMeta:
         # ``name=`` gives the proto message name when it differs from the class name.
@@ -228,8 +298,10 @@ class ProtobufMeta(type):
         make_dataclass: Any = dataclasses.dataclass(init=False, repr=True, eq=True, slots=True)
         cls = make_dataclass(cls)
         fields: list[dataclasses.Field[Any]] = list(dataclasses.fields(cls))
-        # Our own __init__: keyword-only, and it clears the slot of unknown fields.
-        cls.__init__ = _generated_init(cls, fields)
+        # Our own __init__: keyword-only (positional too with kw_only=False, which type
+        # checkers read as dataclass_transform's kw_only), f32 values rounded to float32, and
+        # the slot of unknown fields cleared.
+        cls.__init__ = _generated_init(cls, fields, kw_only=kw_only)
         # Positional patterns (`case Point(x, y)`) match fields in declaration order.
         cls.__match_args__ = builtins.tuple(f.name for f in fields)  # type: ignore[misc]
         cls.__savestate__ = info

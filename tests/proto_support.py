@@ -37,6 +37,7 @@ from savestate.model.schema import (
     OptionalType,
     RepeatedType,
     ScalarType,
+    TransparentType,
     TupleType,
     TypeSchema,
 )
@@ -114,6 +115,61 @@ def full_name(cls: type, host: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The Rust derive's wrapping rules, restated here from its source (mesh_protobuf), independently
+# of savestate.model.plan:
+# - a transparent type is its one field (``#[mesh(transparent)]`` forwards everything);
+# - a "sequence" is an optional, a map, or a list other than ``list[u8]`` (``wrap_in_sequence``:
+#   OptionField, VecField unless its elements must pack as bytes, MapField; a fixed array is not);
+# - an optional of a sequence, a list element that is a sequence, and a transparent Oneof variant
+#   holding a sequence are written in a wrapper message ``{1: inner}``;
+# - a map whose value is a sequence cannot be a proto ``map``: its entries are messages
+#   ``{1: key, 2: value}``, the value field holding the sequence (itself wrapped by these rules).
+
+
+def _strip(t: TypeSchema) -> TypeSchema:
+    """The type a transparent type is written as (through any number of transparent layers)."""
+    while isinstance(t, TransparentType):
+        t = t.field.type
+    return t
+
+
+def _strip_value(t: TypeSchema, value: Any) -> tuple[TypeSchema, Any]:
+    while isinstance(t, TransparentType):
+        t, value = t.field.type, getattr(value, t.field.name)
+    return t, value
+
+
+def _rewrap(t: TypeSchema, make: Any) -> Any:
+    """``make(stripped type)``, wrapped back into the transparent classes of ``t``."""
+    if isinstance(t, TransparentType):
+        return t.cls(**{t.field.name: _rewrap(t.field.type, make)})
+    return make(t)
+
+
+def is_sequence(t: TypeSchema) -> bool:
+    t = _strip(t)
+    if isinstance(t, (OptionalType, MapType)):
+        return True
+    return isinstance(t, RepeatedType) and not t.as_bytes
+
+
+def _is_message_like(t: TypeSchema) -> bool:
+    """Written as one message record (``t`` stripped of transparent layers)."""
+    if isinstance(t, FixedArrayType):  # the wrapper message of an array of messages or strings
+        return not t.as_bytes and not t.packed
+    return isinstance(t, (MessageType, OneofType, TupleType, DurationType))
+
+
+def _packed_array(t: TypeSchema) -> bool:
+    return isinstance(t, FixedArrayType) and not t.as_bytes and t.packed
+
+
+def _needs_entry_messages(t: MapType) -> bool:
+    """A map whose value a proto ``map`` cannot hold (a sequence, or a packed array)."""
+    return is_sequence(t.value) or _packed_array(_strip(t.value))
+
+
+# ---------------------------------------------------------------------------------------------
 # savestate value -> Google message
 
 
@@ -121,8 +177,17 @@ def _fd(msg: Message, number: int) -> Any:
     return msg.DESCRIPTOR.fields_by_number[number]
 
 
+def _wrapper(pb: Message, fd: Any) -> tuple[Message, Any]:
+    """The wrapper message under ``fd`` (made present) and its field 1."""
+    sub = getattr(pb, fd.name)
+    sub.SetInParent()
+    assert [f.number for f in sub.DESCRIPTOR.fields] == [1], sub.DESCRIPTOR.full_name
+    return sub, _fd(sub, 1)
+
+
 def fill(pb: Message, t: TypeSchema, value: Any) -> None:
     """Fill the (message-like) ``pb`` from ``value`` of type ``t``."""
+    t, value = _strip_value(t, value)
     if isinstance(t, MessageType):
         schema = schema_of(t.cls)
         assert isinstance(schema, MessageSchema)
@@ -134,7 +199,10 @@ def fill(pb: Message, t: TypeSchema, value: Any) -> None:
         fd = _fd(pb, variant.number)
         if variant.kind == "transparent":
             f = variant.transparent_field
-            set_field(pb, fd, f.type, getattr(value, f.name))
+            if is_sequence(f.type):  # a variant holding an optional or a list: {n: {1: value}}
+                set_field(*_wrapper(pb, fd), f.type, getattr(value, f.name))
+            else:
+                set_field(pb, fd, f.type, getattr(value, f.name))
         else:
             sub = getattr(pb, fd.name)
             sub.SetInParent()
@@ -144,6 +212,8 @@ def fill(pb: Message, t: TypeSchema, value: Any) -> None:
             set_field(pb, _fd(pb, i), et, ev)
     elif isinstance(t, DurationType):
         pb.seconds, pb.nanos = duration_parts(value, [])  # type: ignore[attr-defined]
+    elif isinstance(t, FixedArrayType):
+        set_field(pb, _fd(pb, 1), RepeatedType(t.elem), list(value))
     else:
         raise AssertionError(t)
 
@@ -153,18 +223,33 @@ def fill_fields(pb: Message, fields: tuple[FieldSchema, ...], value: Any) -> Non
         set_field(pb, _fd(pb, f.number), f.type, getattr(value, f.name))
 
 
-def _is_message_like(t: TypeSchema) -> bool:
-    return isinstance(t, (MessageType, OneofType, TupleType, DurationType))
-
-
 def _scalar_out(t: TypeSchema, value: Any) -> Any:
-    return int(value) if isinstance(t, EnumType) else value
+    if isinstance(t, EnumType):
+        return int(value)
+    if isinstance(t, (RepeatedType, FixedArrayType)):
+        assert t.as_bytes, t
+        return bytes(value)
+    return value
+
+
+def _add_element(container: Any, t: TypeSchema, value: Any) -> None:
+    """Append ``value`` (of a type that is not a sequence) to a repeated field."""
+    t, value = _strip_value(t, value)
+    if _is_message_like(t):
+        fill(container.add(), t, value)
+    else:
+        container.append(_scalar_out(t, value))
 
 
 def set_field(pb: Message, fd: Any, t: TypeSchema, value: Any) -> None:
+    t, value = _strip_value(t, value)
     name = fd.name
     if isinstance(t, OptionalType):
-        if value is not None:
+        if value is None:
+            return
+        if is_sequence(t.inner):
+            set_field(*_wrapper(pb, fd), t.inner, value)
+        else:
             set_field(pb, fd, t.inner, value)
         return
     if isinstance(t, (ScalarType, EnumType)):
@@ -176,24 +261,25 @@ def set_field(pb: Message, fd: Any, t: TypeSchema, value: Any) -> None:
     elif isinstance(t, (RepeatedType, FixedArrayType)):
         if t.as_bytes:
             setattr(pb, name, bytes(value))
-        elif isinstance(t, FixedArrayType) and not t.packed:
-            wrapper = getattr(pb, name)
-            wrapper.SetInParent()
-            set_field(wrapper, _fd(wrapper, 1), RepeatedType(t.elem), list(value))
-        elif _is_message_like(t.elem):
-            container = getattr(pb, name)
-            for item in value:
-                fill(container.add(), t.elem, item)
-        else:
-            getattr(pb, name).extend(_scalar_out(t.elem, item) for item in value)
+            return
+        container = getattr(pb, name)
+        for item in value:
+            if is_sequence(t.elem):  # one wrapper record per element
+                sub = container.add()
+                set_field(sub, _fd(sub, 1), t.elem, item)
+            else:
+                _add_element(container, t.elem, item)
     elif isinstance(t, MapType):
         container = getattr(pb, name)
         if fd.message_type.GetOptions().map_entry:
+            assert not _needs_entry_messages(t), f"{fd.full_name}: a map of {t.value}"
             for k, v in value.items():
-                if _is_message_like(t.value):
-                    fill(container[k], t.value, v)
+                key = _scalar_out(t.key, k)
+                vt, vv = _strip_value(t.value, v)
+                if _is_message_like(vt):
+                    fill(container[key], vt, vv)
                 else:
-                    container[k] = _scalar_out(t.value, v)
+                    container[key] = _scalar_out(vt, vv)
         else:
             for k, v in value.items():
                 entry = container.add()
@@ -214,6 +300,10 @@ def to_pb(cls: type, value: Any, host: str | None = None) -> Message:
 
 
 def read(pb: Message, t: TypeSchema) -> Any:
+    return _rewrap(t, lambda s: _read(pb, s))
+
+
+def _read(pb: Message, t: TypeSchema) -> Any:
     if isinstance(t, MessageType):
         schema = schema_of(t.cls)
         assert isinstance(schema, MessageSchema)
@@ -227,6 +317,9 @@ def read(pb: Message, t: TypeSchema) -> Any:
         variant = next(v for v in schema.variants if v.number == number)
         if variant.kind == "transparent":
             f = variant.transparent_field
+            if is_sequence(f.type):
+                sub = getattr(pb, which)
+                return variant.cls(**{f.name: get_field(sub, _fd(sub, 1), f.type)})
             return variant.cls(**{f.name: get_field(pb, _fd(pb, number), f.type)})
         return variant.cls(**read_fields(getattr(pb, which), variant.message.fields))
     if isinstance(t, TupleType):
@@ -237,6 +330,8 @@ def read(pb: Message, t: TypeSchema) -> Any:
             seconds=pb.seconds,  # type: ignore[attr-defined]
             microseconds=pb.nanos // 1000,  # type: ignore[attr-defined]
         )
+    if isinstance(t, FixedArrayType):
+        return get_field(pb, _fd(pb, 1), RepeatedType(t.elem))
     raise AssertionError(t)
 
 
@@ -245,12 +340,34 @@ def read_fields(pb: Message, fields: tuple[FieldSchema, ...]) -> dict[str, Any]:
 
 
 def _scalar_in(t: TypeSchema, value: Any) -> Any:
-    return t.cls(value) if isinstance(t, EnumType) else value
+    if isinstance(t, EnumType):
+        return t.cls(value)
+    if isinstance(t, FixedArrayType):
+        return value if t.python_bytes else list(value)
+    if isinstance(t, RepeatedType):
+        return list(value)
+    return value
+
+
+def _element(t: TypeSchema, item: Any) -> Any:
+    """An element (not a sequence) of a repeated field, or a map value, as savestate's value."""
+    return _rewrap(t, lambda s: read(item, s) if _is_message_like(s) else _scalar_in(s, item))
 
 
 def get_field(pb: Message, fd: Any, t: TypeSchema) -> Any:
+    return _rewrap(t, lambda s: _get_field(pb, fd, s))
+
+
+def _get_field(pb: Message, fd: Any, t: TypeSchema) -> Any:
     name = fd.name
     if isinstance(t, OptionalType):
+        if is_sequence(t.inner):
+            if not pb.HasField(name):
+                return None
+            sub = getattr(pb, name)
+            return get_field(sub, _fd(sub, 1), t.inner)
+        if _packed_array(_strip(t.inner)):  # a packed record: no presence but its length
+            return get_field(pb, fd, t.inner) if len(getattr(pb, name)) else None
         return get_field(pb, fd, t.inner) if pb.HasField(name) else None
     if isinstance(t, (ScalarType, EnumType)):
         return _scalar_in(t, getattr(pb, name))
@@ -258,20 +375,15 @@ def get_field(pb: Message, fd: Any, t: TypeSchema) -> Any:
         return read(getattr(pb, name), t)
     if isinstance(t, (RepeatedType, FixedArrayType)):
         if t.as_bytes:
-            data = getattr(pb, name)
-            return data if isinstance(t, FixedArrayType) and t.python_bytes else list(data)
-        if isinstance(t, FixedArrayType) and not t.packed:
-            wrapper = getattr(pb, name)
-            return get_field(wrapper, _fd(wrapper, 1), RepeatedType(t.elem))
-        if _is_message_like(t.elem):
-            return [read(item, t.elem) for item in getattr(pb, name)]
-        return [_scalar_in(t.elem, item) for item in getattr(pb, name)]
+            return _scalar_in(t, getattr(pb, name))
+        if is_sequence(t.elem):
+            return [get_field(sub, _fd(sub, 1), t.elem) for sub in getattr(pb, name)]
+        return [_element(t.elem, item) for item in getattr(pb, name)]
     if isinstance(t, MapType):
         container = getattr(pb, name)
         if fd.message_type.GetOptions().map_entry:
-            if _is_message_like(t.value):
-                return {k: read(v, t.value) for k, v in container.items()}
-            return {k: _scalar_in(t.value, v) for k, v in container.items()}
+            assert not _needs_entry_messages(t), f"{fd.full_name}: a map of {t.value}"
+            return {_scalar_in(t.key, k): _element(t.value, v) for k, v in container.items()}
         return {
             get_field(e, _fd(e, 1), t.key): get_field(e, _fd(e, 2), t.value) for e in container
         }

@@ -57,8 +57,9 @@ ELEMENTS = st.sampled_from([*SCALARS, datetime.timedelta])
 def annotation(draw: st.DrawFn, pool: list[type], depth: int = 1) -> tuple[Any, int | None]:
     """An annotation (and a fixed length for arrays); ``pool`` holds classes to refer to."""
     kinds = ["scalar", "scalar", "optional", "list", "array", "duration"]
+    kinds += ["transparent", "transparent"]
     if depth > 0:
-        kinds += ["tuple", "map"]
+        kinds += ["tuple", "map", "nested", "nested", "nested"]
     if pool:
         kinds += ["ref", "ref", "optional_ref", "list_ref", "array_ref"]
     kind = draw(st.sampled_from(kinds))
@@ -76,9 +77,27 @@ def annotation(draw: st.DrawFn, pool: list[type], depth: int = 1) -> tuple[Any, 
         return list[elem], length  # type: ignore[valid-type]
     if kind == "duration":
         return datetime.timedelta, None
+    if kind == "transparent":  # a transparent class as a field, list element, optional, map value
+        cls = draw(transparent(pool))
+        where = draw(st.sampled_from(["field", "list", "optional", "map"]))
+        if where == "list":
+            return list[_listable(draw, cls, pool)], None  # type: ignore[misc]
+        if where == "optional":
+            return cls | None, None
+        if where == "map":
+            return dict[draw(st.sampled_from(KEYS)), cls], None  # type: ignore[valid-type]
+        return cls, None
+    if kind == "nested":
+        return draw(nested(pool, depth))
     if kind == "tuple":
         n = draw(st.integers(1, 3))
-        elems = [draw(st.sampled_from([*SCALARS, datetime.timedelta, *pool])) for _ in range(n)]
+        choices = [*SCALARS, datetime.timedelta, *pool, "transparent", "nested"]
+        elems = [draw(st.sampled_from(choices)) for _ in range(n)]
+        for i, elem in enumerate(elems):
+            if elem == "transparent":
+                elems[i] = draw(transparent(pool))
+            elif elem == "nested":
+                elems[i] = draw(container(pool, 0))
         if draw(st.booleans()) and n > 1:
             elems[0] = tuple[draw(st.sampled_from(SCALARS))]  # type: ignore[misc]
         return tuple[tuple(elems)], None  # type: ignore[misc]
@@ -96,6 +115,116 @@ def annotation(draw: st.DrawFn, pool: list[type], depth: int = 1) -> tuple[Any, 
     if kind == "list_ref":
         return list[ref], None  # type: ignore[valid-type]
     return list[ref], draw(st.integers(1, 2))  # type: ignore[valid-type]
+
+
+# Transparent classes holding a packed fixed array ([u32; N]), which a list or a oneof cannot
+# hold, and those holding list[u8], which a list cannot hold (as list[list[u8]]: use bytes).
+_PACKED_ARRAYS: set[type] = set()
+_UNLISTABLE: set[type] = set()
+
+
+def _listable(draw: st.DrawFn, elem: Any, pool: list[type]) -> Any:
+    """``elem``, or a replacement when ``list[elem]`` is not a schema (a packed array)."""
+    while elem in _UNLISTABLE or elem is scalars.u8:
+        elem = draw(st.sampled_from([scalars.u16, str, datetime.timedelta, *pool]))
+    return elem
+
+
+@st.composite
+def transparent(draw: st.DrawFn, pool: list[type], depth: int = 1) -> type:
+    """A transparent class (``class T(Protobuf, transparent=True)``) holding one field."""
+    choices = ["scalar", "scalar", "tuple", "bytes", "array", "strings", "optional", "list"]
+    choices += ["optional_list", *(["ref"] if pool else [])]
+    if depth > 0:
+        choices += ["transparent"]
+    inner = draw(st.sampled_from(choices))
+    length = None
+    if inner == "scalar":
+        inner = draw(st.sampled_from([*SCALARS, datetime.timedelta]))
+    elif inner == "ref":
+        inner = draw(st.sampled_from(pool))
+    elif inner == "tuple":
+        inner = tuple[scalars.u32, str]
+    elif inner == "bytes":
+        inner, length = bytes, 2
+    elif inner == "array":
+        inner, length = list[draw(st.sampled_from([scalars.u32, scalars.f64, Flag]))], 2
+    elif inner == "strings":
+        inner, length = list[draw(st.sampled_from([str, datetime.timedelta]))], 2
+    elif inner == "optional":
+        inner = draw(st.sampled_from([scalars.u32, str, datetime.timedelta, *pool])) | None
+    elif inner == "list":
+        inner = list[draw(st.sampled_from([scalars.u32, scalars.u8, str, *pool]))]
+    elif inner == "optional_list":
+        inner = list[draw(st.sampled_from([scalars.u32, str]))] | None
+    elif inner == "transparent":
+        inner = draw(transparent(pool, depth - 1))
+    ns = _namespace([(inner, length, 1, False)])
+    cls = ProtobufMeta(f"T{next(_ids)}", (Protobuf,), ns, transparent=True)
+    held = getattr(inner, "__args__", (None,))[0]
+    if length is not None and inner is not bytes and held not in (str, datetime.timedelta):
+        _PACKED_ARRAYS.add(cls)
+    if inner in _PACKED_ARRAYS:
+        _PACKED_ARRAYS.add(cls)
+    if cls in _PACKED_ARRAYS or inner in _UNLISTABLE or (length is None and held is scalars.u8):
+        _UNLISTABLE.add(cls)
+    return cls
+
+
+@st.composite
+def container(draw: st.DrawFn, pool: list[type], depth: int) -> Any:
+    """A nested container the Rust derive wraps: an optional or a list of a sequence, a list
+    of optionals, a map of sequences (entry messages), an optional map."""
+    choices = ["scalar", "scalar", "transparent", *(["ref"] if pool else [])]
+    if depth > 0:
+        choices += ["nested"]
+    elem: Any = draw(st.sampled_from(choices))
+    if elem == "scalar":
+        elem = draw(st.sampled_from([*SCALARS, datetime.timedelta]))
+    elif elem == "ref":
+        elem = draw(st.sampled_from(pool))
+    elif elem == "transparent":
+        elem = draw(transparent(pool))
+    elif elem == "nested":
+        elem = draw(container(pool, depth - 1))
+    key = draw(st.sampled_from(KEYS))
+    shape = draw(st.sampled_from(
+        ["opt_list", "list_opt", "list_list", "list_map", "map_list", "map_opt", "map_map",
+         "opt_map"]
+    ))
+    if shape == "opt_list":
+        return list[_listable(draw, elem, pool)] | None  # type: ignore[misc]
+    if shape == "list_opt":
+        return list[elem | None]  # type: ignore[misc]
+    if shape == "list_list":
+        return list[list[_listable(draw, elem, pool)]]  # type: ignore[misc]
+    if shape == "list_map":
+        return list[dict[key, elem]]  # type: ignore[valid-type]
+    if shape == "map_list":
+        return dict[key, list[_listable(draw, elem, pool)]]  # type: ignore[misc]
+    if shape == "map_opt":
+        return dict[key, elem | None]  # type: ignore[misc]
+    if shape == "map_map":
+        return dict[key, dict[draw(st.sampled_from(KEYS)), elem]]  # type: ignore[valid-type]
+    return dict[key, elem] | None  # type: ignore[valid-type]
+
+
+@st.composite
+def nested(draw: st.DrawFn, pool: list[type], depth: int) -> tuple[Any, int | None]:
+    """A nested container, an optional tuple, or an optional fixed array (no wrapper)."""
+    shape = draw(st.sampled_from(["container", "container", "opt_tuple", "opt_array"]))
+    if shape == "container":
+        return draw(container(pool, depth)), None
+    if shape == "opt_tuple":
+        n = draw(st.integers(1, 2))
+        elems = [draw(st.sampled_from([*SCALARS, datetime.timedelta, *pool])) for _ in range(n)]
+        return tuple[tuple(elems)] | None, None  # type: ignore[misc]
+    length = draw(st.integers(1, 3))
+    elem = draw(st.sampled_from([scalars.u8, scalars.u32, scalars.sint64, scalars.f32, Flag,
+                                 str, datetime.timedelta, *pool]))
+    if elem is scalars.u8 and draw(st.booleans()):
+        return bytes | None, length
+    return list[elem] | None, length  # type: ignore[valid-type]
 
 
 def _namespace(fields: list[tuple[Any, int | None, int, bool]]) -> dict[str, Any]:
@@ -163,15 +292,33 @@ def _oneof(draw: st.DrawFn, i: int, pool: list[type], kwargs: dict[str, Any]) ->
             ns: dict[str, Any] = {"__module__": __name__}
         elif vkind == "transparent":
             options["transparent"] = True
-            choices = [*SCALARS, datetime.timedelta, *pool, "tuple", "bytes", "strings"]
-            inner = draw(st.sampled_from(choices))
+            choices = ["scalar", "scalar", "tuple", "bytes", "strings", "optional", "optional"]
+            choices += ["list", "list", "optional_ref", "list_ref", "transparent", "nested"]
+            inner = draw(st.sampled_from([*choices, *(["ref"] if pool else [])]))
             length = None
-            if inner == "tuple":
+            if inner == "scalar":
+                inner = draw(st.sampled_from([*SCALARS, datetime.timedelta]))
+            elif inner == "ref":
+                inner = draw(st.sampled_from(pool))
+            elif inner == "tuple":
                 inner = tuple[scalars.u32, str]
             elif inner == "bytes":
                 inner, length = bytes, 2
             elif inner == "strings":
                 inner, length = list[str], 2
+            elif inner == "optional":  # wrapped as {n: {1: value}}
+                inner = scalars.u32 | None
+            elif inner == "list":  # wrapped as {n: {1: packed}}
+                inner = list[scalars.u32]
+            elif inner in ("optional_ref", "list_ref"):
+                ref = draw(st.sampled_from([*pool, str, datetime.timedelta]))
+                inner = ref | None if inner == "optional_ref" else list[ref]
+            elif inner == "transparent":
+                inner = draw(transparent(pool))
+                while inner in _PACKED_ARRAYS:  # a oneof member cannot be a packed array
+                    inner = draw(transparent(pool))
+            elif inner == "nested":
+                inner = draw(container(pool, 0))
             ns = _namespace([(inner, length, 1, False)])
         else:
             options["tuple"] = vkind == "tuple"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from savestate import DecodeError, EncodeError, proto_files
+from savestate import DecodeError, EncodeError, Protobuf, field, proto_files, u32
 from savestate.codec import interp
 
 from . import wire_constructs as w
@@ -206,3 +206,39 @@ def test_encode_errors(fields: dict[str, Any], message: str) -> None:
 def test_json_round_trip() -> None:
     obj = extras(**{name: value for name, value, _ in ROWS[::-1]})
     assert w.Extras.from_json(obj.to_json()) == obj
+
+
+class MaybeCount(Protobuf, transparent=True):
+    """A transparent class holding an optional: absence decodes to the class around None."""
+
+    count: u32 | None = field(1)
+
+
+class Pair(Protobuf, transparent=True):
+    values: list[u32] = field(1, length=2)
+
+
+class Holds(Protobuf, package="wire.holds"):
+    one: MaybeCount = field(1)
+    many: list[MaybeCount] = field(2)
+    by_name: dict[str, MaybeCount] = field(3)
+    maybe: MaybeCount | None = field(4)
+    pairs: dict[str, Pair] = field(5)
+
+
+def test_transparent_optional_and_transparent_array_in_a_map() -> None:
+    none = MaybeCount(count=None)
+    value = Holds(one=none, many=[none], by_name={"k": none}, maybe=none, pairs={})
+    data = bytes(value)
+    assert data.hex() == "1200" "1a03" "0a016b" "2200"
+    assert Holds.decode(data) == value
+    assert interp.decode(Holds, data, 100) == value
+    assert Holds.decode(b"") == Holds(one=none, many=[], by_name={}, maybe=None, pairs={})
+    # A map whose value is a packed array is an entry message, never map<K, V>.
+    text = proto_files([Holds])["wire.holds.proto"]
+    assert "repeated Pairs pairs = 5;" in text
+    assert "repeated uint32 value = 2; // packed repr only; length 2" in text
+    with_pair = Holds(one=none, many=[], by_name={}, maybe=None,
+                      pairs={"a": Pair(values=[1, 2])})
+    assert bytes(with_pair).hex() == "2a07" "0a0161" "12020102"
+    assert Holds.decode(bytes(with_pair)) == with_pair

@@ -37,6 +37,7 @@ from ..model.plan import (
     Form,
     MessagePlan,
     MessageValue,
+    Newtype,
     Presence,
     ScalarValue,
     ZeroTest,
@@ -354,10 +355,12 @@ class _ClassGen:
 
     def emit_field(self, w: _Writer, f: FieldPlan, v: str, top: bool = False) -> None:
         """Write field ``f`` whose Python value is in local ``v``."""
+        outside = f.unwrap[: f.none_at] if f.presence is Presence.EXPLICIT else f.unwrap
+        self.emit_unwrap(w, outside, v)
         if f.presence is Presence.EXPLICIT:
             w(f"if {v} is not None:")
             w.depth += 1
-        self.emit_unwrap(w, f.unwrap, v)
+            self.emit_unwrap(w, f.unwrap[f.none_at :], v)
         skip_zero = f.zero_test is not ZeroTest.NONE
         container = f.container
         if container is Container.LIST:
@@ -1154,6 +1157,10 @@ class _FieldReader:
             w(f"if {var} is not None:")
             with w.indent():
                 self.emit_wrap(w)
+            if f.none_at:
+                w("else:")
+                with w.indent():
+                    self.emit_wrap(w, f.unwrap[: f.none_at])
             return
         self.emit_wrap(w)
 
@@ -1165,6 +1172,7 @@ class _FieldReader:
             w("raise Mismatch")
         elif absent is Absent.NONE:
             w(f"{var} = None")
+            self.emit_wrap(w, f.unwrap[: f.none_at])  # the classes outside the optional
         elif absent is Absent.DEFAULT:
             # Declared in Python terms: nothing to wrap.
             if f.default_factory is not MISSING:
@@ -1189,10 +1197,11 @@ class _FieldReader:
                 w("raise Mismatch")
         self.emit_wrap(w)
 
-    def emit_wrap(self, w: _Writer) -> None:
-        """Build the transparent classes around the wire value in the local (``f.unwrap``)."""
+    def emit_wrap(self, w: _Writer, layers: tuple[Newtype, ...] | None = None) -> None:
+        """Build the transparent classes around the wire value in the local (``f.unwrap``,
+        or the given outer ``layers`` of it)."""
         var = self.var
-        for newtype in reversed(self.field.unwrap):
+        for newtype in reversed(self.field.unwrap if layers is None else layers):
             cls = self.gen.const(newtype.cls.__name__, newtype.cls)
             o = self.gen.names.new("wrapped")
             w(f"{o} = new({cls})")

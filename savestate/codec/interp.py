@@ -126,15 +126,19 @@ def check_enum(value_plan: EnumValue, value: Any, path: list[str]) -> int:
     return v
 
 
-def unwrap(f: FieldPlan, value: Any, path: list[str]) -> Any:
-    """The wire value of a field whose Python value is a transparent class (``f.unwrap``);
-    pushes the attribute names on ``path`` (the caller pops ``len(f.unwrap)`` of them)."""
-    for newtype in f.unwrap:
+def unwrap(f: FieldPlan, value: Any, path: list[str]) -> tuple[Any, int]:
+    """The wire value of a field whose Python value is a transparent class (``f.unwrap``), and
+    how many attribute names it pushed on ``path``; an optional inside stops it at None."""
+    pushed = 0
+    for i, newtype in enumerate(f.unwrap):
+        if value is None and i == f.none_at and f.presence is Presence.EXPLICIT:
+            break
         if type(value) is not newtype.cls:
             raise expected(newtype.cls.__name__, value, path)
         path.append(newtype.attr)
+        pushed += 1
         value = newtype.unwrap(value)
-    return value
+    return value, pushed
 
 
 def _write_payload(kind: ScalarKind, v: Any, buf: bytearray) -> None:
@@ -194,13 +198,13 @@ def _encode_body(m: MessagePlan, value: Any, buf: bytearray, path: list[str]) ->
 
 
 def _encode_field(f: FieldPlan, value: Any, buf: bytearray, path: list[str]) -> None:
-    if value is None and f.presence is Presence.EXPLICIT:
+    if value is None and f.presence is Presence.EXPLICIT and f.none_at == 0:
         return
     if f.pyname:
         path.append(f.pyname)
-    value = unwrap(f, value, path)
+    value, pushed = unwrap(f, value, path)
     _encode_field_value(f, value, buf, path)
-    del path[len(path) - len(f.unwrap) - (1 if f.pyname else 0):]
+    del path[len(path) - pushed - (1 if f.pyname else 0):]
 
 
 def _encode_field_value(f: FieldPlan, value: Any, buf: bytearray, path: list[str]) -> None:

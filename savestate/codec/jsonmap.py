@@ -168,13 +168,15 @@ def _fields_json(m: MessagePlan, value: Any, path: list[str]) -> dict[str, Any]:
 
 def _field_json(f: FieldPlan, value: Any, path: list[str]) -> Any:
     """The JSON of one field's value, or _OMIT when its bytes would leave it out."""
-    if value is None and f.presence is Presence.EXPLICIT:
+    if value is None and f.presence is Presence.EXPLICIT and f.none_at == 0:
         return _OMIT
     pushed = 0
     if f.pyname:
         path.append(f.pyname)
         pushed = 1
-    for newtype in f.unwrap:
+    for i, newtype in enumerate(f.unwrap):
+        if value is None and i == f.none_at and f.presence is Presence.EXPLICIT:
+            break
         if type(value) is not newtype.cls:
             raise expected(newtype.cls.__name__, value, path)
         path.append(newtype.attr)

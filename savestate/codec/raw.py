@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DecodeError
@@ -22,24 +21,74 @@ __all__ = ["RawField", "decode_raw", "format_raw", "raw_to_json"]
 WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "len", 5: "fixed32"}
 
 
-@dataclass(frozen=True)
 class RawField:
-    """One record: ``value`` is an int (varint, fixed32, fixed64) or bytes; for a
-    length-delimited value, ``message`` holds its records when it parses as a message and
-    ``text`` its text when it is printable UTF-8."""
+    """One record: its field number, wire type, and value. ``value`` is an int (varint,
+    fixed32, fixed64) or, for a length-delimited record, the payload's bytes; ``message`` holds
+    the payload's records when it parses as a message, and ``text`` its text when it is
+    printable UTF-8.
 
-    number: int
-    wire: int
-    value: int | bytes
-    message: tuple[RawField, ...] | None = None
-    text: str | None = None
+    A record keeps only offsets into the input it was read from (one buffer shared by every
+    record, at any depth), so the memory of a decode is linear in the input with a small
+    constant; payload bytes and text are made when asked for.
+    """
+
+    __slots__ = ("_data", "_end", "_start", "message", "number", "wire")
+
+    def __init__(
+        self,
+        number: int,
+        wire: int,
+        data: bytes,
+        start: int,
+        end: int,
+        message: tuple[RawField, ...] | None = None,
+    ) -> None:
+        self.number = number
+        self.wire = wire
+        self._data = data
+        self._start = start
+        self._end = end
+        self.message = message
+
+    @property
+    def value(self) -> int | bytes:
+        if self.wire == 0:
+            return read_varint(self._data, self._start, self._end)[0]
+        if self.wire == 1:
+            return int(struct.unpack_from("<Q", self._data, self._start)[0])
+        if self.wire == 5:
+            return int(struct.unpack_from("<I", self._data, self._start)[0])
+        return self._data[self._start : self._end]
+
+    @property
+    def size(self) -> int:
+        """The length of a length-delimited payload (0 for other records)."""
+        return self._end - self._start if self.wire == 2 else 0
+
+    @property
+    def text(self) -> str | None:
+        if self.wire != 2:
+            return None
+        return _text(memoryview(self._data)[self._start : self._end])
+
+    def __repr__(self) -> str:
+        return f"RawField({self.number}, {WIRE_NAMES[self.wire]}, {self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawField):
+            return NotImplemented
+        return (self.number, self.wire, self.value, self.message) == (
+            other.number, other.wire, other.value, other.message
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def decode_raw(data: bytes | bytearray | memoryview, max_depth: int = 100) -> list[RawField]:
     """The records of ``data`` (raises ``DecodeError`` for bytes that are not records)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    raw = bytes(data)
+    raw = data if isinstance(data, bytes) else bytes(data)
     try:
         return _records(raw, 0, len(raw), max_depth, strict=True) or []
     except _NotRecords as exc:  # pragma: no cover - strict mode raises DecodeError instead
@@ -73,17 +122,17 @@ def _records(
             if number == 0 or number > (1 << 29) - 1:
                 fail(f"invalid field number {number}", start)
             if wire == 0:
+                value_start = pos
                 try:
-                    value, pos = read_varint(data, pos, end)
+                    pos = read_varint(data, pos, end)[1]
                 except WireError as exc:
                     fail(f"field {number}: {exc}", pos)
-                out.append(RawField(number, wire, value))
+                out.append(RawField(number, wire, data, value_start, pos))
             elif wire in (1, 5):
                 size = 8 if wire == 1 else 4
                 if end - pos < size:
                     fail(f"field {number}: truncated fixed-width value", pos)
-                fmt = "<Q" if wire == 1 else "<I"
-                out.append(RawField(number, wire, struct.unpack_from(fmt, data, pos)[0]))
+                out.append(RawField(number, wire, data, pos, pos + size))
                 pos += size
             elif wire == 2:
                 try:
@@ -92,15 +141,14 @@ def _records(
                     fail(f"field {number}: bad length: {exc}", pos)
                 if length > end - pos:
                     fail(f"field {number}: length {length} runs past the end", pos)
-                payload = data[pos : pos + length]
                 nested = None
-                if payload and depth > 1:
+                if length and depth > 1:
                     try:
                         found = _records(data, pos, pos + length, depth - 1, strict=False)
                         nested = tuple(found) if found else None
                     except _NotRecords:
                         nested = None
-                out.append(RawField(number, wire, payload, nested, _text(payload)))
+                out.append(RawField(number, wire, data, pos, pos + length, nested))
                 pos += length
             else:
                 fail(f"field {number}: invalid wire type {wire}", start)
@@ -111,9 +159,9 @@ def _records(
     return out
 
 
-def _text(payload: bytes) -> str | None:
+def _text(payload: bytes | memoryview) -> str | None:
     try:
-        text = payload.decode("utf-8")
+        text = str(payload, "utf-8")
     except UnicodeDecodeError:
         return None
     if all(c.isprintable() or c in "\n\t\r" for c in text):
@@ -126,19 +174,21 @@ def _guess_message(f: RawField) -> bool:
     text (``"hi"`` also parses as field 13 = 105)."""
     if f.message is None:
         return False
-    return f.text is None or not f.text.isascii()
+    text = f.text
+    return text is None or not text.isascii()
 
 
 def format_raw(fields: list[RawField] | tuple[RawField, ...], indent: str = "") -> str:
     """Text in the style of ``protoc --decode_raw``."""
     lines: list[str] = []
     for f in fields:
-        if isinstance(f.value, int):
+        if f.wire != 2:
+            value = f.value
             if f.wire == 0:
-                lines.append(f"{indent}{f.number}: {f.value}")
+                lines.append(f"{indent}{f.number}: {value}")
             else:
                 width = 8 if f.wire == 5 else 16
-                lines.append(f"{indent}{f.number}: 0x{f.value:0{width}x}")
+                lines.append(f"{indent}{f.number}: 0x{value:0{width}x}")
         elif _guess_message(f):
             assert f.message is not None
             lines.append(f"{indent}{f.number} {{")
@@ -174,13 +224,15 @@ def raw_to_json(fields: list[RawField] | tuple[RawField, ...]) -> list[dict[str,
     out: list[dict[str, Any]] = []
     for f in fields:
         item: dict[str, Any] = {"field": f.number, "wire": WIRE_NAMES[f.wire]}
-        if isinstance(f.value, bytes):
-            item["value"] = base64.b64encode(f.value).decode("ascii")
-            if f.text is not None:
-                item["text"] = f.text
+        value = f.value
+        if isinstance(value, bytes):
+            item["value"] = base64.b64encode(value).decode("ascii")
+            text = f.text
+            if text is not None:
+                item["text"] = text
             if f.message is not None:
                 item["message"] = raw_to_json(f.message)
         else:
-            item["value"] = f.value
+            item["value"] = value
         out.append(item)
     return out

@@ -265,6 +265,9 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
 
     if origin in _UNION_TYPES:
         present = [a for a in args if a not in _NONE_TYPES]
+        oneof = _variants_union(present, where)
+        if oneof is not None:
+            return OptionalType(oneof) if len(present) != len(args) else oneof
         if len(present) != 1 or len(args) != 2:
             raise _unsupported(
                 annotation, where, ": only `T | None` unions are supported (use a Oneof)"
@@ -327,6 +330,34 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
         if foreign is not None:
             return foreign
     raise _unsupported(annotation, where)
+
+
+def _variants_union(members: list[Any], where: list[str]) -> OneofType | None:
+    """A union that lists every variant of one Oneof (``Ready | Running``) is that Oneof: the
+    field is written as the Oneof, and type checkers can see a ``match`` over it cover every
+    variant. A union of some of the variants only is an error naming the ones left out."""
+    infos = [info_of(m) if isinstance(m, type) else None for m in members]
+    if len(members) < 2 or not all(i is not None and i.kind == "variant" for i in infos):
+        return None
+    parents = {next(b for b in m.__mro__[1:] if _is_oneof(b)) for m in members}
+    if len(parents) != 1:
+        names = ", ".join(sorted(p.__name__ for p in parents))
+        raise SchemaError(f"a union of variants must be of one Oneof, not of {names}", where)
+    (parent,) = parents
+    declared = declared_info(parent).variants
+    missing = [v.__name__ for v in declared if v not in members]
+    if missing:
+        raise SchemaError(
+            f"the union of {parent.__name__}'s variants leaves out {', '.join(missing)}: list "
+            f"every variant, or annotate the field as {parent.__name__}",
+            where,
+        )
+    return OneofType(parent)
+
+
+def _is_oneof(cls: type) -> bool:
+    info = info_of(cls)
+    return info is not None and info.kind == "oneof"
 
 
 def _check_length(length: int, where: list[str]) -> None:

@@ -251,7 +251,13 @@ class FieldPlan:
     ``attr`` says where the Python value lives in the message's value: an attribute name
     (STRUCT), an index (TUPLE, ENTRY) or None (WRAPPER, and a ONEOF's variant fields, whose
     value is the variant object). ``unwrap`` turns that value into the wire value (transparent
-    classes, outermost first); in a LIST, ``elem_unwrap`` does so for each element.
+    classes, outermost first); in a LIST, ``elem_unwrap`` does so for each element. For an
+    EXPLICIT field, ``none_at`` says how many of those classes are outside the optional: 0 for
+    ``VmTime | None`` (the Python value may be None), 1 for a class holding ``u32 | None`` (its
+    attribute may be None, and absence decodes to the class around None). For an
+    EXPLICIT field, ``none_at`` says how many of those classes are outside the optional: 0 for
+    ``VmTime | None`` (the Python value may be None), 1 for a class holding ``u32 | None`` (its
+    attribute may be None, and absence decodes to the class around None).
     ``pyname`` names the field in error paths.
     """
 
@@ -272,6 +278,7 @@ class FieldPlan:
     container: Container = Container.NONE
     length: int | None = None
     unwrap: tuple[Newtype, ...] = ()
+    none_at: int = 0
     elem_unwrap: tuple[Newtype, ...] = ()
     is_map: bool = False  # a proto ``map<K, V>`` (else a repeated entry message)
     variant: type | None = None  # a ONEOF's field: the variant class it stands for
@@ -302,7 +309,10 @@ class FieldPlan:
         they raise KeyError here."""
         a = self.absent
         if a is Absent.NONE:
-            return None
+            value = None
+            for newtype in reversed(self.unwrap[: self.none_at]):
+                value = newtype.wrap(value)
+            return value
         if a is Absent.ZERO:
             value = self.zero
         elif a is Absent.EMPTY_LIST:
@@ -436,6 +446,7 @@ class _Shape:
     container: Container = Container.NONE
     length: int | None = None
     unwrap: tuple[Newtype, ...] = ()
+    none_at: int = 0  # how many of ``unwrap`` are outside the optional
     elem_unwrap: tuple[Newtype, ...] = ()
     is_map: bool = False
     optional: bool = False  # written whenever not None
@@ -478,6 +489,8 @@ def _shape(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
     if isinstance(t, TransparentType):
         inner = _shape(t.field.type, place, where)
         inner.unwrap = (Newtype(t.cls, t.field.name), *inner.unwrap)
+        if inner.optional:
+            inner.none_at += 1
         return inner
     if isinstance(t, ScalarType):
         return _Shape(ScalarValue(t.kind), notes=_width_notes(t.kind, ""))
@@ -496,6 +509,7 @@ def _shape(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
     if isinstance(t, OptionalType):
         shape = _element(t.inner, place, where)
         shape.optional = True
+        shape.none_at = 0
         if shape.label is Label.SINGULAR and not isinstance(shape.value, MessageValue):
             shape.label = Label.OPTIONAL
         return shape
@@ -584,8 +598,15 @@ def _map(t: MapType, place: _Place, where: list[str]) -> _Shape:
     """Repeated entries ``{key = 1; value = 2}``: a proto ``map<K, V>`` when protobuf allows
     it (then a message the value needs is named after the field, beside it), else a repeated
     entry message named after the field."""
+    # protoc's map<K, V> takes no value that .proto text labels (optional, repeated): decide
+    # from the value's shape, lowered once aside to look.
+    probe = _shape(t.value, _Place("Value", _Scope()), where)
     is_map = (
-        isinstance(t.key, ScalarType) and t.key.kind.proto in MAP_KEYS and not is_sequence(t.value)
+        isinstance(t.key, ScalarType)
+        and t.key.kind.proto in MAP_KEYS
+        and not probe.optional
+        and probe.label is Label.SINGULAR
+        and probe.container in (Container.NONE, Container.BYTES_LIST)
     )
     key_f = FieldSchema(name="key", number=1, type=t.key)
     value_f = FieldSchema(name="value", number=2, type=t.value)
@@ -686,6 +707,7 @@ def _finish_field(
         container=shape.container,
         length=shape.length,
         unwrap=shape.unwrap,
+        none_at=shape.none_at,
         elem_unwrap=shape.elem_unwrap,
         is_map=shape.is_map,
         doc=f.doc,
