@@ -181,3 +181,23 @@ def test_the_test_suite_runs_strict() -> None:
     from savestate.codec import front
 
     assert front.STRICT
+
+
+class Register(Protobuf):
+    index: u32 = field(1)
+    value: u32 = field(2)
+
+
+class Device(Protobuf):
+    registers: list[Register] = field(1)
+    name: str = field(2)
+
+
+def test_inline_elements_keep_their_own_unknown_fields() -> None:
+    """A list element decoded inline, in its parent's function, has unknown fields of its own."""
+    data = bytes.fromhex("7807" "0a04" "0801" "7005" "1201" "61")
+    device = Device.decode(data)
+    assert device._pb_unknown == bytes.fromhex("7807")
+    assert device.registers[0]._pb_unknown == bytes.fromhex("7005")
+    assert bytes(device) == bytes.fromhex("0a04" "0801" "7005" "1201" "61" "7807")
+    assert "# Register, inline" in codec_of(Device).source

@@ -63,24 +63,6 @@ def read_varint_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
     raise Mismatch
 
 
-def varint_tail(data: bytes, pos: int, value: int) -> tuple[int, int]:
-    """The rest of a varint at ``pos`` whose first two bytes (both continued) gave ``value``:
-    at most 10 bytes and 64 bits in all. A read past the input raises ``IndexError``."""
-    shift = 14
-    while True:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise Mismatch
-    if value >> 64:
-        raise Mismatch
-    return value, pos
-
-
 def skip_unknown(data: bytes, pos: int, end: int, tag: int, known: frozenset[int]) -> int:
     """Skip the value of an unknown field after its tag; a known number (with the wrong wire
     type), number 0 or an invalid wire type is a mismatch."""
