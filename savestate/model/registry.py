@@ -3,8 +3,9 @@
 Every declared class carries a :class:`ClassInfo` (``cls.__savestate__``, read with
 :func:`info_of`). The registry keeps three indexes, all guarded by :data:`LOCK`:
 
-- classes by (module, enclosing scope), so that a class declared inside a function can name
-  another class of the same function in a (string) annotation;
+- (not an index) a class declared inside a function keeps that call's frame until its
+  annotations are resolved, so that a (string) annotation naming a class declared later in the
+  function finds the class of the same call, whatever other calls (or threads) declared;
 - messages and Oneofs with a package by full proto name (weakly: a dead function-local class
   disappears), for :func:`type_by_name` and :func:`root_for_url`. Two live classes with one
   full name (so one type URL) are a :class:`DuplicateTypeName`, except a class declared again
@@ -21,6 +22,7 @@ import contextvars
 import dataclasses
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -70,6 +72,7 @@ class ClassInfo:
     """What savestate keeps on each declared class (``cls.__savestate__``)."""
 
     __slots__ = (
+        "_schema",
         "codec",
         "kind",
         "localns",
@@ -78,7 +81,6 @@ class ClassInfo:
         "package",
         "reserved",
         "root",
-        "schema",
         "transparent",
         "tuple",
         "variant",
@@ -98,8 +100,20 @@ class ClassInfo:
         # For a oneof: its variant classes in declaration order.
         self.variants: list[type] = []
         self.localns: Mapping[str, Any] = {}
-        self.schema: MessageSchema | OneofSchema | None = None
+        self._schema: MessageSchema | OneofSchema | None = None
         self.codec: Codec | None = None
+
+    @property
+    def schema(self) -> MessageSchema | OneofSchema | None:
+        """The class's schema, once built (None until its annotations are resolved)."""
+        return self._schema
+
+    @schema.setter
+    def schema(self, schema: MessageSchema | OneofSchema | None) -> None:
+        self._schema = schema
+        if schema is not None and isinstance(self.localns, _ScopeNamespace):
+            # Resolved: the declaring call's locals (its frame) are no longer needed.
+            self.localns = {}
 
 
 class DuplicateTypeName(SchemaError):
@@ -114,7 +128,6 @@ LOCK = threading.Lock()
 _redeclaring: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "savestate_redeclaring", default=False
 )
-_scopes: dict[tuple[str, str], weakref.WeakValueDictionary[str, type]] = {}
 _by_name: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
 _roots: dict[str, type] = {}
 
@@ -155,44 +168,41 @@ def is_any(cls: object) -> bool:
 
 
 class _ScopeNamespace(Mapping[str, Any]):
-    """Names an annotation may use besides the module's globals: the caller's locals at class
-    creation, then the savestate classes declared in the same function (found by name when the
-    annotation is resolved, so later and recursive declarations work)."""
+    """Names an annotation may use besides the module's globals: the locals of the call that
+    declared the class, read when the annotation is resolved (so that a class declared later
+    in the same call is found, and never one of another call: each call has its own frame).
 
-    def __init__(self, frame_locals: dict[str, Any], key: tuple[str, str]) -> None:
-        self._locals = frame_locals
-        self._key = key
+    The frame is held until the class's schema is built (``ClassInfo.schema``), then let go.
+    """
+
+    __slots__ = ("_frame",)
+
+    def __init__(self, frame: types.FrameType) -> None:
+        self._frame = frame
+
+    def _locals(self) -> Mapping[str, Any]:
+        return self._frame.f_locals
 
     def __getitem__(self, name: str) -> Any:
-        scope = _scopes.get(self._key)
-        if scope is not None:
-            cls = scope.get(name)
-            if cls is not None:
-                return cls
-        return self._locals[name]
+        return self._locals()[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._locals)
+        return iter(list(self._locals()))
 
     def __len__(self) -> int:
-        return len(self._locals)
+        return len(self._locals())
 
 
 def remember_scope(cls: type) -> Mapping[str, Any]:
-    """Register ``cls`` in its scope; returns the extra names its annotations may use."""
-    qualname = cls.__qualname__
-    scope = qualname.rpartition(".")[0]
-    key = (cls.__module__, scope)
-    with LOCK:
-        _scopes.setdefault(key, weakref.WeakValueDictionary())[cls.__name__] = cls
-    if "<locals>" not in qualname:
+    """The extra names the annotations of ``cls`` may use: for a class declared inside a
+    function (or a class body inside one), the locals of that very call."""
+    if "<locals>" not in cls.__qualname__:
         return {}
     # Find the frame that executed the class statement: the first one outside this package.
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("savestate."):
         frame = frame.f_back  # type: ignore[assignment]
-    frame_locals = dict(frame.f_locals) if frame is not None else {}
-    return _ScopeNamespace(frame_locals, key)
+    return _ScopeNamespace(frame) if frame is not None else {}
 
 
 # ---------------------------------------------------------------------------------------------
