@@ -96,6 +96,9 @@ class Machine(SaveRestore[SavedStateUnits]):
             "cpu": self.cpu, "chipset": self.chipset, "com1": self.uart,
             "debugcon": self.debugcon, "storage": self.storage,
         })
+        # The lines are driven from power-on, as ``restore`` drives them: a machine saved
+        # before its first step then restores to the very state it saved.
+        self.sync_lines()
 
     def step(self) -> None:
         before = self.cpu.now

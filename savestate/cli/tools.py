@@ -33,6 +33,7 @@ from ..schemaio.discover import DiscoveryError, load_roots
 from ..state import snapshot
 from ..state.blob import SavedStateBlob
 from ..state.units import SavedStateUnits
+from .inputs import DEFAULT_MAX_SIZE, InputMissing, InputTooLarge, parse_size, read_input
 
 __all__ = ["add_commands"]
 
@@ -52,13 +53,15 @@ class _Failure(Exception):
 # Inputs
 
 
-def _read_bytes(spec: str) -> bytes:
-    if spec == "-":
-        return sys.stdin.buffer.read()
+def _read_bytes(spec: str, max_size: int) -> bytes:
+    """The bytes of a command's input, bounded by ``--max-size`` (see ``cli.inputs``); what
+    was read is then decoded with no smaller limit than its own length."""
     try:
-        return Path(spec).read_bytes()
-    except FileNotFoundError:
-        raise _Usage(f"{spec}: no such file") from None
+        return read_input(spec, max_size, snapshot_header=True)
+    except InputMissing as exc:
+        raise _Usage(str(exc)) from None
+    except InputTooLarge as exc:
+        raise _Failure(str(exc)) from None
     except OSError as exc:
         raise _Failure(f"{spec}: {exc.strerror or exc}") from None
 
@@ -92,15 +95,15 @@ def _is_snapshot(data: bytes) -> bool:
 def _state_json(data: bytes, file: str, type_name: str | None) -> Any:
     """The JSON of the bytes of a file: a snapshot's blob, or a state of ``type_name``."""
     if _is_snapshot(data):
-        blob = snapshot.unpack(data, file)
+        blob = snapshot.unpack(data, file, max_size=len(data))
         if type_name is not None and type_name != "google.protobuf.Any":
             cls = _find_type(type_name)
-            return blob.parse(cls).to_dict()
+            return blob.parse(cls, max_size=len(blob.value)).to_dict()
         return blob.to_dict()
     if type_name is None:
         raise _Usage(f"{file}: not a snapshot file: give its type with --type (or use --raw)")
     cls = _find_type(type_name)
-    value: Any = cls.decode(data)
+    value: Any = cls.decode(data, max_size=len(data))
     return value.to_dict()
 
 
@@ -123,10 +126,10 @@ def _write_out(data: bytes, output: str | None) -> None:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    data = _read_bytes(args.file)
+    data = _read_bytes(args.file, args.max_size)
     if args.raw:
         if _is_snapshot(data):
-            data = snapshot.unpack(data, args.file).value
+            data = snapshot.unpack(data, args.file, max_size=len(data)).value
         fields = decode_raw(data)
         if args.json:
             print(_dump(raw_to_json(fields), args.compact))
@@ -140,7 +143,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     _load_modules(args.module)
-    text = _read_bytes(args.file)
+    text = _read_bytes(args.file, args.max_size)
     if args.snapshot:
         cls: Any = SavedStateBlob
     elif args.type is None:
@@ -160,8 +163,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     _load_modules(args.module)
-    data = _read_bytes(args.snapshot)
-    blob = snapshot.unpack(data, args.snapshot)
+    data = _read_bytes(args.snapshot, args.max_size)
+    blob = snapshot.unpack(data, args.snapshot, max_size=len(data))
     _magic, version, _reserved, length, digest = snapshot.HEADER_FIELDS.unpack_from(data)
     lines = [
         f"snapshot {args.snapshot}",
@@ -184,7 +187,7 @@ def _show_blob(blob: SavedStateBlob, indent: str, label: str) -> list[str]:
         except DecodeError as exc:
             lines.append(f"{inner}(not protobuf bytes: {exc})")
         return lines
-    value: Any = blob.parse(cls)
+    value: Any = blob.parse(cls, max_size=len(blob.value))  # bounded by the read already
     if isinstance(value, SavedStateUnits):
         lines[0] = f"{indent}{label}: {blob.type_url} ({len(blob.value)} bytes, " \
                    f"{len(value.units)} units)"
@@ -218,8 +221,8 @@ def _tree(value: Any, indent: str) -> list[str]:
 
 def _cmd_diff(args: argparse.Namespace) -> int:
     _load_modules(args.module)
-    a = _state_json(_read_bytes(args.a), args.a, args.type)
-    b = _state_json(_read_bytes(args.b), args.b, args.type)
+    a = _state_json(_read_bytes(args.a, args.max_size), args.a, args.type)
+    b = _state_json(_read_bytes(args.b, args.max_size), args.b, args.type)
     changes = list(diff_json(a, b))
     for path, old, new in changes:
         print(f"{path or '.'}: {_describe(old)} -> {_describe(new)}")
@@ -318,6 +321,18 @@ def _common(p: argparse.ArgumentParser, typed: bool = True) -> None:
         help="import this module (dotted name or .py file) to register its roots; repeatable",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    p.add_argument(
+        "--max-size", type=_size_argument, default=DEFAULT_MAX_SIZE, metavar="BYTES",
+        help="refuse an input larger than this (default 64M; K, M and G suffixes), checked "
+        "before a file is read; standard input, FIFOs and devices are never read past it",
+    )
+
+
+def _size_argument(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_commands(commands: Any) -> None:

@@ -12,9 +12,13 @@ state subclasses ``SaveRestore[S]`` (``S`` a ``@savedstate`` root) and implement
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import typing
+from collections.abc import Iterator
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
+from ..codec.front import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..declare import Protobuf, savedstate
 from ..errors import DecodeError, SavestateError
 from ..model.registry import info_of, root_for_url
@@ -26,6 +30,8 @@ __all__ = [
     "SaveError",
     "SaveRestore",
     "SavedStateNotSupported",
+    "check_limits",
+    "current_limits",
     "restore_blob",
     "save_blob",
     "state_type",
@@ -316,9 +322,59 @@ def save_blob(obj: SaveRestore[Any]) -> SavedStateBlob:
         raise SaveError.Other(exc) from exc
 
 
-def parse_for(obj: object, blob: SavedStateBlob) -> Any:
+# -- limits -----------------------------------------------------------------------------------
+
+# The ``(max_size, max_depth)`` of the restore running in this context: a nested restore (a
+# device restoring its children from inside its own ``restore``) decodes under the limits its
+# caller gave, without having to be handed them.
+_LIMITS: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar(
+    "savestate_restore_limits", default=(DEFAULT_MAX_SIZE, DEFAULT_MAX_DEPTH)
+)
+
+
+def check_limits(max_size: int, max_depth: int) -> None:
+    """Raise ``ValueError`` unless ``max_size`` is a non-negative int and ``max_depth`` an int
+    in ``1..MAX_ALLOWED_DEPTH`` (as ``Protobuf.decode`` requires)."""
+    if max_size.__class__ is not int or max_size < 0:
+        raise ValueError("max_size must be a non-negative int")
+    if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
+        raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
+
+
+def current_limits(
+    max_size: int | None = None, max_depth: int | None = None
+) -> tuple[int, int]:
+    """``(max_size, max_depth)``: the ones given, else those of the restore this call runs
+    inside, else the defaults (64 MiB, 100); checked with ``check_limits``."""
+    size, depth = _LIMITS.get()
+    size = size if max_size is None else max_size
+    depth = depth if max_depth is None else max_depth
+    check_limits(size, depth)
+    return size, depth
+
+
+@contextlib.contextmanager
+def restore_limits(max_size: int | None, max_depth: int | None) -> Iterator[tuple[int, int]]:
+    """Run the block with ``current_limits(max_size, max_depth)`` as the limits of every
+    restore inside it; yields them."""
+    limits = current_limits(max_size, max_depth)
+    token = _LIMITS.set(limits)
+    try:
+        yield limits
+    finally:
+        _LIMITS.reset(token)
+
+
+def parse_for(
+    obj: object,
+    blob: SavedStateBlob,
+    max_size: int | None = None,
+    max_depth: int | None = None,
+) -> Any:
     """Decode ``blob`` as the state type of ``obj`` (or, when the class does not name one, as
-    the registered root its type URL names). Raises ``RestoreError`` and calls nothing."""
+    the registered root its type URL names). Raises ``RestoreError`` and calls nothing.
+    The limits default to those of the restore this runs inside (``current_limits``)."""
+    max_size, max_depth = current_limits(max_size, max_depth)
     st = state_type(obj)
     if st is SavedStateNotSupported:
         raise RestoreError.SavedStateNotSupported()
@@ -332,21 +388,32 @@ def parse_for(obj: object, blob: SavedStateBlob) -> Any:
         raise RestoreError.Other(TypeError(f"{st.__name__} is not a saved-state type"))
     try:
         type_url_of(st)
-        return blob.parse(st)
+        return blob.parse(st, max_depth=max_depth, max_size=max_size)
     except DecodeError as exc:
         raise RestoreError.ProtobufDecode(exc) from exc
     except SavestateError as exc:
         raise RestoreError.Other(exc) from exc
 
 
-def restore_blob(obj: SaveRestore[Any], blob: SavedStateBlob) -> None:
+def restore_blob(
+    obj: SaveRestore[Any],
+    blob: SavedStateBlob,
+    *,
+    max_size: int | None = None,
+    max_depth: int | None = None,
+) -> None:
     """Decode ``blob`` as ``obj``'s state type (checking the type URL first), then restore.
+
+    ``max_size`` and ``max_depth`` bound this decode and every one made while ``obj``
+    restores (blobs of child devices, state units); left out, they are those of the restore
+    this call is inside, else the defaults (64 MiB, 100).
 
     Raises ``RestoreError``: ``SavedStateNotSupported``, ``ProtobufDecode`` (type mismatch or
     bad bytes, with the field path), the object's own ``RestoreError``, or ``Other``.
     """
-    state = parse_for(obj, blob)
-    call_restore(obj, state)
+    with restore_limits(max_size, max_depth) as (size, depth):
+        state = parse_for(obj, blob, size, depth)
+        call_restore(obj, state)
 
 
 def call_restore(obj: SaveRestore[Any], state: Any) -> None:

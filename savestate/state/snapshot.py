@@ -19,7 +19,14 @@ wrong: ``BadMagic``, ``UnsupportedVersion``, ``Truncated``, ``ChecksumMismatch``
 
 ``read`` takes a ``max_size`` (the largest payload it accepts, ``DEFAULT_MAX_SIZE`` = 64 MiB by
 default): a larger file, or a header that declares a larger payload, is ``TooLarge``, found from
-the file's size before anything is read.
+the file's size before anything is read; a file that is not a regular file (a FIFO, a device) is
+read in chunks, never past ``max_size`` plus the header plus one byte, and nothing is allocated
+in proportion to ``max_size`` itself. ``max_depth`` is the nesting limit of every decode on the
+way (``Protobuf.decode``). ``write`` refuses a state that ``read`` and ``restore`` with the same
+limits could not read back (``UnreadableState``), writes through a symbolic link to the file it
+names, removes temporary files that killed writers left behind, and reports a failure after the
+rename (the directory's fsync) as ``DurabilityUnconfirmed``: the new file is in place, but may not
+survive a crash.
 """
 
 from __future__ import annotations
@@ -27,29 +34,51 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import stat
 import struct
 import tempfile
+import time
 import zlib
-from typing import Any
+from typing import IO, Any
 
+from ..codec.front import DEFAULT_MAX_DEPTH
 from ..codec.front import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
 from ..declare import Protobuf
-from ..errors import DecodeError
+from ..errors import DecodeError, SavestateError
+from ..model.registry import root_for_url
 from .blob import SavedStateBlob
-from .saverestore import RestoreError, SaveRestore, restore_blob, save_blob
+from .saverestore import (
+    RestoreError,
+    SaveError,
+    SaveRestore,
+    check_limits,
+    restore_blob,
+    save_blob,
+)
+from .units import check_nested_blobs
+
+try:  # POSIX: a writer holds a lock on its temporary file, so a live one is never removed
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "FORMAT_VERSION",
     "MAGIC",
     "BadMagic",
     "ChecksumMismatch",
+    "DurabilityUnconfirmed",
     "SnapshotError",
     "TooLarge",
     "TrailingData",
     "Truncated",
+    "UnreadableState",
     "UnsupportedVersion",
     "read",
+    "read_bounded",
     "restore",
     "write",
 ]
@@ -95,6 +124,32 @@ class TooLarge(SnapshotError):
     """The file, or the payload its header declares, is larger than ``max_size`` allows."""
 
 
+class UnreadableState(SaveError):
+    """``write`` refused a state that ``read`` / ``restore`` with the same ``max_size`` and
+    ``max_depth`` could not read back (the cause, chained, names the field path)."""
+
+    cause: BaseException
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        self.__cause__ = cause
+        super().__init__(f"refusing to write a snapshot that could not be read back: {cause}")
+
+
+class DurabilityUnconfirmed(OSError):
+    """The new snapshot file is in place (renamed over ``path``), but the fsync of its
+    directory failed, so the rename may not survive a crash. ``__cause__`` is the failure."""
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        self.path = path
+        self.__cause__ = cause
+        super().__init__(
+            cause.errno,
+            f"{path}: the new snapshot file is in place, but its durability is unconfirmed "
+            f"(fsync of its directory failed: {cause.strerror or cause})",
+        )
+
+
 def pack(blob: SavedStateBlob) -> bytes:
     """The bytes of a snapshot file holding ``blob``."""
     payload = blob.encode()
@@ -105,10 +160,16 @@ def pack(blob: SavedStateBlob) -> bytes:
 
 
 def unpack(
-    data: bytes, file: str | os.PathLike[str] = "", *, max_size: int = DEFAULT_MAX_SIZE
+    data: bytes,
+    file: str | os.PathLike[str] = "",
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> SavedStateBlob:
     """The blob in the bytes of a snapshot file (raises ``SnapshotError`` or
-    ``RestoreError.ProtobufDecode``); ``max_size`` bounds the payload."""
+    ``RestoreError.ProtobufDecode``); ``max_size`` bounds the payload, ``max_depth`` its
+    nesting."""
+    check_limits(max_size, max_depth)
     if not data.startswith(MAGIC[: len(data)]):
         raise BadMagic("not a savestate snapshot (bad magic number)", file)
     if len(data) < HEADER_SIZE:
@@ -139,7 +200,7 @@ def unpack(
     if hashlib.sha256(payload).digest() != digest:
         raise ChecksumMismatch("checksum mismatch in the payload (the file is corrupt)", file)
     try:
-        return SavedStateBlob.decode(payload, max_size=max_size)
+        return SavedStateBlob.decode(payload, max_depth=max_depth, max_size=max_size)
     except DecodeError as exc:
         raise RestoreError.ProtobufDecode(exc) from exc
 
@@ -167,33 +228,109 @@ def _as_blob(state: Any) -> SavedStateBlob:
     )
 
 
-def write(path: str | os.PathLike[str], state: Any) -> int:
+def write(
+    path: str | os.PathLike[str],
+    state: Any,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> int:
     """Write ``state`` (a ``SavedStateBlob``, a root, or a ``SaveRestore`` object such as
     ``StateUnits``) to ``path`` atomically; returns the file size.
 
+    The state is checked first as ``read`` and ``restore`` with the same ``max_size`` and
+    ``max_depth`` would check it (the payload's size, every decode's nesting, blobs nested in
+    blobs): one they could not read back is refused with ``UnreadableState``. When ``path`` is
+    a symbolic link, the file it points to is replaced and the link kept. Temporary files of
+    this naming (``.<name>.XXXXXXXX.tmp`` next to the target) that no live writer holds are
+    removed.
+
     Saving errors are ``SaveError``; I/O errors are ``OSError``, and leave any previous file at
-    ``path`` as it was.
+    ``path`` as it was, except ``DurabilityUnconfirmed``: the new file is in place, but the
+    fsync of its directory failed.
     """
+    check_limits(max_size, max_depth)
     data = pack(_as_blob(state))
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-    )
+    try:
+        _check_readable(data, max_size, max_depth)
+    except SavestateError as exc:
+        raise UnreadableState(exc) from exc
+    target = os.path.realpath(os.fspath(path))  # through symbolic links: keep the link
+    directory = os.path.dirname(target)
+    name = os.path.basename(target)
+    remove_stale_temporaries(directory, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when this process ends
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        with contextlib.suppress(FileNotFoundError):  # keep the mode of the file replaced
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
+            with contextlib.suppress(FileNotFoundError):  # keep the mode of the file replaced
+                os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    try:
+        _fsync_directory(directory)
+    except OSError as exc:
+        raise DurabilityUnconfirmed(target, exc) from exc
     return len(data)
+
+
+def _check_readable(data: bytes, max_size: int, max_depth: int) -> None:
+    """Decode the snapshot bytes as ``read`` and ``restore`` would: the blob, the root its type
+    URL names, and every registered blob nested in that (raises ``SavestateError``)."""
+    blob = unpack(data, max_size=max_size, max_depth=max_depth)
+    cls = root_for_url(blob.type_url)
+    if cls is None:
+        return  # ``read`` returns such a blob as it is; only a caller knowing its type parses it
+    value: Any = blob.parse(cls, max_depth=max_depth, max_size=max_size)
+    check_nested_blobs(value, max_depth=max_depth, max_size=max_size)
+
+
+# ``mkstemp`` names: the prefix, 8 characters of its alphabet, the suffix.
+_TEMPORARY = "[a-z0-9_]{8}\\.tmp"
+# A temporary file younger than this may be one a live writer has created but not yet locked.
+STALE_AFTER_SECONDS = 60.0
+
+
+def remove_stale_temporaries(directory: str, name: str) -> list[str]:
+    """Remove the temporary files ``write`` left next to ``name`` in ``directory`` when its
+    process was killed; returns their paths.
+
+    A file is removed only when it has this naming, is older than ``STALE_AFTER_SECONDS``, and
+    no process holds its lock (a live writer keeps its temporary file locked until the rename;
+    the lock goes with the process). Without ``fcntl`` (Windows) nothing is removed.
+    """
+    if fcntl is None:
+        return []
+    pattern = re.compile(re.escape(f".{name}.") + _TEMPORARY)
+    removed: list[str] = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not pattern.fullmatch(entry):
+            continue
+        candidate = os.path.join(directory, entry)
+        with contextlib.suppress(OSError):
+            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_AFTER_SECONDS:
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a live writer's
+                os.unlink(candidate)
+                removed.append(candidate)
+            finally:
+                os.close(fd)
+    return removed
 
 
 def _fsync_directory(directory: str) -> None:
@@ -206,31 +343,66 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def read(path: str | os.PathLike[str], *, max_size: int = DEFAULT_MAX_SIZE) -> SavedStateBlob:
+# Reads are done in chunks of at most this much, so that a large limit allocates nothing.
+READ_CHUNK = 1 << 20
+
+
+def read_bounded(stream: IO[bytes], limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``stream``, read in chunks (a FIFO, a device or a pipe
+    is never read past that, and nothing is allocated in proportion to ``limit``): a result
+    longer than ``limit`` means the input is too large."""
+    if limit.__class__ is not int or limit < 0:
+        raise ValueError("limit must be a non-negative int")
+    chunks: list[bytes] = []
+    remaining = limit + 1
+    while remaining > 0:
+        chunk = stream.read(min(remaining, READ_CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read(
+    path: str | os.PathLike[str],
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> SavedStateBlob:
     """The blob in the snapshot file at ``path``.
 
     Raises a ``SnapshotError`` (a ``RestoreError``) naming the problem, or ``OSError``. A file
     whose payload would be larger than ``max_size`` bytes is ``TooLarge``, found from its size
     before it is read (and never more than ``max_size`` plus the header plus one byte is read,
-    should it grow meanwhile).
+    should it grow meanwhile or not be a regular file). ``max_depth`` bounds the nesting of the
+    blob's decode.
     """
-    if max_size.__class__ is not int or max_size < 0:
-        raise ValueError("max_size must be a non-negative int")
+    check_limits(max_size, max_depth)
     limit = HEADER_SIZE + max_size
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > limit:
+        info = os.fstat(f.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
             raise TooLarge(
-                f"the file is {size} bytes, more than max_size ({max_size}) plus the "
+                f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus the "
                 f"{HEADER_SIZE}-byte header", path)
-        data = f.read(limit + 1)
+        data = read_bounded(f, limit)
     if len(data) > limit:
-        raise TooLarge(f"the file grew past max_size ({max_size}) while it was read", path)
-    return unpack(data, path, max_size=max_size)
+        raise TooLarge(
+            f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
+            "header", path)
+    return unpack(data, path, max_size=max_size, max_depth=max_depth)
 
 
 def restore(
-    path: str | os.PathLike[str], obj: SaveRestore[Any], *, max_size: int = DEFAULT_MAX_SIZE
+    path: str | os.PathLike[str],
+    obj: SaveRestore[Any],
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> None:
-    """Read the snapshot at ``path`` and restore ``obj`` from it (``RestoreError`` on failure)."""
-    restore_blob(obj, read(path, max_size=max_size))
+    """Read the snapshot at ``path`` and restore ``obj`` from it (``RestoreError`` on failure).
+    ``max_size`` and ``max_depth`` bound the file and every decode on the way, blobs nested in
+    the state included."""
+    restore_blob(obj, read(path, max_size=max_size, max_depth=max_depth),
+                 max_size=max_size, max_depth=max_depth)

@@ -6,9 +6,12 @@ names) and decoded before any unit's ``restore`` runs, and so is every blob nest
 state whose type URL names a registered root (a chipset's child devices, a child's children, ...),
 so that a corrupt record anywhere means no ``restore`` is called. If a ``restore`` still fails
 (an invalid state, a child blob of an unexpected type), the units already restored, and the one
-that failed, are put back as they were. Units are restored, and put back, in the order they were
-added whatever the order of the records, so that a unit whose restore depends on an earlier one
-(such as a clock) sees that one's state. A unit with no record keeps its current state.
+that failed, are put back as they were: from their states saved and encoded before the first
+``restore`` ran (bytes, which no ``restore`` can mutate), also when the failure is a
+``BaseException`` such as ``KeyboardInterrupt`` (re-raised after the roll-back). Units are
+restored, and put back, in the order they were added whatever the order of the records, so that
+a unit whose restore depends on an earlier one (such as a clock) sees that one's state. A unit
+with no record keeps its current state.
 
 The same logic serves child devices kept as ``list[tuple[str, SavedStateBlob]]`` inside another
 saved state (``save_children`` / ``restore_children``).
@@ -20,6 +23,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ..codec.front import DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..declare import Protobuf, field, savedstate
 from ..errors import DecodeError
 from ..model.registry import root_for_url
@@ -29,8 +33,9 @@ from .saverestore import (
     SaveError,
     SaveRestore,
     call_restore,
-    call_save,
+    current_limits,
     parse_for,
+    restore_limits,
     save_blob,
 )
 
@@ -72,7 +77,20 @@ def _save_entries(
 
 
 def _restore_entries(
-    objects: Mapping[str, SaveRestore[Any]], entries: Iterable[tuple[str, SavedStateBlob]]
+    objects: Mapping[str, SaveRestore[Any]],
+    entries: Iterable[tuple[str, SavedStateBlob]],
+    max_size: int | None = None,
+    max_depth: int | None = None,
+) -> None:
+    with restore_limits(max_size, max_depth) as (size, depth):
+        _restore_entries_within(objects, entries, size, depth)
+
+
+def _restore_entries_within(
+    objects: Mapping[str, SaveRestore[Any]],
+    entries: Iterable[tuple[str, SavedStateBlob]],
+    max_size: int,
+    max_depth: int,
 ) -> None:
     """Check names, decode every entry, then restore (rolling back on a failure)."""
     seen: set[str] = set()
@@ -85,8 +103,8 @@ def _restore_entries(
             raise RestoreError.InvalidSavedState(f"duplicate entry id: {name}")
         seen.add(name)
         try:
-            state = parse_for(obj, blob)
-            check_nested_blobs(state)
+            state = parse_for(obj, blob, max_size, max_depth)
+            check_nested_blobs(state, max_size=max_size, max_depth=max_depth)
         except RestoreError as exc:
             raise RestoreError.ChildError(name, exc) from exc
         decoded.append((name, obj, state))
@@ -94,11 +112,13 @@ def _restore_entries(
     # whatever the order of the records: a unit may depend on an earlier one (a clock).
     order = {name: i for i, name in enumerate(objects)}
     decoded.sort(key=lambda entry: order[entry[0]])
-    # Everything decoded: take each unit's current state so that a failed restore can be undone.
-    backups: list[tuple[str, SaveRestore[Any], Any]] = []
+    # Everything decoded: save and encode each unit's current state so that a failed restore
+    # can be undone. Encoded, because a ``restore`` may mutate in place the very objects a
+    # ``save`` returned (its live state), which would leave nothing to roll back to.
+    backups: list[tuple[str, SaveRestore[Any], SavedStateBlob]] = []
     for name, obj, _ in decoded:
         try:
-            backups.append((name, obj, call_save(obj)))
+            backups.append((name, obj, save_blob(obj)))
         except SaveError as exc:
             raise RestoreError.ChildError(name, RestoreError.Other(exc)) from exc
     for i, (name, obj, state) in enumerate(decoded):
@@ -108,6 +128,9 @@ def _restore_entries(
             err = RestoreError.ChildError(name, exc)
             _roll_back(backups[: i + 1], err)
             raise err from exc
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: undo, then let it go on
+            _roll_back(backups[: i + 1], exc)
+            raise
 
 
 # Blobs nested in blobs: a parse's own ``max_depth`` bounds the nesting inside one blob; this
@@ -115,14 +138,22 @@ def _restore_entries(
 MAX_BLOB_NESTING = 100
 
 
-def check_nested_blobs(state: Any, max_nesting: int = MAX_BLOB_NESTING) -> None:
+def check_nested_blobs(
+    state: Any,
+    max_nesting: int = MAX_BLOB_NESTING,
+    *,
+    max_size: int | None = None,
+    max_depth: int | None = None,
+) -> None:
     """Decode every ``SavedStateBlob`` reachable from ``state`` whose type URL names a
     registered root (blobs inside those too), so that corrupt bytes are found before any
     ``restore`` runs. Iterative (no recursion); raises ``RestoreError.ProtobufDecode``.
+    Each parse has ``max_size`` and ``max_depth`` (default: ``current_limits()``).
 
     A blob of an unregistered type is left alone: no parse of it could succeed, so the
     ``restore`` that asks for it fails, and the restore is rolled back.
     """
+    max_size, max_depth = current_limits(max_size, max_depth)
     # (value, blob nesting, names of the children it is inside: ``(name, blob)`` entries)
     stack: list[tuple[Any, int, tuple[str, ...]]] = [(state, 0, ())]
     while stack:
@@ -136,7 +167,7 @@ def check_nested_blobs(state: Any, max_nesting: int = MAX_BLOB_NESTING) -> None:
                     f"saved-state blobs nested deeper than the limit ({max_nesting})",
                     [cls.__name__]))
             try:
-                inner: Any = value.parse(cls)
+                inner: Any = value.parse(cls, max_depth=max_depth, max_size=max_size)
             except DecodeError as exc:
                 raise _child_error(names, exc) from exc
             stack.append((inner, level + 1, names))
@@ -165,9 +196,17 @@ def _child_error(names: tuple[str, ...], exc: DecodeError) -> RestoreError:
 _CONTAINERS = (Protobuf, list, tuple, dict)
 
 
-def _roll_back(backups: list[tuple[str, SaveRestore[Any], Any]], err: RestoreError) -> None:
-    for name, obj, state in backups:
+def _roll_back(
+    backups: list[tuple[str, SaveRestore[Any], SavedStateBlob]], err: BaseException
+) -> None:
+    """Put each unit back from its encoded backup, in order; a unit that cannot be put back
+    is noted on ``err`` (``rollback_failures``, and a note) and the others still are."""
+    for name, obj, backup in backups:
         try:
+            # The backup is what this process just encoded: decode it under the widest limits,
+            # not the caller's (which bound untrusted input).
+            state = parse_for(obj, backup, max(len(backup.value), DEFAULT_MAX_SIZE),
+                              MAX_ALLOWED_DEPTH)
             call_restore(obj, state)
         except RestoreError as exc:
             # Python 3.11+ shows notes under the traceback; older versions keep the list only.
@@ -190,15 +229,22 @@ def save_children(
 
 
 def restore_children(
-    children: Mapping[str, SaveRestore[Any]], entries: Iterable[tuple[str, SavedStateBlob]]
+    children: Mapping[str, SaveRestore[Any]],
+    entries: Iterable[tuple[str, SavedStateBlob]],
+    *,
+    max_size: int | None = None,
+    max_depth: int | None = None,
 ) -> None:
     """Restore named children from ``(name, blob)`` entries, all or nothing.
+
+    ``max_size`` and ``max_depth`` bound every decode; left out, they are those of the restore
+    this call runs inside (a device restoring its children), else the defaults.
 
     An unknown name is ``RestoreError.UnknownEntryId``, a repeated one
     ``RestoreError.InvalidSavedState``; a child's failure is ``RestoreError.ChildError(name,
     ...)``. A child without an entry is left as it is.
     """
-    _restore_entries(children, entries)
+    _restore_entries(children, entries, max_size, max_depth)
 
 
 class StateUnits(SaveRestore[SavedStateUnits]):
@@ -241,12 +287,29 @@ class StateUnits(SaveRestore[SavedStateUnits]):
             for name, blob in _save_entries(self._units.items())
         ]
 
-    def restore_records(self, records: Iterable[SavedStateUnit]) -> None:
-        """Restore from records, all or nothing (see the module documentation)."""
-        _restore_entries(self._units, ((r.name, r.state) for r in records))
+    def restore_records(
+        self,
+        records: Iterable[SavedStateUnit],
+        *,
+        max_size: int | None = None,
+        max_depth: int | None = None,
+    ) -> None:
+        """Restore from records, all or nothing (see the module documentation); the limits
+        bound every decode (left out: those of the enclosing restore, else the defaults)."""
+        _restore_entries(self._units, ((r.name, r.state) for r in records), max_size, max_depth)
 
     def save(self) -> SavedStateUnits:
+        """The state of every unit, one record each."""
         return SavedStateUnits(units=self.save_records())
 
-    def restore(self, state: SavedStateUnits) -> None:
-        self.restore_records(state.units)
+    def restore(
+        self,
+        state: SavedStateUnits,
+        *,
+        max_size: int | None = None,
+        max_depth: int | None = None,
+    ) -> None:
+        """Restore every unit from ``state``, all or nothing; ``max_size`` and ``max_depth``
+        bound each unit's decode and the blobs nested in it (left out: those of the restore
+        this runs inside, e.g. ``snapshot.restore(..., max_depth=...)``, else the defaults)."""
+        self.restore_records(state.units, max_size=max_size, max_depth=max_depth)
