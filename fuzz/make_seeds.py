@@ -67,7 +67,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
     """target -> {file name: bytes}."""
     corpora: dict[str, dict[str, bytes]] = {
         "decode_root": {}, "blob_parse": {}, "restore_units": {}, "read_snapshot": {},
-        "raw_decode": {},
+        "raw_decode": {}, "json_to": {}, "json_from": {}, "cli_read": {},
     }
     seen: set[bytes] = set()
     for label, value in _states():
@@ -86,6 +86,10 @@ def seeds() -> dict[str, dict[str, bytes]]:
         corpora["blob_parse"][label] = selector + bytes(blob)
         corpora["raw_decode"][label] = data
         corpora["read_snapshot"][label] = b"\x01" + snapshot.pack(blob)
+        corpora["json_to"][label] = selector + data
+        corpora["json_from"][label] = selector + value.to_json().encode()  # type: ignore[attr-defined]
+        # (reader mode: file, standard input, FIFO; max_size 64 * 255 bytes)
+        corpora["cli_read"][label] = bytes([len(data) % 3, 255]) + snapshot.pack(blob)
     # A blob of a blob of a blob, and an empty snapshot.
     inner = SavedStateBlob.new(SavedStateBlob.new(SavedStateBlob()))
     corpora["blob_parse"]["blob-of-blob"] = bytes([ROOTS.index(SavedStateBlob)

@@ -64,9 +64,7 @@ def _worker(target: str, libfuzzer_args: list[str]) -> None:
     for seed in sorted((CORPUS / target).glob("*")):
         with contextlib.suppress(AssertionError):
             targets.TARGETS[target](seed.read_bytes())
-    from savestate.codec import front as codec
-
-    for function in list(codec._functions.values()):
+    for function in _generated_functions():
         atheris.instrument_func(function)
 
     run_one = targets.run_one
@@ -76,6 +74,30 @@ def _worker(target: str, libfuzzer_args: list[str]) -> None:
 
     atheris.Setup([sys.argv[0], *libfuzzer_args], test_one_input)
     atheris.Fuzz()
+
+
+def _generated_functions() -> list[object]:
+    """The compiled encode/decode functions of every declared class compiled so far, and the
+    generated helpers they call (found in their globals, which the generated source owns)."""
+    import gc
+    import types
+
+    from savestate.model.registry import info_of
+
+    found: dict[int, object] = {}
+    for obj in gc.get_objects():
+        info = info_of(obj)
+        codec = getattr(info, "codec", None) if info is not None else None
+        if codec is None:
+            continue
+        for function in (getattr(codec, "_encode", None), getattr(codec, "_decode", None)):
+            if isinstance(function, types.FunctionType):
+                found[id(function)] = function
+                for helper in function.__globals__.values():
+                    if (isinstance(helper, types.FunctionType)
+                            and helper.__code__.co_filename == function.__code__.co_filename):
+                        found[id(helper)] = helper
+    return list(found.values())
 
 
 # -- the driver -----------------------------------------------------------------------------
@@ -126,7 +148,8 @@ def _run_target(target: str, seconds: float, log_dir: Path, quiet: bool) -> Resu
         text = log_path.read_text(errors="replace")
         result.executions += _executions(text)
         found = _ARTIFACT.findall(text)
-        result.failures.extend(found)
+        repeated = bool(found) and set(found) <= set(result.failures)
+        result.failures.extend(f for f in found if f not in result.failures)
         if not quiet:
             print(f"[{target}] pass {attempt}: exit {proc.returncode}, "
                   f"{_executions(text)} executions" + (f", failing input {found}" if found
@@ -134,8 +157,8 @@ def _run_target(target: str, seconds: float, log_dir: Path, quiet: bool) -> Resu
         if proc.returncode != 0 and not found:
             result.failures.append(f"worker exited {proc.returncode}, see {log_path}")
             break
-        if proc.returncode == 0:
-            break
+        if proc.returncode == 0 or repeated:
+            break  # (the same input failing again: a seed fails, restarting cannot get past it)
     result.corpus = sum(1 for _ in work.iterdir())
     return result
 

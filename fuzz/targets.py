@@ -29,6 +29,7 @@ from typing import Any
 import savestate
 from savestate import SavedStateBlob, SavestateError, snapshot
 from savestate.codec import interp
+from savestate.codec.jsonmap import JsonError
 from savestate.model.registry import root_for_url
 from savestate.state.blob import type_url_of
 from savestate.state.saverestore import restore_blob
@@ -224,11 +225,147 @@ def read_snapshot(data: bytes) -> None:
         check_round_trip(named, parsed, blob.value)
 
 
+def json_to(data: bytes) -> None:
+    """Decode the rest of the input as the root the first byte selects, print it as proto3
+    JSON and parse that back: the JSON mapping must give the same value (or refuse with the
+    library's error, e.g. blobs nested past the depth limit)."""
+    cls, payload = _pick(data, ROOTS)
+    value = _decode(cls, payload)
+    if value is None:
+        return
+    try:
+        text = value.to_json()
+    except SavestateError:
+        return
+    try:
+        again = cls.from_json(text)
+    except SavestateError as exc:
+        raise Finding(f"{cls.__name__}: to_json output does not parse back: {exc!r}") from exc
+    if not _same(again, value):
+        raise Finding(f"{cls.__name__}: JSON round trip changed the value: {value!r} -> "
+                      f"{again!r}")
+
+
+def json_from(data: bytes) -> None:
+    """Parse the rest of the input as proto3 JSON text for the root the first byte selects:
+    only ``JsonError`` may come out; what parses must encode, decode equal, and print back to
+    JSON that parses to the same value."""
+    cls, text = _pick(data, ROOTS)
+    try:
+        value = cls.from_json(text)  # type: ignore[attr-defined]
+    except JsonError:
+        return
+    except SavestateError as exc:
+        raise Finding(f"{cls.__name__}: from_json raised {type(exc).__name__}, not JsonError: "
+                      f"{exc!r}") from exc
+    try:
+        encoded = value.encode()
+    except SavestateError:
+        return  # a value JSON can express but the wire cannot (too deep to encode): refused
+    try:
+        decoded = cls.decode(encoded)  # type: ignore[attr-defined]
+    except SavestateError as exc:
+        raise Finding(f"{cls.__name__}: a value parsed from JSON encodes to bytes that do not "
+                      f"decode: {exc!r}") from exc
+    if not _same(decoded, value):
+        raise Finding(f"{cls.__name__}: JSON value changed through the wire: {value!r} -> "
+                      f"{decoded!r}")
+    try:
+        again = cls.from_json(value.to_json())  # type: ignore[attr-defined]
+    except SavestateError as exc:
+        raise Finding(f"{cls.__name__}: a parsed value does not print and parse back: "
+                      f"{exc!r}") from exc
+    if not _same(again, value):
+        raise Finding(f"{cls.__name__}: JSON printed and parsed changed the value")
+
+
+_cli_dir: str | None = None
+
+
+def cli_read(data: bytes) -> None:
+    """The command line's input path on the input: the bounded reader (from a file, standard
+    input or a FIFO, with a ``--max-size`` taken from the first byte) must return the input or
+    refuse it as too large, and ``decode --raw``, ``decode`` and ``show`` must exit 0 or 1 with
+    a one-line error, never with an exception."""
+    global _cli_dir
+    import contextlib
+    import io
+    import sys
+    import threading
+
+    from savestate.cli import main
+    from savestate.cli.inputs import InputTooLarge, read_input
+
+    if len(data) < 2:
+        return
+    mode, max_size, body = data[0] % 3, data[1] * 64, data[2:]
+    if _cli_dir is None:
+        _cli_dir = tempfile.mkdtemp(prefix="savestate-fuzz-cli-")
+    path = os.path.join(_cli_dir, "input")
+    with open(path, "wb") as f:
+        f.write(body)
+    fits = len(body) <= max_size + snapshot.HEADER_SIZE
+    writer: threading.Thread | None = None
+    stdin = sys.stdin
+    spec = path
+    if mode == 1:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(body))
+        spec = "-"
+    elif mode == 2:
+        fifo = os.path.join(_cli_dir, "fifo")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fifo)
+        os.mkfifo(fifo)
+
+        def feed() -> None:
+            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as w:
+                w.write(body)
+
+        writer = threading.Thread(target=feed)
+        writer.start()
+        spec = fifo
+    try:
+        try:
+            got = read_input(spec, max_size, snapshot_header=True)
+        except InputTooLarge:
+            if fits:
+                raise Finding(f"an input of {len(body)} bytes was refused under "
+                              f"max_size {max_size}") from None
+        else:
+            if not fits or got != body:
+                raise Finding(f"the reader returned {len(got)} bytes of a {len(body)}-byte "
+                              f"input (max_size {max_size})")
+    finally:
+        sys.stdin = stdin
+        if writer is not None:
+            writer.join()
+    if data[0] & 0b1100:
+        return  # three inputs in four test the reader only: building the parser is slow
+    argv = (["decode", "--raw", path], ["decode", "--raw", "--json", path],
+            ["decode", path], ["show", path])[data[0] >> 4 & 3]
+    # (text streams over bytes: a command may write bytes to ``sys.stdout.buffer``)
+    out, err = io.TextIOWrapper(io.BytesIO()), io.TextIOWrapper(io.BytesIO())
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main([*argv, "--max-size", str(max_size)])
+        except SystemExit as exc:  # argparse: never expected with these arguments
+            raise Finding(f"{argv}: exited through SystemExit({exc.code})") from exc
+    if status not in (0, 1, 2):
+        raise Finding(f"{argv}: exit status {status}")
+    err.flush()
+    message = err.buffer.getvalue().decode(errors="replace")  # type: ignore[attr-defined]
+    if status and "(run with --debug for the traceback)" in message:
+        raise Finding(f"{argv}: an unexpected exception: {message[-300:]}")
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "decode_root": decode_root,
     "blob_parse": blob_parse,
     "restore_units": restore_units,
     "read_snapshot": read_snapshot,
+    "json_to": json_to,
+    "json_from": json_from,
+    "cli_read": cli_read,
 }
 
 
