@@ -72,7 +72,7 @@ def test_show(capsys: pytest.CaptureFixture[str], snap: Path) -> None:
     status, out, _ = run(capsys, "show", str(snap), "-m", MOD)
     assert status == 0
     assert "format version 1" in out
-    assert "savestate.units.SavedStateUnits" in out and "2 units" in out
+    assert "state_units.SavedStateUnits" in out and "2 units" in out
     assert "unit [0] 'a': type.googleapis.com/constructs.other.OtherRoot" in out
     assert "      where:\n        x: 1\n        y: -2" in out
     assert "unit [1] 'b'" in out and "type not known here" in out and "1: 7" in out
@@ -127,7 +127,7 @@ def test_usage_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
 def test_raw(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = bytes(pc.OtherRoot(where=pc.Point(x=-3, y=4))) + b"\x22\x02hi\x2d\x00\x00\x80\x3f"
     assert format_raw(decode_raw(data)) == (
-        '1 {\n  1: 5\n  2: 8\n}\n2: 2\n4: "hi"\n5: 0x3f800000\n'
+        '1 {\n  1: 5\n  2: 8\n}\n2: 2\n4 {\n  13: 105\n}\n5: 0x3f800000\n'
     )
     (tmp_path / "r.bin").write_bytes(data)
     status, out, _ = run(capsys, "decode", "--raw", "--json", "--compact", str(tmp_path / "r.bin"))

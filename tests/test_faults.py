@@ -247,7 +247,7 @@ def test_corrupt_record_anywhere_means_no_restore_was_called() -> None:
     source = Machine()
     source.run(500)
     good = bytes(source.save())
-    url = "type.googleapis.com/savestate.units.SavedStateUnits"
+    url = "type.googleapis.com/state_units.SavedStateUnits"
     machine, calls = _instrumented_machine()
     before = machine.save()
     rng = random.Random(1)

@@ -155,7 +155,7 @@ def _class(full_name: str) -> Any:
 
 @functools.cache
 def _vm_top() -> tuple[Any, Any, Any]:
-    return (_class("savestate.units.SavedStateUnits"), _class("state_unit.SavedStateUnit"),
+    return (_class("state_units.SavedStateUnits"), _class("state_unit.SavedStateUnit"),
             _class("google.protobuf.Any"))
 
 

@@ -8,8 +8,7 @@ For the ``vm`` and ``vm-tree`` workloads the example VM's ``.proto`` files are w
 ``savestate.write_proto`` into a temporary directory and compiled by the same protoc, into a
 descriptor set (``--include_imports``) from which the runtime makes the classes, which is
 what a ``_pb2`` module does on import. The ``_pb2`` modules themselves are not imported: protoc
-names them after the proto packages, and ``savestate.units`` and ``examples.vm.*`` are this
-repository's own packages.
+names them after the proto packages, and ``examples.vm.*`` is this repository's own package.
 """
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ def _load_vm() -> dict[str, Any]:
 
 
 vm_classes = _load_vm()
-Units = vm_classes["savestate.units.SavedStateUnits"]
+Units = vm_classes["state_units.SavedStateUnits"]
 Unit = vm_classes["state_unit.SavedStateUnit"]
 AnyMsg = vm_classes["google.protobuf.Any"]
 

@@ -18,6 +18,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import savestate
+
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
 from ..schemaio.proto import write_proto
@@ -56,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="savestate", description="Tools for savestate saved-state types."
     )
+    version = f"savestate {savestate.__version__}"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     proto = commands.add_parser(
         "proto",

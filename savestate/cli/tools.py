@@ -3,9 +3,12 @@
 Each command reads bytes (a state encoded as one root type, or a snapshot file, recognised by its
 magic number) and works on the proto3 JSON of the state (:mod:`savestate.codec.jsonmap`). Types are
 found among the saved-state roots registered by the modules given with ``--module`` (and the
-library's own: ``google.protobuf.Any``, ``savestate.units.SavedStateUnits``).
+library's own, known without ``--module``: ``google.protobuf.Any``, the state units container
+``SavedStateUnits`` and ``NoSavedState``). ``--type`` takes any declared message by its full
+proto name (:func:`savestate.type_by_name`).
 
-Exit statuses: 0 success (``diff``: no difference), 1 a failure (bad bytes, bad JSON, a value
+Exit statuses: 0 success (``diff``: no difference; also when the reader of the output closes
+it early, as ``head`` does), 1 a failure (bad bytes, bad JSON, a value
 that does not fit; ``diff``: the states differ), 2 a usage error. A failure is reported as one
 line naming the file, the type and the field path; ``--debug`` shows the traceback instead.
 """
@@ -13,7 +16,11 @@ line naming the file, the type and the field path; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import enum
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +32,7 @@ from ..model.registry import (
     TYPE_URL_PREFIX,
     UnknownTypeName,
     full_name,
+    info_of,
     root_for_url,
     type_by_name,
 )
@@ -34,6 +42,7 @@ from ..state import snapshot
 from ..state.blob import SavedStateBlob
 from ..state.units import SavedStateUnits
 from .inputs import DEFAULT_MAX_SIZE, InputMissing, InputTooLarge, parse_size, read_input
+from .sizes import format_sizes, size_tree, treemap_svg
 
 __all__ = ["add_commands"]
 
@@ -56,6 +65,9 @@ class _Failure(Exception):
 def _read_bytes(spec: str, max_size: int) -> bytes:
     """The bytes of a command's input, bounded by ``--max-size`` (see ``cli.inputs``); what
     was read is then decoded with no smaller limit than its own length."""
+    if spec == "-" and sys.stdin.isatty():  # FILE forgotten: say what is awaited
+        print("reading standard input (end it with Ctrl-D; give a FILE to read a file)",
+              file=sys.stderr)
     try:
         return read_input(spec, max_size, snapshot_header=True)
     except InputMissing as exc:
@@ -131,13 +143,15 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         if _is_snapshot(data):
             data = snapshot.unpack(data, args.file, max_size=len(data)).value
         fields = decode_raw(data)
-        if args.json:
-            print(_dump(raw_to_json(fields), args.compact))
-        else:
-            sys.stdout.write(format_raw(fields))
-        return 0
-    _load_modules(args.module)
-    print(_dump(_state_json(data, args.file, args.type), args.compact))
+        text = _dump(raw_to_json(fields), args.compact) + "\n" if args.json else format_raw(fields)
+    else:
+        _load_modules(args.module)
+        text = _dump(_state_json(data, args.file, args.type), args.compact) + "\n"
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
     return 0
 
 
@@ -171,7 +185,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"  format version {version}, header {snapshot.HEADER_SIZE} bytes",
         f"  payload {length} bytes, sha256 {digest.hex()}",
     ]
-    lines += _show_blob(blob, "  ", "state")
+    if args.sizes or args.svg:
+        tree = size_tree(blob.value, blob.type_url)
+        if args.svg:
+            Path(args.svg).write_text(treemap_svg(tree), encoding="utf-8")
+            lines.append(f"  treemap written to {args.svg}")
+        if args.sizes:
+            lines += ["  sizes (bytes, share of the state):", *format_sizes(tree)]
+    if not args.sizes:
+        lines += _show_blob(blob, "  ", "state")
     print("\n".join(lines))
     return 0
 
@@ -194,28 +216,83 @@ def _show_blob(blob: SavedStateBlob, indent: str, label: str) -> list[str]:
         for i, unit in enumerate(value.units):
             lines += _show_blob(unit.state, inner, f"unit [{i}] {unit.name!r}")
         return lines
-    lines += _tree(value.to_dict(), inner)
+    lines += _tree(value, inner)
     return lines
 
 
-def _scalar_text(value: Any) -> str:
+# Bytes of at most this length are one line of hex; longer ones a dump with offsets.
+SHORT_BYTES = 16
+
+
+def _hex_dump(data: bytes, indent: str) -> list[str]:
+    """``hexdump -C``-style lines: offset, 16 bytes in hex, and their printable ASCII."""
+    lines = []
+    for offset in range(0, len(data), 16):
+        chunk = data[offset : offset + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{indent}{offset:08x}  {hexes:<47}  |{text}|")
+    return lines
+
+
+def _children(value: Any) -> list[tuple[str, Any]] | None:
+    """The named parts of a declared message or variant, a list or a dict; None for a leaf."""
+    if isinstance(value, SavedStateBlob):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    if isinstance(value, (list, tuple)):
+        return [(f"[{i}]", v) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return [(f"[{k!r}]", v) for k, v in value.items()]
+    return None
+
+
+def _is_variant(value: Any) -> bool:
+    """Whether ``value`` is a Oneof's variant: shown under its class name, which says which."""
+    info = info_of(type(value))
+    return info is not None and info.kind == "variant"
+
+
+def _leaf_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return f"{value.name} ({value.value})"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, datetime.timedelta):
+        return f"{value.total_seconds()!r}s"
+    if value is None:
+        return "(none)"
     return json.dumps(value, ensure_ascii=False)
 
 
 def _tree(value: Any, indent: str) -> list[str]:
-    """A JSON value as indented ``name: value`` lines."""
+    """A decoded state as indented ``name: value`` lines: integers as numbers, bytes in hex
+    (a dump with offsets when long), a variant under its class name, a blob as its type URL
+    with its fields when that type is known."""
     lines: list[str] = []
-    items: Iterator[tuple[str, Any]]
-    if isinstance(value, dict):
-        items = iter(value.items())
-    else:
-        items = ((f"[{i}]", v) for i, v in enumerate(value))
-    for key, v in items:
-        if isinstance(v, (dict, list)) and v:
-            lines.append(f"{indent}{key}:")
-            lines += _tree(v, indent + "  ")
+    for key, v in _children(value) or []:
+        if isinstance(v, (bytes, bytearray)):
+            if len(v) <= SHORT_BYTES:
+                lines.append(f"{indent}{key}: {bytes(v).hex(' ') or '(empty)'}")
+            else:
+                lines.append(f"{indent}{key}: {len(v)} bytes")
+                lines += _hex_dump(bytes(v), indent + "  ")
+        elif isinstance(v, SavedStateBlob):
+            lines += _show_blob(v, indent, key)
         else:
-            lines.append(f"{indent}{key}: {_scalar_text(v)}")
+            parts = _children(v)
+            if parts is None:
+                lines.append(f"{indent}{key}: {_leaf_text(v)}")
+            elif not parts:
+                empty = type(v).__name__ if _is_variant(v) else "(empty)"
+                lines.append(f"{indent}{key}: {empty}")
+            else:
+                variant = f" {type(v).__name__}" if _is_variant(v) else ""
+                lines.append(f"{indent}{key}:{variant}")
+                lines += _tree(v, indent + "  ")
     return lines
 
 
@@ -284,17 +361,31 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             if getattr(args, "debug", False) or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             status, text = _classify(exc, args)
-            print(f"savestate {args.command}: {text}", file=sys.stderr)
+            if text:
+                print(f"savestate {args.command}: {text}", file=sys.stderr)
             return status
 
     return wrapper
 
 
+def _quiet_stdout() -> None:
+    """The reader of the output went away (``savestate show ... | head``): as other Unix tools,
+    stop quietly with status 0. Standard output is pointed at the null device, so that Python's
+    flush at exit does not report the closed pipe again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stream)
+        pass
+
+
 def _classify(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
     if isinstance(exc, _Usage):
         return EXIT_USAGE, f"error: {exc}"
-    if isinstance(exc, BrokenPipeError):  # output piped into `head`: not an error to report
-        return EXIT_FAILURE, "output closed early"
+    if isinstance(exc, BrokenPipeError):
+        _quiet_stdout()
+        return 0, ""
     where = getattr(args, "file", None) or getattr(args, "snapshot", None) or ""
     if getattr(args, "command", "") == "diff":
         where = f"{args.a} / {args.b}"
@@ -352,6 +443,7 @@ def add_commands(commands: Any) -> None:
     decode.add_argument("--raw", action="store_true",
                         help="no schema: field numbers, wire types and guessed nesting")
     decode.add_argument("--json", action="store_true", help="with --raw: records as JSON")
+    decode.add_argument("-o", "--output", metavar="OUT", help="write here, not to stdout")
     decode.set_defaults(run=_guarded(_cmd_decode))
 
     encode = commands.add_parser(
@@ -377,9 +469,14 @@ def add_commands(commands: Any) -> None:
         help="describe a snapshot file: header, units, types, sizes and fields",
         description="Print the snapshot header, its state's type URL and size, each state "
         "unit with its name, type URL and size, and the decoded fields of each state whose "
-        "type is registered (by --module), as a tree.",
+        "type is registered (by --module), as a tree: integers as numbers, bytes in hex. "
+        "--sizes prints instead where the bytes go, per unit and per field, with percentages; "
+        "--svg FILE draws the same tree as a treemap.",
     )
     show.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot file")
+    show.add_argument("--sizes", action="store_true",
+                      help="a tree of bytes per unit and per field, with percentages")
+    show.add_argument("--svg", metavar="FILE", help="write a treemap of the sizes as SVG")
     _common(show, typed=False)
     show.set_defaults(run=_guarded(_cmd_show))
 

@@ -170,12 +170,10 @@ def _text(payload: bytes | memoryview) -> str | None:
 
 
 def _guess_message(f: RawField) -> bool:
-    """A value that parses as records is shown as a message, unless it is printable ASCII
-    text (``"hi"`` also parses as field 13 = 105)."""
-    if f.message is None:
-        return False
-    text = f.text
-    return text is None or not text.isascii()
+    """A non-empty value that parses as records is shown as a message, as ``protoc
+    --decode_raw`` shows it (so ``"hi"`` shows as ``{13: 105}``, and an ``Any`` holding only a
+    type URL as a message, not as a string)."""
+    return f.message is not None
 
 
 def format_raw(fields: list[RawField] | tuple[RawField, ...], indent: str = "") -> str:

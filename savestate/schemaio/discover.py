@@ -77,12 +77,11 @@ def load_roots(modules: Sequence[str]) -> list[type]:
         mine: list[type] = []
         attributes = {id(v) for v in vars(module).values() if isinstance(v, type)}
         for cls in registered_roots():
-            if (
-                id(cls) not in before
-                or cls.__module__ == name
-                or cls.__module__.startswith(name + ".")
-                or id(cls) in attributes
-            ):
+            own = cls.__module__ == name or cls.__module__.startswith(name + ".")
+            # A module that imports NoSavedState (or does `from savestate import *`) uses the
+            # library's roots; it does not define them.
+            bound = id(cls) in attributes and cls.__module__ not in LIBRARY_MODULES
+            if id(cls) not in before or own or bound:
                 mine.append(cls)
         if not mine:
             raise DiscoveryError(

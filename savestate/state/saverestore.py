@@ -52,9 +52,14 @@ class SaveRestore(Generic[S]):
     __slots__ = ()
 
     def save(self) -> S:
+        """Return the object's saved state, a new ``S`` (raise ``SaveError`` when it cannot be
+        saved now, e.g. ``SaveError.NotSupported`` or ``SaveError.ChildError``)."""
         raise NotImplementedError(f"{type(self).__name__}.save")
 
     def restore(self, state: S) -> None:
+        """Put the object back into ``state``, decoded and type-checked already (raise
+        ``RestoreError``, e.g. ``RestoreError.InvalidSavedState("count is above reload")``, for a
+        state that decodes but cannot be right)."""
         raise NotImplementedError(f"{type(self).__name__}.restore")
 
 

@@ -57,8 +57,10 @@ class SavedStateUnit(Protobuf, package="state_unit"):
     )
 
 
-@savedstate(package="savestate.units")
-class SavedStateUnits(Protobuf, package="savestate.units"):
+# Not `savestate.units`: a package named like the import name makes protoc's and betterproto's
+# generated modules (`savestate/units/...`) shadow this library on sys.path.
+@savedstate(package="state_units")
+class SavedStateUnits(Protobuf, package="state_units"):
     """The saved state of a collection of state units (the shape of a VM's saved state)."""
 
     units: list[SavedStateUnit] = field(1, default_factory=list, doc="One record per unit.")

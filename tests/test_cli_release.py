@@ -1,0 +1,200 @@
+"""The command line as users expect it: library types without -m, typed `show` values (numbers,
+hex dumps), `decode -o`, a quiet end on a closed pipe, `--raw` as protoc prints it, and the
+size tree and treemap of `show --sizes` / `--svg`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from savestate.cli import main
+from savestate.cli.sizes import format_sizes, size_tree, treemap_svg
+from savestate.state import snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def vm_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("vm")
+    subprocess.run(
+        [sys.executable, "-m", "examples.vm", "--steps", "200", "--out", str(out)],
+        cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=300,
+    )
+    return out / "vm.snapshot"
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "savestate", *args], cwd=cwd, env=ENV, capture_output=True,
+        text=True, check=False, timeout=300,
+    )
+
+
+def test_library_types_are_known_without_module(vm_snapshot: Path) -> None:
+    shown = _cli("show", str(vm_snapshot))
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"SavedStateUnits \(\d+ bytes, \d+ units\)", shown.stdout), shown.stdout
+    assert "unit [0] 'cpu'" in shown.stdout
+    decoded = _cli("decode", str(vm_snapshot))
+    assert '"name": "storage"' in decoded.stdout
+
+
+def test_show_prints_numbers_and_hex_dumps(vm_snapshot: Path) -> None:
+    out = _cli("show", str(vm_snapshot), "-m", "examples.vm").stdout
+    assert "      now: 2000000" in out  # a u64, not the JSON string "2000000"
+    assert '"2000000"' not in out
+    # The RTC's 256-byte CMOS memory: a dump with offsets, 16 bytes a line.
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "cmos: 256 bytes")
+    dump = lines[start + 1 : start + 17]
+    assert [line.split()[0] for line in dump] == [f"{16 * i:08x}" for i in range(16)]
+    assert all(line.rstrip().endswith("|") for line in dump)
+
+
+def test_decode_output_file(vm_snapshot: Path, tmp_path: Path) -> None:
+    done = _cli("decode", str(vm_snapshot), "-o", str(tmp_path / "state.json"))
+    assert done.returncode == 0 and done.stdout == ""
+    assert (tmp_path / "state.json").read_text().startswith("{\n")
+    raw = _cli("decode", "--raw", str(vm_snapshot), "-o", str(tmp_path / "raw.txt"))
+    assert raw.returncode == 0
+    assert (tmp_path / "raw.txt").read_text() == _cli("decode", "--raw", str(vm_snapshot)).stdout
+
+
+def test_closed_pipe_ends_quietly(vm_snapshot: Path) -> None:
+    show = subprocess.Popen(
+        [sys.executable, "-m", "savestate", "show", str(vm_snapshot), "-m", "examples.vm"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert show.stdout is not None and show.stderr is not None
+    show.stdout.readline()
+    show.stdout.close()  # as `head -1` does
+    status = show.wait(timeout=300)
+    assert status == 0
+    assert show.stderr.read() == b""
+
+
+def test_terminal_stdin_gets_a_hint() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    done = subprocess.Popen(
+        [sys.executable, "-m", "savestate", "decode", "--raw"], cwd=ROOT, env=ENV,
+        stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    os.write(leader, b"\x04")  # Ctrl-D: the end of input on a terminal
+    _out, err = done.communicate(timeout=120)
+    os.close(leader)
+    os.close(follower)
+    assert err.decode().splitlines()[0].startswith("reading standard input (end it with Ctrl-D")
+
+
+def _protoc_decode_raw(data: bytes) -> str:
+    pytest.importorskip("grpc_tools")
+    done = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "--decode_raw"], input=data,
+        capture_output=True, check=True, timeout=120,
+    )
+    return done.stdout.decode()
+
+
+def test_raw_matches_protoc_line_by_line(vm_snapshot: Path, tmp_path: Path) -> None:
+    payload = snapshot.unpack(vm_snapshot.read_bytes(), str(vm_snapshot)).value
+    (tmp_path / "payload.bin").write_bytes(payload)
+    ours = _cli("decode", "--raw", str(tmp_path / "payload.bin")).stdout.splitlines()
+    theirs = _protoc_decode_raw(payload).splitlines()
+    assert len(ours) > 100
+    # Every NoSavedState blob (an Any holding only its type URL) is a message, as protoc has it.
+    assert any("save_restore.NoSavedState" in line for line in ours)
+    for number, (mine, protoc) in enumerate(zip(ours, theirs, strict=True), 1):
+        assert mine == protoc, (number, mine, protoc)
+
+
+def test_size_tree_adds_up(vm_snapshot: Path) -> None:
+    blob = snapshot.unpack(vm_snapshot.read_bytes(), str(vm_snapshot))
+    tree = size_tree(blob.value, blob.type_url)
+    assert tree.size == len(blob.value)
+
+    def check(node: object) -> None:
+        children = node.children  # type: ignore[attr-defined]
+        if children:
+            assert sum(c.size for c in children) <= node.size  # type: ignore[attr-defined]
+            for child in children:
+                check(child)
+
+    check(tree)
+    (units,) = tree.children
+    assert sum(c.size for c in units.children) == units.size == tree.size
+    assert {c.label.split(" ", 1)[1] for c in units.children} >= {
+        "'cpu'", "'chipset'", "'com1'", "'debugcon'", "'storage'"
+    }
+    lines = format_sizes(tree)
+    assert lines[0].split()[:2] == [str(len(blob.value)), "100.0%"]
+
+
+def test_show_sizes_and_svg(vm_snapshot: Path, tmp_path: Path) -> None:
+    svg = tmp_path / "sizes.svg"
+    done = _cli("show", "--sizes", str(vm_snapshot), "-m", "examples.vm", "--svg", str(svg))
+    assert done.returncode == 0, done.stderr
+    assert "] 'storage'" in done.stdout and "%" in done.stdout
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg" and root.get("width") and root.get("height")
+    rects = root.findall(f".//{ns}rect")
+    assert len(rects) > 20
+    top = rects[0]
+    assert float(top.get("width", 0)) == float(root.get("width", 0))
+    for rect in rects:
+        assert rect.find(f"{ns}title") is not None
+        x, y = float(rect.get("x", -1)), float(rect.get("y", -1))
+        w, h = float(rect.get("width", -1)), float(rect.get("height", -1))
+        assert x >= 0 and y >= 0 and w >= 0 and h >= 0
+        assert x + w <= float(top.get("width", 0)) + 0.01
+        assert y + h <= float(top.get("height", 0)) + 0.01
+
+
+def test_treemap_areas_follow_the_bytes() -> None:
+    from savestate.cli.sizes import SizeNode
+
+    tree = SizeNode("all", 100, [SizeNode("a", 75), SizeNode("b", 25)])
+    root = ET.fromstring(treemap_svg(tree, width=400, height=200))
+    ns = "{http://www.w3.org/2000/svg}"
+    _top, a, b = root.findall(f".//{ns}rect")
+    assert float(a.get("width", 0)) == pytest.approx(3 * float(b.get("width", 0)))
+    assert a.get("data-bytes") == "75"
+
+
+def test_version_flag() -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+
+
+def test_proto_writes_only_the_modules_own_roots(tmp_path: Path) -> None:
+    module = tmp_path / "uses_library.py"
+    module.write_text(
+        "from savestate import *  # noqa: F403\n"
+        "from savestate import NoSavedState, Protobuf, StateUnits, field, savedstate, u8\n\n"
+        "@savedstate\nclass Mine(Protobuf, package='uses.library'):\n    a: u8 = field(1)\n",
+        encoding="utf-8",
+    )
+    done = _cli("proto", str(module), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["uses.library.proto"]
+
+
+def test_library_proto_packages_do_not_collide_with_the_import_name() -> None:
+    import savestate
+    from savestate.state.units import SavedStateUnits
+
+    files = savestate.proto_files([SavedStateUnits, savestate.NoSavedState])
+    assert sorted(files) == ["save_restore.proto", "state_unit.proto", "state_units.proto"]
+    assert all(not name.startswith("savestate") for name in files)
+    blob = savestate.SavedStateBlob.new(SavedStateUnits())
+    assert blob.type_url == "type.googleapis.com/state_units.SavedStateUnits"
