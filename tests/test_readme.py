@@ -41,34 +41,32 @@ def test_readme_commands_are_what_ci_runs() -> None:
 
 
 def test_readme_console_sessions(tmp_path: Path) -> None:
-    """Each console block runs in a fresh directory: ``$ savestate ...`` and ``$ python ...``
-    commands (with an optional ``> file``), whose output must be the lines that follow; a
-    ``...`` line stands for any number of lines."""
+    """Each console block runs in a fresh directory, as written, by the shell of a user who ran
+    the set-up commands (the virtualenv active: its ``bin`` first on PATH, no PYTHONPATH):
+    ``$ savestate ...`` (the installed console script) and ``$ python ...`` commands, whose
+    output must be the lines that follow; a ``...`` line stands for any number of lines."""
     import os
     import shlex
     import subprocess
 
-    env = dict(os.environ, PYTHONPATH=str(README.parent))
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(bin_dir.parent)
     for index, block in enumerate(_blocks("console")):
         cwd = tmp_path / str(index)
         cwd.mkdir()
         for command, expected in _sessions(block):
             words = shlex.split(command)
-            out_file = None
-            if len(words) > 2 and words[-2] == ">":
-                out_file, words = words[-1], words[:-2]
-            program = words[0]
-            assert program in ("savestate", "python"), command
-            argv = [sys.executable, *(["-m", "savestate"] if program == "savestate" else [])]
+            assert words[0] in ("savestate", "python"), command
             done = subprocess.run(
-                [*argv, *words[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+                ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
                 check=False, timeout=300,
             )
             # `diff` exits 1 when the states differ, as diff(1) does.
             allowed = (0, 1) if words[1:2] == ["diff"] else (0,)
             assert done.returncode in allowed, (command, done.stderr)
-            if out_file is not None:
-                (cwd / out_file).write_text(done.stdout)
+            if ">" in words:
                 continue
             assert _matches(done.stdout.splitlines(), expected), (command, done.stdout)
 
