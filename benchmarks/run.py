@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         libs.insert(0, "savestate")
     missing = [lib for lib in libs if not available(lib)]
     if args.lib and missing:
-        parser.error(f"not installed: {', '.join(missing)} (pip install -r benchmarks/requirements.txt)")
+        parser.error(
+            f"not installed: {', '.join(missing)} (pip install -r benchmarks/requirements.txt)"
+        )
     for lib in missing:
         print(f"note: {lib} is not installed; left out", file=sys.stderr)
     libs = [lib for lib in libs if lib not in missing]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-"""The version of this release (the distribution is ``savestate-proto`` on the package index)."""
-
 from .declare import Oneof, Protobuf, field, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
 from .model.registry import roots, type_by_name
@@ -33,6 +30,9 @@ from .model.scalars import (
     uint32,
     uint64,
 )
+
+__version__ = "0.1.0"
+"""The version of this release (the distribution is ``savestate-proto`` on the package index)."""
 
 if TYPE_CHECKING:
     from .codec.jsonmap import JsonError

@@ -2,9 +2,9 @@
 
 The baseline is a directory of ``.proto`` files (what ``savestate proto --annotate`` wrote for an
 earlier release, or files in the Rust reference writer's style). They are parsed by ``protoc``
-(from ``grpcio-tools``, the ``savestate-proto[check]`` extra) into descriptors; the current side comes
-from the schema model. Both are turned into the same comparable form (:class:`Msg`, :class:`Fld`,
-:class:`Ty`) and compared in two directions:
+(from ``grpcio-tools``, the ``savestate-proto[check]`` extra) into descriptors; the current side
+comes from the schema model. Both are turned into the same comparable form (:class:`Msg`,
+:class:`Fld`, :class:`Ty`) and compared in two directions:
 
 - backward: new code reads old state (a break is an error by default);
 - forward: old code reads new state, for rollback (a warning unless asked for).
@@ -443,7 +443,8 @@ def _protoc(directory: Path, files: list[str]) -> bytes:
         from grpc_tools import protoc
     except ImportError as exc:
         raise BaselineError(
-            "reading a baseline needs protoc from grpcio-tools: pip install 'savestate-proto[check]'"
+            "reading a baseline needs protoc from grpcio-tools: "
+            "pip install 'savestate-proto[check]'"
         ) from exc
     include = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
