@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import os
 import re
 import stat
@@ -45,16 +46,18 @@ from typing import IO, Any
 from ..codec.front import DEFAULT_MAX_DEPTH
 from ..codec.front import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
 from ..declare import Protobuf
-from ..errors import DecodeError, SavestateError
+from ..errors import DecodeError, EncodeError
 from ..model.registry import root_for_url
-from .blob import SavedStateBlob
+from .blob import SavedStateBlob, type_url_of
 from .saverestore import (
     RestoreError,
     SaveError,
     SaveRestore,
+    call_save,
     check_limits,
     restore_blob,
     save_blob,
+    state_type,
 )
 from .units import check_nested_blobs
 
@@ -215,17 +218,39 @@ def _check_version(data: bytes, file: str | os.PathLike[str]) -> None:
         )
 
 
-def _as_blob(state: Any) -> SavedStateBlob:
+def _as_blob(state: Any, max_depth: int) -> SavedStateBlob:
+    """The blob ``write`` puts in the file: encoded with ``max_depth`` (``EncodeError`` past
+    it), so that what ``restore`` with the same limit refuses is not written."""
     if isinstance(state, SavedStateBlob):
         return state
-    if isinstance(state, Protobuf):
-        return SavedStateBlob.new(state)
     if isinstance(state, SaveRestore):
-        return save_blob(state)
+        if max_depth == DEFAULT_MAX_DEPTH:
+            return save_blob(state)  # its own errors, as ever
+        st = state_type(state)
+        value = call_save(state)
+        if not isinstance(value, Protobuf) or (st is not None and not isinstance(value, st)):
+            return save_blob(state)  # saves again, to raise the SaveError it raises for this
+        state = value
+    if isinstance(state, Protobuf):
+        return SavedStateBlob(type_url=type_url_of(type(state)),
+                              value=_encode(state, max_depth))
     raise TypeError(
         "write() takes a SavedStateBlob, a saved-state root or a SaveRestore object, "
         f"got {type(state).__name__}"
     )
+
+
+def _encode(value: Protobuf, max_depth: int) -> bytes:
+    if _ENCODE_TAKES_DEPTH:
+        encode: Any = value.encode
+        data: bytes = encode(max_depth=max_depth)
+        return data
+    return value.encode()  # the read-back check in ``write`` still holds the limit
+
+
+# How the encoder words a refusal for depth (``EncodeError.reason``).
+_DEPTH_REFUSAL = "deeper than the limit"
+_ENCODE_TAKES_DEPTH = "max_depth" in inspect.signature(Protobuf.encode).parameters
 
 
 def write(
@@ -250,10 +275,17 @@ def write(
     fsync of its directory failed.
     """
     check_limits(max_size, max_depth)
-    data = pack(_as_blob(state))
     try:
+        data = pack(_as_blob(state, max_depth))
         _check_readable(data, max_size, max_depth)
-    except SavestateError as exc:
+    except (SaveError, EncodeError) as exc:
+        # Past ``max_depth``, the encoder refuses what a read could not read back; any other
+        # failure to save or encode is the caller's error, raised as it was.
+        cause = exc.__cause__ if isinstance(exc, SaveError) else exc
+        if not (isinstance(cause, EncodeError) and _DEPTH_REFUSAL in cause.reason):
+            raise
+        raise UnreadableState(cause) from cause
+    except (DecodeError, RestoreError) as exc:  # the read-back check
         raise UnreadableState(exc) from exc
     target = os.path.realpath(os.fspath(path))  # through symbolic links: keep the link
     directory = os.path.dirname(target)
