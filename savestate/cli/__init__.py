@@ -23,6 +23,7 @@ import savestate
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
 from ..schemaio.proto import write_proto
+from .porting import add_from_proto
 from .tools import add_commands
 
 __all__ = ["UsageError", "main"]
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(run=_cmd_check)
     add_commands(commands)  # decode, encode, show, diff
+    add_from_proto(commands, UsageError)
     return parser
 
 

@@ -53,7 +53,9 @@ __all__ = [
     "Report",
     "Rule",
     "check_compatible",
+    "comment_notes",
     "load_baseline",
+    "run_protoc",
 ]
 
 BACKWARD = "backward"
@@ -436,7 +438,10 @@ def _captured_stderr() -> Iterator[list[str]]:
             out.append(tmp.read().decode("utf-8", "replace"))
 
 
-def _protoc(directory: Path, files: list[str]) -> bytes:
+def run_protoc(includes: Sequence[Path], files: Sequence[Path], *, what: str) -> bytes:
+    """The descriptor set (imports and source info included) of ``files``, parsed by protoc
+    with the import paths ``includes`` and the well-known types; a :class:`BaselineError`
+    naming ``what`` with protoc's messages when they do not parse."""
     try:
         # grpcio-tools ships no type information (an optional extra, imported only here)
         import grpc_tools  # type: ignore[import-untyped]
@@ -451,19 +456,20 @@ def _protoc(directory: Path, files: list[str]) -> bytes:
         out = Path(tmp) / "baseline.pb"
         args = [
             "protoc",
-            f"-I{directory}",
+            *(f"-I{d}" for d in includes),
             f"-I{include}",
             f"--descriptor_set_out={out}",
             "--include_imports",
             "--include_source_info",
-            *(str(directory / f) for f in files),
+            *(str(f) for f in files),
         ]
         with _captured_stderr() as messages:
             status = protoc.main(args)
         text = "".join(messages).strip()
         if status != 0 or not out.exists():
-            text = text.replace(f"{directory}{os.sep}", "")
-            raise BaselineError(f"cannot parse the baseline {directory}:\n{text}")
+            for d in includes:
+                text = text.replace(f"{d}{os.sep}", "")
+            raise BaselineError(f"cannot parse {what}:\n{text}")
         return out.read_bytes()
 
 
@@ -483,7 +489,7 @@ def load_baseline(directory: str | os.PathLike[str]) -> Side:
     cached = _baseline_cache.get(key)
     if cached is not None:
         return cached
-    data = _protoc(path, files)
+    data = run_protoc([path], [path / f for f in files], what=f"the baseline {path}")
     annotated = {
         f for f in files
         if any(
@@ -497,7 +503,7 @@ def load_baseline(directory: str | os.PathLike[str]) -> Side:
     return side
 
 
-def _comment_notes(comment: str) -> dict[str, Any]:
+def comment_notes(comment: str) -> dict[str, Any]:
     """The structured parts of a trailing comment: width, length, key/value widths, array."""
     notes: dict[str, Any] = {}
     for raw in comment.replace("\n", ";").split(";"):
@@ -551,7 +557,7 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
             oneofs = [o.name for o in md.oneof_decl]
             for i, fdp in enumerate(md.field):
                 proto = _TYPE_NAMES[fdp.type]
-                notes = _comment_notes(comments.get((*path, 2, i), ""))
+                notes = comment_notes(comments.get((*path, 2, i), ""))
                 kind: ScalarKind | None = None
                 if proto in _PROTO_KIND:
                     kind = notes.get("kind") or (
