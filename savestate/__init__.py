@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 """The version of this release (the distribution is ``savestate-proto`` on the package index)."""
 
 if TYPE_CHECKING:
+    from .codec.accel import ACCELERATED
     from .codec.jsonmap import JsonError
     from .model.introspect import schema_of
     from .schemaio.compat import check_compatible
@@ -42,18 +43,13 @@ if TYPE_CHECKING:
     from .state import snapshot
     from .state.blob import SavedStateBlob
     from .state.saverestore import (
-        AsyncSaveRestore,
-        AsyncSaveRestoreWith,
         NoSavedState,
         RestoreError,
         SavedStateNotSupported,
         SaveError,
         SaveRestore,
-        SaveRestoreWith,
         restore_blob,
-        restore_blob_async,
         save_blob,
-        save_blob_async,
     )
     from .state.units import SavedStateUnit, StateUnits
 
@@ -72,13 +68,9 @@ _LAZY = {
     "SaveRestore": "state.saverestore",
     "restore_blob": "state.saverestore",
     "save_blob": "state.saverestore",
-    "AsyncSaveRestore": "state.saverestore",
-    "AsyncSaveRestoreWith": "state.saverestore",
-    "SaveRestoreWith": "state.saverestore",
-    "restore_blob_async": "state.saverestore",
-    "save_blob_async": "state.saverestore",
     "SavedStateUnit": "state.units",
     "StateUnits": "state.units",
+    "ACCELERATED": "codec.accel",
 }
 
 
@@ -98,8 +90,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "AsyncSaveRestore",
-    "AsyncSaveRestoreWith",
+    "ACCELERATED",
     "DecodeError",
     "EncodeError",
     "JsonError",
@@ -109,7 +100,6 @@ __all__ = [
     "RestoreError",
     "SaveError",
     "SaveRestore",
-    "SaveRestoreWith",
     "SavedStateBlob",
     "SavedStateNotSupported",
     "SavedStateUnit",
@@ -130,10 +120,8 @@ __all__ = [
     "int64",
     "proto_files",
     "restore_blob",
-    "restore_blob_async",
     "roots",
     "save_blob",
-    "save_blob_async",
     "savedstate",
     "schema_of",
     "sfixed32",
