@@ -35,7 +35,6 @@ __version__ = "0.1.0"
 """The version of this release (the distribution is ``savestate-proto`` on the package index)."""
 
 if TYPE_CHECKING:
-    from .codec.accel import ACCELERATED
     from .codec.jsonmap import JsonError
     from .model.introspect import schema_of
     from .schemaio.compat import check_compatible
@@ -43,13 +42,18 @@ if TYPE_CHECKING:
     from .state import snapshot
     from .state.blob import SavedStateBlob
     from .state.saverestore import (
+        AsyncSaveRestore,
+        AsyncSaveRestoreWith,
         NoSavedState,
         RestoreError,
         SavedStateNotSupported,
         SaveError,
         SaveRestore,
+        SaveRestoreWith,
         restore_blob,
+        restore_blob_async,
         save_blob,
+        save_blob_async,
     )
     from .state.units import SavedStateUnit, StateUnits
 
@@ -68,9 +72,13 @@ _LAZY = {
     "SaveRestore": "state.saverestore",
     "restore_blob": "state.saverestore",
     "save_blob": "state.saverestore",
+    "AsyncSaveRestore": "state.saverestore",
+    "AsyncSaveRestoreWith": "state.saverestore",
+    "SaveRestoreWith": "state.saverestore",
+    "restore_blob_async": "state.saverestore",
+    "save_blob_async": "state.saverestore",
     "SavedStateUnit": "state.units",
     "StateUnits": "state.units",
-    "ACCELERATED": "codec.accel",
 }
 
 
@@ -90,7 +98,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "ACCELERATED",
+    "AsyncSaveRestore",
+    "AsyncSaveRestoreWith",
     "DecodeError",
     "EncodeError",
     "JsonError",
@@ -100,6 +109,7 @@ __all__ = [
     "RestoreError",
     "SaveError",
     "SaveRestore",
+    "SaveRestoreWith",
     "SavedStateBlob",
     "SavedStateNotSupported",
     "SavedStateUnit",
@@ -120,8 +130,10 @@ __all__ = [
     "int64",
     "proto_files",
     "restore_blob",
+    "restore_blob_async",
     "roots",
     "save_blob",
+    "save_blob_async",
     "savedstate",
     "schema_of",
     "sfixed32",

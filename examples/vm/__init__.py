@@ -5,6 +5,7 @@ and types); the device logic is a compact simulation written for this example. R
 ``python -m examples.vm``.
 """
 
+from .aio import AsyncMachine
 from .machine import Machine
 
-__all__ = ["Machine"]
+__all__ = ["AsyncMachine", "Machine"]

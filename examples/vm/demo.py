@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -14,7 +15,8 @@ import savestate
 from savestate import snapshot
 from savestate.state.units import SavedStateUnits
 
-from .machine import ChipsetSavedState, Machine
+from .aio import AsyncMachine
+from .machine import ChipsetSavedState
 from .pit import pit_clock
 
 
@@ -38,32 +40,38 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out or Path(tempfile.mkdtemp(prefix="savestate-vm-"))
     out.mkdir(parents=True, exist_ok=True)
 
-    machine = Machine()
-    machine.run(args.steps // 2)
+    return asyncio.run(run(args.steps, out))
+
+
+async def run(steps: int, out: Path) -> int:
+    """The demo on an event loop: the machine has an async unit (its block queue drains before
+    it saves), so its units are saved concurrently and restored with ``restore_async``."""
+    machine = AsyncMachine()
+    await machine.run_async(steps // 2)
     machine.uart.receive(b"hello, vm\r\n")  # typed at the serial console
-    machine.run(args.steps - args.steps // 2)
+    await machine.run_async(steps - steps // 2)
 
     clocks = pit_clock(machine.cpu.now)
     path = out / "vm.snapshot"
-    size = snapshot.write(path, machine)
-    state = machine.save()
+    state = await machine.save_async(timeout=10.0)
+    size = snapshot.write(path, state)
 
     proto_dir = out / "proto"
     write_proto = getattr(savestate, "write_proto", None)
     proto_files = write_proto(proto_dir) if write_proto is not None else None
 
-    fresh = Machine()
-    snapshot.restore(path, fresh)
-    same = fresh.save() == state
+    fresh = AsyncMachine()
+    await fresh.restore_async(snapshot.read(path).parse(SavedStateUnits), timeout=10.0)
+    same = bytes(await fresh.save_async()) == bytes(state)
     # Run both for another simulated second: they must stay identical.
     before = len(machine.uart.output)
-    machine.run(1000)
-    fresh.run(1000)
-    same_after = fresh.save() == machine.save() and (
+    await machine.run_async(1000)
+    await fresh.run_async(1000)
+    same_after = bytes(await fresh.save_async()) == bytes(await machine.save_async()) and (
         fresh.uart.output == machine.uart.output[before:]
     )
 
-    print(f"ran {args.steps} steps ({args.steps} ms of VM time, "
+    print(f"ran {steps} steps ({steps} ms of VM time, "
           f"{clocks} PIT clocks); serial console so far:")
     for line in machine.uart.output[:before].decode(errors="replace").splitlines():
         print(f"  | {line}")

@@ -12,10 +12,12 @@ state subclasses ``SaveRestore[S]`` (``S`` a ``@savedstate`` root) and implement
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import math
 import typing
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from ..codec.front import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
@@ -25,19 +27,26 @@ from ..model.registry import info_of, root_for_url
 from .blob import SavedStateBlob, type_url_of
 
 __all__ = [
+    "AsyncSaveRestore",
+    "AsyncSaveRestoreWith",
     "NoSavedState",
     "RestoreError",
     "SaveError",
     "SaveRestore",
+    "SaveRestoreWith",
     "SavedStateNotSupported",
     "check_limits",
     "current_limits",
     "restore_blob",
+    "restore_blob_async",
     "save_blob",
+    "save_blob_async",
     "state_type",
 ]
 
 S = TypeVar("S")
+C = TypeVar("C")
+T = TypeVar("T")
 
 
 class SaveRestore(Generic[S]):
@@ -61,6 +70,65 @@ class SaveRestore(Generic[S]):
         ``RestoreError``, e.g. ``RestoreError.InvalidSavedState("count is above reload")``, for a
         state that decodes but cannot be right)."""
         raise NotImplementedError(f"{type(self).__name__}.restore")
+
+
+class AsyncSaveRestore(Generic[S]):
+    """The async counterpart of ``SaveRestore[S]``: ``async def save() -> S`` and
+    ``async def restore(state: S) -> None``, with the same error kinds.
+
+    For a device written with asyncio whose save has to wait (a queue that drains first, a
+    backend that flushes): ``save_blob_async`` / ``restore_blob_async`` move its state, and
+    ``StateUnits.save_async`` saves such units concurrently.
+    """
+
+    __slots__ = ()
+
+    async def save(self) -> S:
+        """Return the object's saved state once it can be taken (raise ``SaveError``)."""
+        raise NotImplementedError(f"{type(self).__name__}.save")
+
+    async def restore(self, state: S) -> None:
+        """Put the object back into ``state`` (raise ``RestoreError``)."""
+        raise NotImplementedError(f"{type(self).__name__}.restore")
+
+
+class SaveRestoreWith(Generic[S, C]):
+    """``SaveRestore[S]`` for a device whose save and restore need a context ``C`` (a channel,
+    a memory map, a clock): ``save(context: C) -> S`` and ``restore(state: S, context: C)``.
+
+    The pattern is the plain one with one more argument; ``StateUnits.add_with(name, device,
+    context)`` keeps the context and passes it to each call, and a type checker checks that
+    the context given has the device's ``C``.
+    """
+
+    __slots__ = ()
+
+    def save(self, context: C) -> S:
+        """Return the object's saved state, using ``context`` (raise ``SaveError``)."""
+        raise NotImplementedError(f"{type(self).__name__}.save")
+
+    def restore(self, state: S, context: C) -> None:
+        """Put the object back into ``state``, using ``context`` (raise ``RestoreError``)."""
+        raise NotImplementedError(f"{type(self).__name__}.restore")
+
+
+class AsyncSaveRestoreWith(Generic[S, C]):
+    """The async counterpart of ``SaveRestoreWith[S, C]``: ``async def save(context: C) -> S``
+    and ``async def restore(state: S, context: C) -> None``."""
+
+    __slots__ = ()
+
+    async def save(self, context: C) -> S:
+        """Return the object's saved state, using ``context`` (raise ``SaveError``)."""
+        raise NotImplementedError(f"{type(self).__name__}.save")
+
+    async def restore(self, state: S, context: C) -> None:
+        """Put the object back into ``state``, using ``context`` (raise ``RestoreError``)."""
+        raise NotImplementedError(f"{type(self).__name__}.restore")
+
+
+# The generic bases whose first argument is the state type (``state_type`` reads it).
+_STATE_BASES = (SaveRestore, AsyncSaveRestore, SaveRestoreWith, AsyncSaveRestoreWith)
 
 
 @savedstate(package="save_restore")
@@ -282,13 +350,14 @@ def as_restore_error(exc: BaseException) -> RestoreError:
 
 
 def state_type(obj: object) -> type | None:
-    """The ``S`` of ``SaveRestore[S]`` in the declaration of ``obj``'s class (or of the class
+    """The ``S`` of ``SaveRestore[S]`` (or ``AsyncSaveRestore[S]``, ``SaveRestoreWith[S, C]``,
+    ``AsyncSaveRestoreWith[S, C]``) in the declaration of ``obj``'s class (or of the class
     itself), or None when the class does not name one."""
     cls = obj if isinstance(obj, type) else type(obj)
     for klass in cls.__mro__:
         for base in getattr(klass, "__orig_bases__", ()):
-            if typing.get_origin(base) is SaveRestore:
-                (arg,) = typing.get_args(base)
+            if typing.get_origin(base) in _STATE_BASES:
+                arg = typing.get_args(base)[0]
                 return arg if isinstance(arg, type) else None
     return None
 
@@ -307,24 +376,68 @@ def save_blob(obj: SaveRestore[Any]) -> SavedStateBlob:
     object's own ``SaveError``, or ``Other`` wrapping whatever else failed (an ``EncodeError``
     naming the field, a state that is not a root).
     """
+    return saved_blob(obj, obj.save)
+
+
+def saved_blob(obj: object, save: Callable[[], Any]) -> SavedStateBlob:
+    """``save()`` (the save method of ``obj``, bound to any arguments it takes), checked
+    against ``obj``'s state type and encoded: what ``save_blob`` does for each protocol."""
     st = _check_savable(obj)
     try:
-        state = obj.save()
-        if st is not None and not isinstance(state, st):
-            raise TypeError(
-                f"{type(obj).__name__}.save() returned {type(state).__name__}, "
-                f"expected {st.__name__}"
-            )
-        if not isinstance(state, Protobuf):
-            raise TypeError(
-                f"{type(obj).__name__}.save() returned {type(state).__name__}, "
-                "which is not a saved-state root"
-            )
-        return SavedStateBlob.new(state)
+        return _blob_of(obj, st, save())
     except SaveError:
         raise
     except Exception as exc:
         raise SaveError.Other(exc) from exc
+
+
+async def saved_blob_async(
+    obj: object, save: Callable[[], Awaitable[Any]], timeout: float | None = None
+) -> SavedStateBlob:
+    """``await save()`` within ``timeout`` seconds, checked and encoded as ``saved_blob``
+    does; running out of time is ``SaveError.Other`` with a ``TimeoutError`` cause."""
+    st = _check_savable(obj)
+    try:
+        return _blob_of(obj, st, await within(save(), timeout, "save"))
+    except SaveError:
+        raise
+    except Exception as exc:
+        raise SaveError.Other(exc) from exc
+
+
+def _blob_of(obj: object, st: type | None, state: Any) -> SavedStateBlob:
+    """Check a state ``save`` returned against the state type ``st``, and encode it."""
+    if st is not None and not isinstance(state, st):
+        raise TypeError(
+            f"{type(obj).__name__}.save() returned {type(state).__name__}, "
+            f"expected {st.__name__}"
+        )
+    if not isinstance(state, Protobuf):
+        raise TypeError(
+            f"{type(obj).__name__}.save() returned {type(state).__name__}, "
+            "which is not a saved-state root"
+        )
+    return SavedStateBlob.new(state)
+
+
+async def within(awaitable: Awaitable[T], timeout: float | None, what: str) -> T:
+    """``await awaitable``, cancelled after ``timeout`` seconds (None: no limit) with a
+    ``TimeoutError`` saying that ``what`` did not finish in time."""
+    if timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError as exc:  # not the builtin TimeoutError before Python 3.11
+        raise TimeoutError(f"{what} did not finish within {timeout:g} s") from exc
+
+
+def check_timeout(timeout: float | None) -> None:
+    """Raise ``ValueError`` unless ``timeout`` is None or a positive number of seconds."""
+    if timeout is None:
+        return
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or math.isnan(timeout) or timeout <= 0):
+        raise ValueError(f"timeout must be None or a positive number of seconds, got {timeout!r}")
 
 
 # -- limits -----------------------------------------------------------------------------------
@@ -423,12 +536,7 @@ def restore_blob(
 
 def call_restore(obj: SaveRestore[Any], state: Any) -> None:
     """``obj.restore(state)``, with any failure turned into a ``RestoreError``."""
-    try:
-        obj.restore(state)
-    except RestoreError:
-        raise
-    except Exception as exc:
-        raise as_restore_error(exc) from exc
+    restored(lambda: obj.restore(state))
 
 
 def call_save(obj: SaveRestore[Any]) -> Any:
@@ -440,3 +548,65 @@ def call_save(obj: SaveRestore[Any]) -> Any:
         raise
     except Exception as exc:
         raise SaveError.Other(exc) from exc
+
+
+def restored(restore: Callable[[], None]) -> None:
+    """``restore()`` (a restore method bound to its state, and context if any), with any
+    failure turned into a ``RestoreError``: what ``call_restore`` does for each protocol."""
+    try:
+        restore()
+    except RestoreError:
+        raise
+    except Exception as exc:
+        raise as_restore_error(exc) from exc
+
+
+async def restored_async(
+    restore: Callable[[], Awaitable[None]], timeout: float | None = None
+) -> None:
+    """``await restore()`` within ``timeout`` seconds, failures turned into a ``RestoreError``
+    (running out of time: ``RestoreError.Other`` with a ``TimeoutError`` cause)."""
+    try:
+        await within(restore(), timeout, "restore")
+    except RestoreError:
+        raise
+    except Exception as exc:
+        raise as_restore_error(exc) from exc
+
+
+# -- async objects ----------------------------------------------------------------------------
+
+
+async def save_blob_async(
+    obj: AsyncSaveRestore[Any], *, timeout: float | None = None
+) -> SavedStateBlob:
+    """``await obj.save()`` and encode the state as a blob: ``save_blob`` for an
+    ``AsyncSaveRestore``, with the same error kinds.
+
+    ``timeout`` (seconds; None: no limit) bounds the save; running out of time cancels it and
+    raises ``SaveError.Other`` whose cause is a ``TimeoutError``.
+    """
+    check_timeout(timeout)
+    return await saved_blob_async(obj, obj.save, timeout)
+
+
+async def restore_blob_async(
+    obj: AsyncSaveRestore[Any],
+    blob: SavedStateBlob,
+    *,
+    max_size: int | None = None,
+    max_depth: int | None = None,
+    timeout: float | None = None,
+) -> None:
+    """``restore_blob`` for an ``AsyncSaveRestore``: decode ``blob`` as ``obj``'s state type
+    (checking the type URL first, under ``max_size`` and ``max_depth``), then
+    ``await obj.restore(state)``, with the same error kinds.
+
+    ``timeout`` (seconds; None: no limit) bounds the restore; running out of time cancels it
+    and raises ``RestoreError.Other`` whose cause is a ``TimeoutError``. Nothing is rolled
+    back here (one object has nothing to roll back to): ``StateUnits.restore_async`` does.
+    """
+    check_timeout(timeout)
+    with restore_limits(max_size, max_depth) as (size, depth):
+        state = parse_for(obj, blob, size, depth)
+        await restored_async(lambda: obj.restore(state), timeout)

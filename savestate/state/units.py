@@ -14,14 +14,20 @@ a unit whose restore depends on an earlier one (such as a clock) sees that one's
 with no record keeps its current state.
 
 The same logic serves child devices kept as ``list[tuple[str, SavedStateBlob]]`` inside another
-saved state (``save_children`` / ``restore_children``).
+saved state (``save_children`` / ``restore_children``), and the async API: ``save_async`` saves
+the units concurrently, ``restore_async`` runs the very same all-or-nothing restore, awaiting
+the async units (and rolling back on a cancellation too), each call within an optional time
+limit. The synchronous API drives that one coroutine to its end without an event loop, which
+it can because it refuses async units first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import inspect
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 from ..codec.front import DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..declare import Protobuf, field, savedstate
@@ -29,14 +35,30 @@ from ..errors import DecodeError
 from ..model.registry import root_for_url
 from .blob import SavedStateBlob
 from .saverestore import (
+    AsyncSaveRestore,
+    AsyncSaveRestoreWith,
     RestoreError,
     SaveError,
     SaveRestore,
-    call_restore,
+    SaveRestoreWith,
+    check_timeout,
     current_limits,
     parse_for,
     restore_limits,
-    save_blob,
+    restored,
+    restored_async,
+    saved_blob,
+    saved_blob_async,
+)
+
+C = TypeVar("C")
+T = TypeVar("T")
+
+# What a unit may be: a plain or an async object (``add``), or either with a context
+# (``add_with``).
+Unit: TypeAlias = (
+    "SaveRestore[Any] | AsyncSaveRestore[Any] | SaveRestoreWith[Any, Any] "
+    "| AsyncSaveRestoreWith[Any, Any]"
 )
 
 __all__ = [
@@ -66,16 +88,102 @@ class SavedStateUnits(Protobuf, package="state_units"):
     units: list[SavedStateUnit] = field(1, default_factory=list, doc="One record per unit.")
 
 
-def _save_entries(
-    objects: Iterable[tuple[str, SaveRestore[Any]]],
+class _Member:
+    """One unit as the state units call it: its name, the object, its context (if it was
+    added with one), and whether it must be awaited."""
+
+    __slots__ = ("context", "has_context", "is_async", "name", "obj")
+
+    def __init__(self, name: str, obj: object, context: Any = None, has_context: bool = False):
+        self.name, self.obj, self.context, self.has_context = name, obj, context, has_context
+        save = getattr(obj, "save", None)
+        self.is_async = isinstance(obj, (AsyncSaveRestore, AsyncSaveRestoreWith)) or (
+            inspect.iscoroutinefunction(save)
+        )
+
+    async def save_blob(self, timeout: float | None) -> SavedStateBlob:
+        """The unit's state as a blob (``SaveError``; a sync unit never suspends here)."""
+        obj: Any = self.obj
+        args = (self.context,) if self.has_context else ()
+        if self.is_async:
+            return await saved_blob_async(obj, lambda: obj.save(*args), timeout)
+        return saved_blob(obj, lambda: obj.save(*args))
+
+    async def restore(self, state: Any, timeout: float | None) -> None:
+        """Restore the unit from a decoded state (``RestoreError``; a sync unit never suspends
+        here)."""
+        obj: Any = self.obj
+        args = (self.context,) if self.has_context else ()
+        if self.is_async:
+            await restored_async(lambda: obj.restore(state, *args), timeout)
+        else:
+            restored(lambda: obj.restore(state, *args))
+
+    def refuse_if_async(self, kind: type[SaveError] | type[RestoreError], call: str) -> None:
+        """The synchronous API cannot run an async unit: say which one, and what to call."""
+        if self.is_async:
+            raise kind.ChildError(self.name, kind.Other(TypeError(
+                f"{type(self.obj).__name__} is an async unit: use `await units.{call}()`")))
+
+
+def _members(objects: Mapping[str, SaveRestore[Any]]) -> list[_Member]:
+    return [_Member(name, obj) for name, obj in objects.items()]
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run to its end, without an event loop, a coroutine that never suspends (every unit it
+    calls is synchronous): the synchronous and the async APIs share one implementation of
+    saving and of the all-or-nothing restore."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]  # StopIteration.value is Any
+    coro.close()
+    raise RuntimeError("a synchronous save or restore suspended")  # async units are refused
+
+
+def _save_entries(members: Sequence[_Member]) -> list[tuple[str, SavedStateBlob]]:
+    for member in members:
+        member.refuse_if_async(SaveError, "save_async")
+    return _run_sync(_save_members(members, None, concurrent=False))
+
+
+async def _save_members(
+    members: Sequence[_Member], timeout: float | None, *, concurrent: bool
 ) -> list[tuple[str, SavedStateBlob]]:
-    entries: list[tuple[str, SavedStateBlob]] = []
-    for name, obj in objects:
-        try:
-            entries.append((name, save_blob(obj)))
-        except SaveError as exc:
-            raise SaveError.ChildError(name, exc) from exc
-    return entries
+    """Each member's state as a named blob, in order; a failure is ``SaveError.ChildError``.
+
+    ``concurrent``: every save runs in a task of its own (an async save waiting on its queue
+    lets the others run); the first failure in unit order is raised once every save has ended,
+    the saves still running being cancelled.
+    """
+    if not concurrent:
+        entries: list[tuple[str, SavedStateBlob]] = []
+        for member in members:
+            try:
+                entries.append((member.name, await member.save_blob(timeout)))
+            except SaveError as exc:
+                raise SaveError.ChildError(member.name, exc) from exc
+        return entries
+    tasks = [asyncio.ensure_future(member.save_blob(timeout)) for member in members]
+    try:
+        if tasks:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        # A failure, or this call cancelled: stop the saves still running, and let them end
+        # before going on (no save may outlive the call that asked for it).
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for member, task in zip(members, tasks, strict=True):
+        if task.cancelled():
+            continue  # stopped because another unit failed
+        failure = task.exception()
+        if isinstance(failure, SaveError):
+            raise SaveError.ChildError(member.name, failure) from failure
+        if failure is not None:
+            raise failure  # a BaseException (KeyboardInterrupt, SystemExit): not a save error
+    return [(member.name, task.result()) for member, task in zip(members, tasks, strict=True)]
 
 
 def _restore_entries(
@@ -84,55 +192,84 @@ def _restore_entries(
     max_size: int | None = None,
     max_depth: int | None = None,
 ) -> None:
+    _restore_members_sync(_members(objects), entries, max_size, max_depth)
+
+
+def _restore_members_sync(
+    members: Sequence[_Member],
+    entries: Iterable[tuple[str, SavedStateBlob]],
+    max_size: int | None,
+    max_depth: int | None,
+) -> None:
+    for member in members:
+        member.refuse_if_async(RestoreError, "restore_async")
     with restore_limits(max_size, max_depth) as (size, depth):
-        _restore_entries_within(objects, entries, size, depth)
+        _run_sync(_restore_members(members, entries, size, depth, None, concurrent=False))
 
 
-def _restore_entries_within(
-    objects: Mapping[str, SaveRestore[Any]],
+async def _restore_members(
+    members: Sequence[_Member],
     entries: Iterable[tuple[str, SavedStateBlob]],
     max_size: int,
     max_depth: int,
+    timeout: float | None,
+    *,
+    concurrent: bool,
 ) -> None:
-    """Check names, decode every entry, then restore (rolling back on a failure)."""
+    """Check names, decode every entry, then restore in order, rolling back from encoded
+    backups on any failure (``BaseException`` included: a ``KeyboardInterrupt``, a cancelled
+    task). The one implementation behind the synchronous and the async restores."""
+    decoded = _decode_entries(members, entries, max_size, max_depth)
+    # Everything decoded: save and encode each unit's current state so that a failed restore
+    # can be undone. Encoded, because a ``restore`` may mutate in place the very objects a
+    # ``save`` returned (its live state), which would leave nothing to roll back to.
+    try:
+        saved = await _save_members([m for m, _ in decoded], timeout, concurrent=concurrent)
+    except SaveError as exc:
+        name, cause = (exc.name, exc.cause) if isinstance(exc, SaveError.ChildError) else ("", exc)
+        raise RestoreError.ChildError(name, RestoreError.Other(cause)) from exc
+    backups = [(member, blob) for (member, _), (_, blob) in zip(decoded, saved, strict=True)]
+    for i, (member, state) in enumerate(decoded):
+        try:
+            await member.restore(state, timeout)
+        except RestoreError as exc:
+            err = RestoreError.ChildError(member.name, exc)
+            await _roll_back(backups[: i + 1], err, timeout)
+            raise err from exc
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit, cancellation: undo, go on
+            await _roll_back(backups[: i + 1], exc, timeout)
+            raise
+
+
+def _decode_entries(
+    members: Sequence[_Member],
+    entries: Iterable[tuple[str, SavedStateBlob]],
+    max_size: int,
+    max_depth: int,
+) -> list[tuple[_Member, Any]]:
+    """Check names and decode every entry (blobs nested in them too), calling nothing;
+    the result is in the order the units were added."""
+    by_name = {member.name: member for member in members}
     seen: set[str] = set()
-    decoded: list[tuple[str, SaveRestore[Any], Any]] = []
+    decoded: list[tuple[_Member, Any]] = []
     for name, blob in entries:
-        obj = objects.get(name)
-        if obj is None:
+        member = by_name.get(name)
+        if member is None:
             raise RestoreError.UnknownEntryId(name)
         if name in seen:
             raise RestoreError.InvalidSavedState(f"duplicate entry id: {name}")
         seen.add(name)
         try:
-            state = parse_for(obj, blob, max_size, max_depth)
+            state = parse_for(member.obj, blob, max_size, max_depth)
             check_nested_blobs(state, max_size=max_size, max_depth=max_depth)
         except RestoreError as exc:
             raise RestoreError.ChildError(name, exc) from exc
-        decoded.append((name, obj, state))
+        decoded.append((member, state))
     # Restore in the order the objects were added (as documented, and as they were saved),
     # whatever the order of the records: a unit may depend on an earlier one (a clock).
-    order = {name: i for i, name in enumerate(objects)}
-    decoded.sort(key=lambda entry: order[entry[0]])
-    # Everything decoded: save and encode each unit's current state so that a failed restore
-    # can be undone. Encoded, because a ``restore`` may mutate in place the very objects a
-    # ``save`` returned (its live state), which would leave nothing to roll back to.
-    backups: list[tuple[str, SaveRestore[Any], SavedStateBlob]] = []
-    for name, obj, _ in decoded:
-        try:
-            backups.append((name, obj, save_blob(obj)))
-        except SaveError as exc:
-            raise RestoreError.ChildError(name, RestoreError.Other(exc)) from exc
-    for i, (name, obj, state) in enumerate(decoded):
-        try:
-            call_restore(obj, state)
-        except RestoreError as exc:
-            err = RestoreError.ChildError(name, exc)
-            _roll_back(backups[: i + 1], err)
-            raise err from exc
-        except BaseException as exc:  # KeyboardInterrupt, SystemExit: undo, then let it go on
-            _roll_back(backups[: i + 1], exc)
-            raise
+    order = {member.name: i for i, member in enumerate(members)}
+    decoded.sort(key=lambda entry: order[entry[0].name])
+    return decoded
 
 
 # Blobs nested in blobs: a parse's own ``max_depth`` bounds the nesting inside one blob; this
@@ -198,26 +335,33 @@ def _child_error(names: tuple[str, ...], exc: DecodeError) -> RestoreError:
 _CONTAINERS = (Protobuf, list, tuple, dict)
 
 
-def _roll_back(
-    backups: list[tuple[str, SaveRestore[Any], SavedStateBlob]], err: BaseException
+async def _roll_back(
+    backups: list[tuple[_Member, SavedStateBlob]], err: BaseException, timeout: float | None
 ) -> None:
     """Put each unit back from its encoded backup, in order; a unit that cannot be put back
-    is noted on ``err`` (``rollback_failures``, and a note) and the others still are."""
-    for name, obj, backup in backups:
+    is noted on ``err`` (``rollback_failures``, and a note) and the others still are. An
+    interruption while putting one back (a second cancellation) does not stop the others:
+    it is noted too, and raised once every unit has been tried."""
+    interrupted: BaseException | None = None
+    for member, backup in backups:
         try:
             # The backup is what this process just encoded: decode it under the widest limits,
             # not the caller's (which bound untrusted input).
-            state = parse_for(obj, backup, max(len(backup.value), DEFAULT_MAX_SIZE),
+            state = parse_for(member.obj, backup, max(len(backup.value), DEFAULT_MAX_SIZE),
                               MAX_ALLOWED_DEPTH)
-            call_restore(obj, state)
-        except RestoreError as exc:
+            await member.restore(state, timeout)
+        except BaseException as exc:
+            if not isinstance(exc, RestoreError):
+                interrupted = interrupted or exc
             # Python 3.11+ shows notes under the traceback; older versions keep the list only.
-            note = f"rolling back {name} failed too: {exc}"
+            note = f"rolling back {member.name} failed too: {exc or type(exc).__name__}"
             failures: list[str] = err.__dict__.setdefault("rollback_failures", [])
             failures.append(note)
             add_note = getattr(err, "add_note", None)
             if add_note is not None:
                 add_note(note)
+    if interrupted is not None and interrupted is not err:
+        raise interrupted
 
 
 def save_children(
@@ -227,7 +371,7 @@ def save_children(
 
     A failure is ``SaveError.ChildError(name, ...)``.
     """
-    return _save_entries(children.items())
+    return _save_entries(_members(children))
 
 
 def restore_children(
@@ -255,39 +399,60 @@ class StateUnits(SaveRestore[SavedStateUnits]):
     ``save_records()`` / ``restore_records()`` work on ``SavedStateUnit`` records; ``save()`` /
     ``restore()`` on the ``SavedStateUnits`` root, so a ``StateUnits`` is itself a
     ``SaveRestore`` (and can be written with ``savestate.snapshot.write``).
+
+    A unit is a ``SaveRestore`` or an ``AsyncSaveRestore`` (``add``), or either kind with a
+    context passed to each of its calls (``add_with``: ``SaveRestoreWith[S, C]``,
+    ``AsyncSaveRestoreWith[S, C]``). ``save_async`` / ``restore_async`` run every kind, the
+    saves concurrently; the synchronous methods run the synchronous kinds, and name the first
+    async unit when there is one.
     """
 
-    def __init__(self, units: Mapping[str, SaveRestore[Any]] | None = None) -> None:
-        self._units: dict[str, SaveRestore[Any]] = {}
+    def __init__(
+        self, units: Mapping[str, SaveRestore[Any] | AsyncSaveRestore[Any]] | None = None
+    ) -> None:
+        self._members: dict[str, _Member] = {}
         for name, obj in (units or {}).items():
             self.add(name, obj)
 
-    def add(self, name: str, obj: SaveRestore[Any]) -> None:
+    def add(self, name: str, obj: SaveRestore[Any] | AsyncSaveRestore[Any]) -> None:
         """Add a unit; units are saved and restored in the order they were added."""
+        self._add(_Member(name, obj))
+
+    def add_with(
+        self,
+        name: str,
+        obj: SaveRestoreWith[Any, C] | AsyncSaveRestoreWith[Any, C],
+        context: C,
+    ) -> None:
+        """Add a unit whose ``save`` and ``restore`` take a context: each call gets
+        ``context`` (a channel, a memory map, a clock), of the type the unit declares."""
+        self._add(_Member(name, obj, context, has_context=True))
+
+    def _add(self, member: _Member) -> None:
+        name = member.name
         if not isinstance(name, str) or not name:
             raise ValueError(f"a unit name must be a non-empty string, got {name!r}")
-        if name in self._units:
+        if name in self._members:
             raise ValueError(f"duplicate unit name: {name}")
-        self._units[name] = obj
+        self._members[name] = member
 
-    def __getitem__(self, name: str) -> SaveRestore[Any]:
-        return self._units[name]
+    def __getitem__(self, name: str) -> Unit:
+        obj: Unit = self._members[name].obj  # type: ignore[assignment]  # checked by add
+        return obj
 
     def __contains__(self, name: object) -> bool:
-        return name in self._units
+        return name in self._members
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._units)
+        return iter(self._members)
 
     def __len__(self) -> int:
-        return len(self._units)
+        return len(self._members)
 
     def save_records(self) -> list[SavedStateUnit]:
-        """One record per unit (raises ``SaveError.ChildError(name, ...)``)."""
-        return [
-            SavedStateUnit(name=name, state=blob)
-            for name, blob in _save_entries(self._units.items())
-        ]
+        """One record per unit (raises ``SaveError.ChildError(name, ...)``; an async unit is
+        such an error too: use ``save_records_async``)."""
+        return _records(_save_entries(list(self._members.values())))
 
     def restore_records(
         self,
@@ -297,8 +462,11 @@ class StateUnits(SaveRestore[SavedStateUnits]):
         max_depth: int | None = None,
     ) -> None:
         """Restore from records, all or nothing (see the module documentation); the limits
-        bound every decode (left out: those of the enclosing restore, else the defaults)."""
-        _restore_entries(self._units, ((r.name, r.state) for r in records), max_size, max_depth)
+        bound every decode (left out: those of the enclosing restore, else the defaults).
+        An async unit is a ``RestoreError.ChildError`` naming it: use
+        ``restore_records_async``."""
+        _restore_members_sync(list(self._members.values()),
+                              ((r.name, r.state) for r in records), max_size, max_depth)
 
     def save(self) -> SavedStateUnits:
         """The state of every unit, one record each."""
@@ -315,3 +483,61 @@ class StateUnits(SaveRestore[SavedStateUnits]):
         bound each unit's decode and the blobs nested in it (left out: those of the restore
         this runs inside, e.g. ``snapshot.restore(..., max_depth=...)``, else the defaults)."""
         self.restore_records(state.units, max_size=max_size, max_depth=max_depth)
+
+    async def save_records_async(self, *, timeout: float | None = None) -> list[SavedStateUnit]:
+        """One record per unit, the units saved concurrently (each save in a task of its own,
+        so that a unit waiting for its queue to drain lets the others run).
+
+        ``timeout`` is the limit per unit, in seconds (None: no limit); a unit that runs out
+        is cancelled and raises ``SaveError.ChildError(name, SaveError.Other(TimeoutError))``.
+        On any unit's failure the saves still running are cancelled and the first failure in
+        unit order is raised, as ``SaveError.ChildError(name, ...)``. A synchronous unit runs
+        on the event loop's thread, to its end (a limit cannot interrupt it).
+        """
+        check_timeout(timeout)
+        members = list(self._members.values())
+        return _records(await _save_members(members, timeout, concurrent=True))
+
+    async def restore_records_async(
+        self,
+        records: Iterable[SavedStateUnit],
+        *,
+        max_size: int | None = None,
+        max_depth: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """``restore_records`` for every kind of unit, all or nothing: every record is checked
+        and decoded before any unit's restore runs; the backups are saved concurrently, then
+        the units are restored one after another, in the order they were added.
+
+        ``timeout`` is the limit per unit and per call, in seconds (None: no limit); running out
+        is ``RestoreError.ChildError(name, RestoreError.Other(TimeoutError))``. On any failure,
+        a cancellation of this call included, every unit already restored, and the one that
+        failed, is put back from its encoded backup, and the failure is raised.
+        """
+        check_timeout(timeout)
+        members = list(self._members.values())
+        with restore_limits(max_size, max_depth) as (size, depth):
+            await _restore_members(members, [(r.name, r.state) for r in records], size, depth,
+                                   timeout, concurrent=True)
+
+    async def save_async(self, *, timeout: float | None = None) -> SavedStateUnits:
+        """The state of every unit, saved concurrently (see ``save_records_async``)."""
+        return SavedStateUnits(units=await self.save_records_async(timeout=timeout))
+
+    async def restore_async(
+        self,
+        state: SavedStateUnits,
+        *,
+        max_size: int | None = None,
+        max_depth: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Restore every unit from ``state``, all or nothing, rolled back on any failure or
+        cancellation (see ``restore_records_async``)."""
+        await self.restore_records_async(state.units, max_size=max_size, max_depth=max_depth,
+                                         timeout=timeout)
+
+
+def _records(entries: list[tuple[str, SavedStateBlob]]) -> list[SavedStateUnit]:
+    return [SavedStateUnit(name=name, state=blob) for name, blob in entries]
