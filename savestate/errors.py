@@ -19,6 +19,7 @@ class SavestateError(Exception):
 
     @property
     def path_text(self) -> str:
+        """The field path of the error as text (``SavedState.primary.imr``; empty if none)."""
         text = ""
         for segment in self.path:
             if segment.startswith("[") or not text:

@@ -129,9 +129,12 @@ def test_wheel_installs_into_a_fresh_virtualenv(dist: Path, tmp_path: Path) -> N
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
+    # Without PYTHONPATH: a checkout or sdist on it (with its .egg-info) would make pip take
+    # the distribution as installed already.
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     install = subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)],
-        capture_output=True, text=True, check=False, timeout=600,
+        env=clean, capture_output=True, text=True, check=False, timeout=600,
     )
     assert install.returncode == 0, install.stderr[-3000:]
     module = tmp_path / "pkg_state.py"
@@ -140,7 +143,6 @@ def test_wheel_installs_into_a_fresh_virtualenv(dist: Path, tmp_path: Path) -> N
         "@savedstate\nclass State(Protobuf, package='wheel.check'):\n    a: u8 = field(1)\n",
         encoding="utf-8",
     )
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     version = subprocess.run(
         [str(bin_dir / "savestate"), "--version"], cwd=tmp_path, env=clean,
         capture_output=True, text=True, check=False, timeout=120,
