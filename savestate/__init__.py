@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 """The version of this release (the distribution is ``savestate-proto`` on the package index)."""
 
 if TYPE_CHECKING:
+    from .codec.accel import ACCELERATED
     from .codec.jsonmap import JsonError
     from .model.introspect import schema_of
     from .schemaio.compat import check_compatible
@@ -79,6 +80,7 @@ _LAZY = {
     "save_blob_async": "state.saverestore",
     "SavedStateUnit": "state.units",
     "StateUnits": "state.units",
+    "ACCELERATED": "codec.accel",
 }
 
 
@@ -98,6 +100,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ACCELERATED",
     "AsyncSaveRestore",
     "AsyncSaveRestoreWith",
     "DecodeError",

@@ -47,7 +47,7 @@ from ..model.plan import (
 from ..model.registry import info_of
 from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from ..model.schema import MISSING
-from . import runtime
+from . import accel, runtime
 from .wire import varint_bytes
 
 __all__ = ["CompiledClass", "compile_classes", "generate"]
@@ -179,6 +179,11 @@ class _ClassGen:
             "copysign": math.copysign,
             "unpack_many": struct.unpack_from,
         }
+        if accel.speedups is not None:  # the C helpers for packed varints (see accel)
+            self.env["decode_packed"] = accel.speedups.decode_packed
+            self.env["encode_packed"] = accel.speedups.encode_packed
+            for mode, number in accel.MODES.items():
+                self.env[f"VARINT_{mode.upper()}"] = number
         for name in ("pack_f", "pack_d", "unpack_f", "unpack_d", "pack_u32", "pack_i32",
                      "pack_u64", "pack_i64", "unpack_u32", "unpack_i32", "unpack_u64",
                      "unpack_i64"):
@@ -550,6 +555,11 @@ class _ClassGen:
                             w("raise Mismatch")
                     w(f"buf += bytes({v})")
                     return
+                assert isinstance(vp, (ScalarValue, EnumValue))  # packed: numbers only
+                native = self.packed_kind_args(vp, "encode")
+                if native is not None:
+                    w(f"encode_packed(buf, {v}, {native})")
+                    return
                 w(f"for {x} in {v}:")
                 with w.indent():
                     if isinstance(vp, EnumValue):
@@ -567,6 +577,22 @@ class _ClassGen:
         with w.indent():
             self.emit_unwrap(w, f.elem_unwrap, x)
             self.emit_value(w, f, x, always=True)
+
+    def packed_kind_args(self, vp: ScalarValue | EnumValue, direction: str) -> str | None:
+        """The kind arguments of a C helper call for a packed list of ``vp``, or None when
+        the helpers are not loaded or do not serve this kind."""
+        kind = _packed_kind(vp) if accel.speedups is not None else None
+        if kind is None:
+            return None
+        args = f"VARINT_{kind[0].upper()}, {kind[1]}"
+        if not isinstance(vp, EnumValue):
+            return args
+        if direction == "decode":
+            return f"{args}, {self.enum_members(vp)}"
+        return f"{args}, {self.const(vp.cls.__name__, vp.cls)}"
+
+    def enum_members(self, vp: EnumValue) -> str:
+        return self.const(f"{vp.cls.__name__}_members", dict(vp.members))
 
     def emit_fields(self, w: _Writer, m: MessagePlan, obj: str, top: bool = True) -> None:
         for f in m.fields:
@@ -908,6 +934,25 @@ class _ClassGen:
         return "\n".join(lines) + "\n"
 
 
+def _packed_kind(vp: ScalarValue | EnumValue) -> tuple[str, int] | None:
+    """The C helpers' mode (a key of ``accel.MODES``) and width for a packed varint element,
+    or None for other kinds."""
+    if isinstance(vp, EnumValue):
+        return "enum", 32
+    kind = vp.kind
+    if kind.encoding == "bool":
+        return "bool", 8
+    if kind.encoding not in ("varint", "zigzag"):
+        return None
+    signed = kind.lo < 0
+    bits = kind.hi.bit_length() + signed
+    if bits not in (8, 16, 32, 64) or kind.lo != (-(1 << (bits - 1)) if signed else 0):
+        return None
+    if kind.encoding == "zigzag":
+        return "zigzag", bits
+    return ("signed" if signed else "unsigned"), bits
+
+
 def _all_scalar(m: MessagePlan, numbers_only: bool = False) -> bool:
     """A small message of scalars and enums (``numbers_only``: none length-delimited)."""
     if len(m.fields) > INLINE_FIELDS:
@@ -1074,6 +1119,10 @@ class _FieldReader:
                 w("raise Mismatch")
             w(f"{var}.extend(unpack_many('<%d{code}' % {count}, data, pos))")
             w("pos = e")
+            return
+        native = gen.packed_kind_args(vp, "decode") if not f.elem_unwrap else None
+        if native is not None:
+            w(f"pos = decode_packed(data, pos, e, {var}, {native})")
             return
         x = gen.names.new(f"{f.pyname}_item")
         append = gen.names.new(f"{f.pyname}_append")

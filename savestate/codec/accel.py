@@ -1,0 +1,39 @@
+"""Which path the compiled codec takes for its hottest loops: the optional C helpers, or Python.
+
+The C extension ``savestate.codec._speedups`` is built by ``pip install`` when a compiler is
+present. It is used unless it is missing or the environment sets ``SAVESTATE_PURE=1`` (read
+once, at import). Either way the codec gives the same bytes and the same errors: the helpers
+accept exactly what the generated Python loops accept and raise the codec's ``Mismatch`` signal
+otherwise, so the interpreter reports the precise error.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from .runtime import Mismatch
+
+__all__ = ["ACCELERATED", "MODES", "speedups"]
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("SAVESTATE_PURE") == "1":
+        return None
+    try:
+        from . import _speedups  # type: ignore[attr-defined]  # built only when possible
+    except ImportError:
+        return None
+    _speedups.bind(Mismatch)
+    module: ModuleType = _speedups
+    return module
+
+
+#: The C helpers, or None when the pure-Python path is active.
+speedups: ModuleType | None = _load()
+
+#: True when the compiled codecs call the C helpers.
+ACCELERATED: bool = speedups is not None
+
+# The helpers' kinds of packed varint, by the plan's scalar encoding (see _speedups.c).
+MODES = {"unsigned": 0, "signed": 1, "zigzag": 2, "bool": 3, "enum": 4}
