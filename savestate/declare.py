@@ -228,8 +228,6 @@ class ProtobufMeta(type):
         # dataclasses re-creates the class to add __slots__; and the library's own bases.
         if "__dataclass_fields__" in namespace or namespace.get("_pb_base"):
             return super().__new__(mcls, name, bases, namespace, **kwargs)
-        if kwargs and not _takes_subclass_keywords(bases):
-            raise SchemaError(_unknown_keywords(kwargs), [name])
 
         oneof_bases = [b for b in bases if _kind(b) == "oneof"]
         is_oneof_root = Oneof in bases
@@ -256,11 +254,8 @@ class ProtobufMeta(type):
             raise SchemaError("variant= and tuple= belong to Oneof variants", [name])
         elif transparent and kind == "oneof":
             raise SchemaError("a Oneof cannot be transparent: its variants can", [name])
-        # The naming rules load with the first declaration, not with `import savestate`.
-        from .model.names import check_json_names, check_package
-
-        if package is not None:
-            check_package(package, [name])
+        if package is not None and (not isinstance(package, str) or not package):
+            raise SchemaError(f"package must be a non-empty string, got {package!r}", [name])
         reserved_numbers = _reserved_numbers(name, reserved)
 
         if kind == "oneof":
@@ -288,11 +283,6 @@ class ProtobufMeta(type):
                 [name, next(iter(numbers))],
             )
         _check_numbers(name, numbers, reserved_numbers)
-        if not tuple:  # a tuple variant's proto names are field1..n: they cannot collide
-            check_json_names(name, [(fname, fname) for fname in numbers])
-        if kind == "variant":
-            assert variant is not None
-            _check_variant_number(oneof_bases[0], name, variant)
 
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         info = ClassInfo(kind, proto_name or name, package)
@@ -333,50 +323,6 @@ class ProtobufMeta(type):
         _try_build(cls)
         result: ProtobufMeta = cls
         return result
-
-
-_CLASS_KEYWORDS = (
-    "package", "name", "reserved", "transparent", "variant", "tuple", "kw_only"
-)
-
-
-def _takes_subclass_keywords(bases: builtins.tuple[type, ...]) -> bool:
-    """Whether a user's base class defines ``__init_subclass__``, which may take keywords."""
-    return any(
-        "__init_subclass__" in vars(b)
-        for base in bases
-        for b in base.__mro__
-        if b is not object and info_of(b) is None and b.__module__ != __name__
-    )
-
-
-def _unknown_keywords(kwargs: dict[str, Any]) -> str:
-    import difflib
-
-    parts = []
-    for key in kwargs:
-        close = difflib.get_close_matches(key, _CLASS_KEYWORDS, n=1)
-        parts.append(f"{key}=" + (f" (did you mean {close[0]}=?)" if close else ""))
-    known = ", ".join(f"{k}=" for k in _CLASS_KEYWORDS)
-    return f"unknown class keyword {', '.join(parts)}; a savestate class takes {known}"
-
-
-def _check_variant_number(parent: type, name: str, number: Any) -> None:
-    """A variant number is a field number, unique in its Oneof and not reserved there."""
-    where = [parent.__name__, name]
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise SchemaError(f"variant= must be an int, got {number!r}", where)
-    if not 1 <= number <= MAX_FIELD_NUMBER or number in RESERVED_RANGE:
-        raise SchemaError(f"variant number {number} is not a valid field number", where)
-    pinfo = _info(parent)
-    if number in pinfo.reserved:
-        raise SchemaError(f"variant number {number} is reserved", where)
-    with LOCK:
-        for other in pinfo.variants:
-            if _info(other).variant == number:
-                raise SchemaError(
-                    f"variant number {number} is already used by {other.__name__}", where
-                )
 
 
 def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
@@ -428,10 +374,14 @@ class Protobuf(metaclass=ProtobufMeta):
     __slots__ = ("_pb_unknown",)
     __savestate__: ClassVar[ClassInfo]
 
-    def encode(self) -> bytes:
-        """The protobuf encoding of this value (raises ``EncodeError``)."""
+    def encode(self, *, max_depth: int = 100) -> bytes:
+        """The protobuf encoding of this value (raises ``EncodeError``).
+
+        ``max_depth`` bounds the nesting of messages as ``decode`` does (the root counts as 1):
+        a value that no decode with the same limit could read back is refused.
+        """
         codec = type(self).__savestate__.codec
-        return (codec or _codec_of(type(self))).encode(self)
+        return (codec or _codec_of(type(self))).encode(self, max_depth)
 
     def __bytes__(self) -> bytes:
         codec = type(self).__savestate__.codec
@@ -444,43 +394,48 @@ class Protobuf(metaclass=ProtobufMeta):
         *,
         max_depth: int = 100,
         max_size: int = 64 << 20,
+        max_memory: int | None = None,
     ) -> Self:
         """Decode ``data`` (raises ``DecodeError`` naming the field path).
 
         ``max_depth`` bounds the nesting of messages (the root counts as 1); ``max_size`` the
-        length of ``data`` in bytes (64 MiB by default), checked before anything is read.
+        length of ``data`` in bytes (64 MiB by default), checked before anything is read;
+        ``max_memory`` what the objects the decode builds may take, in bytes (by default 32
+        per byte of ``max_size``, plus 1 MiB), refused with a ``DecodeError`` before it is
+        spent, whatever the schema.
         """
         codec = cls.__savestate__.codec or _codec_of(cls)
-        result: Self = codec.decode(data, max_depth, max_size)
+        result: Self = codec.decode(data, max_depth, max_size, max_memory)
         return result
 
-    def to_dict(self) -> dict[str, Any]:
-        """The proto3 JSON object of this value (see :mod:`savestate.codec.jsonmap`)."""
+    def to_dict(self, *, max_depth: int = 100) -> dict[str, Any]:
+        """The proto3 JSON object of this value (see :mod:`savestate.codec.jsonmap`), nested
+        at most ``max_depth`` messages deep, blobs expanded (else ``EncodeError``)."""
         from .codec.jsonmap import to_dict
 
-        return to_dict(self)
+        return to_dict(self, max_depth=max_depth)
 
-    def to_json(self, *, indent: int | None = None) -> str:
+    def to_json(self, *, indent: int | None = None, max_depth: int = 100) -> str:
         """The proto3 JSON text of this value (compact unless ``indent`` is given)."""
         from .codec.jsonmap import to_json
 
-        return to_json(self, indent=indent)
+        return to_json(self, indent=indent, max_depth=max_depth)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+    def from_dict(cls, data: Mapping[str, Any], *, max_depth: int = 100) -> Self:
         """Build a value from its proto3 JSON object (raises ``JsonError``, a ``DecodeError``
-        naming the field path)."""
+        naming the field path), nested at most ``max_depth`` messages deep."""
         from .codec.jsonmap import from_dict
 
-        result: Self = from_dict(cls, data)
+        result: Self = from_dict(cls, data, max_depth=max_depth)
         return result
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Self:
-        """Parse proto3 JSON text (raises ``JsonError``, a ``DecodeError``)."""
+    def from_json(cls, text: str | bytes, *, max_depth: int = 100) -> Self:
+        """Parse proto3 JSON text (raises ``JsonError``, a ``DecodeError``, for any text)."""
         from .codec.jsonmap import from_json
 
-        result: Self = from_json(cls, text)
+        result: Self = from_json(cls, text, max_depth=max_depth)
         return result
 
 
@@ -530,11 +485,10 @@ def savedstate(
     """
     if cls is not None:
         return savedstate(package=package, reserved=reserved)(cls)
-    def wrap(cls: type[_T]) -> type[_T]:
-        from .model.names import check_package
+    if package is not None and (not isinstance(package, str) or not package):
+        raise SchemaError(f"a saved-state root needs a package, got {package!r}")
 
-        if package is not None:
-            check_package(package, [cls.__name__])
+    def wrap(cls: type[_T]) -> type[_T]:
         info = info_of(cls)
         if info is None:
             if package is None:
@@ -559,17 +513,9 @@ def savedstate(
                 "a transparent class cannot be a saved-state root: it has no message of its own",
                 [cls.__name__],
             )
-        elif info.package is None:
-            suggestion = package or "..."
+        elif info.package is None or (package is not None and info.package != package):
             raise SchemaError(
-                "a saved-state root needs a package: declare the class with one, "
-                f'class {cls.__name__}(Protobuf, package="{suggestion}")',
-                [cls.__name__],
-            )
-        elif package is not None and info.package != package:
-            raise SchemaError(
-                f"@savedstate(package={package!r}) differs from the class's package "
-                f"{info.package!r}: give the package once, on the class",
+                f"root package {package!r} differs from the class's package {info.package!r}",
                 [cls.__name__],
             )
         info.root = True

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["DecodeError", "EncodeError", "SavestateError", "SchemaError"]
+__all__ = ["DecodeError", "EncodeError", "SavestateError", "SchemaError", "UnknownFieldsDropped",
+           "path_text"]
+
+
+def path_text(path: list[str]) -> str:
+    """A field path as text: ``SavedState.primary.imr``, ``Dev.queues[2].size``."""
+    text = ""
+    for segment in path:
+        if segment.startswith("[") or not text:
+            text += segment
+        else:
+            text += "." + segment
+    return text
 
 
 class SavestateError(Exception):
@@ -20,13 +32,7 @@ class SavestateError(Exception):
     @property
     def path_text(self) -> str:
         """The field path of the error as text (``SavedState.primary.imr``; empty if none)."""
-        text = ""
-        for segment in self.path:
-            if segment.startswith("[") or not text:
-                text += segment
-            else:
-                text += "." + segment
-        return text
+        return path_text(self.path)
 
     def __str__(self) -> str:
         where = self.path_text
@@ -46,3 +52,9 @@ class EncodeError(SavestateError, ValueError):
 
 class DecodeError(SavestateError, ValueError):
     """Bytes are not a valid encoding of the requested type."""
+
+
+class UnknownFieldsDropped(UserWarning):
+    """Unknown fields were read where a value cannot keep them (inside a tuple, a map entry, the
+    wrapper of a nested list or optional, or a timedelta), and dropped: re-encoding the value
+    will not write them. The message names where."""

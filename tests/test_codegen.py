@@ -35,7 +35,7 @@ def test_tracebacks_show_generated_lines() -> None:
     codec = codec_of(Tree)
     buf = bytearray()
     try:
-        codec._encode(Tree(leaves=[Leaf(x=300)], name=""), buf)
+        codec._encode(Tree(leaves=[Leaf(x=300)], name=""), buf, 100)
     except Exception as exc:
         text = "".join(traceback.format_exception(exc))
     else:  # pragma: no cover

@@ -105,7 +105,7 @@ def test_malformed(case: tuple[type, str, str]) -> None:
     assert str(info.value) == text
     assert info.value.path_text == text.split(": ")[0]
     with pytest.raises(Exception):  # noqa: B017 - the fast path may raise anything; see codec.py
-        codec_of(cls)._decode(data, 0, len(data), 100)
+        codec_of(cls)._decode(data, 0, len(data), 100, [1 << 62])
 
 
 def test_decode_errors_are_value_errors_with_a_path() -> None:

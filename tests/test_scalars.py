@@ -136,7 +136,7 @@ def test_encode_table(case: tuple[type, Any, str]) -> None:
     assert bytes(obj).hex() == expected
     assert interp_encode(cls, obj).hex() == expected
     buf = bytearray()
-    codec_of(cls)._encode(obj, buf)  # the compiled fast path on its own
+    codec_of(cls)._encode(obj, buf, 100)  # the compiled fast path on its own
     assert buf.hex() == expected
 
 
@@ -147,7 +147,7 @@ def test_decode_table(case: tuple[type, Any, str]) -> None:
     for decoded in (
         cls.decode(data),
         interp_decode(cls, data, 100),
-        codec_of(cls)._decode(data, 0, len(data), 100),
+        codec_of(cls)._decode(data, 0, len(data), 100, [1 << 62]),
     ):
         assert decoded.v == value
         assert type(decoded.v) is type(value)

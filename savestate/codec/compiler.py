@@ -62,7 +62,8 @@ INLINE_FIELDS = 12
 # Names the generated functions use for their own purposes: a local named after a field
 # never takes one of them.
 _RESERVED = frozenset(
-    {"obj", "buf", "parts", "ap", "data", "pos", "end", "depth", "more", "tag", "mi", "e",
+    {"obj", "buf", "parts", "ap", "data", "pos", "end", "depth", "budget", "more", "tag", "mi",
+     "e",
      "byte", "shift", "cur", "variant", "rest"}
 )
 _STRUCT_CODES = {"float": "f", "double": "d", "fixed32": "I", "sfixed32": "i",
@@ -191,6 +192,8 @@ class _ClassGen:
         self.globals.used.update(self.env)
         self.needs: dict[str, tuple[type, str]] = {}
         self.helpers: list[list[str]] = []
+        # Messages entered below the encode function's own (its root is level 0).
+        self.level = 0
         # Message classes whose encoding is being written inline (outermost first).
         self.inlining: list[type] = []
         self.function_of: dict[tuple[type, str], str] = {}
@@ -391,9 +394,12 @@ class _ClassGen:
             w(f"for {key}, {item} in {v}.items():")
             with w.indent():
                 def body() -> None:
+                    self.emit_check_depth(w)
                     self.emit_field(w, entry.fields[0], key)
                     self.emit_field(w, entry.fields[1], item)
+                self.level += 1
                 self.emit_len_block(w, f, omit_empty=False, body=body)
+                self.level -= 1
         elif container is Container.BYTES_LIST:
             w(f"if {v}.__class__ is not list:")
             with w.indent():
@@ -476,7 +482,16 @@ class _ClassGen:
             w(f"if {v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}:")
             with w.indent():
                 w("raise Mismatch")
+        self.level += 1
         self.emit_len_block(w, f, not always, lambda: self.emit_body(w, message, vp, v))
+        self.level -= 1
+
+    def emit_check_depth(self, w: _Writer) -> None:
+        """A message written here, ``level`` messages below this function's own: refuse it
+        where the decoder's ``max_depth`` would (the root counts as one)."""
+        w(f"if depth <= {self.level}:")
+        with w.indent():
+            w("raise Mismatch")
 
     def emit_check_enum(self, w: _Writer, vp: EnumValue, v: str) -> None:
         w(f"if {v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}:")
@@ -495,22 +510,23 @@ class _ClassGen:
     def emit_body(self, w: _Writer, m: MessagePlan, vp: MessageValue, v: str) -> None:
         """Append the fields of message ``m`` holding local ``v`` (no tag, no length)."""
         form = m.form
+        calls = vp.cls is not None and (form is Form.ONEOF or not self.can_inline(vp.cls, m))
+        if calls:
+            assert vp.cls is not None
+            w(f"{self.function(vp.cls, 'encode')}({v}, buf, depth - {self.level})")
+            return
+        if form is not Form.FOREIGN:  # (a foreign library nests as it likes, both ways)
+            self.emit_check_depth(w)
         if form is Form.STRUCT and vp.cls is not None:
-            if self.can_inline(vp.cls, m):
-                # A small message's fields are written right here: no call per element.
-                self.inlining.append(vp.cls)
-                w(f"# {m.name}, inline")
-                self.emit_fields(w, m, v, top=False)
-                self.emit_unknown(w, v)
-                self.inlining.pop()
-            else:
-                w(f"{self.function(vp.cls, 'encode')}({v}, buf)")
+            # A small message's fields are written right here: no call per element.
+            self.inlining.append(vp.cls)
+            w(f"# {m.name}, inline")
+            self.emit_fields(w, m, v, top=False)
+            self.emit_unknown(w, v)
+            self.inlining.pop()
         elif form is Form.STRUCT:  # a Oneof variant's payload, in its Oneof's function
             self.emit_fields(w, m, v, top=False)
             self.emit_unknown(w, v)
-        elif form is Form.ONEOF:
-            assert vp.cls is not None
-            w(f"{self.function(vp.cls, 'encode')}({v}, buf)")
         elif form is Form.TUPLE:
             w(f"if {v}.__class__ is not tuple or len({v}) != {len(m.fields)}:")
             with w.indent():
@@ -712,13 +728,14 @@ class _ClassGen:
         tail = f", {more}" if more else ""
         m = vp.message
         if vp.cls is not None:
-            return f"{self.function(vp.cls, 'decode')}({data}, {start}, {end}, depth - 1{tail})"
+            call = self.function(vp.cls, "decode")
+            return f"{call}({data}, {start}, {end}, depth - 1, budget{tail})"
         if m.form is Form.DURATION:
             return f"decode_duration({data}, {start}, {end}, depth - 1{tail})"
         if m.form is Form.FOREIGN:
             spec = self.const(f"{m.name}_class", m.foreign)
             return f"decode_foreign({spec}, {data}, {start}, {end})"
-        return f"{self.helper(m, owner)}({data}, {start}, {end}, depth - 1{tail})"
+        return f"{self.helper(m, owner)}({data}, {start}, {end}, depth - 1, budget{tail})"
 
     def helper(self, m: MessagePlan, owner: str) -> str:
         """The decode function of a message the plan nests (a tuple, a map entry, a wrapper,
@@ -741,7 +758,7 @@ class _ClassGen:
     def emit_decoder(self, w: _Writer, name: str, m: MessagePlan, merging: bool) -> None:
         """A decode function of message ``m``: builds its Python value."""
         self.new_function()
-        w(f"def {name}(data, pos, end, depth, more=None):")
+        w(f"def {name}(data, pos, end, depth, budget, more=None):")
         with w.indent():
             w("if depth <= 0:")
             with w.indent():
@@ -759,6 +776,13 @@ class _ClassGen:
         is read in turn into the same locals: no record is copied or joined, so nested merges
         cost memory in proportion to the number of records, not to the depth times the input.
         """
+        cost = runtime.built_cost(m)
+        if cost:
+            # What building this value costs, counted against the decode's memory budget.
+            w(f"budget[0] -= {cost}")
+            w("if budget[0] < 0:")
+            with w.indent():
+                w("raise Mismatch")
         readers = [_FieldReader(self, f, m) for f in m.fields]
         for r in readers:
             r.emit_init(w)
@@ -767,7 +791,7 @@ class _ClassGen:
             # Locals of their own: an inline element's body sits inside its parent's loop.
             unknown, start = self.names.new("unknown"), self.names.new("start")
             w(f"{unknown} = None")
-        known = self.const(f"{m.name}_numbers", frozenset(m.by_number))
+        known = self.const(f"{m.name}_numbers", frozenset(m.by_number)) if keep_unknown else ""
         if merging:
             w("mi = 2")
             w("while True:")
@@ -786,7 +810,12 @@ class _ClassGen:
                         body(w)
             w("else:" if not first else "if True:")
             with w.indent():
-                w(f"pos = skip_unknown(data, pos, {end}, tag, {known})")
+                if not keep_unknown:
+                    # A tuple, map entry or wrapper has nowhere to keep unknown fields: the
+                    # interpreter drops them, with a warning that says where.
+                    w("raise Mismatch")
+                else:
+                    w(f"pos = skip_unknown(data, pos, {end}, tag, {known})")
                 if keep_unknown:
                     w(f"if {unknown} is None:")
                     with w.indent():
@@ -845,8 +874,9 @@ class _ClassGen:
 
     def generate_message(self) -> None:
         w, m = self.w, self.plan
-        w(f"def {self.function(self.cls, 'encode')}(obj, buf, parts=None):")
+        w(f"def {self.function(self.cls, 'encode')}(obj, buf, depth, parts=None):")
         with w.indent():
+            self.emit_check_depth(w)
             w("ap = buf.append")
             self.emit_fields(w, m, "obj")
             w("unknown = obj._pb_unknown")
@@ -859,8 +889,9 @@ class _ClassGen:
 
     def generate_oneof(self) -> None:
         w, m = self.w, self.plan
-        w(f"def {self.function(self.cls, 'encode')}(obj, buf, parts=None):")
+        w(f"def {self.function(self.cls, 'encode')}(obj, buf, depth, parts=None):")
         with w.indent():
+            self.emit_check_depth(w)
             w("ap = buf.append")
             w("variant = obj.__class__")
             first = True
@@ -882,7 +913,7 @@ class _ClassGen:
 
     def emit_oneof_decoder(self, w: _Writer, m: MessagePlan) -> None:
         self.new_function()
-        w(f"def {self.function(self.cls, 'decode')}(data, pos, end, depth, more=None):")
+        w(f"def {self.function(self.cls, 'decode')}(data, pos, end, depth, budget, more=None):")
         with w.indent():
             w("if depth <= 0:")
             with w.indent():
@@ -1067,7 +1098,7 @@ class _FieldReader:
         assert entry is not None
         name = gen.helper(entry, f"{self.helper_owner}_entry")
         key, item = gen.names.new(f"{f.pyname}_key"), gen.names.new(f"{f.pyname}_item")
-        w(f"{key}, {item} = {name}(data, pos, e, depth - 1)")
+        w(f"{key}, {item} = {name}(data, pos, e, depth - 1, budget)")
         w(f"{self.var}[{key}] = {item}")
         w("pos = e")
 

@@ -19,7 +19,10 @@ MAX_DURATION_SECONDS = 315_576_000_000
 
 def short_repr(value: Any) -> str:
     """``repr(value)``, cut to 60 characters for an error message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -19,7 +19,7 @@ from . import interp
 from .compiler import closure, compile_classes
 from .runtime import Mismatch
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "Codec", "codec_of"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "MEMORY_PER_INPUT_BYTE", "Codec", "codec_of"]
 
 DEFAULT_MAX_DEPTH = 100
 # The largest input ``decode`` accepts unless told otherwise: 64 MiB, like the official runtimes'
@@ -28,6 +28,13 @@ DEFAULT_MAX_SIZE = 64 << 20
 # Each level of nesting takes a few Python frames; past this the interpreter's own stack
 # limit would be reached first.
 MAX_ALLOWED_DEPTH = 200
+# The memory budget of a decode (``max_memory``) unless told otherwise: what the objects it builds
+# may take, as counted by ``runtime.built_cost``: 32 bytes per byte of ``max_size`` (2 GiB at the
+# default 64 MiB), and 1 MiB for small inputs. Numbers, strings and bytes are not counted: each
+# costs at most ``INTRINSIC_PER_INPUT_BYTE`` per byte of its own record, whatever the schema.
+MEMORY_PER_INPUT_BYTE = 32
+MEMORY_FLOOR = 1 << 20
+INTRINSIC_PER_INPUT_BYTE = 64
 
 _compile_lock = threading.RLock()
 
@@ -57,31 +64,41 @@ class Codec:
         # For a Oneof variant: the enum whose message is encoded and decoded.
         self.oneof = oneof
 
-    def encode(self, obj: Any) -> bytes:
+    def encode(self, obj: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
+        if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
+            raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
         buf = bytearray()
         parts: list[bytes | bytearray] = []
         try:
-            self._encode(obj, buf, parts)
+            self._encode(obj, buf, max_depth, parts)
         except Exception as exc:
             if STRICT and not isinstance(exc, SIGNALS):
                 raise AssertionError("the compiled encoder failed unexpectedly") from exc
-            return _slow_encode(self.oneof or self.cls, obj)
+            return _slow_encode(self.oneof or self.cls, obj, max_depth)
         if parts:  # large payloads, handed over uncopied
             parts.append(buf)
             return b"".join(parts)
         return bytes(buf)
 
     def decode(
-        self, data: Any, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
+        self,
+        data: Any,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_size: int = DEFAULT_MAX_SIZE,
+        max_memory: int | None = None,
     ) -> Any:
         if max_size.__class__ is not int or max_size < 0:
             raise ValueError("max_size must be a non-negative int")
+        if max_memory is None:
+            max_memory = MEMORY_PER_INPUT_BYTE * max_size + MEMORY_FLOOR
+        elif max_memory.__class__ is not int or max_memory < 0:
+            raise ValueError("max_memory must be a non-negative int")
         if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
             raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
         if data.__class__ is not bytes or len(data) > max_size:
             data = self._checked_bytes(data, max_size)
         try:
-            value = self._decode(data, 0, len(data), max_depth)
+            value = self._decode(data, 0, len(data), max_depth, [max_memory])
         except Exception as exc:
             if STRICT and not isinstance(exc, SIGNALS):
                 raise AssertionError("the compiled decoder failed unexpectedly") from exc
@@ -89,7 +106,7 @@ class Codec:
             # it had built, which would double the peak memory of the slow decode.
             value = _FAILED
         if value is _FAILED:
-            value = _slow_decode(self.oneof or self.cls, data, max_depth)
+            value = _slow_decode(self.oneof or self.cls, data, max_depth, max_memory)
         if self.oneof is not None and type(value) is not self.cls:
             raise DecodeError(
                 f"expected variant {self.cls.__name__}, got {type(value).__name__}",
@@ -114,15 +131,15 @@ class Codec:
 _FAILED: Any = object()
 
 
-def _slow_encode(cls: type, obj: Any) -> bytes:
+def _slow_encode(cls: type, obj: Any, max_depth: int) -> bytes:
     try:
-        return interp.encode(cls, obj)
+        return interp.encode(cls, obj, max_depth)
     except RecursionError:
         raise EncodeError("value nested too deeply to encode", [cls.__name__]) from None
 
 
-def _slow_decode(cls: type, data: bytes, max_depth: int) -> Any:
-    return interp.decode(cls, data, max_depth)
+def _slow_decode(cls: type, data: bytes, max_depth: int, max_memory: int) -> Any:
+    return interp.decode(cls, data, max_depth, max_memory)
 
 
 def codec_of(cls: type) -> Codec:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 import math
 import struct
+import warnings
 from typing import Any
 
-from ..errors import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text
 from ..model import foreign
 from ..model.plan import (
     Absent,
@@ -31,6 +32,7 @@ from ..model.plan import (
 )
 from ..model.scalars import U8, WIRE_I32, WIRE_LEN, WIRE_VARINT, ScalarKind
 from .duration import duration_from_parts, duration_parts, expected, short_repr
+from .runtime import built_cost
 from .wire import MASK64, WireError, read_varint, skip_field, write_varint
 
 __all__ = ["check_scalar", "decode", "encode"]
@@ -56,15 +58,16 @@ def _tag(number: int, wire: int) -> int:
 # Encoding
 
 
-def encode(cls: type, obj: Any) -> bytes:
+def encode(cls: type, obj: Any, max_depth: int = 100) -> bytes:
     """Encode ``obj`` as a ``cls`` message (or, for a Oneof or one of its variants, as the
-    Oneof's message)."""
+    Oneof's message); a value nested deeper than ``max_depth`` messages (the root counts as
+    one), which no decode with the same limit could read back, is an EncodeError."""
     plan = plan_of(cls)
     path = [cls.__name__]
     buf = bytearray()
     if plan.form is Form.STRUCT and type(obj) is not cls:
         raise EncodeError(f"expected {cls.__name__}, got {type(obj).__name__}", path)
-    _encode_body(plan, obj, buf, path)
+    _encode_body(plan, obj, buf, path, max_depth)
     return bytes(buf)
 
 
@@ -75,7 +78,7 @@ def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
     if py is int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise expected(f"int for {kind.name}", value, path)
-        v = int(value)
+        v = _converted(int, value, kind, path)
         if not kind.lo <= v <= kind.hi:
             raise EncodeError(
                 f"value {v} out of range for {kind.name} ({kind.lo}..{kind.hi})", path
@@ -85,7 +88,7 @@ def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise expected(f"float for {kind.name}", value, path)
         try:
-            v2 = float(value)
+            v2 = _converted(float, value, kind, path)
         except OverflowError:
             raise EncodeError(
                 f"value {short_repr(value)} out of range for {kind.name}", path
@@ -110,6 +113,20 @@ def check_scalar(kind: ScalarKind, value: Any, path: list[str]) -> Any:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise expected("bytes", value, path)
     return bytes(value)
+
+
+def _converted(to: Any, value: Any, kind: ScalarKind, path: list[str]) -> Any:
+    """``to(value)``: whatever a user class's conversion raises becomes an EncodeError, with
+    the exception as its cause."""
+    try:
+        return to(value)
+    except OverflowError:
+        raise
+    except Exception as exc:
+        raise EncodeError(
+            f"cannot read {type(value).__name__} as {kind.name}: {type(exc).__name__}: {exc}",
+            path,
+        ) from exc
 
 
 def check_enum(value_plan: EnumValue, value: Any, path: list[str]) -> int:
@@ -156,15 +173,20 @@ def _write_payload(kind: ScalarKind, v: Any, buf: bytearray) -> None:
         buf += v
 
 
-def _encode_body(m: MessagePlan, value: Any, buf: bytearray, path: list[str]) -> None:
-    """Append the fields of message ``m`` holding the Python ``value`` (no tag, no length)."""
+def _encode_body(
+    m: MessagePlan, value: Any, buf: bytearray, path: list[str], depth: int
+) -> None:
+    """Append the fields of message ``m`` holding the Python ``value`` (no tag, no length);
+    ``depth`` is how many levels of messages may still be written, this one included."""
     form = m.form
+    if depth <= 0 and form is not Form.FOREIGN:  # (a foreign library nests as it likes)
+        raise EncodeError("nesting deeper than the limit (max_depth)", path)
     if form is Form.STRUCT:
         obj: Any = value
         if type(obj) is not m.cls:
             raise expected(m.cls.__name__ if m.cls else m.name, obj, path)
         for f in m.fields:
-            _encode_field(f, getattr(obj, f.attr), buf, path)  # type: ignore[arg-type]
+            _encode_field(f, getattr(obj, f.attr), buf, path, depth)  # type: ignore[arg-type]
         unknown: bytes | None = obj._pb_unknown  # type: ignore[attr-defined]
         if unknown:
             buf += unknown
@@ -173,17 +195,17 @@ def _encode_body(m: MessagePlan, value: Any, buf: bytearray, path: list[str]) ->
         if member is None:
             names = ", ".join(f.pyname for f in m.fields)
             raise expected(f"a variant of {m.name} ({names})", value, path)
-        _encode_field(member, value, buf, path)
+        _encode_field(member, value, buf, path, depth)
     elif form is Form.TUPLE:
         if not isinstance(value, tuple) or len(value) != len(m.fields):
             raise expected(f"tuple of {len(m.fields)}", value, path)
         for f in m.fields:
-            _encode_field(f, value[f.attr], buf, path)  # type: ignore[index]
+            _encode_field(f, value[f.attr], buf, path, depth)  # type: ignore[index]
     elif form is Form.ENTRY:
         for f in m.fields:
-            _encode_field(f, value[f.attr], buf, path)
+            _encode_field(f, value[f.attr], buf, path, depth)
     elif form is Form.WRAPPER:
-        _encode_field(m.fields[0], value, buf, path)
+        _encode_field(m.fields[0], value, buf, path, depth)
     elif form is Form.DURATION:
         seconds, nanos = duration_parts(value, path)
         for f, part in zip(m.fields, (seconds, nanos), strict=True):
@@ -197,17 +219,21 @@ def _encode_body(m: MessagePlan, value: Any, buf: bytearray, path: list[str]) ->
         buf += foreign.encode(m.foreign, value)
 
 
-def _encode_field(f: FieldPlan, value: Any, buf: bytearray, path: list[str]) -> None:
+def _encode_field(
+    f: FieldPlan, value: Any, buf: bytearray, path: list[str], depth: int
+) -> None:
     if value is None and f.presence is Presence.EXPLICIT and f.none_at == 0:
         return
     if f.pyname:
         path.append(f.pyname)
     value, pushed = unwrap(f, value, path)
-    _encode_field_value(f, value, buf, path)
+    _encode_field_value(f, value, buf, path, depth)
     del path[len(path) - pushed - (1 if f.pyname else 0):]
 
 
-def _encode_field_value(f: FieldPlan, value: Any, buf: bytearray, path: list[str]) -> None:
+def _encode_field_value(
+    f: FieldPlan, value: Any, buf: bytearray, path: list[str], depth: int
+) -> None:
     if f.presence is Presence.EXPLICIT and value is None:
         return
     container = f.container
@@ -221,7 +247,7 @@ def _encode_field_value(f: FieldPlan, value: Any, buf: bytearray, path: list[str
             body = bytearray()
             for i, item in enumerate(value):
                 path.append(f"[{i}]")
-                _write_value(f, item, body, path, tag=False)
+                _write_value(f, item, body, path, depth, tag=False)
                 path.pop()
             write_varint(buf, _tag(f.number, WIRE_LEN))
             write_varint(buf, len(body))
@@ -235,7 +261,7 @@ def _encode_field_value(f: FieldPlan, value: Any, buf: bytearray, path: list[str
                     raise expected(newtype.cls.__name__, item, path)
                 path.append(newtype.attr)
                 item = newtype.unwrap(item)
-            _write_value(f, item, buf, path, always=True)
+            _write_value(f, item, buf, path, depth, always=True)
             del path[len(path) - pushed - 1:]
         return
     if container is Container.DICT:
@@ -246,7 +272,7 @@ def _encode_field_value(f: FieldPlan, value: Any, buf: bytearray, path: list[str
         for key, item in value.items():
             path.append(f"[{key!r}]")
             body = bytearray()
-            _encode_body(entry, (key, item), body, path)
+            _encode_body(entry, (key, item), body, path, depth - 1)
             path.pop()
             write_varint(buf, _tag(f.number, WIRE_LEN))
             write_varint(buf, len(body))
@@ -273,7 +299,7 @@ def _encode_field_value(f: FieldPlan, value: Any, buf: bytearray, path: list[str
         if not isinstance(value, list):
             raise expected("list", value, path)
         _check_length(f, len(value), path)
-    _write_value(f, value, buf, path, always=f.zero_test is ZeroTest.NONE)
+    _write_value(f, value, buf, path, depth, always=f.zero_test is ZeroTest.NONE)
 
 
 def _check_length(f: FieldPlan, count: int, path: list[str]) -> None:
@@ -282,8 +308,8 @@ def _check_length(f: FieldPlan, count: int, path: list[str]) -> None:
 
 
 def _write_value(
-    f: FieldPlan, value: Any, buf: bytearray, path: list[str], always: bool = True,
-    tag: bool = True,
+    f: FieldPlan, value: Any, buf: bytearray, path: list[str], depth: int,
+    always: bool = True, tag: bool = True,
 ) -> None:
     """Write one value of ``f`` (with its tag unless ``tag`` is false: in a packed record)."""
     vp = f.value
@@ -305,7 +331,7 @@ def _write_value(
             write_varint(buf, v & MASK64)
     else:
         body = bytearray()
-        _encode_body(vp.message, value, body, path)
+        _encode_body(vp.message, value, body, path, depth - 1)
         if always or body:
             write_varint(buf, _tag(f.number, WIRE_LEN))
             write_varint(buf, len(body))
@@ -317,21 +343,26 @@ def _write_value(
 
 
 class _Decoder:
-    __slots__ = ("data", "path")
+    __slots__ = ("budget", "data", "limit", "path")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, budget: int) -> None:
         self.data = data
         self.path: list[str] = []
+        # What the objects built may still cost (runtime.built_cost), of ``limit`` in all.
+        self.budget = budget
+        self.limit = budget
 
     def fail(self, reason: str) -> DecodeError:
         return DecodeError(reason, list(self.path))
 
 
-def decode(cls: type, data: Any, max_depth: int) -> Any:
+def decode(cls: type, data: Any, max_depth: int, max_memory: int = 1 << 62) -> Any:
+    """Decode ``data`` as a ``cls`` value: nesting at most ``max_depth`` messages deep, and
+    building objects that cost at most ``max_memory`` bytes by ``runtime.built_cost``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}", [cls.__name__])
     raw = bytes(data)
-    d = _Decoder(raw)
+    d = _Decoder(raw, max_memory)
     d.path.append(cls.__name__)
     try:
         return _decode_message(d, plan_of(cls), [(0, len(raw))], max_depth)
@@ -354,6 +385,13 @@ class _Acc:
 
 
 _NOTHING: Any = object()
+_EMPTY_ACC = _Acc()  # a field the bytes do not carry (never written to)
+_FORM_NAMES = {
+    Form.TUPLE: "tuple",
+    Form.ENTRY: "map entry",
+    Form.WRAPPER: "list or optional inside another (its wrapper message)",
+    Form.DURATION: "timedelta",
+}
 
 
 def _read_tag(d: _Decoder, pos: int, end: int) -> tuple[int, int, int]:
@@ -397,19 +435,25 @@ def _leave(d: _Decoder, count: int) -> None:
 
 def _decode_message(d: _Decoder, m: MessagePlan, spans: Spans, depth: int) -> Any:
     """Decode message ``m`` from its records ``spans`` (more than one merge, read in turn)."""
-    if depth <= 0:
-        raise d.fail("nesting deeper than the limit")
-    if m.form is Form.ONEOF:
-        return _decode_oneof(d, m, spans, depth)
     if m.form is Form.FOREIGN:
         assert m.foreign is not None
         try:  # parsed by its own library: hand it the records joined
             return foreign.decode(m.foreign, b"".join(d.data[s:e] for s, e in spans))
         except ValueError as exc:
             raise d.fail(str(exc)) from None
+    if depth <= 0:
+        raise d.fail("nesting deeper than the limit")
+    if m.form is Form.ONEOF:
+        return _decode_oneof(d, m, spans, depth)
+    d.budget -= built_cost(m)
+    if d.budget < 0:
+        raise d.fail(
+            f"the decoded value would take more than max_memory ({d.limit} bytes)"
+        )
     by_number = m.by_number
-    accs = {f.number: _Acc() for f in m.fields}
+    accs: dict[int, _Acc] = {}  # made for the fields the bytes carry, as they come
     unknown: list[bytes] = []
+    dropped = 0
     for pos, end in spans:
         while pos < end:
             start = pos
@@ -419,14 +463,27 @@ def _decode_message(d: _Decoder, m: MessagePlan, spans: Spans, depth: int) -> An
                 pos = _skip(d, number, wire, pos, end)
                 if m.keeps_unknown:
                     unknown.append(d.data[start:pos])
+                else:
+                    dropped += pos - start
                 continue
+            acc = accs.get(number)
+            if acc is None:
+                acc = accs[number] = _Acc()
             count = _enter(d, f)
-            pos = _read_field(d, f, accs[number], wire, pos, end, depth)
+            pos = _read_field(d, f, acc, wire, pos, end, depth)
             _leave(d, count)
+    if dropped:
+        warnings.warn(
+            UnknownFieldsDropped(
+                f"{path_text(d.path)}: {dropped} bytes of unknown fields "
+                f"dropped: a {_FORM_NAMES[m.form]} has nowhere to keep them"
+            ),
+            stacklevel=2,
+        )
     values = []
     for f in m.fields:
         count = _enter(d, f)
-        values.append(_finish(d, f, accs[f.number], depth))
+        values.append(_finish(d, f, accs.get(f.number) or _EMPTY_ACC, depth))
         _leave(d, count)
     form = m.form
     if form is Form.STRUCT:

@@ -29,6 +29,7 @@ import json
 import math
 import re
 import struct
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import DecodeError, EncodeError
@@ -49,6 +50,7 @@ from ..model.registry import info_of, is_any, root_for_url
 from ..model.scalars import U8, ScalarKind
 from .duration import duration_from_parts, duration_parts, expected
 from .interp import check_enum, check_scalar
+from .wire import WireError, read_varint, skip_field
 
 __all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "to_dict",
            "to_json"]
@@ -81,24 +83,49 @@ def _top(cls: type) -> MessagePlan:
 # Python values -> JSON
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
-    """The proto3 JSON object of a message (or Oneof variant) value."""
+# How many more levels of messages the walk in progress may enter (blobs inside blobs count:
+# their contents are expanded). A context variable, so that threads and nested calls each
+# have their own.
+_levels_left: ContextVar[int] = ContextVar("savestate_json_levels_left", default=100)
+
+
+def to_dict(obj: Any, *, max_depth: int = 100) -> dict[str, Any]:
+    """The proto3 JSON object of a message (or Oneof variant) value; a value nested deeper
+    than ``max_depth`` messages, blobs expanded, is an EncodeError (as ``encode`` refuses)."""
     cls = type(obj)
     plan = _top(cls)
     path = [cls.__name__ if plan.form is not Form.ONEOF else plan.name]
-    body, _ = _message_json(plan, obj, path)
+    token = _levels_left.set(max_depth)
+    try:
+        body, _ = _message_json(plan, obj, path)
+    except RecursionError:
+        raise EncodeError("nesting too deep for the Python stack", path[:1]) from None
+    finally:
+        _levels_left.reset(token)
     assert isinstance(body, dict)
     return body
 
 
-def to_json(obj: Any, *, indent: int | None = None) -> str:
+def to_json(obj: Any, *, indent: int | None = None, max_depth: int = 100) -> str:
     """``to_dict`` as JSON text (compact unless ``indent`` is given)."""
     separators = (",", ":") if indent is None else None
-    return json.dumps(to_dict(obj), indent=indent, separators=separators, ensure_ascii=False)
+    return json.dumps(to_dict(obj, max_depth=max_depth), indent=indent, separators=separators,
+                      ensure_ascii=False)
 
 
 def _message_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any, bool]:
-    """The JSON of a message's value, and whether its encoding would be empty."""
+    """The JSON of a message's value, and whether its encoding would be empty: one level."""
+    left = _levels_left.get()
+    if left <= 0 and m.form is not Form.FOREIGN:
+        raise EncodeError("nesting deeper than the limit (max_depth)", path)
+    token = _levels_left.set(left - 1)
+    try:
+        return _message_body_json(m, value, path)
+    finally:
+        _levels_left.reset(token)
+
+
+def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any, bool]:
     form = m.form
     if form is Form.STRUCT:
         if m.cls is not None and type(value) is not m.cls:
@@ -297,9 +324,12 @@ def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {TYPE_KEY: url}
     root = root_for_url(url) if not unknown else None
+    left = _levels_left.get()
+    if root is not None and left <= 0:
+        raise EncodeError("nesting deeper than the limit (max_depth), blobs expanded", path)
     if root is not None:
-        try:
-            inner = root.decode(value)  # type: ignore[attr-defined]
+        try:  # the blob's contents, within what is left of the limit
+            inner = root.decode(value, max_depth=left)  # type: ignore[attr-defined]
         except DecodeError:
             inner = None
         if inner is not None:
@@ -361,20 +391,31 @@ def format_duration(seconds: int, nanos: int) -> str:
 # JSON -> Python values
 
 
-def from_json(cls: type, text: str | bytes) -> Any:
-    """Parse proto3 JSON text as a ``cls`` value (raises ``JsonError``)."""
+def from_json(cls: type, text: str | bytes, *, max_depth: int = 100) -> Any:
+    """Parse proto3 JSON text as a ``cls`` value (raises ``JsonError`` and nothing else, for
+    any text)."""
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise JsonError("invalid JSON: nested too deeply", [cls.__name__]) from None
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
         raise JsonError(f"invalid JSON: {exc}", [cls.__name__]) from None
-    return from_dict(cls, data)
+    return from_dict(cls, data, max_depth=max_depth)
 
 
-def from_dict(cls: type, data: Any) -> Any:
-    """Build a ``cls`` value (a message, Oneof or variant) from its proto3 JSON object."""
+def from_dict(cls: type, data: Any, *, max_depth: int = 100) -> Any:
+    """Build a ``cls`` value (a message, Oneof or variant) from its proto3 JSON object; JSON
+    nested deeper than ``max_depth`` messages, which ``decode`` would refuse as bytes, is a
+    ``JsonError``."""
     plan = _top(cls)
     path = [cls.__name__]
-    value = _parse_message(plan, data, path)
+    token = _levels_left.set(max_depth)
+    try:
+        value = _parse_message(plan, data, path)
+    except RecursionError:
+        raise JsonError("nesting too deep for the Python stack", path) from None
+    finally:
+        _levels_left.reset(token)
     info = info_of(cls)
     if info is not None and info.kind == "variant" and type(value) is not cls:
         raise JsonError(f"expected variant {cls.__name__}, got {type(value).__name__}", path)
@@ -386,7 +427,10 @@ def _fail(reason: str, path: list[str]) -> JsonError:
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    try:
+        text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    except (ValueError, TypeError, RecursionError):  # a huge int, or no JSON value at all
+        text = f"<{type(value).__name__}>"
     text = text if len(text) <= 40 else text[:37] + "..."
     return f"{type(value).__name__} {text}"
 
@@ -398,13 +442,38 @@ def _expect_object(data: Any, path: list[str]) -> dict[str, Any]:
 
 
 def _parse_unknown(data: dict[str, Any], path: list[str]) -> bytes | None:
+    """The unknown fields given as ``"@unknown"``: whole records, else encoding them would
+    write bytes that do not decode."""
     raw = data.get(UNKNOWN_KEY)
     if raw is None:
         return None
-    return _parse_b64(raw, [*path, UNKNOWN_KEY]) or None
+    where = [*path, UNKNOWN_KEY]
+    records = _parse_b64(raw, where)
+    pos = 0
+    try:
+        while pos < len(records):
+            tag, pos = read_varint(records, pos, len(records))
+            if tag >> 3 == 0:
+                raise WireError("field number 0")
+            pos = skip_field(records, pos, len(records), tag & 7)
+    except WireError as exc:
+        raise _fail(f"not protobuf records: {exc}", where) from None
+    return records or None
 
 
 def _parse_message(m: MessagePlan, raw: Any, path: list[str]) -> Any:
+    """The value of message ``m`` from its JSON: one level."""
+    left = _levels_left.get()
+    if left <= 0 and m.form is not Form.FOREIGN:
+        raise _fail("nesting deeper than the limit (max_depth)", path)
+    token = _levels_left.set(left - 1)
+    try:
+        return _parse_message_body(m, raw, path)
+    finally:
+        _levels_left.reset(token)
+
+
+def _parse_message_body(m: MessagePlan, raw: Any, path: list[str]) -> Any:
     form = m.form
     if form is Form.ONEOF:
         return _parse_oneof(m, raw, path)
@@ -577,6 +646,8 @@ def _parse_int(kind: ScalarKind, raw: Any, path: list[str]) -> int:
     elif (isinstance(raw, float) and raw.is_integer()) or (
         isinstance(raw, str) and _INT_TEXT.fullmatch(raw.strip())
     ):
+        if isinstance(raw, str) and len(raw) > 40:  # no integer of a width has more digits
+            raise _fail(f"value {_describe(raw)} out of range for {kind.name}", path)
         v = int(raw)
     else:
         raise _fail(f"expected an integer for {kind.name}, got {_describe(raw)}", path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from ..model.plan import Container, Form, MessagePlan
 from .duration import duration_from_parts, duration_parts
 from .wire import MASK64, WireError, skip_field
 
@@ -63,6 +64,43 @@ def read_varint_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
     raise Mismatch
 
 
+# What decoding a message costs in memory, by what it builds: an object (its header, the
+# collector's header, a slot per field and one for unknown fields), a tuple, a map entry, and
+# for each container field a list or dict, made even when the field is absent. Numbers,
+# strings and bytes are left out: each costs at most a small multiple of its own record.
+_OBJECT = 32
+_SLOT = 8
+_LIST = 56
+_DICT = 64
+_ENTRY = 48
+_costs: dict[int, int] = {}
+
+
+def built_cost(m: MessagePlan) -> int:
+    """The memory, in bytes, that building one value of message ``m`` costs, by the measure
+    the decode's ``max_memory`` budget counts (the same in both codecs)."""
+    cost = _costs.get(id(m))
+    if cost is not None:
+        return cost
+    form = m.form
+    if form is Form.STRUCT:
+        cost = _OBJECT + _SLOT * (len(m.fields) + 1)
+    elif form is Form.TUPLE:
+        cost = _OBJECT + _SLOT * len(m.fields)
+    elif form is Form.ENTRY:
+        cost = _OBJECT + _SLOT * 2 + _ENTRY
+    else:  # ONEOF, WRAPPER (they build their field's value), DURATION, FOREIGN
+        cost = 0
+    for f in m.fields:
+        if f.container is Container.DICT:
+            cost += _DICT
+        elif f.container is not Container.NONE:
+            cost += _LIST
+        cost += (_OBJECT + 2 * _SLOT) * len(f.unwrap)  # a transparent class around it
+    _costs[id(m)] = cost
+    return cost
+
+
 def skip_unknown(data: bytes, pos: int, end: int, tag: int, known: frozenset[int]) -> int:
     """Skip the value of an unknown field after its tag; a known number (with the wrong wire
     type), number 0 or an invalid wire type is a mismatch."""
@@ -79,13 +117,19 @@ def skip_unknown(data: bytes, pos: int, end: int, tag: int, known: frozenset[int
 def as_int(value: Any) -> int:
     """An int subclass (an IntEnum member, say) as a plain int; anything else mismatches."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
+        try:
+            return int(value)
+        except Exception:
+            raise Mismatch from None
     raise Mismatch
 
 
 def as_float(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except Exception:
+            raise Mismatch from None
     raise Mismatch
 
 
@@ -120,12 +164,8 @@ def decode_duration(
                 seconds, pos = read_varint_at(data, pos + 1, end)
             elif tag == 0x10:
                 nanos, pos = read_varint_at(data, pos + 1, end)
-            else:
-                if tag >= 0x80:
-                    tag, pos = read_varint_at(data, pos, end)
-                else:
-                    pos += 1
-                pos = skip_unknown(data, pos, end, tag, frozenset((1, 2)))
+            else:  # a timedelta keeps no unknown fields: the interpreter says so
+                raise Mismatch
         if pos != end:
             raise Mismatch
         if more is None or mi >= len(more):

@@ -1,0 +1,242 @@
+"""The codec's limits hold for any schema: a decode's memory budget, one depth limit both ways,
+unknown fields that cannot be kept are never dropped silently, and a user value that raises is
+an EncodeError.
+
+Memory is measured with tracemalloc (allocations, not time); "linear" is shown by the ratio of
+peaks over doublings of the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from savestate import (
+    DecodeError,
+    EncodeError,
+    JsonError,
+    Protobuf,
+    SavedStateBlob,
+    field,
+    savedstate,
+    u32,
+)
+from savestate.codec import interp
+from savestate.codec.front import INTRINSIC_PER_INPUT_BYTE, MEMORY_FLOOR, MEMORY_PER_INPUT_BYTE
+from savestate.declare import ProtobufMeta
+from savestate.errors import UnknownFieldsDropped
+
+
+def _wide(width: int) -> type:
+    """A root holding a list of elements with ``width`` list fields: each empty element record
+    (2 bytes) builds an object and ``width`` empty lists."""
+    ns: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
+    for i in range(width):
+        ns["__annotations__"][f"l{i}"] = list[u32]
+        ns[f"l{i}"] = field(i + 1)
+    elem = ProtobufMeta(f"Wide{width}", (Protobuf,), ns)
+    return ProtobufMeta(
+        f"WideRoot{width}", (Protobuf,),
+        {"__annotations__": {"items": list[elem]}, "items": field(1),  # type: ignore[valid-type]
+         "__module__": __name__},
+    )
+
+
+def _peak(fn: Callable[[], object]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(DecodeError):
+            fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _bound(size: int) -> int:
+    """The documented bound of a decode of ``size`` bytes with ``max_size=size``: the budget,
+    what numbers and strings may take, and the input itself (the interpreter copies it once)."""
+    budget = MEMORY_PER_INPUT_BYTE * size + MEMORY_FLOOR
+    return budget + (INTRINSIC_PER_INPUT_BYTE + 2) * size + MEMORY_FLOOR
+
+
+@pytest.mark.parametrize("width", [1, 11, 30, 60])
+def test_decode_memory_is_bounded_whatever_the_schema(width: int) -> None:
+    root = _wide(width)
+    root.decode(b"")
+    peaks = []
+    for records in (4_000, 8_000, 16_000):
+        data = b"\x0a\x00" * records
+        peak = _peak(lambda d=data: root.decode(d, max_size=len(d)))
+        assert peak <= _bound(len(data)), f"width {width}: {peak} B for {len(data)} B"
+        peaks.append(peak)
+    # The interpreter, which reports the error, holds to the same bound.
+    data = b"\x0a\x00" * 4_000
+    budget = MEMORY_PER_INPUT_BYTE * len(data) + MEMORY_FLOOR
+    peak = _peak(lambda: interp.decode(root, data, 100, budget))
+    assert peak <= _bound(len(data)), f"interpreter, width {width}: {peak} B"
+    # Linear: doubling the input at most doubles the peak (with room for the fixed part).
+    assert peaks[2] <= 2.5 * peaks[1] and peaks[1] <= 2.5 * peaks[0], peaks
+
+
+def test_the_budget_is_a_decode_error_with_a_path() -> None:
+    root = _wide(30)
+    data = b"\x0a\x00" * 1000
+    with pytest.raises(DecodeError) as info:
+        root.decode(data, max_memory=100_000)
+    assert info.value.path == ["WideRoot30", "items", "[50]"]
+    assert info.value.reason == "the decoded value would take more than max_memory (100000 bytes)"
+    with pytest.raises(DecodeError) as slow:
+        interp.decode(root, data, 100, 100_000)
+    assert str(slow.value) == str(info.value)
+
+
+def test_legitimate_large_states_decode_under_the_default_budget() -> None:
+    root = _wide(3)
+    data = (b"\x0a\x06" b"\x0a\x01\x05" b"\x12\x01\x07") * 100_000
+    value = root.decode(data)
+    assert len(value.items) == 100_000
+    assert value.items[-1].l0 == [5] and value.items[-1].l1 == [7]
+
+
+class Link(Protobuf):
+    next: Link | None = field(1)
+    n: u32 = field(2)
+
+
+class Holds(Protobuf):
+    pairs: list[tuple[u32, u32]] = field(1)
+    link: Link | None = field(2)
+
+
+def _chain(levels: int) -> Link:
+    value = Link(next=None, n=1)
+    for _ in range(levels - 1):
+        value = Link(next=value, n=1)
+    return value
+
+
+def test_encode_refuses_what_decode_would() -> None:
+    """One depth limit both ways: a value encodes exactly when its bytes decode."""
+    for limit in (1, 5, 100):
+        fits = _chain(limit)
+        data = fits.encode(max_depth=limit)
+        assert Link.decode(data, max_depth=limit) == fits
+        assert interp.encode(Link, fits, limit) == data
+        too_deep = Link(next=fits, n=1)
+        with pytest.raises(EncodeError) as info:
+            too_deep.encode(max_depth=limit)
+        assert info.value.reason == "nesting deeper than the limit (max_depth)"
+        assert info.value.path == ["Link", *["next"] * limit]
+        with pytest.raises(DecodeError):
+            Link.decode(too_deep.encode(max_depth=limit + 1), max_depth=limit)
+    with pytest.raises(EncodeError):
+        bytes(_chain(101))  # the default limit, 100, as for decode
+    # A message inside a wrapper or a tuple counts as a level too, as it does on decode.
+    holds = Holds(pairs=[(1, 2)], link=None)
+    assert Holds.decode(holds.encode(max_depth=2), max_depth=2) == holds
+    with pytest.raises(EncodeError):
+        holds.encode(max_depth=1)
+    with pytest.raises(DecodeError):
+        Holds.decode(bytes(holds), max_depth=1)
+
+
+def test_unknown_fields_that_cannot_be_kept_are_reported() -> None:
+    # pairs[0] is (1, 2) with an unknown field 3 inside the tuple's message.
+    data = bytes.fromhex("0a06" "0801" "1002" "1801")
+    with pytest.warns(UnknownFieldsDropped, match=r"Holds\.pairs\[0\]: 2 bytes of unknown fields"):
+        value = Holds.decode(data)
+    assert value.pairs == [(1, 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Holds.decode(bytes(value)) == value  # nothing to report on clean bytes
+        Link.decode(bytes.fromhex("1001" "7801"))  # a message keeps its unknown fields
+
+
+class Weird(int):
+    def __int__(self) -> int:
+        raise RuntimeError("no int for you")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+class Num(Protobuf):
+    n: u32 = field(1)
+
+
+def test_a_value_that_raises_is_an_encode_error() -> None:
+    with pytest.raises(EncodeError) as info:
+        bytes(Num(n=Weird(5)))
+    assert info.value.path == ["Num", "n"]
+    assert isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(EncodeError):
+        Num(n=Weird(5)).to_json()
+
+
+def test_json_has_the_same_depth_limit_both_ways() -> None:
+    fits = _chain(100)
+    assert Link.from_json(fits.to_json()) == fits
+    deeper = Link(next=fits, n=1)
+    with pytest.raises(EncodeError, match="nesting deeper than the limit"):
+        deeper.to_json()
+    text = deeper.to_json(max_depth=101)
+    with pytest.raises(JsonError, match="nesting deeper than the limit"):
+        Link.from_json(text)  # 101 levels: decode would refuse the bytes too
+    assert Link.from_json(text, max_depth=101) == deeper
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"next":' * 50_000 + "{}" + "}" * 50_000,
+     '{"n": "' + "9" * 5000 + '"}', '{"n": ' + "9" * 5000 + "}", "\ud800", b"\xff\xfe"],
+    ids=["deep arrays", "deep objects", "long digit string", "long number", "surrogate",
+         "bad bytes"],
+)
+def test_from_json_raises_only_json_errors(text: str | bytes) -> None:
+    with pytest.raises(JsonError):
+        Link.from_json(text)
+
+
+@savedstate
+class Nest(Protobuf, package="tests.codec_limits"):
+    inner: SavedStateBlob = field(1)
+
+
+def test_blobs_in_blobs_count_in_the_json_limit() -> None:
+    blob = SavedStateBlob.new(Nest(inner=SavedStateBlob()))
+    for levels in range(1, 120):
+        blob = SavedStateBlob.new(Nest(inner=blob))
+        if levels == 10:
+            assert Nest.from_json(Nest(inner=blob).to_json()) == Nest(inner=blob)
+    with pytest.raises(EncodeError, match="nesting deeper than the limit"):
+        Nest(inner=blob).to_json()
+
+
+class Keys(Protobuf):
+    names: dict[str, u32] = field(1)
+
+
+class Text(Protobuf):
+    s: str = field(1)
+
+
+def test_to_json_checks_what_encode_checks() -> None:
+    for bad in (Keys(names={"a": 1, 2: 3}), Text(s="\ud800")):  # type: ignore[dict-item]
+        with pytest.raises(EncodeError):
+            bytes(bad)
+        with pytest.raises(EncodeError):
+            bad.to_json()
+
+
+def test_unknown_fields_in_json_must_be_whole_records() -> None:
+    with pytest.raises(JsonError) as info:
+        Link.from_json('{"n": 1, "@unknown": "QA=="}')  # 0x40: field 8, wire type 0, no value
+    assert info.value.path == ["Link", "@unknown"]
+    assert Link.from_json('{"n": 1, "@unknown": "eAE="}')._pb_unknown == b"\x78\x01"
