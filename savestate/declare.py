@@ -228,6 +228,8 @@ class ProtobufMeta(type):
         # dataclasses re-creates the class to add __slots__; and the library's own bases.
         if "__dataclass_fields__" in namespace or namespace.get("_pb_base"):
             return super().__new__(mcls, name, bases, namespace, **kwargs)
+        if kwargs and not _takes_subclass_keywords(bases):
+            raise SchemaError(_unknown_keywords(kwargs), [name])
 
         oneof_bases = [b for b in bases if _kind(b) == "oneof"]
         is_oneof_root = Oneof in bases
@@ -254,8 +256,11 @@ class ProtobufMeta(type):
             raise SchemaError("variant= and tuple= belong to Oneof variants", [name])
         elif transparent and kind == "oneof":
             raise SchemaError("a Oneof cannot be transparent: its variants can", [name])
-        if package is not None and (not isinstance(package, str) or not package):
-            raise SchemaError(f"package must be a non-empty string, got {package!r}", [name])
+        # The naming rules load with the first declaration, not with `import savestate`.
+        from .model.names import check_json_names, check_package
+
+        if package is not None:
+            check_package(package, [name])
         reserved_numbers = _reserved_numbers(name, reserved)
 
         if kind == "oneof":
@@ -283,6 +288,11 @@ class ProtobufMeta(type):
                 [name, next(iter(numbers))],
             )
         _check_numbers(name, numbers, reserved_numbers)
+        if not tuple:  # a tuple variant's proto names are field1..n: they cannot collide
+            check_json_names(name, [(fname, fname) for fname in numbers])
+        if kind == "variant":
+            assert variant is not None
+            _check_variant_number(oneof_bases[0], name, variant)
 
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         info = ClassInfo(kind, proto_name or name, package)
@@ -323,6 +333,50 @@ class ProtobufMeta(type):
         _try_build(cls)
         result: ProtobufMeta = cls
         return result
+
+
+_CLASS_KEYWORDS = (
+    "package", "name", "reserved", "transparent", "variant", "tuple", "kw_only"
+)
+
+
+def _takes_subclass_keywords(bases: builtins.tuple[type, ...]) -> bool:
+    """Whether a user's base class defines ``__init_subclass__``, which may take keywords."""
+    return any(
+        "__init_subclass__" in vars(b)
+        for base in bases
+        for b in base.__mro__
+        if b is not object and info_of(b) is None and b.__module__ != __name__
+    )
+
+
+def _unknown_keywords(kwargs: dict[str, Any]) -> str:
+    import difflib
+
+    parts = []
+    for key in kwargs:
+        close = difflib.get_close_matches(key, _CLASS_KEYWORDS, n=1)
+        parts.append(f"{key}=" + (f" (did you mean {close[0]}=?)" if close else ""))
+    known = ", ".join(f"{k}=" for k in _CLASS_KEYWORDS)
+    return f"unknown class keyword {', '.join(parts)}; a savestate class takes {known}"
+
+
+def _check_variant_number(parent: type, name: str, number: Any) -> None:
+    """A variant number is a field number, unique in its Oneof and not reserved there."""
+    where = [parent.__name__, name]
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise SchemaError(f"variant= must be an int, got {number!r}", where)
+    if not 1 <= number <= MAX_FIELD_NUMBER or number in RESERVED_RANGE:
+        raise SchemaError(f"variant number {number} is not a valid field number", where)
+    pinfo = _info(parent)
+    if number in pinfo.reserved:
+        raise SchemaError(f"variant number {number} is reserved", where)
+    with LOCK:
+        for other in pinfo.variants:
+            if _info(other).variant == number:
+                raise SchemaError(
+                    f"variant number {number} is already used by {other.__name__}", where
+                )
 
 
 def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
@@ -485,10 +539,11 @@ def savedstate(
     """
     if cls is not None:
         return savedstate(package=package, reserved=reserved)(cls)
-    if package is not None and (not isinstance(package, str) or not package):
-        raise SchemaError(f"a saved-state root needs a package, got {package!r}")
-
     def wrap(cls: type[_T]) -> type[_T]:
+        from .model.names import check_package
+
+        if package is not None:
+            check_package(package, [cls.__name__])
         info = info_of(cls)
         if info is None:
             if package is None:
@@ -513,9 +568,17 @@ def savedstate(
                 "a transparent class cannot be a saved-state root: it has no message of its own",
                 [cls.__name__],
             )
-        elif info.package is None or (package is not None and info.package != package):
+        elif info.package is None:
+            suggestion = package or "..."
             raise SchemaError(
-                f"root package {package!r} differs from the class's package {info.package!r}",
+                "a saved-state root needs a package: declare the class with one, "
+                f'class {cls.__name__}(Protobuf, package="{suggestion}")',
+                [cls.__name__],
+            )
+        elif package is not None and info.package != package:
+            raise SchemaError(
+                f"@savedstate(package={package!r}) differs from the class's package "
+                f"{info.package!r}: give the package once, on the class",
                 [cls.__name__],
             )
         info.root = True

@@ -144,7 +144,7 @@ def test_module_without_roots_is_exit_2(
             class State:
                 x: Undefined = field(1)
             """,
-            "State: cannot resolve an annotation: name 'Undefined' is not defined",
+            "State.x: cannot resolve the annotation 'Undefined': name 'Undefined' is not defined",
         ),
         (
             """

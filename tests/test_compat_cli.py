@@ -48,7 +48,8 @@ def test_cli_breaking_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     status = main(["check", _module(tmp_path, "u8"), "--against", str(BASELINES / "u16_field")])
     out = capsys.readouterr().out.splitlines()
     assert status == 1
-    assert out[0] == (
+    assert out[0] == (  # the baseline file and line first, as a compiler reports
+        f"{BASELINES / 'u16_field' / 'compat.proto'}:8: "
         "error  compat.State.a (1): type uint32 (u16) -> uint32 (u8) [FIELD_INTEGER_NARROWED] "
         "old values over 255 fail to decode (u16 holds up to 65535)"
     )
@@ -61,7 +62,9 @@ def test_cli_forward_findings_are_warnings_unless_asked(
     module = _module(tmp_path, "u16")
     against = str(BASELINES / "u8_field")
     assert main(["check", module, "--against", against]) == 0
-    assert capsys.readouterr().out.startswith("warning  compat.State.a (1): ")
+    assert capsys.readouterr().out.startswith(
+        f"{BASELINES / 'u8_field' / 'compat.proto'}:8: warning  compat.State.a (1): "
+    )
     assert main(["check", module, "--against", against, "--direction", "both"]) == 1
     assert "[FIELD_INTEGER_WIDENED]" in capsys.readouterr().out
     assert main(["check", module, "--against", against, "--direction", "forward"]) == 1
@@ -74,17 +77,25 @@ def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     data = json.loads(capsys.readouterr().out)
     assert status == 1
+    assert data["version"] == 1
     assert data["compatible"] is False
+    assert data["json"] is False
     assert data["errors"] == 1
+    assert data["direction"] == "backward"
+    assert data["warnings"] == 0
+    assert len(data["notes"]) == 1  # written by hand: no roots marked
     (finding,) = data["findings"]
     assert finding == {
         "level": "error",
         "rule": "FIELD_INTEGER_NARROWED",
+        "category": "wire",
         "direction": "backward",
         "path": "compat.State.a",
         "number": 1,
         "change": "type uint32 (u16) -> uint32 (u8)",
         "reason": "old values over 255 fail to decode (u16 holds up to 65535)",
+        "file": str(BASELINES / "u16_field" / "compat.proto"),
+        "line": 8,
     }
 
 

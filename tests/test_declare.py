@@ -125,7 +125,7 @@ def test_unresolvable_annotation_reports_on_use() -> None:
     class Dangling(Protobuf):
         x: Nowhere = field(1)  # type: ignore[name-defined]  # noqa: F821
 
-    with pytest.raises(NameError):
+    with pytest.raises(SchemaError, match=r"^Dangling\.x: cannot resolve the annotation"):
         bytes(Dangling(x=1))
 
 
@@ -258,15 +258,10 @@ def test_oneof_declaration_errors() -> None:
     class Ok(Stage, variant=1):
         pass
 
-    class Dup(Stage, variant=1):
-        pass
+    with pytest.raises(SchemaError, match=r"^Stage\.Dup: variant number 1 is already used by Ok$"):
 
-    class Holder(Protobuf):
-        s: Stage = field(1)
-
-    with pytest.raises(SchemaError) as info:
-        bytes(Holder(s=Ok()))
-    assert "already used" in str(info.value)
+        class Dup(Stage, variant=1):  # at declaration, not at first use
+            pass
 
 
 def test_variant_after_first_use_is_refused() -> None:

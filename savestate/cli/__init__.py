@@ -2,11 +2,14 @@
 
 ``savestate proto MODULE [MODULE ...] [-o DIR]`` imports the modules, collects the saved-state
 roots they define, and writes their ``.proto`` files into DIR (default ``./proto``), printing
-one line per file written (``--plain`` leaves out the width and length comments).
+one line per file written (``--plain`` leaves out the width and length comments). With
+``--check`` it writes nothing: it prints a diff and exits 1 when the files in DIR are not what
+the code would write.
 
 ``savestate check MODULE [MODULE ...] --against DIR`` checks the modules' saved-state types
-against the ``.proto`` files of an earlier release: exit 0 compatible, 1 breaking, 2 a usage
-error or a baseline that does not parse.
+against the ``.proto`` files of an earlier release (``git:REF:DIR`` reads them from a git
+revision), and with ``--corpus CORPUS`` decodes the states saved by that release: exit 0
+compatible, 1 breaking, 2 a usage error or a baseline that does not parse.
 
 Exit statuses: 0 success; 1 a schema error (printed with its class and field); 2 a usage
 error: a module that cannot be imported, or that defines no roots.
@@ -17,13 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
-import savestate
+from pathlib import Path
 
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
-from ..schemaio.proto import write_proto
-from .porting import add_from_proto
+from ..schemaio.proto import proto_files, write_proto
 from .tools import add_commands
 
 __all__ = ["UsageError", "main"]
@@ -38,20 +39,71 @@ class UsageError(Exception):
 
 def _cmd_proto(args: argparse.Namespace) -> int:
     roots = load_roots(args.modules)
+    if args.check:
+        return _check_proto(args.output, proto_files(roots, annotate=not args.plain))
     for path in write_proto(args.output, roots, annotate=not args.plain):
         print(path)
     return 0
 
 
+def _check_proto(directory: str, files: dict[str, str]) -> int:
+    """Print a unified diff of what would change in ``directory``; 1 when anything would."""
+    import difflib
+
+    out = Path(directory)
+    stale = 0
+    for name, text in files.items():
+        path = out / name
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        stale += 1
+        sys.stdout.writelines(difflib.unified_diff(
+            [] if current is None else current.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            fromfile=str(path) if current is not None else "/dev/null",
+            tofile=str(path),
+        ))
+    extra = sorted(p for p in out.glob("*.proto") if p.name not in files) if out.is_dir() else []
+    for path in extra:
+        stale += 1
+        print(f"{path}: not written by the code (a package no longer declared?)")
+    if stale:
+        print(
+            f"savestate proto --check: {stale} file(s) in {directory} are not what the code "
+            f"writes: run `savestate proto ... -o {directory}` and commit the result",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{directory}: up to date ({len(files)} file(s))")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ..schemaio.compat import BaselineError, check_compatible  # only what `check` needs
+    # only what `check` needs
+    from ..schemaio.compat import BaselineError, check_compatible, report_of
 
     roots = load_roots(args.modules)
     try:
-        report = check_compatible(roots, against=args.against, direction=args.direction)
+        report = check_compatible(
+            roots, against=args.against, direction=args.direction, json=args.json
+        )
+        if args.corpus is not None:
+            from ..corpus import check_corpus
+
+            corpus = check_corpus(roots, args.corpus)
+            report = report_of(
+                [*report.findings, *corpus], report.direction, report.notes,
+                json_checked=report.json_checked,
+            )
     except BaselineError as exc:
         raise UsageError(str(exc)) from exc
-    print(report.json() if args.format == "json" else report.text())
+    if args.format == "json":
+        print(report.json())
+    elif args.format == "github":
+        print(report.github())
+    else:
+        print(report.text())
     return 0 if report.ok else 1
 
 
@@ -59,8 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="savestate", description="Tools for savestate saved-state types."
     )
-    version = f"savestate {savestate.__version__}"
-    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     proto = commands.add_parser(
         "proto",
@@ -84,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the trailing comments with integer widths and array lengths (which "
         "`savestate check` reads from a release's files)",
     )
+    proto.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing: print a diff and exit 1 when the files in DIR are not what the "
+        "code would write (a baseline not regenerated or not committed)",
+    )
     proto.set_defaults(run=_cmd_proto)
     check = commands.add_parser(
         "check",
@@ -95,7 +151,23 @@ def _parser() -> argparse.ArgumentParser:
         "modules", nargs="+", metavar="MODULE", help="a dotted module name or a .py file"
     )
     check.add_argument(
-        "--against", required=True, metavar="DIR", help="directory of the baseline .proto files"
+        "--against",
+        required=True,
+        metavar="DIR",
+        help="directory of the baseline .proto files, or git:REF:DIR to read DIR as of a git "
+        "revision (e.g. git:v1.0:proto) without checking it out",
+    )
+    check.add_argument(
+        "--corpus",
+        metavar="CORPUS",
+        help="a directory of snapshot files and state blobs saved by the baseline's release: "
+        "each must decode with the new classes and encode again",
+    )
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="changes that break the proto3 JSON of saved states (renamed fields, enum values, "
+        "Oneof variants) are errors, not warnings",
     )
     check.add_argument(
         "--direction",
@@ -104,10 +176,15 @@ def _parser() -> argparse.ArgumentParser:
         help="which breaks are errors: backward (new code reads old state; default), forward "
         "(old code reads new state) or both; the others are warnings",
     )
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="text (default), json (a versioned document, see the README) or github "
+        "(workflow annotations on the baseline files)",
+    )
     check.set_defaults(run=_cmd_check)
     add_commands(commands)  # decode, encode, show, diff
-    add_from_proto(commands, UsageError)
     return parser
 
 

@@ -10,6 +10,8 @@ import dataclasses
 import datetime
 import enum
 import inspect
+import math
+import re
 import sys
 import types
 import typing
@@ -50,7 +52,12 @@ def schema_of(cls: type) -> MessageSchema | OneofSchema:
     """The schema of a declared class (built on first call)."""
     info = declared_info(cls)
     if info.schema is None:
-        build_schema(cls)
+        try:
+            build_schema(cls)
+        except NameError as exc:
+            # At class creation an undefined name may be a class declared later; at first use
+            # it is a mistake, reported like every other declaration mistake.
+            raise unresolved_annotation(cls, exc) from exc
     schema: MessageSchema | OneofSchema | None = info.schema
     assert schema is not None
     return schema
@@ -66,6 +73,28 @@ def oneof_schema(cls: type) -> OneofSchema:
     schema = schema_of(cls)
     assert isinstance(schema, OneofSchema)
     return schema
+
+
+def unresolved_annotation(cls: type, exc: NameError) -> SchemaError:
+    """The :class:`SchemaError` for an annotation naming something undefined, naming the
+    class and (when it can be told) the field whose annotation holds the name."""
+    missing = getattr(exc, "name", None)
+    owner = getattr(exc, "savestate_class", cls)  # the class (a variant) that failed
+    where = [owner.__name__]
+    try:
+        own = inspect.get_annotations(owner)
+    except Exception:  # only to find the field to name; the error stands
+        own = {}
+    for fname, annotation in own.items():
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if missing is not None and re.search(rf"\b{re.escape(missing)}\b", text):
+            where.append(fname)
+            return SchemaError(
+                f"cannot resolve the annotation {text!r}: name {missing!r} is not defined "
+                "(a typo, or a class that is never declared?)",
+                where,
+            )
+    return SchemaError(f"cannot resolve an annotation: {exc}", where)
 
 
 def build_schema(cls: type) -> None:
@@ -114,7 +143,9 @@ def _hints(cls: type, info: ClassInfo) -> dict[str, Any]:
         return typing.get_type_hints(
             holder, globalns=globalns, localns=_LocalChain(info.localns), include_extras=True
         )
-    except NameError:
+    except NameError as exc:
+        if not hasattr(exc, "savestate_class"):  # the innermost class, for the message
+            setattr(exc, "savestate_class", cls)  # noqa: B010 - an attribute of our own
         raise
     except Exception as exc:  # a malformed annotation: report it against the class
         raise SchemaError(f"cannot resolve annotations: {exc}", [cls.__name__]) from exc
@@ -183,15 +214,19 @@ def _field_schema(
     else:
         # A default that is not the wire zero: the field is then written even when zero. A
         # transparent class's default is looked at through the class.
-        value, inner = default, t
+        inner: TypeSchema = t
+        value, seen_through = default, True
         while isinstance(inner, TransparentType):
             if value is not MISSING:
-                value = getattr(value, inner.field.name, None) if type(value) is inner.cls else None
+                seen_through = type(value) is inner.cls
+                value = getattr(value, inner.field.name, None) if seen_through else None
             inner = inner.field.type
         if isinstance(inner, (ScalarType, EnumType)):
             if factory is not MISSING:
                 always = True
             elif value is not MISSING:
+                if seen_through:
+                    _check_default_fits(inner, value, where)
                 always = not _is_zero(inner, value)
     return FieldSchema(
         name=f.name,
@@ -202,6 +237,37 @@ def _field_schema(
         doc=options.doc,
         always=always,
     )
+
+
+_F32_MAX = 3.4028234663852886e38
+
+
+def _check_default_fits(t: ScalarType | EnumType, value: Any, where: list[str]) -> None:
+    """A default is a value of the field's type and width: one that is not would be written
+    as something else, or fail at the first encode."""
+    if isinstance(t, EnumType):
+        if isinstance(value, bool) or not isinstance(value, int) or int(value) not in t.values:
+            raise SchemaError(
+                f"default {value!r} is not a member of {t.cls.__name__}", where
+            )
+        return
+    kind = t.kind
+    if kind.python is int:
+        if type(value) is not int and not isinstance(value, enum.IntEnum):
+            raise SchemaError(f"default {value!r} is not an int ({kind.name})", where)
+        if not kind.lo <= value <= kind.hi:
+            raise SchemaError(
+                f"default {value!r} does not fit {kind.name} ({kind.lo}..{kind.hi})", where
+            )
+    elif kind.python is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SchemaError(f"default {value!r} is not a float ({kind.name})", where)
+        limit = _F32_MAX if kind.name == "f32" else sys.float_info.max
+        # inf and nan are representable; an int is compared exactly (float() could overflow)
+        if (isinstance(value, int) or math.isfinite(value)) and abs(value) > limit:
+            raise SchemaError(f"default {value!r} does not fit {kind.name}", where)
+    elif type(value) is not kind.python:
+        raise SchemaError(f"default {value!r} is not a {kind.python.__name__}", where)
 
 
 def _is_zero(t: ScalarType | EnumType, value: Any) -> bool:
@@ -423,5 +489,6 @@ def _build_oneof(cls: type, info: ClassInfo) -> OneofSchema:
             [cls.__name__],
         )
     return OneofSchema(
-        cls=cls, name=info.name, package=info.package, variants=tuple(variants), doc=_doc(cls)
+        cls=cls, name=info.name, package=info.package, variants=tuple(variants), doc=_doc(cls),
+        reserved=info.reserved,
     )

@@ -16,6 +16,8 @@ from ..errors import SchemaError
 __all__ = [
     "MAP_KEYS",
     "WRAPPER_MESSAGES",
+    "check_json_names",
+    "check_package",
     "enum_value_names",
     "json_name",
     "snake_case",
@@ -67,6 +69,40 @@ def snake_case(name: str) -> str:
 def upper_camel_case(name: str) -> str:
     """``foo_bar`` -> ``FooBar``, ``field1`` -> ``Field1``."""
     return "".join(w[0].upper() + w[1:].lower() for w in _words(name)) or name
+
+
+# A package is dot-separated protobuf identifiers (letters, digits, underscores; not starting
+# with a digit): protoc rejects anything else, and the package is part of every type URL.
+_PACKAGE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def check_package(package: object, where: list[str]) -> None:
+    """Raise :class:`SchemaError` unless ``package`` is a valid protobuf package name."""
+    if not isinstance(package, str) or not package:
+        raise SchemaError(f"package must be a non-empty string, got {package!r}", where)
+    if _PACKAGE.fullmatch(package) is None:
+        raise SchemaError(
+            f"package {package!r} is not a protobuf package name: dot-separated identifiers "
+            "of letters, digits and underscores, each not starting with a digit "
+            "(e.g. 'chipset.pic'); it becomes part of every type URL and cannot change later",
+            where,
+        )
+
+
+def check_json_names(owner: str, fields: list[tuple[str, str]]) -> None:
+    """Raise :class:`SchemaError` when two fields, given as ``(python name, proto name)``,
+    have one proto3 JSON name (``a_b`` and ``aB``): the JSON of one would hide the other, and
+    protoc rejects the file."""
+    seen: dict[str, str] = {}
+    for pyname, proto_name in fields:
+        name = json_name(proto_name)
+        other = seen.get(name)
+        if other is not None:
+            raise SchemaError(
+                f"fields {other!r} and {proto_name!r} have the same JSON name {name!r}",
+                [owner, pyname],
+            )
+        seen[name] = proto_name
 
 
 def json_name(name: str) -> str:

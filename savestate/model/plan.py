@@ -37,9 +37,11 @@ several records. Fixed-length arrays are never wrapped: their records are always
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import enum
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ from .introspect import schema_of
 from .names import (
     MAP_KEYS,
     WRAPPER_MESSAGES,
+    check_json_names,
     enum_value_names,
     json_name,
     snake_case,
@@ -285,6 +288,9 @@ class FieldPlan:
     doc: str | None = None
     notes: tuple[str, ...] = ()  # trailing .proto comments (widths, lengths)
     json_name: str = ""
+    # A scalar's or enum's default that is not the zero, as JSON text (an enum by its number):
+    # what an absent field decodes to, recorded in the .proto for the compatibility checker.
+    default_text: str = ""
 
     @property
     def tag(self) -> int:
@@ -713,7 +719,21 @@ def _finish_field(
         doc=f.doc,
         notes=shape.notes,
         json_name=json_name(proto_name),
+        default_text=_default_text(f, shape) if f.always else "",
     )
+
+
+def _default_text(f: FieldSchema, shape: _Shape) -> str:
+    """The JSON text of a non-zero scalar or enum default, seen through transparent classes:
+    ``5``, ``true``, ``"text"``, base64 for bytes, an enum value's number."""
+    value = f.default_factory() if f.default_factory is not MISSING else f.default
+    for newtype in shape.unwrap:
+        value = newtype.unwrap(value)
+    if isinstance(value, (bytes, bytearray)):
+        return json.dumps(base64.b64encode(bytes(value)).decode("ascii"))
+    if isinstance(value, int) and not isinstance(value, bool):  # IntEnum members too
+        return str(int(value))
+    return json.dumps(value)
 
 
 def _is_u8(t: TypeSchema) -> bool:
@@ -790,15 +810,7 @@ def _struct_fields(fields: tuple[FieldSchema, ...], owner: str, scope: _Scope,
         name = f.name if proto_names else f"field{f.number}"
         scope.claim(name, "field", where)
         out.append(_field(f, name, f.name, scope, where))
-    seen: dict[str, str] = {}
-    for p in out:
-        other = seen.get(p.json_name)
-        if other is not None:
-            raise SchemaError(
-                f"fields {other!r} and {p.name!r} have the same JSON name {p.json_name!r}",
-                [owner, p.pyname],
-            )
-        seen[p.json_name] = p.name
+    check_json_names(owner, [(p.pyname, p.name) for p in out])  # also at declaration
     return tuple(out)
 
 
@@ -841,6 +853,7 @@ def _lower_oneof(schema: OneofSchema) -> MessagePlan:
         package=schema.package,
         nested=(*structs.messages, *others.messages),
         doc=schema.doc,
+        reserved=schema.reserved,
     )
 
 

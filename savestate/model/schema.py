@@ -324,6 +324,7 @@ class OneofSchema:
     package: str | None
     variants: tuple[VariantSchema, ...]
     doc: str | None = None
+    reserved: tuple[int, ...] = ()  # variant numbers kept from reuse
 
     @property
     def full_name(self) -> str:

@@ -1,26 +1,35 @@
 """The compatibility checker: does saved state written by an earlier release still restore?
 
-The baseline is a directory of ``.proto`` files (what ``savestate proto --annotate`` wrote for an
-earlier release, or files in the Rust reference writer's style). They are parsed by ``protoc``
-(from ``grpcio-tools``, the ``savestate-proto[check]`` extra) into descriptors; the current side
-comes from the schema model. Both are turned into the same comparable form (:class:`Msg`,
-:class:`Fld`, :class:`Ty`) and compared in two directions:
+The baseline is a directory of ``.proto`` files (what ``savestate proto`` wrote for an earlier
+release, or files in the Rust reference writer's style), or ``git:REF:DIR``, read from a git
+revision without checking it out. They are parsed by ``protoc``
+(from ``grpcio-tools``, the ``savestate[check]`` extra) into descriptors; the current side comes
+from the schema model. Both are turned into the same comparable form (:class:`Msg`, :class:`Fld`,
+:class:`Ty`) and compared in two directions:
 
 - backward: new code reads old state (a break is an error by default);
 - forward: old code reads new state, for rollback (a warning unless asked for).
 
 A rule that depends on the reader and the writer (integer ranges, required fields, oneof
 variants, enum values, fixed-array lengths) is checked twice, once per direction, with the
-roles swapped. Facts a descriptor cannot carry (``u8`` vs ``u16``, array lengths) come from the
-trailing comments of an annotated baseline; without them those rules are skipped, never guessed.
+roles swapped. Facts a descriptor cannot carry (``u8`` vs ``u16``, array lengths, non-zero
+defaults, which messages are roots) come from the comments of an annotated baseline; without them
+those rules are skipped, never guessed, and the report says so in a note.
+
+Rules of the ``json`` category (a field's JSON name, an enum value's name, a Oneof variant's name
+changed) break the proto3 JSON round trip, not the bytes: warnings, or errors with ``json=True``.
+Every finding carries the baseline file and line it is about.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import os
+import re
+import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,10 +62,15 @@ __all__ = [
     "Report",
     "Rule",
     "check_compatible",
-    "comment_notes",
     "load_baseline",
-    "run_protoc",
+    "report_of",
 ]
+
+# The version of the JSON output's layout (``Report.to_dict``); raised on an incompatible change.
+REPORT_VERSION = 1
+WIRE = "wire"
+JSON = "json"
+ROOT_MARK = "savestate: root"  # the leading comment line the emitter writes before a root
 
 BACKWARD = "backward"
 FORWARD = "forward"
@@ -73,10 +87,15 @@ class BaselineError(SavestateError):
 
 @dataclass(frozen=True)
 class Rule:
+    """A compatibility rule: its id, the direction it breaks, its level and what it means.
+
+    A ``json`` rule is a warning unless the check is asked for JSON compatibility too."""
+
     id: str
     direction: str  # the direction in which it breaks: backward, forward or both
     level: str  # "error" (when its direction is checked) or "warning" (always)
     summary: str
+    category: str = WIRE  # "wire" (the bytes) or "json" (the proto3 JSON round trip)
 
 
 _RULE_LIST = [
@@ -116,8 +135,23 @@ _RULE_LIST = [
          "a non-root message moved to another package (no bytes change; names do)"),
     Rule("FIELD_PRESENCE_CHANGED", BOTH, "warning",
          "`optional` (explicit presence) added to or removed from a scalar"),
+    Rule("ROOT_DELETED", BACKWARD, "error",
+         "a root of the baseline is no longer declared: blobs of its type URL cannot restore"),
+    Rule("FIELD_SAME_DEFAULT", BOTH, "error",
+         "a field's default changed: state that omits the field decodes to another value"),
+    Rule("FIELD_JSON_NAME_CHANGED", BOTH, "warning",
+         "a field's JSON name changed: JSON written before fails to load", JSON),
+    Rule("ENUM_VALUE_NAME_CHANGED", BOTH, "warning",
+         "an enum value's name changed: JSON written before fails to load", JSON),
+    Rule("ONEOF_VARIANT_NAME_CHANGED", BOTH, "warning",
+         "a Oneof variant's name changed: JSON written before fails to load", JSON),
 ]
 RULES: dict[str, Rule] = {r.id: r for r in _RULE_LIST}
+# Not a rule of the comparison: the finding of ``--corpus``, where the bytes themselves decide.
+CORPUS_RULE = Rule(
+    "CORPUS_STATE_FAILS", BACKWARD, "error",
+    "a saved state of the corpus fails to decode or re-encode with the new classes",
+)
 
 
 @dataclass(frozen=True)
@@ -131,21 +165,54 @@ class Finding:
     number: int | None
     change: str
     reason: str
+    file: str | None = None  # the baseline file (or corpus file) it is about
+    line: int | None = None  # 1-based, in ``file``
+
+    @property
+    def location(self) -> str:
+        """``file:line``, ``file`` or ``""``."""
+        if self.file is None:
+            return ""
+        return self.file if self.line is None else f"{self.file}:{self.line}"
 
     def __str__(self) -> str:
         where = self.path if self.number is None else f"{self.path} ({self.number})"
-        return f"{self.level}  {where}: {self.change} [{self.rule}] {self.reason}"
+        at = f"{self.location}: " if self.location else ""
+        return f"{at}{self.level}  {where}: {self.change} [{self.rule}] {self.reason}"
+
+    def github(self) -> str:
+        """A GitHub Actions workflow command: an annotation on the baseline file and line."""
+        props = []
+        if self.file is not None:
+            props.append(f"file={_gh_property(self.file)}")
+            if self.line is not None:
+                props.append(f"line={self.line}")
+        props.append(f"title={_gh_property(self.rule)}")
+        where = self.path if self.number is None else f"{self.path} ({self.number})"
+        text = f"{where}: {self.change}. {self.reason}"
+        return f"::{self.level} {','.join(props)}::{_gh_data(text)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "level": self.level,
             "rule": self.rule,
+            "category": RULES[self.rule].category if self.rule in RULES else WIRE,
             "direction": self.direction,
             "path": self.path,
             "number": self.number,
             "change": self.change,
             "reason": self.reason,
+            "file": self.file,
+            "line": self.line,
         }
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 _LEVEL_ORDER = {"error": 0, "warning": 1}
@@ -158,6 +225,7 @@ class Report:
     findings: tuple[Finding, ...]
     direction: str
     notes: tuple[str, ...] = ()
+    json_checked: bool = False  # whether json-category rules were errors
 
     @property
     def errors(self) -> list[Finding]:
@@ -188,10 +256,20 @@ class Report:
         )
         return "\n".join(lines)
 
+    def github(self) -> str:
+        """GitHub Actions annotations (one per finding and note), then the verdict line."""
+        lines = [f.github() for f in self.findings]
+        lines += [f"::notice title=savestate check::{_gh_data(n)}" for n in self.notes]
+        lines.append(self.text().splitlines()[-1])
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON output (schema version :data:`REPORT_VERSION`, documented in the README)."""
         return {
+            "version": REPORT_VERSION,
             "compatible": self.ok,
             "direction": self.direction,
+            "json": self.json_checked,
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "findings": [f.to_dict() for f in self.findings],
@@ -265,6 +343,10 @@ class Fld:
     oneof: str | None = None
     array: int | None = None  # a length, ANY_LENGTH, UNKNOWN, or None: not a fixed array
     nullable: bool = False  # a message field declared `T | None` (absence is fine)
+    json_name: str = ""
+    default: str | None = ""  # a non-zero default as JSON text; "" the zero; None: not known
+    file: str | None = None  # where the baseline declares it
+    line: int | None = None
 
     @property
     def cardinality(self) -> str:
@@ -281,6 +363,8 @@ class Msg:
     top_level: bool = True
     is_oneof_enum: bool = False  # a Rust-style enum: one `oneof variant` holding every field
     annotated: bool = False
+    file: str | None = None  # where the baseline declares it
+    line: int | None = None
 
     def is_reserved(self, number: int) -> bool:
         return any(lo <= number < hi for lo, hi in self.reserved)
@@ -291,6 +375,9 @@ class Enm:
     full_name: str
     values: dict[int, str]
     has_zero: bool = True  # a zero member (else a missing field fails to decode)
+    file: str | None = None  # where the baseline declares it
+    line: int | None = None
+    value_lines: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -301,6 +388,7 @@ class Side:
     enums: dict[str, Enm] = field(default_factory=dict)
     roots: set[str] = field(default_factory=set)
     plain_files: list[str] = field(default_factory=list)  # files without annotations
+    root_marks: bool = True  # whether ``roots`` is known (a baseline marks its roots)
 
 
 def _wkt() -> dict[str, Msg]:
@@ -376,6 +464,8 @@ class _ModelBuilder:
             is_map=f.is_map,
             array=f.length,
             nullable=f.presence is Presence.EXPLICIT and isinstance(f.value, MessageValue),
+            json_name=f.json_name,
+            default=f.default_text,
         )
 
     def type(self, f: FieldPlan, owner: str, package: str) -> Ty:
@@ -438,38 +528,33 @@ def _captured_stderr() -> Iterator[list[str]]:
             out.append(tmp.read().decode("utf-8", "replace"))
 
 
-def run_protoc(includes: Sequence[Path], files: Sequence[Path], *, what: str) -> bytes:
-    """The descriptor set (imports and source info included) of ``files``, parsed by protoc
-    with the import paths ``includes`` and the well-known types; a :class:`BaselineError`
-    naming ``what`` with protoc's messages when they do not parse."""
+def _protoc(directory: Path, files: list[str]) -> bytes:
     try:
         # grpcio-tools ships no type information (an optional extra, imported only here)
         import grpc_tools  # type: ignore[import-untyped]
         from grpc_tools import protoc
     except ImportError as exc:
         raise BaselineError(
-            "reading a baseline needs protoc from grpcio-tools: "
-            "pip install 'savestate-proto[check]'"
+            "reading a baseline needs protoc from grpcio-tools: pip install 'savestate[check]'"
         ) from exc
     include = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "baseline.pb"
         args = [
             "protoc",
-            *(f"-I{d}" for d in includes),
+            f"-I{directory}",
             f"-I{include}",
             f"--descriptor_set_out={out}",
             "--include_imports",
             "--include_source_info",
-            *(str(f) for f in files),
+            *(str(directory / f) for f in files),
         ]
         with _captured_stderr() as messages:
             status = protoc.main(args)
         text = "".join(messages).strip()
         if status != 0 or not out.exists():
-            for d in includes:
-                text = text.replace(f"{d}{os.sep}", "")
-            raise BaselineError(f"cannot parse {what}:\n{text}")
+            text = text.replace(f"{directory}{os.sep}", "")
+            raise BaselineError(f"cannot parse the baseline {directory}:\n{text}")
         return out.read_bytes()
 
 
@@ -489,7 +574,7 @@ def load_baseline(directory: str | os.PathLike[str]) -> Side:
     cached = _baseline_cache.get(key)
     if cached is not None:
         return cached
-    data = run_protoc([path], [path / f for f in files], what=f"the baseline {path}")
+    data = _protoc(path, files)
     annotated = {
         f for f in files
         if any(
@@ -499,13 +584,65 @@ def load_baseline(directory: str | os.PathLike[str]) -> Side:
     }
     side = _descriptor_side(data, annotated)
     side.plain_files = [f for f in files if f not in annotated]
+    side.root_marks = bool(side.roots)
     _baseline_cache[key] = side
     return side
 
 
-def comment_notes(comment: str) -> dict[str, Any]:
+GIT_PREFIX = "git:"
+
+
+def _git(args: list[str], what: str) -> bytes:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, check=False)
+    except OSError as exc:
+        raise BaselineError(f"cannot run git to read {what}: {exc}") from exc
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip()
+        raise BaselineError(f"cannot read {what}: {message}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def baseline_directory(against: str | os.PathLike[str]) -> Iterator[tuple[Path, str]]:
+    """``(directory to parse, name to show in findings)`` for a baseline: a directory, or
+    ``git:REF:DIR`` (DIR as of revision REF, read with ``git show`` into a temporary
+    directory, without touching the work tree)."""
+    spec = os.fspath(against)
+    if not spec.startswith(GIT_PREFIX):
+        yield Path(spec), spec
+        return
+    ref, sep, directory = spec[len(GIT_PREFIX):].partition(":")
+    if not sep or not ref or not directory:
+        raise BaselineError(f"a git baseline is git:REF:DIR (e.g. git:main:proto), not {spec!r}")
+    directory = directory.rstrip("/") or "."
+    listed = _git(["ls-tree", "-r", "--name-only", ref, "--", directory], spec)
+    names = [n for n in listed.decode("utf-8", "replace").splitlines() if n.endswith(".proto")]
+    if not names:
+        raise BaselineError(f"baseline {spec} holds no .proto files")
+    with tempfile.TemporaryDirectory(prefix="savestate-baseline-") as tmp:
+        base = Path(directory)
+        for name in names:
+            text = _git(["show", f"{ref}:./{name}"], f"{name} at {ref}")
+            target = Path(tmp) / Path(name).relative_to(base)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(text)
+        yield Path(tmp), directory
+
+
+_DEFAULT_NOTE = re.compile(r"(?:^|;\s*)default (.*)$", re.S)
+
+
+def _comment_notes(comment: str) -> dict[str, Any]:
     """The structured parts of a trailing comment: width, length, key/value widths, array."""
     notes: dict[str, Any] = {}
+    # The default comes last, as JSON text (which may hold ";"): take it off first.
+    found = _DEFAULT_NOTE.search(comment.strip())
+    if found is not None:
+        with contextlib.suppress(ValueError):
+            json.loads(found.group(1))
+            notes["default"] = found.group(1).strip()
+        comment = comment.strip()[: found.start()]
     for raw in comment.replace("\n", ";").split(";"):
         part = " ".join(raw.split())
         words = part.split(" ")
@@ -537,11 +674,29 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
         comments = {
             tuple(loc.path): loc.trailing_comments for loc in fd.source_code_info.location
         }
+        leading = {
+            tuple(loc.path): loc.leading_comments for loc in fd.source_code_info.location
+        }
+        lines = {  # protoc's spans count lines from 0
+            tuple(loc.path): loc.span[0] + 1 for loc in fd.source_code_info.location
+        }
         prefix = f"{fd.package}." if fd.package else ""
+        file_name = fd.name
 
-        def walk_enum(ed: Any, scope: str) -> None:
+        def walk_enum(
+            ed: Any, scope: str, path: tuple[int, ...],
+            lines: dict[tuple[int, ...], int] = lines, file_name: str = file_name,
+        ) -> None:
             full = f"{scope}{ed.name}"
-            enums[full] = Enm(full, {v.number: v.name for v in ed.value})
+            value_lines = {}
+            for j, v in enumerate(ed.value):
+                value_path = (*path, 2, j)
+                if value_path in lines:
+                    value_lines[v.number] = lines[value_path]
+            enums[full] = Enm(
+                full, {v.number: v.name for v in ed.value}, file=file_name,
+                line=lines.get(path), value_lines=value_lines,
+            )
 
         def walk(
             md: Any,
@@ -550,14 +705,22 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
             top: bool,
             annotated: bool = annotated,
             comments: dict[tuple[int, ...], str] = comments,
+            leading: dict[tuple[int, ...], str] = leading,
+            lines: dict[tuple[int, ...], int] = lines,
+            file_name: str = file_name,
         ) -> None:
             full = f"{scope}{md.name}"
-            m = Msg(full, top_level=top, annotated=annotated)
+            m = Msg(full, top_level=top, annotated=annotated, file=file_name,
+                    line=lines.get(path))
+            if top and any(
+                part.strip() == ROOT_MARK for part in leading.get(path, "").splitlines()
+            ):
+                side.roots.add(full)
             m.reserved = [(r.start, r.end) for r in md.reserved_range]
             oneofs = [o.name for o in md.oneof_decl]
             for i, fdp in enumerate(md.field):
                 proto = _TYPE_NAMES[fdp.type]
-                notes = comment_notes(comments.get((*path, 2, i), ""))
+                notes = _comment_notes(comments.get((*path, 2, i), ""))
                 kind: ScalarKind | None = None
                 if proto in _PROTO_KIND:
                     kind = notes.get("kind") or (
@@ -568,7 +731,12 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
                 repeated = fdp.label == descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
                 optional = fdp.proto3_optional
                 label = "repeated" if repeated else "optional" if optional else "singular"
-                fld = Fld(fdp.name, fdp.number, ty, label)
+                fld = Fld(
+                    fdp.name, fdp.number, ty, label, json_name=fdp.json_name,
+                    # an annotated file records every non-zero default; a plain one none
+                    default=notes.get("default", "") if annotated else None,
+                    file=file_name, line=lines.get((*path, 2, i)),
+                )
                 if fdp.HasField("oneof_index") and not optional:
                     fld.oneof = oneofs[fdp.oneof_index]
                 if "length" in notes:
@@ -590,14 +758,15 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
             if top:
                 side.messages[full] = m
             for j, nd in enumerate(md.nested_type):
-                walk(nd, f"{full}.", (*path, 3, j), False, annotated, comments)
-            for ed in md.enum_type:
-                walk_enum(ed, f"{full}.")
+                walk(nd, f"{full}.", (*path, 3, j), False, annotated, comments, leading,
+                     lines, file_name)
+            for k, ed in enumerate(md.enum_type):
+                walk_enum(ed, f"{full}.", (*path, 4, k), lines, file_name)
 
         for i, md in enumerate(fd.message_type):
             walk(md, prefix, (4, i), True)
-        for ed in fd.enum_type:
-            walk_enum(ed, prefix)
+        for k, ed in enumerate(fd.enum_type):
+            walk_enum(ed, prefix, (5, k))
             side.enums[f"{prefix}{ed.name}"] = enums[f"{prefix}{ed.name}"]
 
     map_entries = set()
@@ -666,25 +835,42 @@ def _range(kind: ScalarKind) -> tuple[int, int]:
     return kind.lo, kind.hi
 
 
+Where = tuple[str | None, int | None]  # a baseline file and line
+
+
+def _at(item: Msg | Fld | Enm | None) -> Where:
+    return (None, None) if item is None else (item.file, item.line)
+
+
 class _Checker:
-    def __init__(self, old: Side, new: Side, checked: set[str]) -> None:
+    def __init__(
+        self, old: Side, new: Side, checked: set[str], json_checked: bool = False
+    ) -> None:
         self.old = old
         self.new = new
         self.checked = checked
+        self.json_checked = json_checked
         self.findings: list[Finding] = []
         self.pairs: set[tuple[int, int]] = set()
         self.enum_pairs: set[tuple[int, int]] = set()
+        self.where: Where = (None, None)  # the baseline field being compared
 
     # -- recording
 
     def add(
-        self, rule: str, direction: str, path: str, number: int | None, change: str, reason: str
+        self, rule: str, direction: str, path: str, number: int | None, change: str, reason: str,
+        at: Where | None = None,
     ) -> None:
         r = RULES[rule]
         level = r.level
-        if level == "error" and direction != BOTH and direction not in self.checked:
+        if r.category == JSON:
+            level = "error" if self.json_checked else "warning"
+        elif level == "error" and direction != BOTH and direction not in self.checked:
             level = "warning"
-        self.findings.append(Finding(level, rule, direction, path, number, change, reason))
+        file, line = self.where if at is None else at
+        self.findings.append(
+            Finding(level, rule, direction, path, number, change, reason, file, line)
+        )
 
     # -- top level
 
@@ -703,11 +889,18 @@ class _Checker:
         referenced = {
             f.ty.ref for m in self._all_old() for f in m.fields.values() if f.ty.proto == "message"
         }
-        gone = [
-            m for name, m in sorted(self.old.messages.items())
-            if name not in self.new.messages and name not in referenced
-            and not name.startswith("google.protobuf.")
-        ]
+        if self.old.root_marks:  # the baseline says which messages were roots
+            gone = [
+                self.old.messages[name] for name in sorted(self.old.roots - self.new.roots)
+                if name in self.old.messages
+            ]
+        else:
+            gone = [
+                m for name, m in sorted(self.old.messages.items())
+                if name not in self.new.messages and name not in referenced
+                and not name.startswith("google.protobuf.")
+            ]
+        matched: set[str] = set()
         for root in sorted(self.new.roots):
             if root in self.old.messages:
                 continue
@@ -722,7 +915,9 @@ class _Checker:
                     "PACKAGE_CHANGED", BOTH, root, None,
                     f"package {old_package} -> {package}",
                     f"blobs saved as type.googleapis.com/{old_msg.full_name} no longer match",
+                    at=_at(old_msg),
                 )
+                matched.add(old_msg.full_name)
             elif same_package:
                 old_msg = same_package[0]
                 names = ", ".join(m.full_name for m in same_package)
@@ -731,11 +926,29 @@ class _Checker:
                     f"root {names} -> {root}" if len(same_package) == 1
                     else f"root one of ({names}) -> {root}",
                     "the type URL of existing blobs no longer matches",
+                    at=_at(old_msg),
                 )
+                matched.add(old_msg.full_name)  # any other one is reported deleted
             else:
                 continue
             if new_msg is not None:
                 self.messages(old_msg, new_msg, root)
+        if not self.old.root_marks:
+            return
+        for old_msg in gone:
+            name = old_msg.full_name
+            if name in matched:
+                continue
+            change = (
+                f"{name} is no longer a root" if name in self.new.messages
+                else f"root {name} deleted"
+            )
+            self.add(
+                "ROOT_DELETED", BACKWARD, name, None, change,
+                f"blobs saved as type.googleapis.com/{name} no longer restore (declare it "
+                "again, or check every module that declares roots)",
+                at=_at(old_msg),
+            )
 
     def _all_old(self) -> Iterable[Msg]:
         stack = list(self.old.messages.values())
@@ -761,8 +974,14 @@ class _Checker:
         for number, of in sorted(om.fields.items()):
             nf = nm.fields.get(number)
             where = f"{path}.{of.name}"
+            here = _at(of)
             if nf is not None:
-                self.fields(of, nf, f"{path}.{nf.name}")
+                self.names(om, of, nf, f"{path}.{nf.name}")
+                saved, self.where = self.where, here
+                try:
+                    self.fields(of, nf, f"{path}.{nf.name}")
+                finally:
+                    self.where = saved
                 continue
             if om.is_oneof_enum and of.oneof is not None:
                 moved = names.get(of.name)
@@ -774,6 +993,7 @@ class _Checker:
                 self.add(
                     "ONEOF_VARIANT_NO_DELETE", BACKWARD, where, number, change,
                     "old state holding this variant fails to decode (unknown variant)",
+                    at=here,
                 )
                 continue
             if _requires(of):
@@ -781,12 +1001,14 @@ class _Checker:
                     "FIELD_REMOVED_REQUIRED", FORWARD, where, number,
                     f"field {of.name} removed",
                     f"old code requires it ({_why_required(of)}): new state lacks it",
+                    at=here,
                 )
             if not nm.is_reserved(number):
                 self.add(
                     "FIELD_NO_DELETE", BACKWARD, where, number, f"field {of.name} deleted",
                     "its number is not reserved: old values are dropped, and a later field "
                     "of that number would misread them (add it to reserved=)",
+                    at=here,
                 )
         for number, nf in sorted(nm.fields.items()):
             if number in om.fields:
@@ -795,7 +1017,7 @@ class _Checker:
             if nm.is_oneof_enum and nf.oneof is not None:
                 self.add(
                     "ONEOF_VARIANT_ADDED", FORWARD, where, number, f"variant {nf.name} added",
-                    "old code fails to decode new state holding this variant",
+                    "old code fails to decode new state holding this variant", at=_at(om),
                 )
                 continue
             if om.is_reserved(number):
@@ -803,11 +1025,13 @@ class _Checker:
                     "RESERVED_REUSED", BACKWARD, where, number,
                     f"reserved number {number} reused by {nf.name}",
                     "state written before the number was reserved decodes into this field",
+                    at=_at(om),
                 )
             elif _requires(nf):
                 self.add(
                     "FIELD_ADDED_REQUIRED", BACKWARD, where, number, f"field {nf.name} added",
                     f"old state lacks it and it is {_why_required(nf)}: decoding fails",
+                    at=_at(om),
                 )
         self.reserved(om, nm, path)
 
@@ -830,7 +1054,24 @@ class _Checker:
                         f"reserved {text} removed",
                         "a later field of that number would misread state from before the "
                         "reservation",
+                        at=_at(om),
                     )
+
+    def names(self, om: Msg, of: Fld, nf: Fld, path: str) -> None:
+        """The JSON name of a field (a Oneof variant's too) is the key JSON is written under."""
+        old_json, new_json = of.json_name or of.name, nf.json_name or nf.name
+        if old_json == new_json:
+            return
+        variant = om.is_oneof_enum and of.oneof is not None
+        self.add(
+            "ONEOF_VARIANT_NAME_CHANGED" if variant else "FIELD_JSON_NAME_CHANGED", BOTH, path,
+            nf.number,
+            f"{'variant' if variant else 'field'} {of.name} -> {nf.name} "
+            f"(JSON {old_json!r} -> {new_json!r})",
+            f"JSON written before (savestate decode, to_json) holds {old_json!r}: loading it "
+            "fails (unknown field)",
+            at=_at(of),
+        )
 
     def enums(self, oe: Enm, ne: Enm, path: str) -> None:
         key = (id(oe), id(ne))
@@ -848,6 +1089,14 @@ class _Checker:
                 self.add(
                     "ENUM_VALUE_NO_DELETE", BACKWARD, f"{path}.{name}", value, change,
                     "old state holding it fails to decode (unknown enum value)",
+                    at=(oe.file, oe.value_lines.get(value, oe.line)),
+                )
+            elif ne.values[value] != name:
+                self.add(
+                    "ENUM_VALUE_NAME_CHANGED", BOTH, f"{path}.{name}", value,
+                    f"value {name} -> {ne.values[value]} ({value})",
+                    f"JSON written before holds {name!r}: loading it fails (unknown enum value)",
+                    at=(oe.file, oe.value_lines.get(value, oe.line)),
                 )
         for value, name in sorted(ne.values.items()):
             if value not in oe.values:
@@ -855,6 +1104,7 @@ class _Checker:
                     "ENUM_VALUE_ADDED", FORWARD, f"{path}.{name}", value,
                     f"value {name} ({value}) added",
                     "old code rejects new state holding it (unknown enum value)",
+                    at=(oe.file, oe.line),
                 )
 
     # -- fields
@@ -882,6 +1132,7 @@ class _Checker:
         if not self.types(of.ty, nf.ty, path, n):
             return
         self.arrays(of, nf, path)
+        self.defaults(of, nf, path)
         if (
             oc == "singular"
             and of.ty.proto not in ("message",)
@@ -897,6 +1148,24 @@ class _Checker:
                 f"{'optional' if nf.label == 'optional' else 'implicit'}",
                 effect,
             )
+
+    def defaults(self, of: Fld, nf: Fld, path: str) -> None:
+        if of.default is None or nf.default is None or of.cardinality != "singular":
+            return  # a baseline that does not record defaults: nothing to compare
+        if _default_value(of.default) == _default_value(nf.default):
+            return
+        old, new = of.default or "zero", nf.default or "zero"
+        if not nf.default:  # new code omits a zero, which old code reads as its default
+            self.add(
+                "FIELD_SAME_DEFAULT", FORWARD, path, nf.number, f"default {old} -> {new}",
+                f"new state holding zero does not carry the field: old code reads {old}",
+            )
+            return
+        self.add(
+            "FIELD_SAME_DEFAULT", BACKWARD, path, nf.number, f"default {old} -> {new}",
+            "old state that does not carry the field (the old code omits a zero when its "
+            f"default is the zero; other writers may omit it) decodes to {new}, not {old}",
+        )
 
     def types(self, ot: Ty, nt: Ty, path: str, number: int) -> bool:
         """Compare element types; False when they differ so much that nothing else matters."""
@@ -952,7 +1221,7 @@ class _Checker:
             self.messages(om, nm, path)
             return
         # Two different named messages: does the new one read the old one's bytes?
-        sub = _Checker(self.old, self.new, self.checked)
+        sub = _Checker(self.old, self.new, self.checked, self.json_checked)
         sub.pairs = set(self.pairs)
         sub.messages(om, nm, nt.ref)
         errors = [f for f in sub.findings if RULES[f.rule].level == "error"]
@@ -994,6 +1263,16 @@ class _Checker:
                 f"fixed length {'?' if o == ANY_LENGTH else o} -> list",
                 "old code requires exactly its count: new state of another count fails",
             )
+
+
+def _default_value(text: str) -> Any:
+    """A recorded default, comparable: its JSON value (``""`` is the zero)."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _split(a: int, b: int, used: set[int]) -> list[tuple[int, int]]:
@@ -1056,32 +1335,65 @@ def check_compatible(
     roots_or_modules: Iterable[type | str] | type | str,
     against: str | os.PathLike[str],
     direction: str = BACKWARD,
+    *,
+    json: bool = False,
 ) -> Report:
     """Check the saved-state types of ``roots_or_modules`` against the baseline ``against``.
 
     ``roots_or_modules``: root classes and/or module names (imported, as ``savestate check``
-    does). ``against``: a directory of ``.proto`` files of an earlier release. ``direction``:
-    ``"backward"`` (new code reads old state; the default), ``"forward"`` (old code reads new
-    state) or ``"both"``; findings of the other direction are reported as warnings. Raises
-    :class:`BaselineError` when the baseline cannot be read, :class:`DiscoveryError` for a module
-    that cannot be imported or defines no roots, :class:`SchemaError` for a bad declaration: all
+    does). ``against``: a directory of ``.proto`` files of an earlier release, or
+    ``git:REF:DIR`` to read DIR as of a git revision. ``direction``: ``"backward"`` (new code
+    reads old state; the default), ``"forward"`` (old code reads new state) or ``"both"``;
+    findings of the other direction are reported as warnings. ``json``: changes that break
+    the proto3 JSON round trip (renamed fields, enum values, Oneof variants) are errors, not
+    warnings. Every finding names the baseline file and line. Raises :class:`BaselineError`
+    when the baseline cannot be read, :class:`DiscoveryError` for a module that cannot be
+    imported or defines no roots, :class:`SchemaError` for a bad declaration: all
     ``SavestateError``s.
     """
     checked = _directions(direction)
-    old = load_baseline(against)
+    with baseline_directory(against) as (directory, shown):
+        old = load_baseline(directory)
     new = model_side(_roots_of(roots_or_modules))
-    checker = _Checker(old, new, checked)
+    checker = _Checker(old, new, checked, json)
     checker.run()
-    unique = {(f.rule, f.direction, f.path, f.number, f.change): f for f in checker.findings}
-    findings = sorted(
+    findings = [
+        dataclasses.replace(f, file=f"{shown.rstrip('/')}/{f.file}") if f.file else f
+        for f in checker.findings
+    ]
+    return report_of(findings, direction, _baseline_notes(old), json_checked=json)
+
+
+def report_of(
+    findings: Iterable[Finding],
+    direction: str,
+    notes: Iterable[str] = (),
+    *,
+    json_checked: bool = False,
+) -> Report:
+    """A :class:`Report` of ``findings``, each once, errors first, then by path."""
+    unique = {
+        (f.rule, f.direction, f.path, f.number, f.change, f.file): f for f in findings
+    }
+    ordered = sorted(
         unique.values(),
         key=lambda f: (_LEVEL_ORDER[f.level], f.path, f.number or 0, f.rule, f.direction),
     )
-    notes: tuple[str, ...] = ()
+    return Report(tuple(ordered), direction, tuple(notes), json_checked)
+
+
+def _baseline_notes(old: Side) -> list[str]:
+    notes = []
     if old.plain_files:
-        notes = (
+        notes.append(
             f"{len(old.plain_files)} baseline file(s) without savestate annotations "
-            f"({', '.join(old.plain_files)}): integer widths of uint32/sint32 and array lengths "
-            "were not compared (write baselines with `savestate proto --annotate`)",
+            f"({', '.join(old.plain_files)}): integer widths of uint32/sint32, array lengths "
+            "and defaults were not compared (write baselines with `savestate proto`, without "
+            "--plain)"
         )
-    return Report(tuple(findings), direction, notes)
+    if not old.root_marks:
+        notes.append(
+            "the baseline marks no saved-state roots (no `// savestate: root` lines): deleted "
+            "roots cannot be checked (write baselines with `savestate proto`, without --plain)"
+        )
+    return notes
