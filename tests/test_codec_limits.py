@@ -240,3 +240,48 @@ def test_unknown_fields_in_json_must_be_whole_records() -> None:
         Link.from_json('{"n": 1, "@unknown": "QA=="}')  # 0x40: field 8, wire type 0, no value
     assert info.value.path == ["Link", "@unknown"]
     assert Link.from_json('{"n": 1, "@unknown": "eAE="}')._pb_unknown == b"\x78\x01"
+
+
+def _record(number: int, payload: bytes) -> bytes:
+    size, head = len(payload), bytearray([number << 3 | 2])
+    while size > 127:
+        head.append(size & 127 | 128)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + payload
+
+
+def test_raw_decoder_memory_is_linear_in_the_input() -> None:
+    """Records keep offsets into one buffer: nesting 99 deep does not copy the input per level."""
+    from savestate.codec.raw import decode_raw
+
+    peaks = []
+    for size in (250_000, 500_000, 1_000_000):
+        data = b"\x01" * size  # not records: the innermost payload stays bytes
+        for _ in range(99):
+            data = _record(1, data)
+        peak = _peak(lambda d=data: decode_raw(d))
+        assert peak <= len(data) // 4 + MEMORY_FLOOR, f"{peak} B for {len(data)} B"
+        peaks.append(peak)
+    assert peaks[2] <= 2.5 * peaks[1] + MEMORY_FLOOR, peaks
+
+
+def test_json_of_a_blob_chain_stops_at_the_limit_in_linear_memory() -> None:
+    peaks = []
+    for links in (1_000, 2_000, 4_000):
+        blob = SavedStateBlob.new(Nest(inner=SavedStateBlob()))
+        for _ in range(links):
+            blob = SavedStateBlob.new(Nest(inner=blob))
+        top = Nest(inner=blob)
+        size = len(bytes(top))
+
+        def to_json(value: Nest = top) -> None:
+            with pytest.raises(EncodeError, match="nesting deeper than the limit"):
+                value.to_json()
+
+        peak = _peak(to_json)
+        # At most one copy of what is left of the input per level expanded (max_depth, 100),
+        # never a copy per blob of the chain.
+        assert peak <= 100 * size + MEMORY_FLOOR, f"{peak} B for {links} links"
+        peaks.append(peak)
+    assert peaks[2] <= 2.5 * peaks[1] + MEMORY_FLOOR, peaks

@@ -22,9 +22,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import savestate
+
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
 from ..schemaio.proto import proto_files, write_proto
+from .porting import add_from_proto
 from .tools import add_commands
 
 __all__ = ["UsageError", "main"]
@@ -111,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="savestate", description="Tools for savestate saved-state types."
     )
+    version = f"savestate {savestate.__version__}"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     proto = commands.add_parser(
         "proto",
@@ -185,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_cmd_check)
     add_commands(commands)  # decode, encode, show, diff
+    add_from_proto(commands, UsageError)
     return parser
 
 

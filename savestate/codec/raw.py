@@ -182,6 +182,7 @@ def format_raw(fields: list[RawField] | tuple[RawField, ...], indent: str = "") 
     for f in fields:
         if f.wire != 2:
             value = f.value
+            assert isinstance(value, int)
             if f.wire == 0:
                 lines.append(f"{indent}{f.number}: {value}")
             else:

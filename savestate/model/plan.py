@@ -257,9 +257,6 @@ class FieldPlan:
     classes, outermost first); in a LIST, ``elem_unwrap`` does so for each element. For an
     EXPLICIT field, ``none_at`` says how many of those classes are outside the optional: 0 for
     ``VmTime | None`` (the Python value may be None), 1 for a class holding ``u32 | None`` (its
-    attribute may be None, and absence decodes to the class around None). For an
-    EXPLICIT field, ``none_at`` says how many of those classes are outside the optional: 0 for
-    ``VmTime | None`` (the Python value may be None), 1 for a class holding ``u32 | None`` (its
     attribute may be None, and absence decodes to the class around None).
     ``pyname`` names the field in error paths.
     """

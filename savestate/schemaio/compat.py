@@ -3,9 +3,9 @@
 The baseline is a directory of ``.proto`` files (what ``savestate proto`` wrote for an earlier
 release, or files in the Rust reference writer's style), or ``git:REF:DIR``, read from a git
 revision without checking it out. They are parsed by ``protoc``
-(from ``grpcio-tools``, the ``savestate[check]`` extra) into descriptors; the current side comes
-from the schema model. Both are turned into the same comparable form (:class:`Msg`, :class:`Fld`,
-:class:`Ty`) and compared in two directions:
+(from ``grpcio-tools``, the ``savestate-proto[check]`` extra) into descriptors; the current side
+comes from the schema model. Both are turned into the same comparable form (:class:`Msg`,
+:class:`Fld`, :class:`Ty`) and compared in two directions:
 
 - backward: new code reads old state (a break is an error by default);
 - forward: old code reads new state, for rollback (a warning unless asked for).
@@ -62,8 +62,10 @@ __all__ = [
     "Report",
     "Rule",
     "check_compatible",
+    "comment_notes",
     "load_baseline",
     "report_of",
+    "run_protoc",
 ]
 
 # The version of the JSON output's layout (``Report.to_dict``); raised on an incompatible change.
@@ -528,33 +530,38 @@ def _captured_stderr() -> Iterator[list[str]]:
             out.append(tmp.read().decode("utf-8", "replace"))
 
 
-def _protoc(directory: Path, files: list[str]) -> bytes:
+def run_protoc(includes: Sequence[Path], files: Sequence[Path], *, what: str) -> bytes:
+    """The descriptor set (imports and source info included) of ``files``, parsed by protoc
+    with the import paths ``includes`` and the well-known types; a :class:`BaselineError`
+    naming ``what`` with protoc's messages when they do not parse."""
     try:
         # grpcio-tools ships no type information (an optional extra, imported only here)
         import grpc_tools  # type: ignore[import-untyped]
         from grpc_tools import protoc
     except ImportError as exc:
         raise BaselineError(
-            "reading a baseline needs protoc from grpcio-tools: pip install 'savestate[check]'"
+            "reading a baseline needs protoc from grpcio-tools: "
+            "pip install 'savestate-proto[check]'"
         ) from exc
     include = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "baseline.pb"
         args = [
             "protoc",
-            f"-I{directory}",
+            *(f"-I{d}" for d in includes),
             f"-I{include}",
             f"--descriptor_set_out={out}",
             "--include_imports",
             "--include_source_info",
-            *(str(directory / f) for f in files),
+            *(str(f) for f in files),
         ]
         with _captured_stderr() as messages:
             status = protoc.main(args)
         text = "".join(messages).strip()
         if status != 0 or not out.exists():
-            text = text.replace(f"{directory}{os.sep}", "")
-            raise BaselineError(f"cannot parse the baseline {directory}:\n{text}")
+            for d in includes:
+                text = text.replace(f"{d}{os.sep}", "")
+            raise BaselineError(f"cannot parse {what}:\n{text}")
         return out.read_bytes()
 
 
@@ -574,7 +581,7 @@ def load_baseline(directory: str | os.PathLike[str]) -> Side:
     cached = _baseline_cache.get(key)
     if cached is not None:
         return cached
-    data = _protoc(path, files)
+    data = run_protoc([path], [path / f for f in files], what=f"the baseline {path}")
     annotated = {
         f for f in files
         if any(
@@ -633,7 +640,7 @@ def baseline_directory(against: str | os.PathLike[str]) -> Iterator[tuple[Path, 
 _DEFAULT_NOTE = re.compile(r"(?:^|;\s*)default (.*)$", re.S)
 
 
-def _comment_notes(comment: str) -> dict[str, Any]:
+def comment_notes(comment: str) -> dict[str, Any]:
     """The structured parts of a trailing comment: width, length, key/value widths, array."""
     notes: dict[str, Any] = {}
     # The default comes last, as JSON text (which may hold ";"): take it off first.
@@ -720,7 +727,7 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
             oneofs = [o.name for o in md.oneof_decl]
             for i, fdp in enumerate(md.field):
                 proto = _TYPE_NAMES[fdp.type]
-                notes = _comment_notes(comments.get((*path, 2, i), ""))
+                notes = comment_notes(comments.get((*path, 2, i), ""))
                 kind: ScalarKind | None = None
                 if proto in _PROTO_KIND:
                     kind = notes.get("kind") or (
