@@ -49,7 +49,7 @@ from ..model.plan import (
 from ..model.registry import info_of, is_any, root_for_url
 from ..model.scalars import U8, ScalarKind
 from .duration import duration_from_parts, duration_parts, expected
-from .interp import check_enum, check_scalar
+from .interp import check_enum, check_scalar, unwrap
 from .wire import WireError, read_varint, skip_field
 
 __all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "to_dict",
@@ -201,14 +201,8 @@ def _field_json(f: FieldPlan, value: Any, path: list[str]) -> Any:
     if f.pyname:
         path.append(f.pyname)
         pushed = 1
-    for i, newtype in enumerate(f.unwrap):
-        if value is None and i == f.none_at and f.presence is Presence.EXPLICIT:
-            break
-        if type(value) is not newtype.cls:
-            raise expected(newtype.cls.__name__, value, path)
-        path.append(newtype.attr)
-        pushed += 1
-        value = newtype.unwrap(value)
+    value, count = unwrap(f, value, path)
+    pushed += count
     try:
         return _field_value_json(f, value, path)
     finally:
