@@ -285,3 +285,26 @@ def test_json_of_a_blob_chain_stops_at_the_limit_in_linear_memory() -> None:
         assert peak <= 100 * size + MEMORY_FLOOR, f"{peak} B for {links} links"
         peaks.append(peak)
     assert peaks[2] <= 2.5 * peaks[1] + MEMORY_FLOOR, peaks
+
+
+@savedstate
+class Pairs(Protobuf, package="tests.codec_limits"):
+    pairs: list[tuple[u32, u32]] = field(1)
+
+
+def test_cli_decode_says_when_unknown_fields_are_dropped(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "pairs.bin"
+    path.write_bytes(bytes.fromhex("0a06" "0801" "1002" "1801"))
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "savestate", "decode", "-m", "tests.test_codec_limits",
+         "--type", "tests.codec_limits.Pairs", str(path)],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"pairs"' in proc.stdout
+    assert "Pairs.pairs[0]: 2 bytes of unknown fields dropped" in proc.stderr
