@@ -282,6 +282,12 @@ class _ClassGen:
             with w.indent():
                 w(f"buf[{start} - 1] = {size}")
 
+    def emit_refuse(self, w: _Writer, condition: str) -> None:
+        """Mismatch when ``condition`` holds (the interpreter then says what is wrong)."""
+        w(f"if {condition}:")
+        with w.indent():
+            w("raise Mismatch")
+
     def emit_check_scalar(self, w: _Writer, kind: ScalarKind, v: str) -> None:
         """Make ``v`` a value of ``kind``'s Python type, or mismatch."""
         if kind.python is int:
@@ -293,9 +299,7 @@ class _ClassGen:
             with w.indent():
                 w(f"{v} = as_float({v})")
         elif kind.python is bool or kind.python is str:
-            w(f"if {v}.__class__ is not {kind.python.__name__}:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"{v}.__class__ is not {kind.python.__name__}")
         else:
             w(f"if {v}.__class__ is not bytes:")
             with w.indent():
@@ -304,9 +308,7 @@ class _ClassGen:
     def emit_range(self, w: _Writer, kind: ScalarKind, v: str) -> None:
         if kind.python is not int:
             return
-        w(f"if {v} < {kind.lo} or {v} > {kind.hi}:")
-        with w.indent():
-            w("raise Mismatch")
+        self.emit_refuse(w, f"{v} < {kind.lo} or {v} > {kind.hi}")
 
     def emit_scalar_payload(
         self, w: _Writer, kind: ScalarKind, v: str, top: bool = False
@@ -355,9 +357,8 @@ class _ClassGen:
 
     def emit_unwrap(self, w: _Writer, newtypes: Any, v: str) -> None:
         for newtype in newtypes:
-            w(f"if {v}.__class__ is not {self.const(newtype.cls.__name__, newtype.cls)}:")
-            with w.indent():
-                w("raise Mismatch")
+            cls = self.const(newtype.cls.__name__, newtype.cls)
+            self.emit_refuse(w, f"{v}.__class__ is not {cls}")
             w(f"{v} = {v}.{newtype.attr}")
 
     def emit_field(self, w: _Writer, f: FieldPlan, v: str, top: bool = False) -> None:
@@ -371,13 +372,9 @@ class _ClassGen:
         skip_zero = f.zero_test is not ZeroTest.NONE
         container = f.container
         if container is Container.LIST:
-            w(f"if {v}.__class__ is not list:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"{v}.__class__ is not list")
             if f.length is not None:
-                w(f"if len({v}) != {f.length}:")
-                with w.indent():
-                    w("raise Mismatch")
+                self.emit_refuse(w, f"len({v}) != {f.length}")
             if skip_zero:
                 w(f"if {v}:")
                 w.depth += 1
@@ -385,9 +382,7 @@ class _ClassGen:
             if skip_zero:
                 w.depth -= 1
         elif container is Container.DICT:
-            w(f"if {v}.__class__ is not dict:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"{v}.__class__ is not dict")
             entry = f.message
             assert entry is not None
             key, item = self.names.new(f"{f.pyname}_key"), self.names.new(f"{f.pyname}_item")
@@ -401,19 +396,13 @@ class _ClassGen:
                 self.emit_len_block(w, f, omit_empty=False, body=body)
                 self.level -= 1
         elif container is Container.BYTES_LIST:
-            w(f"if {v}.__class__ is not list:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"{v}.__class__ is not list")
             x = self.names.new(f"{f.pyname}_byte")
             w(f"for {x} in {v}:")
             with w.indent():
-                w(f"if {x}.__class__ is not int:")
-                with w.indent():
-                    w("raise Mismatch")
+                self.emit_refuse(w, f"{x}.__class__ is not int")
             if f.length is not None:
-                w(f"if len({v}) != {f.length}:")
-                with w.indent():
-                    w("raise Mismatch")
+                self.emit_refuse(w, f"len({v}) != {f.length}")
             if skip_zero:
                 w(f"if {v}:")
                 w.depth += 1
@@ -429,17 +418,13 @@ class _ClassGen:
             w(f"if {v}.__class__ is not bytes:")
             with w.indent():
                 w(f"{v} = as_bytes({v})")
-            w(f"if len({v}) != {f.length}:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"len({v}) != {f.length}")
             prefix = varint_bytes(f.length)
             w(f"buf += {self.tag_bytes(f, WIRE_LEN, prefix)}")
             self.emit_payload_bytes(w, v, top)
         else:
             if f.length is not None:  # a fixed array of messages, in its wrapper
-                w(f"if {v}.__class__ is not list or len({v}) != {f.length}:")
-                with w.indent():
-                    w("raise Mismatch")
+                self.emit_refuse(w, f"{v}.__class__ is not list or len({v}) != {f.length}")
             self.emit_value(w, f, v, always=not skip_zero, top=top)
         if f.presence is Presence.EXPLICIT:
             w.depth -= 1
@@ -479,9 +464,7 @@ class _ClassGen:
             return
         message = vp.message
         if message.form is Form.STRUCT and vp.cls is not None:
-            w(f"if {v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"{v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}")
         self.level += 1
         self.emit_len_block(w, f, not always, lambda: self.emit_body(w, message, vp, v))
         self.level -= 1
@@ -489,14 +472,10 @@ class _ClassGen:
     def emit_check_depth(self, w: _Writer) -> None:
         """A message written here, ``level`` messages below this function's own: refuse it
         where the decoder's ``max_depth`` would (the root counts as one)."""
-        w(f"if depth <= {self.level}:")
-        with w.indent():
-            w("raise Mismatch")
+        self.emit_refuse(w, f"depth <= {self.level}")
 
     def emit_check_enum(self, w: _Writer, vp: EnumValue, v: str) -> None:
-        w(f"if {v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}:")
-        with w.indent():
-            w("raise Mismatch")
+        self.emit_refuse(w, f"{v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}")
 
     def emit_enum_payload(self, w: _Writer, v: str) -> None:
         w(f"if {v} < 0:")
@@ -528,9 +507,7 @@ class _ClassGen:
             self.emit_fields(w, m, v, top=False)
             self.emit_unknown(w, v)
         elif form is Form.TUPLE:
-            w(f"if {v}.__class__ is not tuple or len({v}) != {len(m.fields)}:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"{v}.__class__ is not tuple or len({v}) != {len(m.fields)}")
             for f in m.fields:
                 item = self.names.new(f"{v}_{f.attr}")
                 w(f"{item} = {v}[{f.attr}]")
@@ -543,9 +520,7 @@ class _ClassGen:
             w(f"encode_duration({v}, buf)")
         elif form is Form.FOREIGN:
             spec = self.const(f"{m.name}_class", m.foreign)
-            w(f"if not check_foreign({spec}, {v}):")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, f"not check_foreign({spec}, {v})")
             w(f"encode_foreign({spec}, {v}, buf)")
         else:  # pragma: no cover - map entries are written by emit_field
             raise AssertionError(form)
@@ -566,9 +541,7 @@ class _ClassGen:
                 if isinstance(vp, ScalarValue) and vp.kind.name == "u8":
                     w(f"for {x} in {v}:")
                     with w.indent():
-                        w(f"if {x}.__class__ is not int:")
-                        with w.indent():
-                            w("raise Mismatch")
+                        self.emit_refuse(w, f"{x}.__class__ is not int")
                     w(f"buf += bytes({v})")
                     return
                 assert isinstance(vp, (ScalarValue, EnumValue))  # packed: numbers only
@@ -654,20 +627,14 @@ class _ClassGen:
                         with w.indent():
                             w("break")
                         w("shift += 7")
-                        w("if shift > 63:")
-                        with w.indent():
-                            w("raise Mismatch")
-                    w(f"if {v} >> 64:")
-                    with w.indent():
-                        w("raise Mismatch")
+                        self.emit_refuse(w, "shift > 63")
+                    self.emit_refuse(w, f"{v} >> 64")
 
     def emit_read_len(self, w: _Writer, end: str) -> None:
         """Read a length at ``pos`` into ``e``, as the position where the record ends."""
         self.emit_read_varint(w, "e")
         w("e += pos")
-        w(f"if e > {end}:")
-        with w.indent():
-            w("raise Mismatch")
+        self.emit_refuse(w, f"e > {end}")
 
     def emit_read_scalar(self, w: _Writer, vp: ScalarValue | EnumValue, v: str) -> None:
         """Read one non-length-delimited value at ``pos`` into ``v``."""
@@ -695,9 +662,7 @@ class _ClassGen:
                 if kind.hi < (1 << 63) - 1:
                     self.emit_range(w, kind, v)
             elif kind.hi < M64:
-                w(f"if {v} > {kind.hi}:")
-                with w.indent():
-                    w("raise Mismatch")
+                self.emit_refuse(w, f"{v} > {kind.hi}")
             return
         size = 4 if kind.wire == WIRE_I32 else 8
         unpacker = {"float": "unpack_f", "double": "unpack_d", "fixed32": "unpack_u32",
@@ -760,9 +725,7 @@ class _ClassGen:
         self.new_function()
         w(f"def {name}(data, pos, end, depth, budget, more=None):")
         with w.indent():
-            w("if depth <= 0:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, "depth <= 0")
             self.emit_decode_body(w, m, "end", "return ", merging=merging)
 
     def emit_decode_body(
@@ -780,9 +743,7 @@ class _ClassGen:
         if cost:
             # What building this value costs, counted against the decode's memory budget.
             w(f"budget[0] -= {cost}")
-            w("if budget[0] < 0:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, "budget[0] < 0")
         readers = [_FieldReader(self, f, m) for f in m.fields]
         for r in readers:
             r.emit_init(w)
@@ -821,9 +782,7 @@ class _ClassGen:
                     with w.indent():
                         w(f"{unknown} = []")
                     w(f"{unknown}.append(data[{start}:pos])")
-        w(f"if pos != {end}:")
-        with w.indent():
-            w("raise Mismatch")
+        self.emit_refuse(w, f"pos != {end}")
         if merging:
             self.emit_next_record(w)
             w.depth -= 1
@@ -915,9 +874,7 @@ class _ClassGen:
         self.new_function()
         w(f"def {self.function(self.cls, 'decode')}(data, pos, end, depth, budget, more=None):")
         with w.indent():
-            w("if depth <= 0:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, "depth <= 0")
             w("cur = 0")
             w("mi = 2")
             readers = {f.number: _FieldReader(self, f, m) for f in m.fields}
@@ -940,9 +897,7 @@ class _ClassGen:
                 w("else:")
                 with w.indent():
                     w("raise Mismatch")
-            w("if pos != end:")
-            with w.indent():
-                w("raise Mismatch")
+            self.emit_refuse(w, "pos != end")
             self.emit_next_record(w)
             w.depth -= 1
             for number, reader in readers.items():
@@ -1145,9 +1100,7 @@ class _FieldReader:
             code = _STRUCT_CODES[vp.kind.encoding]
             count = gen.names.new("count")
             w(f"{count}, rest = divmod(e - pos, {size})")
-            w("if rest:")
-            with w.indent():
-                w("raise Mismatch")
+            self.gen.emit_refuse(w, "rest")
             w(f"{var}.extend(unpack_many('<%d{code}' % {count}, data, pos))")
             w("pos = e")
             return
@@ -1163,9 +1116,7 @@ class _FieldReader:
             gen.emit_read_scalar(w, vp, x)
             self.emit_wrap_elem(w, x)
             w(f"{append}({x})")
-        w("if pos != e:")
-        with w.indent():
-            w("raise Mismatch")
+        self.gen.emit_refuse(w, "pos != e")
 
     def emit_wrap_elem(self, w: _Writer, x: str) -> None:
         for newtype in reversed(self.field.elem_unwrap):
@@ -1192,9 +1143,7 @@ class _FieldReader:
         if isinstance(vp, MessageValue) and gen.can_inline_decode(vp) and not f.elem_unwrap:
             m = vp.message
             w(f"# {m.name}, inline")
-            w("if depth <= 1:")
-            with w.indent():
-                w("raise Mismatch")
+            self.gen.emit_refuse(w, "depth <= 1")
             gen.emit_decode_body(w, m, "e", f"{var}.append(")
             return
         x = gen.names.new(f"{f.pyname}_item")
@@ -1290,9 +1239,7 @@ class _FieldReader:
     def emit_count_and_wrap(self, w: _Writer) -> None:
         """Check a fixed array's count (in its wrapper message), then wrap the value."""
         if self.field.length is not None:
-            w(f"if len({self.var}) != {self.field.length}:")
-            with w.indent():
-                w("raise Mismatch")
+            self.gen.emit_refuse(w, f"len({self.var}) != {self.field.length}")
         self.emit_wrap(w)
 
     def emit_wrap(self, w: _Writer, layers: tuple[Newtype, ...] | None = None) -> None:
