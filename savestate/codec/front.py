@@ -65,6 +65,17 @@ class Codec:
         self.oneof = oneof
 
     def encode(self, obj: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
+        """The protobuf encoding of ``obj``, an instance of the class (or, for a Oneof
+        variant's codec, of that variant).
+
+        ``max_depth`` (1 to ``MAX_ALLOWED_DEPTH``) is how many levels of nested messages the value
+        may have. The compiled encoder runs first; when it rejects the value, the interpreting
+        codec encodes it again and raises the precise error.
+
+        Raises ``ValueError`` for a ``max_depth`` that is not an int in range, and
+        ``EncodeError`` (with the field path) for a value that does not fit the schema or is
+        nested deeper than ``max_depth``.
+        """
         if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
             raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
         buf = bytearray()
@@ -87,6 +98,18 @@ class Codec:
         max_size: int = DEFAULT_MAX_SIZE,
         max_memory: int | None = None,
     ) -> Any:
+        """Decode ``data`` (bytes, bytearray or memoryview) into a new instance of the class.
+
+        ``max_size`` bounds the input's length, checked before it is copied; ``max_memory``
+        bounds what the decoded objects may cost (by default ``MEMORY_PER_INPUT_BYTE`` bytes per
+        byte of ``max_size``, plus ``MEMORY_FLOOR``); ``max_depth`` (1 to ``MAX_ALLOWED_DEPTH``)
+        bounds the nesting of messages. The compiled decoder runs first; when it rejects the
+        bytes, the interpreting codec decodes them again and raises the precise error.
+
+        Raises ``ValueError`` for limits of the wrong type or out of range, and ``DecodeError``
+        (with the field path) for input that is not bytes, is too large, is malformed, does not
+        fit the schema, exceeds a limit, or, for a Oneof variant's codec, holds another variant.
+        """
         if max_size.__class__ is not int or max_size < 0:
             raise ValueError("max_size must be a non-negative int")
         if max_memory is None:

@@ -130,6 +130,9 @@ def _converted(to: Any, value: Any, kind: ScalarKind, path: list[str]) -> Any:
 
 
 def check_enum(value_plan: EnumValue, value: Any, path: list[str]) -> int:
+    """The number to write for ``value`` in an enum field: an int that is one of the enum's
+    values (a member of this enum, or a plain int). Raises ``EncodeError`` at ``path`` for a
+    bool, a non-int, a member of another enum, or a number that is not one of its values."""
     cls = value_plan.cls
     if (
         not isinstance(value, int)

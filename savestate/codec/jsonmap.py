@@ -723,6 +723,10 @@ _DURATION = re.compile(r"(-)?(\d+)(?:\.(\d{1,9}))?s")
 
 
 def parse_duration(raw: Any, path: list[str]) -> Any:
+    """The ``timedelta`` of a proto3 JSON duration string such as ``"1.5s"`` or ``"-0.25s"``
+    (seconds, then up to nine fractional digits). Raises ``JsonError`` at ``path`` for anything
+    else, and for a duration outside ``google.protobuf.Duration``'s range or finer than a
+    microsecond."""
     if not isinstance(raw, str):
         raise _fail(f"expected a duration string like \"1.5s\", got {_describe(raw)}", path)
     m = _DURATION.fullmatch(raw)

@@ -52,6 +52,9 @@ class RawField:
 
     @property
     def value(self) -> int | bytes:
+        """The record's value: the unsigned int of a varint, fixed64 or fixed32 record (no
+        zigzag or sign applied), or a length-delimited record's payload bytes (a new copy each
+        time)."""
         if self.wire == 0:
             return read_varint(self._data, self._start, self._end)[0]
         if self.wire == 1:
@@ -67,6 +70,8 @@ class RawField:
 
     @property
     def text(self) -> str | None:
+        """A length-delimited payload's text when it is printable UTF-8, else None (always None
+        for other wire types)."""
         if self.wire != 2:
             return None
         return _text(memoryview(self._data)[self._start : self._end])

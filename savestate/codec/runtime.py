@@ -125,6 +125,8 @@ def as_int(value: Any) -> int:
 
 
 def as_float(value: Any) -> float:
+    """``value`` as a float for a float or double field: an int or a float, not a bool.
+    Raises ``Mismatch`` otherwise, or when the int is too large for a float."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return float(value)
@@ -134,12 +136,18 @@ def as_float(value: Any) -> float:
 
 
 def as_bytes(value: Any) -> bytes:
+    """``value`` as bytes for a bytes field: a copy of a bytes, bytearray or memoryview.
+    Raises ``Mismatch`` for any other type."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise Mismatch
 
 
 def encode_duration(value: Any, buf: bytearray) -> None:
+    """Append the body of a ``google.protobuf.Duration`` for the ``timedelta`` ``value`` to
+    ``buf``: seconds (field 1) and nanos (field 2), each left out when zero. Raises
+    ``EncodeError`` (without a field path) for a value that is not a timedelta or is out of
+    Duration's range."""
     seconds, nanos = duration_parts(value, [])
     if seconds:
         buf.append(0x08)

@@ -27,6 +27,8 @@ def write_varint(buf: bytearray, value: int) -> None:
 
 
 def varint_bytes(value: int) -> bytes:
+    """The varint encoding of ``value``, as :func:`write_varint` writes it (0 <= value < 2**64;
+    a negative int must be masked with ``MASK64`` first, else ``ValueError``)."""
     buf = bytearray()
     write_varint(buf, value)
     return bytes(buf)
