@@ -64,12 +64,16 @@ def schema_of(cls: type) -> MessageSchema | OneofSchema:
 
 
 def message_schema(cls: type) -> MessageSchema:
+    """The schema of a declared ``Protobuf`` class, as :func:`schema_of` builds it (and raises
+    its ``SchemaError``); the class must not be a Oneof (an ``AssertionError`` then)."""
     schema = schema_of(cls)
     assert isinstance(schema, MessageSchema)
     return schema
 
 
 def oneof_schema(cls: type) -> OneofSchema:
+    """The schema of a declared ``Oneof`` class, as :func:`schema_of` builds it (and raises
+    its ``SchemaError``); the class must be a Oneof (an ``AssertionError`` otherwise)."""
     schema = schema_of(cls)
     assert isinstance(schema, OneofSchema)
     return schema

@@ -167,9 +167,12 @@ class Newtype:
     attr: str
 
     def unwrap(self, value: Any) -> Any:
+        """The inner value that the wire carries for ``value``, an instance of ``cls``."""
         return getattr(value, self.attr)
 
     def wrap(self, inner: Any) -> Any:
+        """A new instance of ``cls`` holding ``inner``, made without calling ``__init__`` (so
+        ``inner`` is not checked or converted) and with no unknown fields."""
         obj: Any = object.__new__(self.cls)
         object.__setattr__(obj, self.attr, inner)
         object.__setattr__(obj, "_pb_unknown", None)
@@ -182,18 +185,25 @@ class Newtype:
 
 @dataclass(frozen=True, eq=False)
 class ScalarValue:
+    """A scalar of one kind (``u8``, ``sint64``, ``string``, ...), written as that kind's
+    protobuf type."""
+
     kind: ScalarKind
 
     @property
     def wire(self) -> int:
+        """The wire type of one value (varint, 32-bit, 64-bit or length-delimited)."""
         return self.kind.wire
 
     @property
     def packable(self) -> bool:
+        """Whether a list of these values is written packed (every kind but string and
+        bytes)."""
         return self.kind.packable
 
     @property
     def proto(self) -> str:
+        """The type's name in ``.proto`` text (``uint32`` for a ``u8``)."""
         return self.kind.proto
 
 
@@ -211,6 +221,8 @@ class EnumValue:
 
     @property
     def zero(self) -> enum.IntEnum | None:
+        """The member numbered 0, which is not written in a message, or None when the enum
+        has none."""
         return self.members.get(0)
 
     def number_of(self, name: str) -> int | None:
@@ -234,6 +246,8 @@ class MessageValue:
 
     @property
     def message(self) -> MessagePlan:
+        """The message's plan: the synthetic one, or the declared class's (built on first
+        use by :func:`plan_of`, which raises ``SchemaError`` for a class it cannot plan)."""
         if self.synthetic is not None:
             return self.synthetic
         assert self.cls is not None
@@ -291,6 +305,8 @@ class FieldPlan:
 
     @property
     def tag(self) -> int:
+        """The tag of one value of the field, ``number << 3 | wire`` (see :attr:`record_tag`
+        for a packed list's record)."""
         return (self.number << 3) | self.value.wire
 
     @property
@@ -300,10 +316,12 @@ class FieldPlan:
 
     @property
     def repeated(self) -> bool:
+        """Whether the field is ``repeated`` in ``.proto`` text (a list or a map)."""
         return self.label is Label.REPEATED
 
     @property
     def message(self) -> MessagePlan | None:
+        """The plan of the message the field holds, or None for a scalar or enum field."""
         return self.value.message if isinstance(self.value, MessageValue) else None
 
     def absent_value(self) -> Any:
@@ -360,10 +378,13 @@ class MessagePlan:
 
     @property
     def keeps_unknown(self) -> bool:
+        """Whether a decoded value keeps the records it does not know, to write them again:
+        only a declared class (STRUCT) can."""
         return self.form is Form.STRUCT
 
     @property
     def full_name(self) -> str:
+        """``package.Name``, or the bare name for a message without a package."""
         return f"{self.package}.{self.name}" if self.package else self.name
 
     @property
@@ -372,6 +393,8 @@ class MessagePlan:
         return self.described_as is not None and self.described_as[1] == WRAPPERS_IMPORT
 
     def variant_field(self, cls: type) -> FieldPlan | None:
+        """The field of a ONEOF message that stands for the variant class ``cls``, or None
+        when ``cls`` is not one of its variants."""
         for f in self.fields:
             if f.variant is cls:
                 return f

@@ -63,6 +63,9 @@ ANY_NAME = "google.protobuf.Any"
 
 @dataclasses.dataclass(frozen=True)
 class FieldOptions:
+    """What ``field()`` records in a dataclass field's metadata: the field number, the length
+    of a fixed-length array (None when it is not one) and the doc comment for ``.proto`` text."""
+
     number: int
     length: int | None = None
     doc: str | None = None

@@ -57,10 +57,13 @@ class ScalarKind:
 
     @property
     def packable(self) -> bool:
+        """Whether a list of this kind is written packed: every kind but ``str`` and
+        ``bytes``, which are length-delimited."""
         return self.wire != WIRE_LEN
 
     @property
     def is_integer(self) -> bool:
+        """Whether the Python value is an ``int`` (every integer kind; not ``bool``)."""
         return self.python is int
 
     @property

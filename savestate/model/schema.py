@@ -36,10 +36,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ScalarType:
+    """A field holding one scalar (``u8``, ``i64``, ``f32``, ``bool``, ``str``, ``bytes``, ...)
+    of the given kind."""
+
     kind: ScalarKind
 
     @property
     def wire(self) -> int:
+        """The kind's wire type."""
         return self.kind.wire
 
     def __str__(self) -> str:
@@ -78,6 +82,7 @@ class EnumType:
 
     @property
     def zero(self) -> enum.IntEnum | None:
+        """The member with value 0 (not written in a message), or None when there is none."""
         return self.cls(0) if 0 in self.values else None
 
     def __str__(self) -> str:
@@ -102,6 +107,7 @@ class OptionalType:
 
     @property
     def wire(self) -> int:
+        """The wire type of the inner type, which is what is written when not None."""
         return self.inner.wire
 
     def __str__(self) -> str:
@@ -117,10 +123,12 @@ class RepeatedType:
 
     @property
     def packed(self) -> bool:
+        """Whether the elements are numbers or enums, written as one packed record."""
         return is_packable(self.elem)
 
     @property
     def as_bytes(self) -> bool:
+        """Whether the elements are ``u8``, written as one ``bytes`` record."""
         return is_u8(self.elem)
 
     def __str__(self) -> str:
@@ -142,10 +150,12 @@ class FixedArrayType:
 
     @property
     def packed(self) -> bool:
+        """Whether the elements are numbers or enums, written as one packed record."""
         return is_packable(self.elem)
 
     @property
     def as_bytes(self) -> bool:
+        """Whether the elements are ``u8``, written as one ``bytes`` record."""
         return is_u8(self.elem)
 
     def __str__(self) -> str:
@@ -204,6 +214,7 @@ class TransparentType:
 
     @property
     def wire(self) -> int:
+        """The wire type of the one field, which is how the class is written."""
         return self.field.type.wire
 
     def __str__(self) -> str:
@@ -232,6 +243,7 @@ def is_packable(t: TypeSchema) -> bool:
 
 
 def is_u8(t: TypeSchema) -> bool:
+    """Whether ``t`` is the ``u8`` scalar (a sequence of which is written as bytes)."""
     return isinstance(t, ScalarType) and t.kind.name == "u8"
 
 
@@ -262,9 +274,12 @@ class FieldSchema:
 
     @property
     def has_default(self) -> bool:
+        """Whether the field was declared with a ``default`` or a ``default_factory``."""
         return self.default is not MISSING or self.default_factory is not MISSING
 
     def make_default(self) -> Any:
+        """The declared default: ``default`` itself, or a new value from ``default_factory``
+        (called each time); ``MISSING`` when the field has neither."""
         if self.default is not MISSING:
             return self.default
         if self.default_factory is not MISSING:
@@ -285,9 +300,11 @@ class MessageSchema:
 
     @property
     def full_name(self) -> str:
+        """``package.Name``, or the bare name for a class without a package."""
         return f"{self.package}.{self.name}" if self.package else self.name
 
     def field_by_number(self, number: int) -> FieldSchema | None:
+        """The field with this number, or None."""
         for f in self.fields:
             if f.number == number:
                 return f
@@ -312,6 +329,8 @@ class VariantSchema:
 
     @property
     def transparent_field(self) -> FieldSchema:
+        """The single field of a transparent variant (for any other kind: the payload's first
+        field; an ``IndexError`` when it has none)."""
         return self.message.fields[0]
 
 
@@ -328,9 +347,11 @@ class OneofSchema:
 
     @property
     def full_name(self) -> str:
+        """``package.Name``, or the bare name for a class without a package."""
         return f"{self.package}.{self.name}" if self.package else self.name
 
     def variant_by_number(self, number: int) -> VariantSchema | None:
+        """The variant with this number, or None."""
         for v in self.variants:
             if v.number == number:
                 return v
