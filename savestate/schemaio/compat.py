@@ -195,6 +195,8 @@ class Finding:
         return f"::{self.level} {','.join(props)}::{_gh_data(text)}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as a JSON object, one entry of the report's ``findings`` (its rule's
+        category added: ``wire`` for a rule not in the table)."""
         return {
             "level": self.level,
             "rule": self.rule,
@@ -231,24 +233,30 @@ class Report:
 
     @property
     def errors(self) -> list[Finding]:
+        """The findings of level ``error``, in report order."""
         return [f for f in self.findings if f.level == "error"]
 
     @property
     def warnings(self) -> list[Finding]:
+        """The findings of level ``warning``, in report order."""
         return [f for f in self.findings if f.level == "warning"]
 
     @property
     def ok(self) -> bool:
+        """True when no finding is an error (warnings and notes do not count)."""
         return not self.errors
 
     @property
     def rule_ids(self) -> set[str]:
+        """The rule ids of every finding, errors and warnings alike."""
         return {f.rule for f in self.findings}
 
     def __bool__(self) -> bool:
         return self.ok
 
     def text(self) -> str:
+        """The report as ``savestate check`` prints it: one line per finding, one per note,
+        then the verdict (``compatible`` or ``breaking``, the direction, and the counts)."""
         lines = [str(f) for f in self.findings]
         lines += [f"note  {n}" for n in self.notes]
         verdict = "compatible" if self.ok else "breaking"
@@ -279,6 +287,7 @@ class Report:
         }
 
     def json(self) -> str:
+        """:meth:`to_dict` as indented JSON text with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
@@ -337,6 +346,10 @@ class Ty:
 
 @dataclass(eq=False)
 class Fld:
+    """A field in the comparable form: its name, number, element type and label, the facts a
+    bare descriptor lacks (a fixed array's length, whether a message field may be None, a
+    non-zero default), and the file and line that declare it."""
+
     name: str
     number: int
     ty: Ty
@@ -352,6 +365,7 @@ class Fld:
 
     @property
     def cardinality(self) -> str:
+        """``map``, ``repeated`` or ``singular`` (an ``optional`` field is singular)."""
         if self.is_map:
             return "map"
         return "repeated" if self.label == "repeated" else "singular"
@@ -359,6 +373,9 @@ class Fld:
 
 @dataclass(eq=False)
 class Msg:
+    """A message in the comparable form: its fields by number, reserved number ranges, whether
+    it is a Rust-style enum (one ``oneof variant``) and whether its file is annotated."""
+
     full_name: str
     fields: dict[int, Fld] = field(default_factory=dict)
     reserved: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ranges
@@ -369,11 +386,15 @@ class Msg:
     line: int | None = None
 
     def is_reserved(self, number: int) -> bool:
+        """Whether ``number`` falls in one of the reserved ranges."""
         return any(lo <= number < hi for lo, hi in self.reserved)
 
 
 @dataclass(eq=False)
 class Enm:
+    """A proto enum in the comparable form: its value names by number, whether it has a zero
+    value, and the lines that declare it and each value."""
+
     full_name: str
     values: dict[int, str]
     has_zero: bool = True  # a zero member (else a missing field fails to decode)
