@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from savestate import NoSavedState, SavedStateBlob
 from savestate.cli import main
 from savestate.cli.sizes import format_sizes, size_tree, treemap_svg
 from savestate.state import snapshot
+from savestate.state.units import SavedStateUnit, SavedStateUnits
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -45,6 +47,52 @@ def test_library_types_are_known_without_module(vm_snapshot: Path) -> None:
     assert "unit [0] 'cpu'" in shown.stdout
     decoded = _cli("decode", str(vm_snapshot))
     assert '"name": "storage"' in decoded.stdout
+
+
+def test_diff_knows_library_types_without_module(vm_snapshot: Path, tmp_path: Path) -> None:
+    # The new state: the cpu unit's state replaced by a NoSavedState, the storage unit gone.
+    units = snapshot.read(vm_snapshot).parse(SavedStateUnits)
+    assert {"cpu", "storage"} <= {u.name for u in units.units}
+    changed = SavedStateUnits(units=[
+        SavedStateUnit(
+            name=u.name,
+            state=SavedStateBlob.new(NoSavedState()) if u.name == "cpu" else u.state,
+        )
+        for u in units.units
+        if u.name != "storage"
+    ])
+    new_snapshot = tmp_path / "new.snapshot"
+    snapshot.write(new_snapshot, changed)
+    # The same states as a bare blob (google.protobuf.Any) and a bare container.
+    old_blob, new_blob = tmp_path / "old.any", tmp_path / "new.any"
+    old_blob.write_bytes(bytes(snapshot.read(vm_snapshot)))
+    new_blob.write_bytes(bytes(SavedStateBlob.new(changed)))
+    old_units, new_units = tmp_path / "old.units", tmp_path / "new.units"
+    old_units.write_bytes(bytes(units))
+    new_units.write_bytes(bytes(changed))
+
+    cpu_url = next(u.state.type_url for u in units.units if u.name == "cpu")
+    expected = [
+        f'units[\'cpu\'].state.@type: "{cpu_url}" -> '
+        '"type.googleapis.com/save_restore.NoSavedState"',
+        # Without -m the example's own types are not known: their bytes are compared.
+        "units['cpu'].state.@value: ",
+        "units['storage']: {",
+    ]
+    for args in (
+        [str(vm_snapshot), str(new_snapshot)],
+        ["--type", "google.protobuf.Any", str(old_blob), str(new_blob)],
+        ["--type", "state_units.SavedStateUnits", str(old_units), str(new_units)],
+    ):
+        done = _cli("diff", *args)
+        assert done.returncode == 1, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) == 3, done.stdout
+        assert lines[0] == expected[0]
+        assert lines[1].startswith(expected[1]) and lines[1].endswith(" -> (absent)")
+        assert lines[2].startswith(expected[2]) and lines[2].endswith(" -> (absent)")
+    same = _cli("diff", "--type", "state_units.SavedStateUnits", str(new_units), str(new_snapshot))
+    assert (same.returncode, same.stdout, same.stderr) == (0, "", "")
 
 
 def test_show_prints_numbers_and_hex_dumps(vm_snapshot: Path) -> None:
