@@ -4,6 +4,7 @@ size tree and treemap of `show --sizes` / `--svg`."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import savestate
 from savestate import NoSavedState, SavedStateBlob
 from savestate.cli import main
 from savestate.cli.sizes import format_sizes, size_tree, treemap_svg
@@ -222,6 +224,53 @@ def test_treemap_areas_follow_the_bytes() -> None:
 def test_version_flag() -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
+
+
+def _version(env_update: dict[str, str], hide_extension: bool = False) -> tuple[str, str]:
+    """``savestate --version`` and ``savestate.ACCELERATED`` in a fresh interpreter."""
+    env = {k: v for k, v in ENV.items() if k != "SAVESTATE_PURE"}
+    env.update(env_update)
+    # An entry of None in sys.modules makes the import of the extension fail, as when unbuilt.
+    hide = "sys.modules['savestate.codec._speedups'] = None; " if hide_extension else ""
+    code = (
+        f"import sys; {hide}import savestate; from savestate.cli import main\n"
+        "print(savestate.ACCELERATED, flush=True)\n"
+        "main(['--version'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        check=False, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    accelerated, version = done.stdout.splitlines()
+    return accelerated, version
+
+
+def test_version_says_which_codec_path_is_active() -> None:
+    prefix = f"savestate {savestate.__version__} (codec: "
+    built = importlib.util.find_spec("savestate.codec._speedups") is not None
+    if os.environ.get("SAVESTATE_EXPECT_ACCELERATED") == "1":
+        assert built, "the C accelerator was expected to be built"
+    accelerated, version = _version({})
+    if built:
+        assert (accelerated, version) == ("True", prefix + "C accelerator)")
+    else:
+        assert (accelerated, version) == (
+            "False", prefix + "pure Python, the C accelerator is not available)"
+        )
+    accelerated, version = _version({"SAVESTATE_PURE": "1"})
+    assert (accelerated, version) == ("False", prefix + "pure Python, SAVESTATE_PURE=1)")
+    accelerated, version = _version({}, hide_extension=True)
+    assert (accelerated, version) == (
+        "False", prefix + "pure Python, the C accelerator is not available)"
+    )
+    # The console script prints the same line.
+    script = subprocess.run(
+        [sys.executable, "-m", "savestate", "--version"], cwd=ROOT,
+        env=dict(ENV, SAVESTATE_PURE="1"), capture_output=True, text=True, check=False,
+        timeout=120,
+    )
+    assert script.stdout == prefix + "pure Python, SAVESTATE_PURE=1)\n", script.stderr
 
 
 def test_proto_writes_only_the_modules_own_roots(tmp_path: Path) -> None:

@@ -18,12 +18,14 @@ error: a module that cannot be imported, or that defines no roots.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import savestate
 
+from ..codec import accel
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
 from ..schemaio.proto import proto_files, write_proto
@@ -110,12 +112,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def version_text() -> str:
+    """What ``savestate --version`` prints: the version and which path the codecs take, the C
+    accelerator (``savestate.ACCELERATED``) or pure Python, with the reason for pure Python
+    (``SAVESTATE_PURE=1``, or an extension that is not built or does not load)."""
+    if accel.ACCELERATED:
+        codec = "C accelerator"
+    elif os.environ.get("SAVESTATE_PURE") == "1":
+        codec = "pure Python, SAVESTATE_PURE=1"
+    else:
+        codec = "pure Python, the C accelerator is not available"
+    return f"savestate {savestate.__version__} (codec: {codec})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="savestate", description="Tools for savestate saved-state types."
     )
-    version = f"savestate {savestate.__version__}"
-    parser.add_argument("--version", action="version", version=version)
+    parser.add_argument("--version", action="version", version=version_text())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     proto = commands.add_parser(
         "proto",
