@@ -3,17 +3,33 @@
 A blob holds a type URL (``type.googleapis.com/<package>.<Name>``) and the encoded bytes of a
 saved-state root. It is an ordinary message class, so it can be a field anywhere: in a list, a
 tuple, behind ``| None``, or inside another blob.
+
+A large blob is moved without copies of its value where that can be avoided:
+``encoded_blob_parts`` gives the encoding of a blob around an encoded state that is still in
+parts, and ``decode_blob`` decodes one from any buffer, copying its value once (into the
+``bytes`` the caller gets) and nothing else of size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
+from ..codec.wire import WireError, read_varint, skip_field, varint_bytes
 from ..declare import Protobuf, field
 from ..errors import DecodeError, SchemaError
 from ..model.registry import TYPE_URL_PREFIX, full_name, info_of, is_any
 
-__all__ = ["TYPE_URL_PREFIX", "BlobTypeMismatch", "SavedStateBlob", "type_url_of"]
+__all__ = [
+    "TYPE_URL_PREFIX",
+    "VALUE_TAG",
+    "BlobTypeMismatch",
+    "SavedStateBlob",
+    "blob_from_parts",
+    "decode_blob",
+    "encoded_blob_parts",
+    "type_url_of",
+]
 
 _R = TypeVar("_R")
 
@@ -102,3 +118,123 @@ class SavedStateBlob(Protobuf, package="google.protobuf", name="Any"):
 
     def __repr__(self) -> str:
         return f"SavedStateBlob(type_url={self.type_url!r}, value=<{len(self.value)} bytes>)"
+
+
+# The tag of a blob's value: field 2, length-delimited (``google.protobuf.Any.value``).
+VALUE_TAG = 0x12
+
+Buffer = bytes | bytearray | memoryview
+
+
+def encoded_blob_parts(
+    type_url: str, value_parts: Sequence[bytes | bytearray]
+) -> list[bytes | bytearray]:
+    """The encoding of ``SavedStateBlob(type_url=type_url, value=b"".join(value_parts))``, in
+    parts: a small first part (the type URL, then the value's tag and length), then
+    ``value_parts`` themselves, uncopied. The bytes are those ``SavedStateBlob.encode`` gives.
+    """
+    head = bytearray(SavedStateBlob(type_url=type_url).encode())
+    size = sum(len(part) for part in value_parts)
+    if size:  # an empty value is not written (proto3 implicit presence)
+        head.append(VALUE_TAG)
+        head += varint_bytes(size)
+    return [bytes(head), *value_parts]
+
+
+def blob_from_parts(
+    before: Buffer, value: bytes, after: Buffer, *, max_depth: int = 100,
+    max_size: int = 64 << 20,
+) -> SavedStateBlob:
+    """The blob ``SavedStateBlob.decode`` makes of ``before``, then a value record holding
+    ``value``, then ``after`` (records, as bytes), with ``value`` kept as it is rather than
+    copied out of a joined input.
+
+    ``max_depth`` and ``max_size`` are those of that decode; ``max_size`` bounds the whole.
+    Raises the ``DecodeError`` that decode raises.
+    """
+    size = len(before) + len(value) + len(after)
+    if size > max_size or _has_value_record(memoryview(after)):
+        return _decode_joined(before, value, after, max_depth, max_size)
+    rest = bytes(before) + bytes(after)
+    try:
+        blob = SavedStateBlob.decode(rest, max_depth=max_depth, max_size=max_size)
+    except DecodeError:
+        # The error of the whole input, with its own wording (the value record cannot be
+        # what fails: a length-delimited bytes field takes any content).
+        return _decode_joined(before, value, after, max_depth, max_size)
+    blob.value = value
+    return blob
+
+
+def decode_blob(
+    data: Buffer, *, max_depth: int = 100, max_size: int = 64 << 20
+) -> SavedStateBlob:
+    """``SavedStateBlob.decode(data)`` for any buffer (a ``memoryview`` of a file's bytes, say),
+    copying only the value (into the ``bytes`` of the result) and the records around it.
+
+    Raises the ``DecodeError`` that decode raises, with ``max_depth`` and ``max_size`` as
+    there (``max_size`` is checked before anything is copied).
+    """
+    view = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+    if view.nbytes > max_size:
+        return SavedStateBlob.decode(view, max_depth=max_depth, max_size=max_size)
+    split = _split_at_value(view)
+    if split is None:  # not records: the whole decode says what is wrong
+        return SavedStateBlob.decode(bytes(view), max_depth=max_depth, max_size=max_size)
+    before, (start, end), after = split
+    return blob_from_parts(before, bytes(view[start:end]), view[after:],
+                           max_depth=max_depth, max_size=max_size)
+
+
+def _decode_joined(before: Buffer, value: bytes, after: Buffer, max_depth: int,
+                   max_size: int) -> SavedStateBlob:
+    record = bytes([VALUE_TAG]) + varint_bytes(len(value)) if value else b""
+    data = b"".join((bytes(before), record, value, bytes(after)))
+    return SavedStateBlob.decode(data, max_depth=max_depth, max_size=max_size)
+
+
+def _records(view: memoryview) -> Any:
+    """``(tag, record start, payload start, record end)`` of each record (``WireError`` for
+    bytes that are not records; the payload start is that of a length-delimited record)."""
+    pos, end = 0, view.nbytes
+    while pos < end:
+        start = pos
+        tag, pos = read_varint(view, pos, end)  # type: ignore[arg-type]
+        if tag & 7 == 2:
+            size, pos = read_varint(view, pos, end)  # type: ignore[arg-type]
+            if size > end - pos:
+                raise WireError("truncated")
+            yield tag, start, pos, pos + size
+            pos += size
+        else:
+            pos = skip_field(view, pos, end, tag & 7)  # type: ignore[arg-type]
+            yield tag, start, start, pos
+
+
+def _has_value_record(view: memoryview) -> bool:
+    try:
+        return any(tag == VALUE_TAG for tag, _, _, _ in _records(view))
+    except WireError:
+        return True  # not records: let the whole decode report them
+
+
+def _split_at_value(view: memoryview) -> tuple[bytes, tuple[int, int], int] | None:
+    """The records before the last value record (earlier value records left out: the last one
+    wins), the span of its payload, and where the records after it start; None when there is
+    no value record or the bytes are not records."""
+    spans: list[tuple[int, int]] = []
+    last: tuple[int, int, int] | None = None  # payload start, payload end, record end
+    try:
+        for tag, start, payload, end in _records(view):
+            if tag == VALUE_TAG:
+                last = (payload, end, end)
+                spans.append((-1, -1))  # a marker: the records before it end here
+            else:
+                spans.append((start, end))
+    except WireError:
+        return None
+    if last is None:
+        return None
+    marker = len(spans) - 1 - spans[::-1].index((-1, -1))
+    before = b"".join(view[s:e] for s, e in spans[:marker] if s >= 0)
+    return before, (last[0], last[1]), last[2]

@@ -27,13 +27,18 @@ limits could not read back (``UnreadableState``), writes through a symbolic link
 names, removes temporary files that killed writers left behind, and reports a failure after the
 rename (the directory's fsync) as ``DurabilityUnconfirmed``: the new file is in place, but may not
 survive a crash.
+
+Both directions stream: ``write`` hashes and writes the payload in chunks straight from the
+encoder's parts (a large bytes or string field of the state reaches the file without being
+copied), and writes the header last; ``read`` reads a large blob's value straight into the
+``bytes`` it returns and hashes it there, so that neither holds a second copy of the payload.
+Both take ``progress``, a callable given ``(bytes done, total bytes)`` as they go.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import os
 import re
 import stat
@@ -41,14 +46,23 @@ import struct
 import tempfile
 import time
 import zlib
-from typing import IO, Any
+from collections.abc import Callable, Sequence
+from typing import IO, Any, TypeAlias
 
-from ..codec.front import DEFAULT_MAX_DEPTH
+from ..codec.front import DEFAULT_MAX_DEPTH, codec_of
 from ..codec.front import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
+from ..codec.wire import WireError, read_varint, skip_field, varint_bytes
 from ..declare import Protobuf
 from ..errors import DecodeError, EncodeError
 from ..model.registry import root_for_url
-from .blob import SavedStateBlob, type_url_of
+from .blob import (
+    VALUE_TAG,
+    SavedStateBlob,
+    blob_from_parts,
+    decode_blob,
+    encoded_blob_parts,
+    type_url_of,
+)
 from .saverestore import (
     RestoreError,
     SaveError,
@@ -74,6 +88,7 @@ __all__ = [
     "BadMagic",
     "ChecksumMismatch",
     "DurabilityUnconfirmed",
+    "Progress",
     "SnapshotError",
     "TooLarge",
     "TrailingData",
@@ -93,6 +108,13 @@ HEADER_FIELDS = struct.Struct("<8sHHQ32s")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER_FIELDS.size + _CRC.size  # 56
 DEFAULT_MAX_SIZE = DEFAULT_MAX_DECODE_SIZE  # the largest payload read() accepts: 64 MiB
+
+Progress: TypeAlias = Callable[[int, int], None]
+"""A progress callback: called with ``(done, total)`` in bytes of the file, ``done`` never
+decreasing, the last call with ``done == total`` once the operation has succeeded."""
+
+# Writes and checksums go in chunks of this much: progress is reported after each.
+CHUNK = 8 << 20
 
 
 class SnapshotError(RestoreError):
@@ -153,26 +175,25 @@ class DurabilityUnconfirmed(OSError):
         )
 
 
+def _header(length: int, digest: bytes) -> bytes:
+    fields = HEADER_FIELDS.pack(MAGIC, FORMAT_VERSION, 0, length, digest)
+    return fields + _CRC.pack(zlib.crc32(fields))
+
+
 def pack(blob: SavedStateBlob) -> bytes:
     """The bytes of a snapshot file holding ``blob``."""
-    payload = blob.encode()
-    fields = HEADER_FIELDS.pack(
-        MAGIC, FORMAT_VERSION, 0, len(payload), hashlib.sha256(payload).digest()
-    )
-    return fields + _CRC.pack(zlib.crc32(fields)) + payload
+    parts = codec_of(SavedStateBlob).encode_parts(blob)
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return b"".join([_header(sum(len(p) for p in parts), digest.digest()), *parts])
 
 
-def unpack(
-    data: bytes,
-    file: str | os.PathLike[str] = "",
-    *,
-    max_size: int = DEFAULT_MAX_SIZE,
-    max_depth: int = DEFAULT_MAX_DEPTH,
-) -> SavedStateBlob:
-    """The blob in the bytes of a snapshot file (raises ``SnapshotError`` or
-    ``RestoreError.ProtobufDecode``); ``max_size`` bounds the payload, ``max_depth`` its
-    nesting."""
-    check_limits(max_size, max_depth)
+def _parse_header(
+    data: bytes, file: str | os.PathLike[str], max_size: int
+) -> tuple[int, bytes]:
+    """The payload length and SHA-256 that the start of a file (``data``, up to the whole
+    header) declares; raises what ``unpack`` raises for a header, in the same order."""
     if not data.startswith(MAGIC[: len(data)]):
         raise BadMagic("not a savestate snapshot (bad magic number)", file)
     if len(data) < HEADER_SIZE:
@@ -190,7 +211,10 @@ def unpack(
         raise UnsupportedVersion(f"unsupported header flags {reserved:#06x}", file)
     if length > max_size:
         raise TooLarge(f"the payload is {length} bytes, more than max_size ({max_size})", file)
-    available = len(data) - HEADER_SIZE
+    return length, digest
+
+
+def _check_extent(length: int, available: int, file: str | os.PathLike[str]) -> None:
     if available < length:
         raise Truncated(
             f"truncated: the payload is {length} bytes, the file holds {available}", file
@@ -199,11 +223,32 @@ def unpack(
         raise TrailingData(
             f"{available - length} unexpected bytes after the {length}-byte payload", file
         )
-    payload = data[HEADER_SIZE:]
+
+
+def unpack(
+    data: bytes | bytearray | memoryview,
+    file: str | os.PathLike[str] = "",
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> SavedStateBlob:
+    """The blob in the bytes of a snapshot file (raises ``SnapshotError`` or
+    ``RestoreError.ProtobufDecode``); ``max_size`` bounds the payload, ``max_depth`` its
+    nesting. ``data`` may be any buffer: the payload is not copied, only the blob's value
+    (into the ``bytes`` of the result)."""
+    check_limits(max_size, max_depth)
+    view = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+    length, digest = _parse_header(bytes(view[:HEADER_SIZE]), file, max_size)
+    _check_extent(length, view.nbytes - HEADER_SIZE, file)
+    payload = view[HEADER_SIZE:]
     if hashlib.sha256(payload).digest() != digest:
         raise ChecksumMismatch("checksum mismatch in the payload (the file is corrupt)", file)
+    return _decoded(lambda: decode_blob(payload, max_depth=max_depth, max_size=max_size))
+
+
+def _decoded(decode: Callable[[], SavedStateBlob]) -> SavedStateBlob:
     try:
-        return SavedStateBlob.decode(payload, max_depth=max_depth, max_size=max_size)
+        return decode()
     except DecodeError as exc:
         raise RestoreError.ProtobufDecode(exc) from exc
 
@@ -218,39 +263,63 @@ def _check_version(data: bytes, file: str | os.PathLike[str]) -> None:
         )
 
 
-def _as_blob(state: Any, max_depth: int) -> SavedStateBlob:
-    """The blob ``write`` puts in the file: encoded with ``max_depth`` (``EncodeError`` past
-    it), so that what ``restore`` with the same limit refuses is not written."""
+class _Payload:
+    """A snapshot's payload (the blob's encoding) in parts, with what the read-back check
+    needs: the state's own parts when ``write`` encoded it, or the blob it was given."""
+
+    __slots__ = ("blob", "parts", "size", "state_cls", "state_parts", "type_url")
+
+    def __init__(
+        self,
+        parts: list[bytes | bytearray],
+        type_url: str,
+        state_parts: list[bytes | bytearray] | None = None,
+        blob: SavedStateBlob | None = None,
+        state_cls: type | None = None,
+    ) -> None:
+        self.state_cls = state_cls
+        self.parts = parts
+        self.size = sum(len(part) for part in parts)
+        self.type_url = type_url
+        self.state_parts = state_parts
+        self.blob = blob
+
+
+def _payload_of(state: Any, max_depth: int) -> _Payload:
+    """What ``write`` puts in the file: a blob as it is, or a root (or what a ``SaveRestore``
+    object saves) encoded with ``max_depth`` (``EncodeError`` past it), so that what
+    ``restore`` with the same limit refuses is not written."""
     if isinstance(state, SavedStateBlob):
-        return state
+        parts = codec_of(SavedStateBlob).encode_parts(state, max_depth)
+        return _Payload(parts, state.type_url, blob=state)
     if isinstance(state, SaveRestore):
-        if max_depth == DEFAULT_MAX_DEPTH:
-            return save_blob(state)  # its own errors, as ever
         st = state_type(state)
         value = call_save(state)
         if not isinstance(value, Protobuf) or (st is not None and not isinstance(value, st)):
-            return save_blob(state)  # saves again, to raise the SaveError it raises for this
-        state = value
+            save_blob(state)  # saves again, to raise the SaveError it raises for this
+        try:
+            return _state_payload(value, max_depth)
+        except SaveError:
+            raise
+        except Exception as exc:  # as ``save_blob`` reports a state it cannot encode
+            raise SaveError.Other(exc) from exc
     if isinstance(state, Protobuf):
-        return SavedStateBlob(type_url=type_url_of(type(state)),
-                              value=_encode(state, max_depth))
+        return _state_payload(state, max_depth)
     raise TypeError(
         "write() takes a SavedStateBlob, a saved-state root or a SaveRestore object, "
         f"got {type(state).__name__}"
     )
 
 
-def _encode(value: Protobuf, max_depth: int) -> bytes:
-    if _ENCODE_TAKES_DEPTH:
-        encode: Any = value.encode
-        data: bytes = encode(max_depth=max_depth)
-        return data
-    return value.encode()  # the read-back check in ``write`` still holds the limit
+def _state_payload(value: Any, max_depth: int) -> _Payload:
+    url = type_url_of(type(value))
+    state_parts = codec_of(type(value)).encode_parts(value, max_depth)
+    return _Payload(encoded_blob_parts(url, state_parts), url, state_parts=state_parts,
+                    state_cls=type(value))
 
 
 # How the encoder words a refusal for depth (``EncodeError.reason``).
 _DEPTH_REFUSAL = "deeper than the limit"
-_ENCODE_TAKES_DEPTH = "max_depth" in inspect.signature(Protobuf.encode).parameters
 
 
 def write(
@@ -259,6 +328,7 @@ def write(
     *,
     max_size: int = DEFAULT_MAX_SIZE,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    progress: Progress | None = None,
 ) -> int:
     """Write ``state`` (a ``SavedStateBlob``, a root, or a ``SaveRestore`` object such as
     ``StateUnits``) to ``path`` atomically; returns the file size.
@@ -270,14 +340,20 @@ def write(
     this naming (``.<name>.XXXXXXXX.tmp`` next to the target) that no live writer holds are
     removed.
 
+    The payload is streamed to the file from the encoder's parts: the large bytes and string
+    fields of the state (or a blob's value) are hashed and written where they are, never
+    copied. ``progress``, when given, is called with ``(bytes written, file size)`` after each
+    chunk, and with ``(file size, file size)`` once the file is durable and in place.
+
     Saving errors are ``SaveError``; I/O errors are ``OSError``, and leave any previous file at
     ``path`` as it was, except ``DurabilityUnconfirmed``: the new file is in place, but the
-    fsync of its directory failed.
+    fsync of its directory failed. An exception raised by ``progress`` aborts the write the
+    same way.
     """
     check_limits(max_size, max_depth)
     try:
-        data = pack(_as_blob(state, max_depth))
-        _check_readable(data, max_size, max_depth)
+        payload = _payload_of(state, max_depth)
+        _check_readable(payload, max_size, max_depth)
     except (SaveError, EncodeError) as exc:
         # Past ``max_depth``, the encoder refuses what a read could not read back; any other
         # failure to save or encode is the caller's error, raised as it was.
@@ -287,41 +363,115 @@ def write(
         raise UnreadableState(cause) from cause
     except (DecodeError, RestoreError) as exc:  # the read-back check
         raise UnreadableState(exc) from exc
+    total = HEADER_SIZE + payload.size
     target = os.path.realpath(os.fspath(path))  # through symbolic links: keep the link
     directory = os.path.dirname(target)
     name = os.path.basename(target)
     remove_stale_temporaries(directory, name)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when this process ends
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            with contextlib.suppress(FileNotFoundError):  # keep the mode of the file replaced
-                os.chmod(tmp, os.stat(target).st_mode & 0o7777)
-            os.replace(tmp, target)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when this process ends
+        _stream(fd, payload.parts, total, progress)
+        os.fsync(fd)
+        with contextlib.suppress(FileNotFoundError):  # keep the mode of the file replaced
+            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
     try:
         _fsync_directory(directory)
     except OSError as exc:
         raise DurabilityUnconfirmed(target, exc) from exc
-    return len(data)
+    if progress is not None:
+        progress(total, total)
+    return total
 
 
-def _check_readable(data: bytes, max_size: int, max_depth: int) -> None:
-    """Decode the snapshot bytes as ``read`` and ``restore`` would: the blob, the root its type
-    URL names, and every registered blob nested in that (raises ``SavestateError``)."""
-    blob = unpack(data, max_size=max_size, max_depth=max_depth)
-    cls = root_for_url(blob.type_url)
-    if cls is None:
-        return  # ``read`` returns such a blob as it is; only a caller knowing its type parses it
-    value: Any = blob.parse(cls, max_depth=max_depth, max_size=max_size)
+def _stream(
+    fd: int, parts: Sequence[bytes | bytearray], total: int, progress: Progress | None
+) -> None:
+    """Write the header's place, then the payload in chunks, hashing each as it goes, then
+    the header over its place: no part is copied or joined."""
+    _write_all(fd, bytes(HEADER_SIZE))
+    digest = hashlib.sha256()
+    done = 0
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), CHUNK):
+            chunk = view[start : start + CHUNK]
+            digest.update(chunk)
+            _write_all(fd, chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    os.lseek(fd, 0, os.SEEK_SET)
+    _write_all(fd, _header(total - HEADER_SIZE, digest.digest()))
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _check_readable(payload: _Payload, max_size: int, max_depth: int) -> None:
+    """Check that ``read`` and ``restore`` with these limits can read the payload back
+    (raises ``SavestateError``), without decoding what cannot fail.
+
+    What can fail on the way back: the payload's size (``TooLarge``, known from the parts);
+    the nesting of the state (the encoder already refused a state deeper than ``max_depth``,
+    as decode would); the memory budget of its decode, and blobs nested in it (opaque bytes,
+    written by other encodes). So the state is decoded, as ``restore`` would decode it, but
+    from a stand-in for its encoding in which each large bytes or string field of the root
+    (the parts the encoder handed over uncopied) is empty: a decode only copies such a field
+    (its content is never checked, a string's UTF-8 came from ``str.encode``, and the budget
+    does not count it), so the stand-in decodes exactly when the real encoding does. When the
+    stand-in does not decode (a fixed-length field emptied, say), the real encoding is decoded
+    instead, and that decides. A blob given as it is has an opaque value, decoded in full.
+    """
+    if payload.size > max_size:
+        raise TooLarge(f"the payload is {payload.size} bytes, more than max_size ({max_size})")
+    cls: Any = root_for_url(payload.type_url)
+    if payload.state_parts is None:
+        assert payload.blob is not None
+        if cls is None:
+            return  # ``read`` returns such a blob as it is; a caller knowing its type parses it
+        value: Any = payload.blob.parse(cls, max_depth=max_depth, max_size=max_size)
+    else:
+        if cls is None:  # pragma: no cover - a root is registered when it is declared
+            return
+        # The stand-in holds for the class that encoded it (another class of the same type
+        # URL could read those fields as something else).
+        stand_in = _stand_in(payload.state_parts) if cls is payload.state_cls else None
+        try:
+            if stand_in is None:
+                raise DecodeError("no stand-in")
+            value = cls.decode(stand_in, max_depth=max_depth, max_size=max_size)
+        except DecodeError:
+            value = cls.decode(b"".join(payload.state_parts), max_depth=max_depth,
+                               max_size=max_size)
     check_nested_blobs(value, max_depth=max_depth, max_size=max_size)
+
+
+def _stand_in(parts: Sequence[bytes | bytearray]) -> bytes | None:
+    """The encoding ``parts`` join to, with each large field (the parts at odd positions,
+    each right after its length) emptied; None when a length is not where it should be."""
+    out = bytearray()
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out += part
+            continue
+        size = varint_bytes(len(part))
+        if not out.endswith(size):
+            return None
+        del out[len(out) - len(size) :]
+        out.append(0)
+    return bytes(out)
 
 
 # ``mkstemp`` names: the prefix, 8 characters of its alphabet, the suffix.
@@ -401,6 +551,7 @@ def read(
     *,
     max_size: int = DEFAULT_MAX_SIZE,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    progress: Progress | None = None,
 ) -> SavedStateBlob:
     """The blob in the snapshot file at ``path``.
 
@@ -409,21 +560,136 @@ def read(
     before it is read (and never more than ``max_size`` plus the header plus one byte is read,
     should it grow meanwhile or not be a regular file). ``max_depth`` bounds the nesting of the
     blob's decode.
+
+    A large blob's value is read straight into the ``bytes`` of the result and checked there:
+    the payload is not copied. ``progress``, when given, is called with ``(bytes read and
+    checked, file size)`` as the checksum proceeds, the last call ``(file size, file size)``
+    once the blob is decoded (for a FIFO or a device, only that last call).
     """
     check_limits(max_size, max_depth)
     limit = HEADER_SIZE + max_size
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         info = os.fstat(f.fileno())
-        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
-            raise TooLarge(
-                f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus the "
-                f"{HEADER_SIZE}-byte header", path)
-        data = read_bounded(f, limit)
-    if len(data) > limit:
-        raise TooLarge(
-            f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
-            "header", path)
-    return unpack(data, path, max_size=max_size, max_depth=max_depth)
+        if stat.S_ISREG(info.st_mode):
+            if info.st_size > limit:
+                raise TooLarge(
+                    f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus "
+                    f"the {HEADER_SIZE}-byte header", path)
+            blob = _read_file(f, path, info.st_size, max_size, max_depth, progress)
+            total = info.st_size
+        else:
+            data = read_bounded(f, limit)
+            if len(data) > limit:
+                raise TooLarge(
+                    f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
+                    "header", path)
+            blob = unpack(data, path, max_size=max_size, max_depth=max_depth)
+            total = len(data)
+    if progress is not None:
+        progress(total, total)
+    return blob
+
+
+# A payload up to this size is read whole and decoded from memory.
+SMALL_PAYLOAD = 1 << 20
+# Of a larger one, this much is read first, to find where the blob's value starts.
+PAYLOAD_HEAD = 64 << 10
+
+
+def _read_file(
+    f: IO[bytes], path: str | os.PathLike[str], size: int, max_size: int, max_depth: int,
+    progress: Progress | None,
+) -> SavedStateBlob:
+    """The blob in the regular file ``f`` of ``size`` bytes (its size when opened)."""
+    length, digest = _parse_header(_read_exact(f, min(size, HEADER_SIZE)), path, max_size)
+    _check_extent(length, size - HEADER_SIZE, path)
+    checked = _Checker(path, digest, size, progress)
+    head = _read_exact(f, min(length, PAYLOAD_HEAD if length > SMALL_PAYLOAD else length))
+    span = _open_value(head, length) if len(head) < length else None
+    if span is None:  # small, or not the usual layout: the payload whole, in one buffer
+        if len(head) < length:
+            f.seek(HEADER_SIZE)
+            head = _read_exact(f, length)
+        checked.end(f, (head,), length)
+        return _decoded(lambda: decode_blob(head, max_depth=max_depth, max_size=max_size))
+    record, start, end = span
+    f.seek(HEADER_SIZE + start)
+    value = _read_exact(f, end - start)  # the ``bytes`` the blob keeps
+    after = _read_exact(f, length - end)
+    before = memoryview(head)[:start]
+    checked.end(f, (before, value, after), length)
+    return _decoded(lambda: blob_from_parts(
+        before[:record], value, after, max_depth=max_depth, max_size=max_size))
+
+
+class _Checker:
+    """The payload's checks once it is read: its extent and its SHA-256, with progress."""
+
+    def __init__(self, path: str | os.PathLike[str], digest: bytes, size: int,
+                 progress: Progress | None) -> None:
+        self.path = path
+        self.digest = digest
+        self.size = size
+        self.progress = progress
+
+    def end(self, f: IO[bytes], pieces: Sequence[bytes | memoryview], length: int) -> None:
+        got = sum(len(p) for p in pieces)
+        if got < length:  # the file shrank while it was read
+            _check_extent(length, got, self.path)
+        if f.read(1):  # it grew
+            _check_extent(length, os.fstat(f.fileno()).st_size - HEADER_SIZE, self.path)
+        digest = hashlib.sha256()
+        done = HEADER_SIZE
+        for piece in pieces:
+            view = memoryview(piece)
+            for start in range(0, len(view), CHUNK):
+                chunk = view[start : start + CHUNK]
+                digest.update(chunk)
+                done += len(chunk)
+                if self.progress is not None and done < self.size:
+                    self.progress(done, self.size)
+        if digest.digest() != self.digest:
+            raise ChecksumMismatch("checksum mismatch in the payload (the file is corrupt)",
+                                   self.path)
+
+
+def _read_exact(f: IO[bytes], size: int) -> bytes:
+    """``size`` bytes of ``f`` (fewer at its end), in one ``bytes`` read into directly when
+    one read gives them all, as it does for a regular file of up to 2 GiB."""
+    data = f.read(size)
+    if len(data) == size or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < size:
+        chunk = f.read(size - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _open_value(head: bytes, length: int) -> tuple[int, int, int] | None:
+    """Where the blob's value record starts, and its value starts and ends, when that record
+    is the one that runs past ``head`` (the first bytes of a payload of ``length`` bytes);
+    None when the records of ``head`` are not laid out so."""
+    view = memoryview(head)
+    pos, end = 0, len(head)
+    try:
+        while pos < end:
+            record = pos
+            tag, pos = read_varint(view, pos, end)  # type: ignore[arg-type]
+            if tag != VALUE_TAG:
+                pos = skip_field(view, pos, end, tag & 7)  # type: ignore[arg-type]
+                continue
+            size, pos = read_varint(view, pos, end)  # type: ignore[arg-type]
+            if pos + size > end:
+                return (record, pos, pos + size) if pos + size <= length else None
+            pos += size
+    except WireError:
+        return None
+    return None
 
 
 def restore(
@@ -432,9 +698,11 @@ def restore(
     *,
     max_size: int = DEFAULT_MAX_SIZE,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    progress: Progress | None = None,
 ) -> None:
     """Read the snapshot at ``path`` and restore ``obj`` from it (``RestoreError`` on failure).
     ``max_size`` and ``max_depth`` bound the file and every decode on the way, blobs nested in
-    the state included."""
-    restore_blob(obj, read(path, max_size=max_size, max_depth=max_depth),
+    the state included; ``progress`` is ``read``'s, its last call made once the file is read
+    and checked, before ``obj`` is restored."""
+    restore_blob(obj, read(path, max_size=max_size, max_depth=max_depth, progress=progress),
                  max_size=max_size, max_depth=max_depth)
