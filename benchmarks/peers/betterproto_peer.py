@@ -2,7 +2,7 @@
 
 For the ``vm`` and ``vm-tree`` workloads, the example VM's ``.proto`` files (written by
 ``savestate.write_proto``) are compiled by betterproto's own protoc plugin
-(``protoc-gen-python_betterproto``) into a temporary package when this module is imported. If
+(``protoc-gen-python_betterproto``) into a package generated for the run (see ``generated``). If
 that fails, those workloads are left out for betterproto, with the reason in ``UNSUPPORTED``.
 betterproto writes an empty singular message only when it is marked as set
 (``_serialized_on_wire``, which its parser sets); the builder marks the messages the values
@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import functools
 import importlib
-import shutil
-import sys
-import tempfile
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import betterproto
 
 from .. import vm, workloads
+from .generated import generate
 
 
 @dataclass(eq=False, repr=False)
@@ -113,32 +110,10 @@ def read_all(kind: str, m: Any) -> int:
 # -- the vm workloads: classes from betterproto's protoc plugin -------------------------------
 
 _PACKAGE = "_savestate_bench_vm_betterproto"
-_TMP: Any = None  # the temporary directory holding the generated package, kept for the process
 UNSUPPORTED: dict[str, str] = {}
 
-
-def _generate() -> None:
-    global _TMP
-    from grpc_tools import protoc
-
-    plugin = shutil.which("protoc-gen-python_betterproto") or str(
-        Path(sys.executable).parent / "protoc-gen-python_betterproto")
-    _TMP = tempfile.TemporaryDirectory(prefix="savestate-bench-vm-bp-")
-    root = Path(_TMP.name)
-    proto_dir, out = root / "proto", root / _PACKAGE
-    out.mkdir()
-    files = sorted(p.name for p in vm.write_protos(proto_dir))
-    args = ["protoc", f"-I{proto_dir}", f"-I{vm.protoc_include()}",
-            f"--plugin=protoc-gen-python_betterproto={plugin}",
-            f"--python_betterproto_out={out}", *files]
-    if protoc.main(args) != 0:
-        raise RuntimeError("betterproto's protoc plugin failed on the VM's .proto files")
-    (out / "__init__.py").touch()
-    sys.path.insert(0, str(root))
-
-
 try:
-    _generate()
+    generate(_PACKAGE, "python_betterproto", vm.write_protos)
 except Exception as exc:  # the plugin or its output: say why, leave the workloads out
     UNSUPPORTED["vm"] = UNSUPPORTED["vm-tree"] = (
         f"betterproto's protoc plugin could not compile the VM's .proto files ({exc})")
