@@ -1,8 +1,9 @@
-"""The benchmark's fast mode (tiny workloads, one round), so that the suite cannot rot.
+"""The benchmark's fast mode (tiny workloads, two interleaved rounds), so that it cannot rot.
 
 The benchmark runs in a subprocess, as a user runs it: its classes (and its saved-state roots)
-stay out of this process. The peers it needs beyond the test extra are skipped when absent;
-the savestate part always runs, and the Google part whenever protobuf is installed.
+stay out of this process. Every installed peer is run; the savestate part always runs. The
+callgrind mode is exercised on one cell when valgrind is installed. No test here looks at how
+long anything took.
 """
 
 from __future__ import annotations
@@ -10,19 +11,23 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import report
+from benchmarks.peers import LIBRARIES, available
+
 REPO = Path(__file__).resolve().parent.parent
+WORKLOADS = ("small", "large", "blob", "vm", "vm-tree")
+OPS = ("encode", "build_encode", "decode", "decode_read")
 
 
-def run_fast(out: Path, *libs: str) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.run", "--fast", "--out", str(out)]
-    for lib in libs:
-        cmd += ["--lib", lib]
+def run_fast(out: Path, *args: str) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.run", "--fast", "--out", str(out), *args]
     env = dict(os.environ)
     env.pop("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", None)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -30,46 +35,97 @@ def run_fast(out: Path, *libs: str) -> dict:
     assert "encodings agree" in proc.stderr
     results = json.loads((out / "results.json").read_text())
     table = (out / "results.md").read_text()
+    assert "## Targets" in table
     for lib in results["libraries"]:
         assert f"| {lib} |" in table
-        for workload in ("small", "large", "blob", "vm", "vm-tree"):
+        for workload in WORKLOADS:
             cells = results["timings"][lib]["results"][workload]
             if "na" in cells:  # a library that cannot run it says why, and the table shows it
-                assert lib != "savestate" and workload.startswith("vm")
+                assert not lib.startswith("savestate") and workload.startswith("vm")
                 assert f"n/a for {lib}: {cells['na']}" in table
                 continue
-            assert all(cells[op]["seconds"] > 0 for op in
-                       ("encode", "build_encode", "decode", "decode_read"))
+            for op in OPS:
+                assert cells[op]["seconds"] > 0
+                assert len(cells[op]["samples"]) == results["rounds"] == 2
         assert set(results["memory"][lib]) == {"encode", "decode"}
     return results
 
 
 def test_savestate_alone(tmp_path: Path) -> None:
-    results = run_fast(tmp_path, "savestate")
+    results = run_fast(tmp_path, "--lib", "savestate", "--no-chart")
     assert results["libraries"] == ["savestate"]
+    assert list(results["processes"]) == ["native"]  # no second worker when nothing needs it
+    built = importlib.util.find_spec("savestate.codec._speedups") is not None
+    assert results["timings"]["savestate"]["accelerated"] is built
+    # Every target that needs a missing library says so instead of a figure.
+    assert all(row["time"] is None for row in report.targets(results))
 
 
-def test_savestate_and_google(tmp_path: Path) -> None:
-    pytest.importorskip("google.protobuf")
-    pytest.importorskip("grpc_tools")
-    results = run_fast(tmp_path, "savestate", "google-upb", "google-python")
-    assert results["timings"]["google-python"]["backend"] == "python"
-    assert results["timings"]["google-upb"]["backend"] == "upb"
-    assert "## The issue's targets" in (tmp_path / "results.md").read_text()
-
-
-def test_every_peer(tmp_path: Path) -> None:
-    pytest.importorskip("google.protobuf")
-    pytest.importorskip("grpc_tools")
-    pytest.importorskip("betterproto")
-    pytest.importorskip("pure_protobuf")
+def test_every_installed_peer(tmp_path: Path) -> None:
     results = run_fast(tmp_path)
-    assert set(results["libraries"]) == {
-        "savestate", "google-upb", "google-python", "pure-protobuf", "betterproto"
-    }
+    installed = [lib for lib in LIBRARIES if available(lib)]
+    assert results["libraries"] == installed
     timings = results["timings"]
-    assert "na" in timings["pure-protobuf"]["results"]["vm-tree"]
-    assert "na" not in timings["google-upb"]["results"]["vm-tree"]
-    assert "na" not in timings["betterproto"]["results"]["vm-tree"]
+    # savestate is in both workers: with the accelerator (when built) and forced pure.
+    assert timings["savestate"]["process"] == "native"
+    assert timings["savestate-pure"]["process"] == "pure"
+    assert timings["savestate-pure"]["accelerated"] is False
+    assert set(results["anchor"]) == set(results["processes"]) == {"native", "pure"}
+    if "google-upb" in installed:
+        assert timings["google-upb"]["backend"] == "upb"
+        assert timings["google-python"]["backend"] == "python"
+        assert timings["google-upb"]["process"] == "native"
+        assert timings["google-python"]["process"] == "pure"
+        assert "na" not in timings["google-upb"]["results"]["vm-tree"]
+    if "pure-protobuf" in installed:
+        assert "na" in timings["pure-protobuf"]["results"]["vm-tree"]
+    for lib in ("betterproto", "betterproto2"):
+        if lib in installed:
+            assert "na" not in timings[lib]["results"]["vm-tree"]
+    rows = report.targets(results)
+    assert len(rows) == len(report.TARGETS)
+    if installed == list(LIBRARIES):
+        assert all(row["time"] is not None for row in rows)
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "results.png").stat().st_size > 0
+
+
+def test_targets_pick_the_fastest_pure_python_peer() -> None:
+    def cell(seconds: float) -> dict:
+        return {op: {"seconds": seconds, "samples": [seconds]} for op in OPS}
+
+    times = {"savestate": 1.0, "savestate-pure": 2.0, "google-upb": 1.0,
+             "google-python": 8.0, "betterproto": 50.0}
+    results = {
+        "libraries": list(times),
+        "timings": {lib: {"results": {wl: cell(s) for wl in WORKLOADS}}
+                    for lib, s in times.items()},
+        "instructions": {lib: {wl: {op: {"instructions": 1000 * s} for op in OPS}
+                               for wl in WORKLOADS} for lib, s in times.items()},
+    }
+    rows = {(r["workload"], r["op"], r["savestate"], r["peer"]): r
+            for r in report.targets(results)}
+    fastest = rows["large", "decode_read", "savestate-pure", report.FASTEST_PURE]
+    assert fastest["time"] == {"peer": "google-python", "ratio": 4.0, "met": True}
+    assert fastest["instructions"]["peer"] == "google-python"
+    within = rows["small", "build_encode", "savestate-pure", "google-upb"]
+    assert within["time"] == {"peer": "google-upb", "ratio": 2.0, "met": True}
+    bp = rows["large", "build_encode", "savestate-pure", "betterproto"]
+    assert bp["time"]["ratio"] == 25.0 and bp["time"]["met"]
+    upb = rows["small", "decode_read", "savestate", "google-upb"]
+    assert upb["time"]["met"]  # 1.0x, at most 1.5x
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(os.environ.get("SAVESTATE_PURE") == "1",
+                    reason="the counted process sets its own path, so the suite's pass with "
+                           "the accelerator runs this test for both passes")
+def test_callgrind_counts_one_cell(tmp_path: Path) -> None:
+    from benchmarks.run import count_instructions
+
+    counts = count_instructions("savestate", [["small", "encode", 4]], fast=True, seed=1,
+                                generated=tmp_path / "generated", work=tmp_path / "work")
+    n = counts["small"]["encode"]["instructions"]
+    # A small state's encode is thousands of instructions, far from the millions of start-up.
+    assert 1_000 < n < 5_000_000
+    assert not (tmp_path / "work").exists()
