@@ -42,6 +42,7 @@ from ..state import snapshot
 from ..state.blob import SavedStateBlob
 from ..state.units import SavedStateUnits
 from .inputs import DEFAULT_MAX_SIZE, InputMissing, InputTooLarge, parse_size, read_input
+from .progress import progress_bar
 from .sizes import format_sizes, size_tree, treemap_svg
 
 __all__ = ["add_commands"]
@@ -68,14 +69,18 @@ def _read_bytes(spec: str, max_size: int) -> bytes:
     if spec == "-" and sys.stdin.isatty():  # FILE forgotten: say what is awaited
         print("reading standard input (end it with Ctrl-D; give a FILE to read a file)",
               file=sys.stderr)
+    bar = None if spec == "-" else progress_bar(sys.stderr, f"reading {spec}")
     try:
-        return read_input(spec, max_size, snapshot_header=True)
+        return read_input(spec, max_size, snapshot_header=True, progress=bar)
     except InputMissing as exc:
         raise _Usage(str(exc)) from None
     except InputTooLarge as exc:
         raise _Failure(str(exc)) from None
     except OSError as exc:
         raise _Failure(f"{spec}: {exc.strerror or exc}") from None
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _load_modules(modules: list[str] | None) -> None:
