@@ -1,0 +1,428 @@
+"""Snapshot files at disk speed: streamed writes and reads (no copy of the payload), the same
+bytes and errors as before, the read-back check, progress callbacks and the CLI's bar."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import pty
+import struct
+import subprocess
+import sys
+import tracemalloc
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from savestate import Protobuf, RestoreError, SavedStateBlob, field, savedstate, snapshot, u32
+from savestate.codec.wire import varint_bytes
+from savestate.errors import DecodeError
+from savestate.state.blob import decode_blob, type_url_of
+from savestate.state.snapshot import HEADER_FIELDS, HEADER_SIZE
+
+ROOT = Path(__file__).resolve().parent.parent
+BIG = 4 << 20  # large enough for every streamed path, small enough for a test
+
+
+@savedstate(package="t.snapshot_io")
+class Memory:
+    generation: u32 = field(1)
+    data: bytes = field(2)
+    text: str = field(3)
+
+
+class Empty(Protobuf, package="t.snapshot_io"):
+    a: list[u32] = field(1, default_factory=list)
+    b: list[u32] = field(2, default_factory=list)
+    c: list[u32] = field(3, default_factory=list)
+
+
+@savedstate(package="t.snapshot_io")
+class Many:
+    items: list[Empty] = field(1)
+    data: bytes = field(2)
+
+
+@savedstate(package="t.snapshot_io")
+class Chain:
+    next: Chain | None = field(1, default=None)
+
+
+@savedstate(package="t.snapshot_io")
+class Holder:
+    data: bytes = field(1)
+    inner: SavedStateBlob = field(2, default_factory=SavedStateBlob)
+
+
+@savedstate(package="t.snapshot_io")
+class Fixed:
+    data: bytes = field(1, length=100_000)
+
+
+def chain_bytes(levels: int) -> bytes:
+    data = b""
+    for _ in range(levels - 1):
+        data = b"\x0a" + varint_bytes(len(data)) + data
+    return data
+
+
+def old_pack(blob: SavedStateBlob) -> bytes:
+    """The file layout, written out by hand: header, CRC, payload."""
+    payload = bytes(blob)
+    fields = HEADER_FIELDS.pack(snapshot.MAGIC, 1, 0, len(payload),
+                                hashlib.sha256(payload).digest())
+    return fields + struct.pack("<I", zlib.crc32(fields)) + payload
+
+
+def file_of(payload: bytes) -> bytes:
+    """A well-formed snapshot file around any payload."""
+    fields = HEADER_FIELDS.pack(snapshot.MAGIC, 1, 0, len(payload),
+                                hashlib.sha256(payload).digest())
+    return fields + struct.pack("<I", zlib.crc32(fields)) + payload
+
+
+def peak(fn: Callable[[], object]) -> tuple[int, Any]:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = fn()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+def big_state() -> Memory:
+    return Memory(generation=3, data=os.urandom(BIG), text="é" * (BIG // 4))
+
+
+# -- the same bytes, the same values ----------------------------------------------------------
+
+
+STATES = {
+    "small": Memory(generation=1, data=b"abc", text="t"),
+    "empty": Memory(generation=0, data=b"", text=""),
+    "large fields": Memory(generation=2, data=b"\x01" * 200_000, text="x" * 70_000),
+    "many messages": Many(items=[Empty()] * 10, data=b"d" * 100_000),
+}
+
+
+@pytest.mark.parametrize("name", STATES)
+def test_write_gives_the_bytes_of_the_format(tmp_path: Path, name: str) -> None:
+    state = STATES[name]
+    path = tmp_path / "s.snapshot"
+    size = snapshot.write(path, state)
+    data = path.read_bytes()
+    assert data == old_pack(SavedStateBlob.new(state)) == snapshot.pack(SavedStateBlob.new(state))
+    assert size == len(data)
+    blob = snapshot.read(path)
+    assert type(blob.value) is bytes
+    assert blob.parse(type(state)) == state
+
+
+def test_a_blob_is_written_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "b.snapshot"
+    blob = SavedStateBlob.decode(bytes(SavedStateBlob(type_url="x", value=b"v" * 100_000))
+                                 + b"\x18\x07")  # with an unknown field, kept
+    snapshot.write(path, blob)
+    assert path.read_bytes() == old_pack(blob)
+    assert snapshot.read(path) == blob
+    assert bytes(snapshot.read(path)) == bytes(blob)
+
+
+# Payloads a writer other than this library may produce: each reads as its decode says.
+LAYOUTS = {
+    "value first": b"\x12" + varint_bytes(2 << 20) + b"v" * (2 << 20) + b"\x0a\x01x",
+    "unknown fields after the value": bytes(SavedStateBlob(type_url="u", value=b"w" * (2 << 20)))
+    + b"\x18\x05\x22\x02ab",
+    "two values, the last wins": b"\x12\x03abc\x0a\x01t\x12" + varint_bytes(2 << 20)
+    + b"z" * (2 << 20),
+    "a value after the large one": b"\x0a\x01t\x12" + varint_bytes(2 << 20) + b"z" * (2 << 20)
+    + b"\x12\x02ok",
+    "a large unknown field": b"\x0a\x01t\x22" + varint_bytes(2 << 20) + b"u" * (2 << 20)
+    + b"\x12\x02ok",
+    "a long type URL": b"\x0a" + varint_bytes(100_000) + b"t" * 100_000 + b"\x12"
+    + varint_bytes(2 << 20) + b"z" * (2 << 20),
+    "small": b"\x0a\x01t\x12\x02ok",
+    "no value": b"\x0a\x01t" + b"\x18\x01" * 1_000_000,
+}
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_every_layout_reads_as_its_decode(tmp_path: Path, name: str) -> None:
+    payload = LAYOUTS[name]
+    path = tmp_path / "l.snapshot"
+    path.write_bytes(file_of(payload))
+    expected = SavedStateBlob.decode(payload, max_size=len(payload))
+    blob = snapshot.read(path, max_size=len(payload))
+    assert blob == expected and type(blob.value) is bytes
+    assert bytes(blob) == bytes(expected)  # unknown fields too, in order
+    assert snapshot.unpack(memoryview(path.read_bytes()), max_size=len(payload)) == expected
+    assert decode_blob(bytearray(payload), max_size=len(payload)) == expected
+
+
+BAD_PAYLOADS = {
+    "type URL not UTF-8": b"\x0a\x02\xff\xfe\x12" + varint_bytes(2 << 20) + b"z" * (2 << 20),
+    "value in the wrong wire type": b"\x10\x01\x12" + varint_bytes(2 << 20) + b"z" * (2 << 20),
+    "field number 0 after the value": b"\x12" + varint_bytes(2 << 20) + b"z" * (2 << 20)
+    + b"\x00\x01",
+    "cut record after the value": b"\x12" + varint_bytes(2 << 20) + b"z" * (2 << 20) + b"\x0a\x05",
+}
+
+
+@pytest.mark.parametrize("name", BAD_PAYLOADS)
+def test_a_bad_payload_gives_the_error_of_its_decode(tmp_path: Path, name: str) -> None:
+    payload = BAD_PAYLOADS[name]
+    path = tmp_path / "bad.snapshot"
+    path.write_bytes(file_of(payload))
+    with pytest.raises(Exception) as expected:
+        SavedStateBlob.decode(payload, max_size=len(payload))
+    with pytest.raises(RestoreError.ProtobufDecode) as info:
+        snapshot.read(path, max_size=len(payload))
+    assert str(info.value.__cause__) == str(expected.value)
+    with pytest.raises(RestoreError.ProtobufDecode):
+        snapshot.unpack(path.read_bytes(), max_size=len(payload))
+
+
+def test_large_files_report_corruption_truncation_and_trailing_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "big.snapshot"
+    snapshot.write(path, big_state(), max_size=4 * BIG)
+    good = path.read_bytes()
+    for offset in (HEADER_SIZE + 3, HEADER_SIZE + 1000, len(good) // 2, len(good) - 1):
+        bad = bytearray(good)
+        bad[offset] ^= 1
+        path.write_bytes(bad)
+        with pytest.raises(snapshot.ChecksumMismatch, match="payload"):
+            snapshot.read(path, max_size=4 * BIG)
+    for size in (HEADER_SIZE + 10, len(good) // 2, len(good) - 1):
+        path.write_bytes(good[:size])
+        with pytest.raises(snapshot.Truncated, match="truncated"):
+            snapshot.read(path, max_size=4 * BIG)
+    path.write_bytes(good + b"\x00\x00")
+    with pytest.raises(snapshot.TrailingData, match="2 unexpected bytes"):
+        snapshot.read(path, max_size=4 * BIG)
+    path.write_bytes(good)
+    with pytest.raises(snapshot.TooLarge):
+        snapshot.read(path, max_size=BIG)
+
+
+# -- no copy of the payload ---------------------------------------------------------------------
+
+
+def test_write_does_not_copy_the_payload(tmp_path: Path) -> None:
+    state = big_state()
+    text_size = len(state.text.encode())
+    path = tmp_path / "w.snapshot"
+    snapshot.write(path, state, max_size=4 * BIG)  # compiled, and the file exists
+    used, _ = peak(lambda: snapshot.write(path, state, max_size=4 * BIG))
+    # Only the UTF-8 of the string is made (str.encode); the bytes go to the file as they are.
+    assert used < text_size + (1 << 20)
+    blob = SavedStateBlob(type_url="x", value=state.data)
+    used, _ = peak(lambda: snapshot.write(path, blob, max_size=4 * BIG))
+    assert used < 1 << 20
+
+
+def test_read_copies_nothing_but_the_value_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "r.snapshot"
+    snapshot.write(path, SavedStateBlob(type_url="x", value=os.urandom(BIG)))
+    snapshot.read(path)
+    used, blob = peak(lambda: snapshot.read(path))
+    assert len(blob.value) == BIG and type(blob.value) is bytes
+    assert used < BIG + (1 << 20)
+    data = path.read_bytes()
+    used, blob = peak(lambda: snapshot.unpack(data))
+    assert used < BIG + (1 << 20)
+
+
+# -- the read-back check --------------------------------------------------------------------
+
+
+def test_the_read_back_check_still_refuses_what_cannot_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "c.snapshot"
+    snapshot.write(path, SavedStateBlob(type_url="x", value=b"old"))
+    large = b"m" * 200_000
+    # Too large for max_size, known from the parts.
+    with pytest.raises(snapshot.UnreadableState, match="max_size"):
+        snapshot.write(path, Memory(generation=1, data=large, text=""), max_size=100_000)
+    # Too deep: the encoder refuses it.
+    deep: Chain = Chain()
+    for _ in range(60):
+        deep = Chain(next=deep)
+    with pytest.raises(snapshot.UnreadableState, match="deeper"):
+        snapshot.write(path, deep, max_depth=50)
+    # A blob nested in a state with a large field: decoded, as restore would.
+    holder = Holder(data=large, inner=SavedStateBlob(type_url=type_url_of(Chain),
+                                                     value=chain_bytes(101)))
+    with pytest.raises(snapshot.UnreadableState, match="deeper"):
+        snapshot.write(path, holder)
+    # Past the decode's memory budget (32 bytes per byte of max_size, plus 1 MiB): the state
+    # is made of small messages that cost more than that to build.
+    many = Many(items=[Empty() for _ in range(100_000)], data=large)
+    size = len(SavedStateBlob.new(many).value) + 100
+    with pytest.raises(snapshot.UnreadableState, match="max_memory"):
+        snapshot.write(path, many, max_size=size)
+    with pytest.raises(DecodeError, match="max_memory"):  # as a read would
+        SavedStateBlob.new(many).parse(Many, max_size=size)
+    assert snapshot.read(path).value == b"old"  # nothing was written
+    assert [p.name for p in tmp_path.iterdir()] == ["c.snapshot"]
+
+
+def test_the_read_back_check_accepts_what_can_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "ok.snapshot"
+    # A fixed-length field cannot be emptied in the check's stand-in: the whole is decoded.
+    fixed = Fixed(data=b"f" * 100_000)
+    snapshot.write(path, fixed)
+    assert snapshot.read(path).parse(Fixed) == fixed
+    holder = Holder(data=b"m" * 200_000,
+                    inner=SavedStateBlob(type_url=type_url_of(Chain), value=chain_bytes(50)))
+    snapshot.write(path, holder)
+    assert snapshot.read(path).parse(Holder) == holder
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+
+    def check(self, total: int) -> None:
+        assert self.calls, "never called"
+        assert all(t == total for _, t in self.calls)
+        dones = [d for d, _ in self.calls]
+        assert dones == sorted(dones) and all(0 <= d <= total for d in dones)
+        assert dones[-1] == total and dones.count(total) == 1
+
+
+@pytest.mark.parametrize("state", [big_state(), Memory(generation=1, data=b"x", text="")],
+                         ids=["large", "small"])
+def test_progress_of_write_read_and_restore(tmp_path: Path, state: Memory) -> None:
+    path = tmp_path / "p.snapshot"
+    wrote = Recorder()
+    size = snapshot.write(path, state, max_size=4 * BIG, progress=wrote)
+    assert size == path.stat().st_size
+    wrote.check(size)
+    if len(state.data) > snapshot.CHUNK // 2:
+        assert len(wrote.calls) > 2  # chunk by chunk
+    read = Recorder()
+    assert snapshot.read(path, max_size=4 * BIG, progress=read).parse(
+        Memory, max_size=4 * BIG) == state
+    read.check(size)
+
+    from savestate import SaveRestore
+
+    class Device(SaveRestore[Memory]):
+        value: Memory | None = None
+
+        def save(self) -> Memory:
+            return state
+
+        def restore(self, value: Memory) -> None:
+            self.value = value
+
+    device = Device()
+    restored = Recorder()
+    snapshot.write(path, device, max_size=4 * BIG)
+    snapshot.restore(path, device, max_size=4 * BIG, progress=restored)
+    restored.check(size)
+    assert device.value == state
+
+
+def test_progress_of_a_fifo_read(tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs FIFOs")
+    path = tmp_path / "s.snapshot"
+    snapshot.write(path, Memory(generation=1, data=b"fifo", text=""))
+    data = path.read_bytes()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c",
+                               f"open({str(fifo)!r}, 'wb').write({data!r})"])
+    seen = Recorder()
+    assert snapshot.read(fifo, progress=seen).parse(Memory).data == b"fifo"
+    writer.wait()
+    seen.check(len(data))
+
+
+def test_a_failing_progress_callback_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.snapshot"
+    snapshot.write(path, SavedStateBlob(type_url="x", value=b"old"))
+
+    def fail(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        snapshot.write(path, big_state(), max_size=4 * BIG, progress=fail)
+    assert snapshot.read(path).value == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.snapshot"]
+
+
+# -- the CLI's progress bar ----------------------------------------------------------------------
+
+
+def _large_snapshot(tmp_path: Path) -> Path:
+    from savestate.cli.progress import LARGE_INPUT
+
+    path = tmp_path / "large.snapshot"
+    snapshot.write(path, SavedStateBlob(type_url="x", value=b"v" * LARGE_INPUT),
+                   max_size=2 * LARGE_INPUT)
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_the_cli_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
+    path = _large_snapshot(tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "savestate", "show", str(path)],
+                            stdout=subprocess.PIPE, stderr=slave, env=_env())
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out, _ = proc.communicate()
+    assert proc.returncode == 0
+    assert b"reading " + str(path).encode() in seen and b"100%" in seen and b"\r" in seen
+    assert b"\x1b[K" in seen  # erased at the end
+    assert b"state: x" in out and b"%" not in out
+
+
+def test_the_cli_draws_no_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    path = _large_snapshot(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "savestate", "show", str(path)],
+                          capture_output=True, env=_env())
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert b"state: x" in proc.stdout
+
+
+def test_the_bar_skips_small_inputs_and_redraws_only_on_change() -> None:
+    import io
+
+    from savestate.cli.progress import LARGE_INPUT, ProgressBar, progress_bar
+
+    assert progress_bar(io.StringIO(), "x") is None  # not a terminal
+    stream = io.StringIO()
+    bar = ProgressBar(stream, "reading f")
+    bar(10, 100)
+    bar.close()
+    assert stream.getvalue() == ""  # a small input: no bar
+    for done in (0, 1, 2, LARGE_INPUT // 2, LARGE_INPUT):
+        bar(done, LARGE_INPUT)
+    assert stream.getvalue().count("\r") == 3  # 0 %, 50 %, 100 %
+    bar.close()
+    assert stream.getvalue().endswith("\r\x1b[K")
