@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .codec.accel import ACCELERATED
+    from .codec.front import warm_up
     from .codec.jsonmap import JsonError
     from .model.introspect import schema_of
     from .schemaio.compat import check_compatible
@@ -81,6 +82,7 @@ _LAZY = {
     "SavedStateUnit": "state.units",
     "StateUnits": "state.units",
     "ACCELERATED": "codec.accel",
+    "warm_up": "codec.front",
 }
 
 
@@ -151,5 +153,6 @@ __all__ = [
     "u64",
     "uint32",
     "uint64",
+    "warm_up",
     "write_proto",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import operator
+import reprlib
 import struct
 import sys
 import types
@@ -132,7 +134,8 @@ def _f32_shape(cls: type, f: dataclasses.Field[Any]) -> str | None:
     if isinstance(annotation, str):
         module = sys.modules.get(cls.__module__)
         try:
-            annotation = eval(annotation, dict(vars(module)) if module else {})
+            # The module's own namespace, not a copy: evaluating an expression adds nothing.
+            annotation = eval(annotation, vars(module) if module else {})
         except Exception:  # a forward reference or a name defined later: not an f32 field
             return None
 
@@ -194,12 +197,20 @@ def _generated_init(
     marker = "*, " if kw_only else ""
     signature = f"self, {marker}{', '.join(params)}" if params else "self"
     source = f"def __init__({signature}):\n" + "".join(f"    {line}\n" for line in body)
-    exec(compile(source, f"<savestate __init__ of {cls.__qualname__}>", "exec"), env)
+    # Loaded with the first declaration, not with `import savestate`.
+    from .codec.cache import compiled
+
+    exec(compiled(source, f"<savestate __init__ of {cls.__qualname__}>"), env)
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
 
+
+
+def _no_values(obj: object) -> tuple[()]:
+    """The field values of a class without fields."""
+    return ()
 
 @dataclass_transform(kw_only_default=True, field_specifiers=(field,))
 class ProtobufMeta(type):
@@ -305,15 +316,26 @@ class ProtobufMeta(type):
             info.localns = remember_scope(cls)
             return cls
 
-        make_dataclass: Any = dataclasses.dataclass(init=False, repr=True, eq=True, slots=True)
+        # ``__eq__`` and ``__repr__`` come from Protobuf, one pair for every class, and a class
+        # without a docstring keeps none: dataclasses would generate and compile both methods
+        # and spell a docstring from the signature, which together cost more than the rest of
+        # declaring the class.
+        documented = bool(cls.__doc__)
+        if not documented:
+            cls.__doc__ = "-"
+        make_dataclass: Any = dataclasses.dataclass(init=False, repr=False, eq=False, slots=True)
         cls = make_dataclass(cls)
+        if not documented:
+            cls.__doc__ = None
         fields: list[dataclasses.Field[Any]] = list(dataclasses.fields(cls))
+        names = builtins.tuple(f.name for f in fields)
+        cls._pb_values = operator.attrgetter(*names) if names else staticmethod(_no_values)
         # Our own __init__: keyword-only (positional too with kw_only=False, which type
         # checkers read as dataclass_transform's kw_only), f32 values rounded to float32, and
         # the slot of unknown fields cleared.
         cls.__init__ = _generated_init(cls, fields, kw_only=kw_only)
         # Positional patterns (`case Point(x, y)`) match fields in declaration order.
-        cls.__match_args__ = builtins.tuple(f.name for f in fields)  # type: ignore[misc]
+        cls.__match_args__ = names  # type: ignore[misc]
         cls.__savestate__ = info
         register_type(cls)
         info.localns = remember_scope(cls)
@@ -427,6 +449,9 @@ class Protobuf(metaclass=ProtobufMeta):
     _pb_base: ClassVar[bool] = True
     __slots__ = ("_pb_unknown",)
     __savestate__: ClassVar[ClassInfo]
+    # The fields' values as one tuple (one value when there is one field): what __eq__ compares.
+    _pb_values: ClassVar[Callable[[Any], Any]]
+    __match_args__: ClassVar[builtins.tuple[str, ...]] = ()
 
     def encode(self, *, max_depth: int = 100) -> bytes:
         """The protobuf encoding of this value (raises ``EncodeError``).
@@ -440,6 +465,25 @@ class Protobuf(metaclass=ProtobufMeta):
     def __bytes__(self) -> bytes:
         codec = type(self).__savestate__.codec
         return (codec or _codec_of(type(self))).encode(self)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when ``other`` is of the same class and every field is equal (as a dataclass
+        compares; unknown fields kept from decoding are not compared)."""
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        values = type(self)._pb_values
+        result: bool = values(self) == values(other)
+        return result
+
+    # Values are mutable: equal ones may not hash alike.
+    __hash__ = None  # type: ignore[assignment]
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        """``Name(field=value, ...)``, every field in declaration order, as a dataclass shows
+        itself."""
+        items = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({items})"
 
     @classmethod
     def decode(

@@ -4,9 +4,17 @@ falling back to the interpreter)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("SAVESTATE_STRICT", "1")
+# The code cache in a directory of this run's own (never the user's ~/.cache), empty at the
+# start: a class compiled twice in the run (the same shape declared again) comes from it.
+if "SAVESTATE_CACHE_DIR" not in os.environ:
+    os.environ["SAVESTATE_CACHE_DIR"] = tempfile.mkdtemp(prefix="savestate-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SAVESTATE_CACHE_DIR"], ignore_errors=True)
 
 from hypothesis import HealthCheck, settings
 

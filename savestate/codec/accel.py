@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from . import runtime
 from .runtime import Mismatch
 
-__all__ = ["ACCELERATED", "MODES", "speedups"]
+__all__ = ["ACCELERATED", "MODES", "speedups", "varint_tables"]
 
 
 def _load() -> ModuleType | None:
@@ -37,3 +38,18 @@ ACCELERATED: bool = speedups is not None
 
 # The helpers' kinds of packed varint, by the plan's scalar encoding (see _speedups.c).
 MODES = {"unsigned": 0, "signed": 1, "zigzag": 2, "bool": 3, "enum": 4}
+
+
+_tables: tuple[list[bytes], list[bytes]] | None = None
+
+
+def varint_tables() -> tuple[list[bytes], list[bytes]]:
+    """The generated encoders' tables of 14-bit varint chunks
+    (:func:`savestate.codec.runtime.varint_tables`), made by the C helpers when they are
+    active: a twentieth of the instructions of building them in Python."""
+    global _tables
+    if speedups is None:
+        return runtime.varint_tables()
+    if _tables is None:
+        _tables = speedups.varint_tables()
+    return _tables

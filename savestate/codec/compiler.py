@@ -26,6 +26,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any
 
 from ..model import foreign
@@ -41,13 +42,14 @@ from ..model.plan import (
     Presence,
     ScalarValue,
     ZeroTest,
+    fingerprint,
     plan_of,
     references,
 )
 from ..model.registry import info_of
 from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from ..model.schema import MISSING
-from . import accel, runtime
+from . import accel, cache, runtime
 from .wire import varint_bytes
 
 __all__ = ["CompiledClass", "compile_classes", "generate"]
@@ -152,6 +154,41 @@ class _Names:
         return self.outer is not None and name in self.outer.used
 
 
+def base_env() -> dict[str, Any]:
+    """The globals every generated module starts with: the runtime's helpers, and the C
+    helpers when the accelerator is active. Everything else a module needs, the compiler adds
+    as it writes the source (tag bytes, classes, enum members)."""
+    env: dict[str, Any] = {
+        "Mismatch": runtime.Mismatch,
+        "write_varint": runtime.write_varint,
+        "varint_bytes": varint_bytes,
+        "read_varint": runtime.read_varint_at,
+        "skip_unknown": runtime.skip_unknown,
+        "as_int": runtime.as_int,
+        "as_float": runtime.as_float,
+        "as_bytes": runtime.as_bytes,
+        "encode_duration": runtime.encode_duration,
+        "decode_duration": runtime.decode_duration,
+        "encode_foreign": foreign.encode_into,
+        "check_foreign": foreign.check,
+        "decode_foreign": foreign.decode_span,
+        "new": object.__new__,
+        "join": b"".join,
+        "copysign": math.copysign,
+        "unpack_many": struct.unpack_from,
+    }
+    if accel.speedups is not None:  # the C helpers for packed varints (see accel)
+        env["decode_packed"] = accel.speedups.decode_packed
+        env["encode_packed"] = accel.speedups.encode_packed
+        for mode, number in accel.MODES.items():
+            env[f"VARINT_{mode.upper()}"] = number
+    for name in ("pack_f", "pack_d", "unpack_f", "unpack_d", "pack_u32", "pack_i32",
+                 "pack_u64", "pack_i64", "unpack_u32", "unpack_i32", "unpack_u64",
+                 "unpack_i64"):
+        env[name] = getattr(runtime, name)
+    return env
+
+
 class _ClassGen:
     """Generates the source of one class's codec."""
 
@@ -161,34 +198,7 @@ class _ClassGen:
         self.w = _Writer()
         self.globals = _Names()
         self.names = _Names(outer=self.globals)
-        self.env: dict[str, Any] = {
-            "Mismatch": runtime.Mismatch,
-            "write_varint": runtime.write_varint,
-            "varint_bytes": varint_bytes,
-            "read_varint": runtime.read_varint_at,
-            "skip_unknown": runtime.skip_unknown,
-            "as_int": runtime.as_int,
-            "as_float": runtime.as_float,
-            "as_bytes": runtime.as_bytes,
-            "encode_duration": runtime.encode_duration,
-            "decode_duration": runtime.decode_duration,
-            "encode_foreign": foreign.encode_into,
-            "check_foreign": foreign.check,
-            "decode_foreign": foreign.decode_span,
-            "new": object.__new__,
-            "join": b"".join,
-            "copysign": math.copysign,
-            "unpack_many": struct.unpack_from,
-        }
-        if accel.speedups is not None:  # the C helpers for packed varints (see accel)
-            self.env["decode_packed"] = accel.speedups.decode_packed
-            self.env["encode_packed"] = accel.speedups.encode_packed
-            for mode, number in accel.MODES.items():
-                self.env[f"VARINT_{mode.upper()}"] = number
-        for name in ("pack_f", "pack_d", "unpack_f", "unpack_d", "pack_u32", "pack_i32",
-                     "pack_u64", "pack_i64", "unpack_u32", "unpack_i32", "unpack_u64",
-                     "unpack_i64"):
-            self.env[name] = getattr(runtime, name)
+        self.env = base_env()
         self.globals.used.update(self.env)
         self.needs: dict[str, tuple[type, str]] = {}
         self.helpers: list[list[str]] = []
@@ -239,7 +249,7 @@ class _ClassGen:
         """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed. ``wide``
         values (64-bit kinds) go 14 bits at a time through tables of ready-made byte pairs."""
         if wide:
-            self.env["VARINT14"], self.env["VARINT14_LAST"] = runtime.varint_tables()
+            self.env["VARINT14"], self.env["VARINT14_LAST"] = accel.varint_tables()
             w(f"if {var} < 128:")
             with w.indent():
                 w(f"ap({var})")
@@ -581,7 +591,8 @@ class _ClassGen:
         return f"{args}, {self.const(vp.cls.__name__, vp.cls)}"
 
     def enum_members(self, vp: EnumValue) -> str:
-        return self.const(f"{vp.cls.__name__}_members", dict(vp.members))
+        # The plan's own dict (never changed): a cached codec finds it again in the plan.
+        return self.const(f"{vp.cls.__name__}_members", vp.members)
 
     def emit_fields(self, w: _Writer, m: MessagePlan, obj: str, top: bool = True) -> None:
         for f in m.fields:
@@ -643,7 +654,7 @@ class _ClassGen:
             w(f"if {v} >> 63:")
             with w.indent():
                 w(f"{v} -= {1 << 64}")
-            w(f"{v} = {self.const(f'{vp.cls.__name__}_members', dict(vp.members))}[{v}]")
+            w(f"{v} = {self.enum_members(vp)}[{v}]")
             return
         kind = vp.kind
         enc = kind.encoding
@@ -1289,17 +1300,112 @@ def _filename(cls: type) -> str:
 
 
 def compile_classes(classes: list[type]) -> dict[type, CompiledClass]:
-    """Generate, exec and link the codecs of ``classes`` (one exec per class)."""
-    compiled = {c: generate(c) for c in classes}
-    for cc in compiled.values():
-        code = compile(cc.source, cc.filename, "exec")
-        linecache.cache[cc.filename] = (
-            len(cc.source), None, cc.source.splitlines(True), cc.filename
-        )
-        exec(code, cc.env)
-        cc.encode = cc.env[cc.encode_name]
-        cc.decode = cc.env[cc.decode_name]
+    """Generate, exec and link the codecs of ``classes`` (one exec per class). A codec an
+    earlier process compiled from the same plans comes from the cache (:mod:`.cache`) instead:
+    neither generated nor compiled again."""
+    compiled = {}
+    for cls in classes:
+        text, objects = fingerprint(cls)
+        made_from = f"accelerated={accel.speedups is not None}\n{text}".encode()
+        cc = _cached(cls, made_from, objects)
+        if cc is None:
+            cc = generate(cls)
+            code = compile(cc.source, cc.filename, "exec")
+            _keep(cc, code, made_from, objects)
+            _run(cc, code)
+        compiled[cls] = cc
     return compiled
+
+
+def _run(cc: CompiledClass, code: CodeType) -> None:
+    """Execute a class's compiled module, showing its source in tracebacks."""
+    linecache.cache[cc.filename] = (len(cc.source), None, cc.source.splitlines(True), cc.filename)
+    exec(code, cc.env)
+    cc.encode = cc.env[cc.encode_name]
+    cc.decode = cc.env[cc.decode_name]
+
+
+# How a cached module's globals are made again, beyond base_env(): each name is a constant
+# (kept as it is), one of the plan's objects (by its position in the fingerprint's list), the
+# schema's MISSING, or one of the runtime's varint tables.
+_CONSTANT_TYPES = (bool, int, float, str, bytes, type(None))
+
+
+def _is_constant(value: object) -> bool:
+    if type(value) in _CONSTANT_TYPES:
+        return True
+    return type(value) in (tuple, frozenset) and all(_is_constant(v) for v in value)  # type: ignore[attr-defined]
+
+
+def _keep(cc: CompiledClass, code: CodeType, made_from: bytes, objects: list[object]) -> None:
+    """Store a freshly compiled codec, when every global it needs can be made again."""
+    base = base_env()
+    position: dict[int, int] = {}
+    for index, obj in enumerate(objects):
+        position.setdefault(id(obj), index)
+    recipe: list[tuple[str, str, Any]] = []
+    for name, value in cc.env.items():
+        existing = base.get(name, _NO_VALUE)
+        if existing is value or (type(existing) is type(value) and existing == value):
+            continue  # made again by base_env() (``b"".join`` is a new bound method each time)
+        if value is MISSING:
+            recipe.append((name, "missing", None))
+        elif _is_constant(value):
+            recipe.append((name, "constant", value))
+        elif name in ("VARINT14", "VARINT14_LAST"):
+            recipe.append((name, "varint table", name == "VARINT14_LAST"))
+        elif id(value) in position:
+            recipe.append((name, "object", position[id(value)]))
+        else:  # a global only this process can make: compiled again next time
+            return
+    needs = []
+    for name, (other, direction) in cc.needs.items():
+        if id(other) not in position:
+            return
+        needs.append((name, position[id(other)], direction))
+    cache.store("codec", made_from, (
+        cc.source, code, tuple(recipe), tuple(needs), (cc.encode_name, cc.decode_name),
+    ))
+
+
+_NO_VALUE = object()
+
+
+def _cached(cls: type, made_from: bytes, objects: list[object]) -> CompiledClass | None:
+    """The codec of ``cls`` made from a cache entry, or None on a miss."""
+    entry = cache.load("codec", made_from)
+    if entry is None:
+        return None
+    try:
+        source, code, recipe, needs, (encode_name, decode_name) = entry
+        env = base_env()
+        for name, how, data in recipe:
+            if how == "missing":
+                env[name] = MISSING
+            elif how == "constant":
+                env[name] = data
+            elif how == "varint table":
+                env[name] = accel.varint_tables()[1 if data else 0]
+            else:
+                env[name] = objects[data]
+        wanted = {name: (objects[index], direction) for name, index, direction in needs}
+        if not isinstance(code, CodeType) or not isinstance(source, str):
+            return None
+    except (TypeError, ValueError, IndexError):  # an entry of another shape: a miss
+        return None
+    filename = _filename(cls)
+    cc = CompiledClass(cls, source, filename, env, encode_name, decode_name, needs=wanted)
+    _run(cc, _renamed(code, filename))
+    return cc
+
+
+def _renamed(code: CodeType, filename: str) -> CodeType:
+    """``code`` and the functions it defines, as if compiled under ``filename`` (each process
+    gives a class's source a linecache name of its own)."""
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def closure(cls: type, done: Callable[[type], bool]) -> list[type]:

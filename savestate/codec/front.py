@@ -14,12 +14,15 @@ from typing import Any
 
 from ..errors import DecodeError, EncodeError
 from ..model.plan import check_recursion
-from ..model.registry import ClassInfo, declared_info, info_of
+from ..model.registry import ClassInfo, declared, declared_info, info_of
 from . import interp
 from .compiler import closure, compile_classes
 from .runtime import Mismatch
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "MEMORY_PER_INPUT_BYTE", "Codec", "codec_of"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "MEMORY_PER_INPUT_BYTE", "Codec", "codec_of",
+    "warm_up",
+]
 
 DEFAULT_MAX_DEPTH = 100
 # The largest input ``decode`` accepts unless told otherwise: 64 MiB, like the official runtimes'
@@ -200,6 +203,23 @@ def codec_of(cls: type) -> Codec:
             _compile(cls, info)
         assert info.codec is not None
         return info.codec
+
+
+def warm_up() -> int:
+    """Compile the codec of every declared class now, instead of on each class's first use.
+
+    Call it once the modules that declare the state are imported, before the time-critical part
+    of the program (a virtual machine's first save is its servicing blackout): every message,
+    Oneof and variant alive in the process is compiled, or loaded from the code cache when an
+    earlier run compiled the same plans (:mod:`savestate.codec.cache`). Classes declared later
+    compile on first use, as always. Returns how many classes are ready; raises the
+    ``SchemaError`` of a class that cannot be compiled (say, an annotation that names a class
+    never declared), as its first use would.
+    """
+    classes = declared()
+    for cls in classes:
+        codec_of(cls)
+    return len(classes)
 
 
 def _compile(cls: type, info: ClassInfo) -> None:

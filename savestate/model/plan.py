@@ -41,7 +41,9 @@ import base64
 import dataclasses
 import datetime
 import enum
+import hashlib
 import json
+import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -96,6 +98,7 @@ __all__ = [
     "ScalarValue",
     "ValuePlan",
     "ZeroTest",
+    "fingerprint",
     "plan_of",
     "reachable",
 ]
@@ -998,6 +1001,117 @@ def reachable(roots: list[type], follow: Callable[[type], bool] | None = None) -
             continue
         stack.extend(reversed(list(references(plan_of(cls)))))
     return order
+
+
+def fingerprint(cls: type) -> tuple[str, list[object]]:
+    """A short text that stands for everything the wire plans of ``cls`` and of the declared
+    classes it reaches say, and the objects those plans hold (classes, enum members, defaults,
+    factories), in the order the plans mention them.
+
+    Each plan is spelled out in full, every number, string and flag in it, and an object it
+    cannot spell (a class, a callable, a value of a user's type) is named by its type and its
+    position in the list; the text is the SHA-256 of each reachable class's spelling, with the
+    references between them. Two classes with the same text therefore have the same plans up to
+    which objects sit at those positions: the key under which a codec generated from the plans
+    is kept (:mod:`savestate.codec.cache`), with the objects found again by position.
+    """
+    text: list[str] = []
+    objects: list[object] = []
+    number: dict[type, int] = {cls: 0}
+    queue = [cls]
+    for current in queue:  # grows as references are found
+        digest, own_objects, refs = _spelling(current)
+        for ref in refs:
+            if ref not in number:
+                number[ref] = len(number)
+                queue.append(ref)
+        text.append(f"{number[current]}{[number[r] for r in refs]}{digest}\n")
+        objects.extend(own_objects)
+    return "".join(text), objects
+
+
+def _spelling(cls: type) -> tuple[str, list[object], list[type]]:
+    """One class's part of :func:`fingerprint`: the SHA-256 of its plan spelled out, the objects
+    the plan holds, and the declared classes it refers to, numbered by first mention (made once
+    per class, as its plan is)."""
+    with _lock:
+        found = _spellings.get(cls)
+    if found is None:
+        out: list[str] = []
+        objects: list[object] = []
+        refs: dict[type, int] = {}
+        _spell(plan_of(cls), out, objects, refs)
+        digest = hashlib.sha256("".join(out).encode()).hexdigest()
+        found = (digest, objects, list(refs))
+        with _lock:
+            found = _spellings.setdefault(cls, found)
+    return found
+
+
+_spellings: dict[type, tuple[str, list[object], list[type]]] = {}
+_PLAIN: frozenset[type] = frozenset({bool, int, float, str, bytes, type(None)})
+# How _spell reads an object of each type met so far: "plain" values are spelled with repr;
+# "member" values (the plan's own enums, scalar kinds) by name; a getter reads the fields of a
+# plan dataclass (and its class, so that it returns a tuple even for one field); "items" and
+# "mapping" are containers; anything else is an "object", named by its type.
+_reading: dict[type, str | Callable[[Any], tuple[Any, ...]]] = {kind: "plain" for kind in _PLAIN}
+
+
+def _reading_of(kind: type) -> str | Callable[[Any], tuple[Any, ...]]:
+    in_model = kind.__module__.startswith("savestate.model")
+    how: str | Callable[[Any], tuple[Any, ...]]
+    if in_model and (issubclass(kind, enum.Enum) or kind is ScalarKind):
+        how = "member"  # the library's own constants, spelled by name
+    elif in_model and dataclasses.is_dataclass(kind):
+        # Not the indexes derived from other fields (``compare=False``: ``by_number``).
+        names = [f.name for f in dataclasses.fields(kind) if f.compare]
+        how = operator.attrgetter(*names, "__class__")  # a tuple even for one name
+    elif kind in (tuple, list, frozenset):
+        how = "items"
+    elif issubclass(kind, Mapping):
+        how = "mapping"
+    else:
+        how = "object"
+    _reading[kind] = how
+    return how
+
+
+def _spell(node: Any, out: list[str], objects: list[object], refs: dict[type, int]) -> None:
+    kind = type(node)
+    how = _reading.get(kind) or _reading_of(kind)
+    if how == "plain":
+        out.append(f"{kind.__name__}:{node!r};")
+        return
+    if how == "member":
+        out.append(f"{kind.__name__}.{node.name};")
+        return
+    objects.append(node)
+    if kind is MessageValue and node.cls is not None:
+        objects.append(node.cls)
+        out.append(f"MessageValue(ref {refs.setdefault(node.cls, len(refs))});")
+    elif type(how) is operator.attrgetter:
+        out.append(f"{kind.__name__}(")
+        for value in how(node)[:-1]:
+            # Most fields are plain values: spelled here, without a call for each.
+            if type(value) in _PLAIN:
+                out.append(f"{value!r};")
+            else:
+                _spell(value, out, objects, refs)
+        out.append(");")
+    elif how == "items":
+        out.append(f"{kind.__name__}[")
+        for item in sorted(node, key=repr) if kind is frozenset else node:
+            _spell(item, out, objects, refs)
+        out.append("];")
+    elif how == "mapping":
+        out.append("{")
+        for key, value in node.items():
+            _spell(key, out, objects, refs)
+            _spell(value, out, objects, refs)
+        out.append("};")
+    else:  # named by its type; found again by its position in ``objects``
+        what = node if isinstance(node, type) else kind
+        out.append(f"object {what.__module__}.{what.__qualname__};")
 
 
 def check_recursion(cls: type) -> None:

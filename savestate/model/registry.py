@@ -12,7 +12,9 @@ Every declared class carries a :class:`ClassInfo` (``cls.__savestate__``, read w
   at the same ``module.qualname`` (a function declaring classes, run twice): it replaces the
   old one (and so does any class declared inside :func:`redeclaring`). Classes without a
   package are not indexed: their names never reach the wire;
-- saved-state roots (``@savedstate``) by full proto name, for :func:`roots`.
+- saved-state roots (``@savedstate``) by full proto name, for :func:`roots`;
+- every live declared class, in the order of declaration (weakly), for :func:`declared`, which
+  the warm-up call walks.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import itertools
 import sys
 import threading
 import types
@@ -41,6 +44,7 @@ __all__ = [
     "DuplicateTypeName",
     "FieldOptions",
     "UnknownTypeName",
+    "declared",
     "declared_info",
     "forget_roots",
     "full_name",
@@ -132,6 +136,8 @@ _redeclaring: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "savestate_redeclaring", default=False
 )
 _by_name: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+_declared: weakref.WeakValueDictionary[int, type] = weakref.WeakValueDictionary()
+_declaration_count = itertools.count()
 _roots: dict[str, type] = {}
 
 
@@ -235,13 +241,18 @@ def _conflict(previous: type | None, cls: type) -> bool:
 
 
 def register_type(cls: type) -> None:
-    """Index a declared message or Oneof with a package by its full proto name.
+    """Record a declared class (for :func:`declared`), and index a message or Oneof with a
+    package by its full proto name.
 
     Raises :class:`DuplicateTypeName` naming both classes when another live class, declared
     elsewhere, has that name.
     """
     info = info_of(cls)
-    if info is None or info.package is None or info.kind not in ("message", "oneof"):
+    if info is None:
+        return
+    with LOCK:
+        _declared[next(_declaration_count)] = cls
+    if info.package is None or info.kind not in ("message", "oneof"):
         return
     name = f"{info.package}.{info.name}"
     with LOCK:
@@ -256,6 +267,12 @@ def register_type(cls: type) -> None:
         _by_name[name] = cls
         if previous is not None and previous is not cls and _roots.get(name) is previous:
             del _roots[name]  # the root it replaces, until this one is declared a root too
+
+
+def declared() -> list[type]:
+    """Every declared message, Oneof and variant still alive, in the order of declaration."""
+    with LOCK:
+        return list(_declared.values())
 
 
 def register_root(cls: type) -> None:

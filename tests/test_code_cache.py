@@ -1,0 +1,337 @@
+"""The code cache (savestate.codec.cache) and the warm-up call: compiled codecs and generated
+``__init__`` methods come back from disk only for the very plans and sources they were made
+from, with the objects of the classes asking, and the cache is never in the way."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from savestate import DecodeError, EncodeError, Oneof, Protobuf, field, u8, u32
+from savestate.codec import cache, compiler, interp
+from savestate.codec.front import codec_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty cache directory for this test."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(cache.CACHE_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def no_generation(monkeypatch: pytest.MonkeyPatch) -> list[type]:
+    """Record every class whose codec is generated (not loaded from the cache)."""
+    generated: list[type] = []
+    real = compiler.generate
+
+    def spy(cls: type) -> Any:
+        generated.append(cls)
+        return real(cls)
+
+    monkeypatch.setattr(compiler, "generate", spy)
+    return generated
+
+
+class Colour(enum.IntEnum):
+    RED = 0
+    GREEN = 1
+
+
+def _declare(width: Any = u32) -> type:
+    """A class of one shape, declared anew on each call (the same qualified name each time)."""
+
+    class Shape(Protobuf):
+        count: width = field(1)  # type: ignore[valid-type]
+        name: str = field(2)
+        colour: Colour = field(3)
+        items: list[u32] = field(4, default_factory=list)
+
+    return Shape
+
+
+def test_a_class_declared_again_reuses_its_compiled_codec(
+    cache_dir: Path, no_generation: list[type]
+) -> None:
+    first = _declare()
+    value = first(count=300, name="a", colour=Colour.GREEN, items=[1, 2, 1 << 20])
+    data = bytes(value)
+    assert no_generation == [first]
+    assert any(p.name.startswith("codec-") for p in cache_dir.iterdir())
+
+    second = _declare()
+    again = second(count=300, name="a", colour=Colour.GREEN, items=[1, 2, 1 << 20])
+    assert bytes(again) == data
+    decoded = second.decode(data)
+    assert no_generation == [first]  # the second came from the cache
+    assert type(decoded) is second and decoded == again
+    assert decoded.colour is Colour.GREEN
+    # The cached codec refuses what the generated one refuses, with the same errors.
+    with pytest.raises(EncodeError) as cached_error:
+        bytes(second(count=-1, name="", colour=Colour.RED))
+    with pytest.raises(EncodeError) as fresh_error:
+        bytes(first(count=-1, name="", colour=Colour.RED))
+    assert str(cached_error.value) == str(fresh_error.value)
+    with pytest.raises(DecodeError) as cached_decode:
+        second.decode(data[:-1])
+    with pytest.raises(DecodeError) as fresh_decode:
+        first.decode(data[:-1])
+    assert str(cached_decode.value) == str(fresh_decode.value)
+
+
+def test_a_cached_codec_shows_its_source_under_a_name_of_its_own(
+    cache_dir: Path, no_generation: list[type]
+) -> None:
+    first, second = _declare(), _declare()
+    bytes(first(count=1, name="", colour=Colour.RED))
+    bytes(second(count=1, name="", colour=Colour.RED))
+    assert no_generation == [first]
+    a, b = codec_of(first), codec_of(second)
+    assert a.filename != b.filename
+    assert b._encode.__code__.co_filename == b.filename
+    assert inspect.getsource(b._encode) == inspect.getsource(a._encode)
+
+
+def test_a_different_plan_is_a_different_entry(
+    cache_dir: Path, no_generation: list[type]
+) -> None:
+    narrow, wide = _declare(u8), _declare(u32)
+    with pytest.raises(EncodeError):
+        bytes(narrow(count=300, name="", colour=Colour.RED))
+    assert wide.decode(bytes(wide(count=300, name="", colour=Colour.RED))).count == 300
+    assert no_generation == [narrow, wide]
+
+
+def _declare_with_local_enum() -> tuple[type, type]:
+    class Mode(enum.IntEnum):
+        OFF = 0
+        ON = 1
+
+    class Holder(Protobuf):
+        mode: Mode = field(1)
+        modes: list[Mode] = field(2, default_factory=list)
+
+    return Holder, Mode
+
+
+def test_a_cached_codec_uses_the_objects_of_the_class_that_asks(
+    cache_dir: Path, no_generation: list[type]
+) -> None:
+    first, first_mode = _declare_with_local_enum()
+    data = bytes(first(mode=first_mode.ON, modes=[first_mode.ON, first_mode.OFF]))
+    second, second_mode = _declare_with_local_enum()
+    decoded = second.decode(data)
+    assert no_generation == [first]
+    assert type(decoded) is second
+    assert decoded.mode is second_mode.ON and decoded.modes == [second_mode.ON, second_mode.OFF]
+    assert all(type(m) is second_mode for m in decoded.modes)
+    with pytest.raises(EncodeError):  # the first class's enum is not the second's
+        bytes(second(mode=first_mode.ON))
+
+
+def _declare_oneof() -> tuple[type, type]:
+    class Stage(Oneof):
+        pass
+
+    class Idle(Stage, variant=1):
+        pass
+
+    class Busy(Stage, variant=2):
+        left: u32 = field(1)
+
+    class Machine(Protobuf):
+        stage: Stage = field(1)
+
+    return Machine, Busy
+
+
+def test_oneofs_and_nested_classes_come_back_linked(
+    cache_dir: Path, no_generation: list[type]
+) -> None:
+    first, first_busy = _declare_oneof()
+    data = bytes(first(stage=first_busy(left=7)))
+    generated = list(no_generation)
+    assert len(generated) == 2  # the machine and its Oneof
+    second, second_busy = _declare_oneof()
+    decoded = second.decode(data)
+    assert no_generation == generated  # nothing generated for the second declaration
+    assert type(decoded.stage) is second_busy and decoded.stage.left == 7
+    assert decoded == interp.decode(second, data, 100)
+    assert bytes(decoded) == data
+
+
+def test_damaged_or_foreign_entries_are_misses(
+    cache_dir: Path, no_generation: list[type]
+) -> None:
+    first = _declare()
+    bytes(first(count=1, name="", colour=Colour.RED))
+    entries = [p for p in cache_dir.iterdir() if p.name.startswith("codec-")]
+    assert entries
+    for entry in entries:  # one flipped byte in the body
+        data = bytearray(entry.read_bytes())
+        data[-1] ^= 0xFF
+        entry.write_bytes(bytes(data))
+    second = _declare()
+    assert second.decode(bytes(second(count=5, name="x", colour=Colour.RED))).count == 5
+    assert no_generation == [first, second]
+
+    if hasattr(os, "geteuid"):  # an entry others may write is not loaded
+        for entry in cache_dir.iterdir():
+            if entry.name.startswith("codec-"):
+                entry.chmod(entry.stat().st_mode | stat.S_IWOTH)
+        third = _declare()
+        bytes(third(count=1, name="", colour=Colour.RED))
+        assert no_generation == [first, second, third]
+
+
+def test_no_cache_when_the_variable_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_generation: list[type]
+) -> None:
+    monkeypatch.setenv(cache.CACHE_ENV, "")
+    monkeypatch.chdir(tmp_path)
+    assert cache.directory() is None
+    first, second = _declare(), _declare()
+    bytes(first(count=1, name="", colour=Colour.RED))
+    bytes(second(count=1, name="", colour=Colour.RED))
+    assert no_generation == [first, second]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unusable_directory_is_no_obstacle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv(cache.CACHE_ENV, str(blocker / "cache"))
+    shape = _declare()
+    assert shape.decode(bytes(shape(count=2, name="", colour=Colour.RED))).count == 2
+
+
+def test_the_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert cache.directory() == os.path.join("/somewhere", "savestate")
+
+
+def test_compiled_keys_on_source_and_name(cache_dir: Path) -> None:
+    one = cache.compiled("x = 1\n", "<one>")
+    again = cache.compiled("x = 1\n", "<one>")
+    other = cache.compiled("x = 2\n", "<one>")
+    renamed = cache.compiled("x = 1\n", "<two>")
+    assert again.co_consts == one.co_consts and again is not one  # loaded, not the same object
+    assert 2 in other.co_consts and renamed.co_filename == "<two>"
+
+
+def _run(script: str, cache_folder: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, cache.CACHE_ENV: str(cache_folder), **extra_env}
+    env.pop("SAVESTATE_STRICT", None)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], cwd=REPO, env=env,
+        capture_output=True, text=True, check=True,
+    )
+
+
+def test_a_second_process_compiles_nothing(tmp_path: Path) -> None:
+    """The example machine's second run loads every codec and __init__ from the cache: with
+    compile() refused, it still saves and restores to the same bytes."""
+    script = """
+        import builtins, sys
+        refuse = len(sys.argv) > 1
+        if refuse:
+            real_compile = builtins.compile
+            def compile(source, filename, *args, **kwargs):
+                if str(filename).startswith("<savestate"):
+                    raise AssertionError(f"compiled {filename}")
+                return real_compile(source, filename, *args, **kwargs)
+            builtins.compile = compile
+        from examples.vm.machine import Machine
+        from savestate.state.units import SavedStateUnits
+        machine = Machine()
+        machine.run(20)
+        data = bytes(machine.save())
+        fresh = Machine()
+        fresh.restore(SavedStateUnits.decode(data))
+        assert bytes(fresh.save()) == data
+        print(data.hex())
+    """
+    folder = tmp_path / "cache"
+    first = _run(script, folder)
+    assert any(p.name.startswith("codec-") for p in folder.iterdir())
+    assert any(p.name.startswith("code-") for p in folder.iterdir())
+    env = {**os.environ, cache.CACHE_ENV: str(folder)}
+    env.pop("SAVESTATE_STRICT", None)
+    second = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), "refuse"], cwd=REPO, env=env,
+        capture_output=True, text=True,
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    # Without the cache the same refusal fails: the check above can tell.
+    third = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), "refuse"], cwd=REPO,
+        env={**env, cache.CACHE_ENV: ""}, capture_output=True, text=True,
+    )
+    assert third.returncode != 0 and "compiled <savestate" in third.stderr
+
+
+def test_a_change_to_the_generators_is_a_new_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    made_from = b"same plan"
+    key = cache._key("codec", made_from)
+    monkeypatch.setattr(cache, "_salt", b"another compiler")
+    assert cache._key("codec", made_from) != key
+
+
+def test_warm_up_compiles_every_declared_class(tmp_path: Path) -> None:
+    # In a process of its own: the test run's other modules declare classes of their own.
+    out = _run("""
+        import savestate
+        from savestate import Oneof, Protobuf, field, u32
+
+        class Lone(Protobuf):
+            x: u32 = field(1)
+
+        class Choice(Oneof):
+            pass
+
+        class Left(Choice, variant=1):
+            pass
+
+        class Holder(Protobuf):
+            choice: Choice = field(1)
+
+        classes = (Lone, Choice, Left, Holder)
+        before = [c.__savestate__.codec is None for c in classes]
+        ready = savestate.warm_up()
+        after = [c.__savestate__.codec is not None for c in classes]
+        print(before, ready >= len(classes), after)
+    """, tmp_path / "cache")
+    assert out.stdout.split() == ["[True,", "True,", "True,", "True]", "True",
+                                  "[True,", "True,", "True,", "True]"]
+
+
+def test_warm_up_reports_a_class_that_cannot_compile(tmp_path: Path) -> None:
+    out = _run("""
+        import savestate
+        from savestate import Protobuf, SchemaError, field
+
+        class Dangling(Protobuf):
+            other: "NeverDeclared" = field(1)
+
+        try:
+            savestate.warm_up()
+        except SchemaError as exc:
+            print(exc)
+    """, tmp_path / "cache")
+    assert "Dangling.other: cannot resolve the annotation 'NeverDeclared'" in out.stdout
