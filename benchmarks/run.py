@@ -12,10 +12,13 @@ and google-python. Each worker first warms every operation up and chooses its ca
 (about ``--sample`` seconds). Then, in each round and for each workload in turn, the runner has
 one worker take one sample of every operation of each of its libraries, then the other worker
 the same; even rounds go native then pure with the libraries in order, odd rounds pure then
-native with the libraries reversed. A cell's figure is the median of its rounds' samples, so
-load that drifts during the run falls on every library alike. Each worker also times a fixed
-pure-Python loop (the anchor) once per round: equal anchors say the two processes ran at the
-same speed, and savestate (in both) ties each process's libraries to savestate's figures.
+native with the libraries reversed. A sample is the process's CPU time by default (``--clock``),
+so time spent waiting for a core on a busy machine is not counted. A cell's figure is the
+median of its rounds' samples, and a ratio between two libraries is the median of their
+per-round ratios, so load that drifts during the run falls on every library alike. Each
+worker also times a fixed pure-Python loop (the anchor) once per round: equal anchors say the
+two processes ran at the same speed, and savestate (in both) ties each process's libraries to
+savestate's figures.
 
 ``--callgrind`` then counts instructions (``valgrind --tool=callgrind``), one process per
 library: each cell's operation runs n and then 2n times between markers, and the difference
@@ -47,7 +50,7 @@ from . import report, workloads
 from .check import check
 from .peers import LIBRARIES, PROCESSES, available, process_env, process_of
 from .peers.generated import GENERATED_ENV
-from .worker import MARKER, OPS
+from .worker import CLOCKS, MARKER, OPS
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -133,7 +136,7 @@ def revision() -> str | None:
 
 def time_interleaved(
     workers: list[Worker], cells: dict[str, list[tuple[str, str, str]]],
-    wls: list[workloads.Workload], *, rounds: int, target: float,
+    wls: list[workloads.Workload], *, rounds: int, target: float, clock: str,
 ) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, list[float]]]:
     """The interleaved rounds (see the module docstring): each cell's samples and number, and
     each worker's anchor samples."""
@@ -155,7 +158,8 @@ def time_interleaved(
                     libs.reverse()
                 batch = [c for lib in libs for c in cells[w.process]
                          if c[0] == lib and c[1] == wl.name]
-                request: dict[str, Any] = {"cells": [[*c, numbers[c]] for c in batch]}
+                request: dict[str, Any] = {"cells": [[*c, numbers[c]] for c in batch],
+                                           "clock": clock}
                 if i == 0:
                     request["anchor"] = anchor_numbers[w.process]
                 reply = w.ask(cmd="sample", **request)
@@ -282,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="interleaved rounds (default 15, 2 with --fast)")
     parser.add_argument("--sample", type=float, default=None,
                         help="seconds per sample (default 0.02, one call with --fast)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu",
+                        help="what a sample measures: the process's CPU time (default; time "
+                             "spent waiting for a core is not counted) or the wall clock")
     parser.add_argument("--callgrind", action="store_true",
                         help="also count instructions per call with valgrind's callgrind")
     parser.add_argument("--jobs", type=int, default=2,
@@ -350,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
 
             # 3. Timing, interleaved.
             measured, anchors = time_interleaved(workers, cells, wls, rounds=rounds,
-                                                 target=target)
+                                                 target=target, clock=args.clock)
         finally:
             for w in workers:
                 w.close()
@@ -393,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "rounds": rounds,
         "sample_seconds": target,
+        "clock": args.clock,
         "workloads": {wl.name: {"kind": wl.kind, **wl.sizes} for wl in wls},
         "libraries": libs,
         "processes": {p: {"settings": PROCESSES[p][0],
