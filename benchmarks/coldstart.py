@@ -2,7 +2,10 @@
 cost in a new process, counted in instructions with callgrind (the machine's load cannot move
 them), with the code cache off, empty (a program's first run) and warm (every later run).
 
-    python -m benchmarks.coldstart [--steps N]
+    python -m benchmarks.coldstart [--source DIR]
+
+``--source`` measures the package and examples in another directory (an export of an older
+commit, say), so that two versions can be compared on the same machine.
 
 Each figure is the difference between two processes that differ only in the phase measured:
 importing savestate; then also importing the machine's modules (declaring its classes) and
@@ -34,7 +37,7 @@ _FIRST = (
     "data = bytes(machine.save())\n"
     "Machine().restore(SavedStateUnits.decode(data))\n"
 )
-_WARM_UP = "savestate.warm_up()\n"
+_WARM_UP = "getattr(savestate, \"warm_up\", lambda: None)()\n"  # older versions have none
 SCRIPTS = {
     "import": _IMPORT,
     "declare": _IMPORT + _DECLARE,
@@ -43,11 +46,15 @@ SCRIPTS = {
 }
 
 
+SOURCE = REPO
+
+
 def _env(cache_dir: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every process: repeatable counts
     env["SAVESTATE_CACHE_DIR"] = cache_dir
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE), env.get("PYTHONPATH")]))
     return env
 
 
@@ -58,7 +65,7 @@ def instructions(script: str, cache_dir: str) -> int:
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
              sys.executable, "-c", script],
-            env=_env(cache_dir), cwd=REPO, capture_output=True, text=True, check=True,
+            env=_env(cache_dir), cwd=SOURCE, capture_output=True, text=True, check=True,
         )
     found = re.search(r"Collected : (\d+)", proc.stderr)
     if found is None:
@@ -72,7 +79,7 @@ def measure() -> dict[str, dict[str, int]]:
     with tempfile.TemporaryDirectory() as scratch:
         warm = os.path.join(scratch, "warm")
         for script in SCRIPTS.values():  # the .pyc files, and the warm cache
-            subprocess.run([sys.executable, "-c", script], env=_env(warm), cwd=REPO, check=True)
+            subprocess.run([sys.executable, "-c", script], env=_env(warm), cwd=SOURCE, check=True)
         for mode in ("off", "empty", "warm"):
             counts = {}
             for name, script in SCRIPTS.items():
@@ -108,7 +115,11 @@ def report(results: dict[str, dict[str, int]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.coldstart", description=__doc__)
-    parser.parse_args(argv)
+    parser.add_argument("--source", type=Path, default=REPO,
+                        help="the directory holding savestate/ and examples/ (default: here)")
+    args = parser.parse_args(argv)
+    global SOURCE
+    SOURCE = args.source.resolve()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
         return 2

@@ -8,48 +8,51 @@ their compiled code here, as Python keeps ``.pyc`` files:
 
 - **Where.** ``$SAVESTATE_CACHE_DIR`` when set; an empty value turns the cache off. Otherwise
   ``$XDG_CACHE_HOME/savestate`` (``~/.cache/savestate``).
-- **Keyed by everything the code depends on.** Each entry is found by a SHA-256 over what its
-  user says the code was made from (a class's wire plan, the source of an ``__init__``), this
-  interpreter's bytecode magic number, and the text of savestate's own code generators. A
-  change to any of them is a different key, so an entry is never used for code it was not made
-  for; stale entries are simply never read again.
-- **Checked before use.** An entry holds its key and a CRC-32 of its body: a torn or damaged
-  file is a miss, never an error. On POSIX the directory is created private (0700) and an entry
-  is used only if it is a regular file owned by this user and not writable by others, since
-  loading compiled code is running it.
+- **Found only for what it was made from.** Each entry holds, in full, what its user says the
+  code was made from (a digest of a class's wire plans, the source of an ``__init__``), with
+  this interpreter's bytecode magic number and, for generated codecs, a digest of the text of
+  savestate's own code generators (Python's source hash, as hash-based ``.pyc`` files use); an entry is used only when all of it is equal. A change to
+  any of them makes a different entry, so code is never used for anything it was not made for;
+  stale entries are simply never read again.
+- **Checked before use.** An entry holds a CRC-32 of its body: a torn or damaged file is a miss,
+  never an error. On POSIX the directory is created private (0700) and an entry is used only if
+  it is a regular file owned by this user and not writable by others, since loading compiled
+  code is running it.
 - **Never in the way.** A directory that cannot be created or written, a full disk, a file
   that cannot be read: all are misses, and the code is compiled as if there were no cache.
   Entries are written to a temporary file and renamed into place, so concurrent processes
   never see a partial entry.
+- **Cheap to reach.** Looking an entry up costs a CRC, one ``open`` and one ``read``, and this
+  module imports nothing that ``import savestate`` does not already load: the first
+  declaration uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import marshal
 import os
 import stat
 import struct
 import sys
-import tempfile
 import threading
 import zlib
-from pathlib import Path
 from types import CodeType
 from typing import Any
 
-__all__ = ["CACHE_ENV", "compiled", "directory", "load", "store"]
+__all__ = ["CACHE_ENV", "compiled", "directory", "identity", "load", "store"]
 
 #: The environment variable naming the cache directory (empty: no cache).
 CACHE_ENV = "SAVESTATE_CACHE_DIR"
 
-# An entry: this header, the 32-byte key, the CRC-32 of the body, then the marshalled body.
-# The CRC finds a torn or damaged file; who may write entries is the permission check's part.
-_HEADER = b"savestate code cache 1\n"
-_DIGEST = 32
-_CHECK = struct.Struct("<I")
+# An entry: this header, the length of what it was made from, that, the CRC-32 of the body,
+# then the marshalled body. The CRC finds a torn or damaged file; who may write entries is the
+# permission check's part.
+_HEADER = b"savestate code cache 2\n"
+_FRAME = struct.Struct("<II")  # the length of what it was made from, the body's CRC-32
+# The kinds of entry whose code comes from savestate's generators (not only from a source).
+_GENERATED = frozenset({"codec", "tables"})
 
 _lock = threading.Lock()
 _salt: bytes | None = None
@@ -65,32 +68,42 @@ def directory() -> str | None:
 
 
 def _generator_salt() -> bytes:
-    """What every key includes: the bytecode magic number and the text of the modules that
-    generate code (the package's ``codec``, ``model`` and ``declare``), read once."""
+    """A digest of the text of the modules that generate code (the package's ``codec``,
+    ``model`` and ``declare``), read once: Python's own source hash, as hash-based ``.pyc``
+    files use to tell that their source changed."""
     global _salt
     with _lock:
         if _salt is None:
-            digest = hashlib.sha256(importlib.util.MAGIC_NUMBER)
-            package = Path(__file__).resolve().parent.parent
-            sources = [package / "declare.py"]
+            package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            sources = [os.path.join(package, "declare.py")]
             for folder in ("codec", "model"):
-                sources.extend(sorted((package / folder).glob("*.py")))
+                where = os.path.join(package, folder)
+                try:
+                    names = sorted(n for n in os.listdir(where) if n.endswith(".py"))
+                except OSError:
+                    names = []
+                sources.extend(os.path.join(where, n) for n in names)
+            texts = []
             for path in sources:
                 try:
-                    text = path.read_bytes()
+                    with open(path, "rb") as f:
+                        text = f.read()
                 except OSError:  # a package without its sources: nothing to key on
                     text = os.urandom(16)
-                digest.update(path.name.encode() + b"\0" + text + b"\0")
-            _salt = digest.digest()
+                texts.append(os.path.basename(path).encode() + b"\0" + text)
+            _salt = importlib.util.source_hash(b"\0".join(texts))
         return _salt
 
 
-def _key(kind: str, made_from: bytes) -> bytes:
-    return hashlib.sha256(_generator_salt() + kind.encode() + b"\0" + made_from).digest()
+def identity(kind: str, made_from: bytes) -> bytes:
+    """All that an entry of ``kind`` for ``made_from`` must match: the bytecode magic number,
+    the kind, for generated code the generators' digest, and ``made_from``."""
+    salt = _generator_salt() if kind in _GENERATED else b""
+    return b"\0".join((importlib.util.MAGIC_NUMBER, kind.encode(), salt, made_from))
 
 
-def _entry_path(folder: str, kind: str, key: bytes) -> str:
-    return os.path.join(folder, f"{kind}-{key.hex()[:40]}")
+def _entry_path(folder: str, kind: str, ident: bytes) -> str:
+    return os.path.join(folder, f"{kind}-{zlib.crc32(ident):08x}-{len(ident):x}")
 
 
 def _trusted(fd: int) -> bool:
@@ -109,9 +122,9 @@ def load(kind: str, made_from: bytes) -> Any:
     folder = directory()
     if folder is None:
         return None
-    key = _key(kind, made_from)
+    ident = identity(kind, made_from)
     try:
-        fd = os.open(_entry_path(folder, kind, key), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(_entry_path(folder, kind, ident), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     try:
@@ -123,16 +136,17 @@ def load(kind: str, made_from: bytes) -> Any:
         return None
     finally:
         os.close(fd)
-    start = len(_HEADER) + _DIGEST + _CHECK.size
-    if (
-        data[: len(_HEADER)] != _HEADER
-        or data[len(_HEADER) : len(_HEADER) + _DIGEST] != key
-        or _CHECK.unpack_from(data, len(_HEADER) + _DIGEST)[0] != zlib.crc32(data[start:])
-    ):
+    at = len(_HEADER)
+    if data[:at] != _HEADER or len(data) < at + _FRAME.size:
+        return None
+    size, check = _FRAME.unpack_from(data, at)
+    at += _FRAME.size
+    body = at + size
+    if data[at:body] != ident or zlib.crc32(data[body:]) != check:
         return None
     try:
-        return marshal.loads(data[start:])
-    except (EOFError, ValueError, TypeError):  # pragma: no cover - the digest matched
+        return marshal.loads(data[body:])
+    except (EOFError, ValueError, TypeError):  # pragma: no cover - the CRC matched
         return None
 
 
@@ -142,20 +156,22 @@ def store(kind: str, made_from: bytes, body: Any) -> None:
     folder = directory()
     if folder is None:
         return
-    key = _key(kind, made_from)
+    ident = identity(kind, made_from)
     try:
         payload = marshal.dumps(body)
     except ValueError:  # something marshal cannot write: not cached
         return
+    path = _entry_path(folder, kind, ident)
+    temporary = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{kind}-", suffix=".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:
         return
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(_HEADER + key + _CHECK.pack(zlib.crc32(payload)) + payload)
-        os.replace(temporary, _entry_path(folder, kind, key))
+            f.write(_HEADER + _FRAME.pack(len(ident), zlib.crc32(payload)) + ident + payload)
+        os.replace(temporary, path)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

@@ -41,7 +41,7 @@ import base64
 import dataclasses
 import datetime
 import enum
-import hashlib
+import importlib.util
 import json
 import operator
 import threading
@@ -1010,8 +1010,8 @@ def fingerprint(cls: type) -> tuple[str, list[object]]:
 
     Each plan is spelled out in full, every number, string and flag in it, and an object it
     cannot spell (a class, a callable, a value of a user's type) is named by its type and its
-    position in the list; the text is the SHA-256 of each reachable class's spelling, with the
-    references between them. Two classes with the same text therefore have the same plans up to
+    position in the list; the text is a digest of each reachable class's spelling (Python's
+    source hash), with the references between them. Two classes with the same text therefore have the same plans up to
     which objects sit at those positions: the key under which a codec generated from the plans
     is kept (:mod:`savestate.codec.cache`), with the objects found again by position.
     """
@@ -1031,7 +1031,7 @@ def fingerprint(cls: type) -> tuple[str, list[object]]:
 
 
 def _spelling(cls: type) -> tuple[str, list[object], list[type]]:
-    """One class's part of :func:`fingerprint`: the SHA-256 of its plan spelled out, the objects
+    """One class's part of :func:`fingerprint`: a digest of its plan spelled out, the objects
     the plan holds, and the declared classes it refers to, numbered by first mention (made once
     per class, as its plan is)."""
     with _lock:
@@ -1041,7 +1041,8 @@ def _spelling(cls: type) -> tuple[str, list[object], list[type]]:
         objects: list[object] = []
         refs: dict[type, int] = {}
         _spell(plan_of(cls), out, objects, refs)
-        digest = hashlib.sha256("".join(out).encode()).hexdigest()
+        # Python's source hash (as hash-based .pyc files use): a 64-bit keyed SipHash.
+        digest = importlib.util.source_hash("".join(out).encode()).hex()
         found = (digest, objects, list(refs))
         with _lock:
             found = _spellings.setdefault(cls, found)
