@@ -308,3 +308,37 @@ def test_cli_decode_says_when_unknown_fields_are_dropped(tmp_path: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     assert '"pairs"' in proc.stdout
     assert "Pairs.pairs[0]: 2 bytes of unknown fields dropped" in proc.stderr
+
+
+class Chain(Protobuf):
+    value: u32 = field(1)
+    next: Chain | None = field(2, default=None)
+
+
+def test_deep_nesting_encodes_every_length_inline() -> None:
+    """Each level of a deep value puts its length in front of its body; from 128 bytes on that
+    length is two bytes, made inline: a call per level made deep encoding superlinear."""
+    from savestate.codec.front import codec_of
+
+    chain: Chain | None = None
+    for i in range(180):
+        chain = Chain(value=i, next=chain)
+    assert chain is not None
+    codec = codec_of(Chain)
+    env = codec._encode.__globals__
+    calls: list[int] = []
+    real = env["varint_bytes"]
+
+    def counting(value: int) -> bytes:
+        calls.append(value)
+        return real(value)
+
+    env["varint_bytes"] = counting
+    try:
+        data = chain.encode(max_depth=200)
+    finally:
+        env["varint_bytes"] = real
+    assert data == interp.encode(Chain, chain, 200)
+    assert len(data) > 5 * 128  # most levels long enough to need a two-byte length
+    assert calls == []
+    assert Chain.decode(data, max_depth=200) == chain

@@ -277,9 +277,16 @@ class _ClassGen:
         w(f"{start} = len(buf)")
         body()
         w(f"{size} = len(buf) - {start}")
+        # A body of 128 bytes or more needs a longer length than its placeholder: the common
+        # two-byte one is made inline (a call per level made deep nesting superlinear).
         w(f"if {size} >= 128:")
         with w.indent():
-            w(f"buf[{start} - 1:{start}] = varint_bytes({size})")
+            w(f"if {size} < 16384:")
+            with w.indent():
+                w(f"buf[{start} - 1:{start}] = bytes(({size} & 127 | 128, {size} >> 7))")
+            w("else:")
+            with w.indent():
+                w(f"buf[{start} - 1:{start}] = varint_bytes({size})")
         if omit_empty:
             w(f"elif {size}:")
             with w.indent():
