@@ -340,3 +340,47 @@ def test_warm_up_reports_a_class_that_cannot_compile(tmp_path: Path) -> None:
             print(exc)
     """, tmp_path / "cache")
     assert "Dangling.other: cannot resolve the annotation 'NeverDeclared'" in out.stdout
+
+
+def test_the_varint_tables_are_the_same_however_they_are_made(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from savestate.codec import accel, runtime
+    from savestate.codec.wire import varint_bytes
+
+    expected = (
+        [varint_bytes(i | 1 << 14)[:2] for i in range(1 << 14)],
+        [varint_bytes(i) for i in range(1 << 14)],
+    )
+    monkeypatch.setattr(runtime, "_tables", None)
+    built = runtime.varint_tables()  # built in Python, and stored
+    assert built == expected
+    monkeypatch.setattr(runtime, "_tables", None)
+    assert runtime.varint_tables() == expected  # loaded from the cache
+    assert any(p.name.startswith("tables-") for p in cache_dir.iterdir())
+    if accel.speedups is not None:
+        assert accel.speedups.varint_tables() == expected
+
+
+def test_the_c_varint_tables_leak_nothing() -> None:
+    import gc
+    import tracemalloc
+
+    from savestate.codec import accel
+
+    if accel.speedups is None:
+        pytest.skip("the C helpers are not loaded")
+    make = accel.speedups.varint_tables
+    make()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(30):
+            tables = make()
+            del tables
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 << 10  # one leaked pair of tables would be about 1.2 MB

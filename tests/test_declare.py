@@ -451,3 +451,52 @@ def test_self_reference_through_nested_tuples_is_a_schema_error() -> None:
 
     with pytest.raises(SchemaError):
         Knot.decode(b"")
+
+
+def test_equality_repr_and_docstrings_come_from_the_base() -> None:
+    class Point(Protobuf):
+        x: u32 = field(1)
+        y: u32 = field(2)
+
+    class Other(Protobuf):
+        x: u32 = field(1)
+        y: u32 = field(2)
+
+    class Empty(Protobuf):
+        """Nothing in it."""
+
+    a, b = Point(x=1, y=2), Point(x=1, y=2)
+    assert a == b and not a != b and a != Point(x=1, y=3)
+    assert a != Other(x=1, y=2) and a.__eq__(Other(x=1, y=2)) is NotImplemented
+    assert Empty() == Empty() and Empty() != Point(x=0, y=0)
+    with pytest.raises(TypeError):
+        hash(a)  # mutable values: unhashable, as a dataclass with eq is
+    assert repr(a) == f"{Point.__qualname__}(x=1, y=2)"
+    assert repr(Empty()) == f"{Empty.__qualname__}()"
+    assert dataclasses.replace(a, y=5) == Point(x=1, y=5)
+    assert Point.__doc__ is None and Empty.__doc__ == "Nothing in it."
+    assert "__eq__" not in vars(Point) and "__repr__" not in vars(Point)
+
+
+def test_a_class_defining_its_own_eq_and_repr_keeps_them() -> None:
+    class Custom(Protobuf):
+        x: u32 = field(1)
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __repr__(self) -> str:
+            return "custom"
+
+        __hash__ = None  # type: ignore[assignment]
+
+    assert Custom(x=1) == Custom(x=2) and repr(Custom(x=1)) == "custom"
+
+
+def test_a_recursive_value_reprs_without_recursing_forever() -> None:
+    class Cell(Protobuf):
+        items: list[Cell] = field(1, default_factory=list)
+
+    cell = Cell()
+    cell.items.append(cell)
+    assert repr(cell) == f"{Cell.__qualname__}(items=[...])"
