@@ -11,9 +11,10 @@ their compiled code here, as Python keeps ``.pyc`` files:
 - **Found only for what it was made from.** Each entry holds, in full, what its user says the
   code was made from (a digest of a class's wire plans, the source of an ``__init__``), with
   this interpreter's bytecode magic number and, for generated codecs, a digest of the text of
-  savestate's own code generators (Python's source hash, as hash-based ``.pyc`` files use); an entry is used only when all of it is equal. A change to
-  any of them makes a different entry, so code is never used for anything it was not made for;
-  stale entries are simply never read again.
+  savestate's own code generators (Python's source hash, as hash-based ``.pyc`` files use); an
+  entry is used only when all of it is equal. A change to any of them makes a different entry,
+  so code is never used for anything it was not made for; stale entries are simply never read
+  again.
 - **Checked before use.** An entry holds a CRC-32 of its body: a torn or damaged file is a miss,
   never an error. On POSIX the directory is created private (0700) and an entry is used only if
   it is a regular file owned by this user and not writable by others, since loading compiled

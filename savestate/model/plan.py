@@ -1011,9 +1011,10 @@ def fingerprint(cls: type) -> tuple[str, list[object]]:
     Each plan is spelled out in full, every number, string and flag in it, and an object it
     cannot spell (a class, a callable, a value of a user's type) is named by its type and its
     position in the list; the text is a digest of each reachable class's spelling (Python's
-    source hash), with the references between them. Two classes with the same text therefore have the same plans up to
-    which objects sit at those positions: the key under which a codec generated from the plans
-    is kept (:mod:`savestate.codec.cache`), with the objects found again by position.
+    source hash), with the references between them. Two classes with the same text therefore
+    have the same plans up to which objects sit at those positions: the key under which a codec
+    generated from the plans is kept (:mod:`savestate.codec.cache`), with the objects found
+    again by position.
     """
     text: list[str] = []
     objects: list[object] = []
