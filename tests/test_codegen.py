@@ -10,6 +10,7 @@ import traceback
 import pytest
 
 from savestate import Oneof, Protobuf, field, u8, u32
+from savestate.codec import accel
 from savestate.codec.front import codec_of
 
 
@@ -35,11 +36,13 @@ def test_tracebacks_show_generated_lines() -> None:
     codec = codec_of(Tree)
     buf = bytearray()
     try:
-        codec._encode(Tree(leaves=[Leaf(x=300)], name=""), buf, 100)
+        # (a list of all-number messages may be the C accelerator's: the refused value is
+        # a field the generated code checks itself)
+        codec._encode(Tree(leaves=[Leaf(x=3)], name=5), buf, 100)  # type: ignore[arg-type]
     except Exception as exc:
         text = "".join(traceback.format_exception(exc))
     else:  # pragma: no cover
-        raise AssertionError("the fast path accepted an out-of-range value")
+        raise AssertionError("the fast path accepted a value of the wrong type")
     assert "<savestate codec" in text
     assert "raise Mismatch" in text
 
@@ -147,7 +150,8 @@ def test_each_class_has_its_own_linecache_entry() -> None:
 def test_generated_names_come_from_the_fields() -> None:
     source = codec_of(Tree).source
     assert "leaves = obj.leaves" in source
-    assert "buf += LEAVES_TAG" in source
+    assert ("buf += LEAVES_TAG" in source
+            or "encode_messages(buf, leaves, depth, LEAVES_TAG" in source)
     assert "if tag == 10:  # leaves = 1" in source
     assert "f1" not in source and "_KN" not in source
 
@@ -200,4 +204,7 @@ def test_inline_elements_keep_their_own_unknown_fields() -> None:
     assert device._pb_unknown == bytes.fromhex("7807")
     assert device.registers[0]._pb_unknown == bytes.fromhex("7005")
     assert bytes(device) == bytes.fromhex("0a04" "0801" "7005" "1201" "61" "7807")
-    assert "# Register, inline" in codec_of(Device).source
+    source = codec_of(Device).source
+    # (with the C accelerator the whole list is one call of its helper instead)
+    assert "# Register, inline" in source or (
+        accel.ACCELERATED and "decode_messages(" in source)

@@ -180,6 +180,8 @@ def base_env() -> dict[str, Any]:
     if accel.speedups is not None:  # the C helpers for packed varints (see accel)
         env["decode_packed"] = accel.speedups.decode_packed
         env["encode_packed"] = accel.speedups.encode_packed
+        env["decode_messages"] = accel.speedups.decode_messages
+        env["encode_messages"] = accel.speedups.encode_messages
         for mode, number in accel.MODES.items():
             env[f"VARINT_{mode.upper()}"] = number
     for name in ("pack_f", "pack_d", "unpack_f", "unpack_d", "pack_u32", "pack_i32",
@@ -578,11 +580,41 @@ class _ClassGen:
                         self.emit_scalar_payload(w, vp.kind, x)
             self.emit_len_block(w, f, omit_empty=False, body=body)
             return
+        native = self.message_list_args(f, "encode")
+        if native is not None:
+            depth = f"depth - {self.level}" if self.level else "depth"
+            w(f"encode_messages(buf, {v}, {depth}, {self.tag_bytes(f, WIRE_LEN)}, {native})")
+            return
         x = self.names.new(f"{f.pyname}_item")
         w(f"for {x} in {v}:")
         with w.indent():
             self.emit_unwrap(w, f.elem_unwrap, x)
             self.emit_value(w, f, x, always=True)
+
+    def message_list_args(self, f: FieldPlan, direction: str) -> str | None:
+        """The class, layout and enums arguments of a C helper call for the whole list
+        field ``f`` of messages, or None when the helpers are not loaded or the element is not
+        a message of plain numbers (see :func:`_message_layout`)."""
+        vp = f.value
+        if accel.speedups is None or not isinstance(vp, MessageValue) or f.elem_unwrap:
+            return None
+        if f.length is not None or vp.cls is None:
+            return None
+        found = _message_layout(vp.message)
+        if found is None:
+            return None
+        layout, enums = found
+        if enums:
+            items = ", ".join(
+                self.enum_members(e) if direction == "decode"
+                else self.const(e.cls.__name__, e.cls)
+                for e in enums
+            )
+            enum_args = f"({items},)"
+        else:
+            enum_args = "None"
+        # The layout is a literal: a constant of the code, its names interned with it.
+        return f"{self.const(vp.cls.__name__, vp.cls)}, {layout!r}, {enum_args}"
 
     def packed_kind_args(self, vp: ScalarValue | EnumValue, direction: str) -> str | None:
         """The kind arguments of a C helper call for a packed list of ``vp``, or None when
@@ -957,6 +989,58 @@ def _packed_kind(vp: ScalarValue | EnumValue) -> tuple[str, int] | None:
     return ("signed" if signed else "unsigned"), bits
 
 
+_FIXED_KINDS = {"fixed32": 5, "sfixed32": 6, "fixed64": 7, "sfixed64": 8, "float": 9,
+                "double": 10}  # the C helpers' KIND_* (see _speedups.c)
+
+
+def _message_layout(m: MessagePlan) -> tuple[tuple[Any, ...], list[EnumValue]] | None:
+    """The C helpers' layout of a message of plain numbers, ``(cost, ((tag, kind, bits,
+    attr), ...))``, and its enum fields in order; None when ``m`` is not one: a declared class
+    (it keeps unknown fields) of at most INLINE_FIELDS singular, implicitly present fields,
+    each a varint, fixed-width or float number or an enum, absent meaning its zero."""
+    if m.form is not Form.STRUCT or m.cls is None or not m.keeps_unknown:
+        return None
+    if len(m.fields) > INLINE_FIELDS or len(m.by_number) != len(m.fields):
+        return None
+    fields = []
+    enums: list[EnumValue] = []
+    for f in m.fields:
+        if (f.container is not Container.NONE or f.unwrap or f.elem_unwrap
+                or f.length is not None or f.presence is not Presence.IMPLICIT
+                or f.absent is not Absent.ZERO or not isinstance(f.attr, str)
+                or not f.attr.isidentifier()):
+            return None
+        vp = f.value
+        if isinstance(vp, EnumValue):
+            if f.zero_test is not ZeroTest.FALSY or f.zero is None or f.zero is not vp.zero:
+                return None
+            enums.append(vp)
+            fields.append((_tag(f.number, WIRE_VARINT), accel.MODES["enum"], 32, f.attr))
+            continue
+        if not isinstance(vp, ScalarValue):
+            return None
+        kind = vp.kind
+        if kind.encoding in _FIXED_KINDS:
+            is_float = kind.python is float
+            if is_float:
+                ok = (f.zero_test is ZeroTest.FLOAT and type(f.zero) is float
+                      and f.zero == 0.0 and math.copysign(1.0, f.zero) > 0)
+            else:
+                ok = f.zero_test is ZeroTest.FALSY and type(f.zero) is int and f.zero == 0
+            if not ok:
+                return None
+            fields.append((_tag(f.number, kind.wire), _FIXED_KINDS[kind.encoding], 0, f.attr))
+            continue
+        packed = _packed_kind(vp) if kind.wire == WIRE_VARINT else None
+        if packed is None or f.zero_test is not ZeroTest.FALSY:
+            return None
+        zero_type = bool if packed[0] == "bool" else int
+        if type(f.zero) is not zero_type or f.zero:
+            return None
+        fields.append((_tag(f.number, WIRE_VARINT), accel.MODES[packed[0]], packed[1], f.attr))
+    return (runtime.built_cost(m), tuple(fields)), enums
+
+
 def _all_scalar(m: MessagePlan, numbers_only: bool = False) -> bool:
     """A small message of scalars and enums (``numbers_only``: none length-delimited)."""
     if len(m.fields) > INLINE_FIELDS:
@@ -1157,6 +1241,12 @@ class _FieldReader:
     def emit_element(self, w: _Writer) -> None:
         f, gen, var = self.field, self.gen, self.var
         vp = f.value
+        native = gen.message_list_args(f, "decode")
+        if native is not None:
+            # This element and every one right after it, in one call.
+            tag = _tag(f.number, WIRE_LEN)
+            w(f"pos = decode_messages(data, pos, end, {var}, depth, budget, {native}, {tag})")
+            return
         gen.emit_read_len(w, "end")
         if isinstance(vp, MessageValue) and gen.can_inline_decode(vp) and not f.elem_unwrap:
             m = vp.message
