@@ -384,3 +384,24 @@ def test_the_c_varint_tables_leak_nothing() -> None:
     finally:
         tracemalloc.stop()
     assert after - before < 64 << 10  # one leaked pair of tables would be about 1.2 MB
+
+
+def test_an_entry_whose_code_fails_to_run_is_a_miss(
+    cache_dir: Path, no_generation: list[type], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _declare()
+    bytes(first(count=1, name="", colour=Colour.RED))
+    real_load = cache.load
+
+    def broken(kind: str, made_from: bytes) -> Any:
+        entry = real_load(kind, made_from)
+        if kind != "codec" or entry is None:
+            return entry
+        source, _code, recipe, needs, names = entry
+        failing = compile("raise RuntimeError('stale')\n", "<stale>", "exec")
+        return source, failing, recipe, needs, names
+
+    monkeypatch.setattr(cache, "load", broken)
+    second = _declare()
+    assert second.decode(bytes(second(count=3, name="", colour=Colour.RED))).count == 3
+    assert no_generation == [first, second]

@@ -1492,7 +1492,10 @@ def _cached(cls: type, made_from: bytes, objects: list[object]) -> CompiledClass
         return None
     filename = _filename(cls)
     cc = CompiledClass(cls, source, filename, env, encode_name, decode_name, needs=wanted)
-    _run(cc, _renamed(code, filename))
+    try:
+        _run(cc, _renamed(code, filename))
+    except Exception:  # code that does not run here after all (it was checked; still a miss)
+        return None
     return cc
 
 
