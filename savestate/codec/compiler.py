@@ -1401,14 +1401,18 @@ def compile_classes(classes: list[type]) -> dict[type, CompiledClass]:
     earlier process compiled from the same plans comes from the cache (:mod:`.cache`) instead:
     neither generated nor compiled again."""
     compiled = {}
+    use_cache = cache.directory() is not None  # else no fingerprint is needed
     for cls in classes:
-        text, objects = fingerprint(cls)
-        made_from = f"accelerated={accel.speedups is not None}\n{text}".encode()
-        cc = _cached(cls, made_from, objects)
+        cc = None
+        if use_cache:
+            text, objects = fingerprint(cls)
+            made_from = f"accelerated={accel.speedups is not None}\n{text}".encode()
+            cc = _cached(cls, made_from, objects)
         if cc is None:
             cc = generate(cls)
             code = compile(cc.source, cc.filename, "exec")
-            _keep(cc, code, made_from, objects)
+            if use_cache:
+                _keep(cc, code, made_from, objects)
             _run(cc, code)
         compiled[cls] = cc
     return compiled
