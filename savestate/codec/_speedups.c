@@ -1126,6 +1126,1220 @@ error:
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Whole messages: a Layout is the table of one message plan (savestate.codec.native builds it
+ * from the wire plan), and Layout.encode / Layout.decode write and read a whole value with it,
+ * nested messages included. They take on what the generated code takes on without help, give
+ * the same bytes and build the same objects; on anything else they raise Mismatch and the
+ * front end runs the generated code (then, if that refuses too, the interpreter), so the
+ * errors are the same as without them.
+ *
+ * A layout's fields, each a tuple
+ *   (number, kind, bits, container, presence, absent, length, where, zero, members, enum_cls,
+ *    sub, py_encode, py_decode, cls)
+ * where kind is a MODE_* or KIND_* above, KIND_STRING, KIND_BYTES, KIND_MESSAGE (``sub`` is
+ * the nested message's Layout) or KIND_CALL (the nested message is written and read by the
+ * generated functions ``py_encode`` and ``py_decode``; ``cls``, when not None, is the class the
+ * value must be exactly); ``where`` is the slot's name (a struct) or the item's index (a map
+ * entry, a tuple); ``cls`` of a Oneof's field is the variant class it stands for. ``length``
+ * is the size of a fixed-size bytes value, or the count of a fixed array (a list, in a wrapper
+ * message whose only field is the list), else -1. A layout's form: a struct (an object of its
+ * class), a Oneof (an object of one of its variants' classes), a map's entry or a tuple (a
+ * tuple of the fields in order), or a wrapper (the value of its only field).
+ * ---------------------------------------------------------------------------------------------
+ */
+
+#include "structmember.h"
+
+enum { KIND_STRING = 11, KIND_BYTES = 12, KIND_MESSAGE = 13, KIND_CALL = 14 };
+enum { CONTAINER_NONE = 0, CONTAINER_LIST = 1, CONTAINER_DICT = 2 };
+enum { PRESENCE_IMPLICIT = 0, PRESENCE_EXPLICIT = 1, PRESENCE_ALWAYS = 2 };
+enum { ABSENT_ZERO = 0, ABSENT_NONE = 1, ABSENT_LIST = 2, ABSENT_DICT = 3, ABSENT_MESSAGE = 4,
+       ABSENT_REQUIRED = 5 };
+enum { FORM_STRUCT = 0, FORM_ONEOF = 1, FORM_ENTRY = 2, FORM_TUPLE = 3, FORM_WRAPPER = 4 };
+
+#define LOOKUP_SIZE 64
+
+struct layout_object;
+
+typedef struct {
+    uint32_t number;
+    int kind, bits, container, presence, absent;
+    int wire;               /* of one value */
+    int packed;             /* a list of numbers, written as one packed record */
+    Py_ssize_t length;      /* a fixed-size bytes value: its size; else -1 */
+    Py_ssize_t offset;      /* a struct's slot: its offset in the object; an entry's item index */
+    unsigned char tag[5], len_tag[5];
+    int tag_len, len_tag_len;
+    PyObject *zero, *members, *enum_cls, *py_encode, *py_decode, *cls;
+    struct layout_object *sub;
+} layout_field;
+
+typedef struct layout_object {
+    PyObject_HEAD
+    int filled;
+    int form;
+    PyObject *cls;          /* a struct's class */
+    long long cost;         /* charged to the memory budget per value decoded */
+    Py_ssize_t unknown_offset;
+    Py_ssize_t count;
+    layout_field *fields;
+    unsigned char lookup[LOOKUP_SIZE]; /* field number -> index + 1 (0: none, or look further) */
+} layout_object;
+
+static PyTypeObject layout_type;
+
+static int
+layout_traverse(layout_object *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->cls);
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        layout_field *f = &self->fields[i];
+        Py_VISIT(f->zero);
+        Py_VISIT(f->members);
+        Py_VISIT(f->enum_cls);
+        Py_VISIT(f->py_encode);
+        Py_VISIT(f->py_decode);
+        Py_VISIT(f->cls);
+        Py_VISIT((PyObject *)f->sub);
+    }
+    return 0;
+}
+
+static int
+layout_clear(layout_object *self)
+{
+    Py_CLEAR(self->cls);
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        layout_field *f = &self->fields[i];
+        Py_CLEAR(f->zero);
+        Py_CLEAR(f->members);
+        Py_CLEAR(f->enum_cls);
+        Py_CLEAR(f->py_encode);
+        Py_CLEAR(f->py_decode);
+        Py_CLEAR(f->cls);
+        Py_CLEAR(f->sub);
+    }
+    self->filled = 0; /* a cleared layout refuses everything */
+    return 0;
+}
+
+static void
+layout_dealloc(layout_object *self)
+{
+    PyObject_GC_UnTrack(self);
+    layout_clear(self);
+    PyMem_Free(self->fields);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The offset of the slot ``name`` of instances of ``cls``, or -1 with TypeError set when it is
+   not a plain object slot (a member descriptor of ``cls`` or a base). */
+static Py_ssize_t
+slot_offset(PyTypeObject *cls, PyObject *name)
+{
+    PyObject *descr = _PyType_Lookup(cls, name); /* borrowed */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%R is not a slot of the class", name);
+        return -1;
+    }
+    PyMemberDescrObject *member = (PyMemberDescrObject *)descr;
+    if (member->d_member->type != T_OBJECT_EX || !PyType_IsSubtype(cls, PyDescr_TYPE(member))) {
+        PyErr_Format(PyExc_TypeError, "%R is not an object slot of the class", name);
+        return -1;
+    }
+    return member->d_member->offset;
+}
+
+static int
+put_tag(unsigned char *q, uint64_t tag)
+{
+    int n = 0;
+    while (tag > 0x7F) {
+        q[n++] = (unsigned char)((tag & 0x7F) | 0x80);
+        tag >>= 7;
+    }
+    q[n++] = (unsigned char)tag;
+    return n;
+}
+
+static int
+wire_of(int kind)
+{
+    if (kind <= MODE_ENUM) {
+        return 0;
+    }
+    if (kind == KIND_FIXED32 || kind == KIND_SFIXED32 || kind == KIND_FLOAT) {
+        return 5;
+    }
+    if (kind <= KIND_DOUBLE) {
+        return 1;
+    }
+    return 2;
+}
+
+static PyObject *
+layout_malformed(const char *what)
+{
+    PyErr_Format(PyExc_ValueError, "malformed layout: %s", what);
+    return NULL;
+}
+
+/* Fill one field from its tuple; NULL with an error set when it is malformed. */
+static PyObject *
+fill_field(layout_object *self, layout_field *f, PyObject *t)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 15) {
+        return layout_malformed("a field is a tuple of 15");
+    }
+    long v[7];
+    for (int i = 0; i < 7; i++) {
+        v[i] = PyLong_AsLong(PyTuple_GET_ITEM(t, i));
+        if (v[i] == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (v[0] < 1 || v[0] > 0x1FFFFFFF) {
+        return layout_malformed("field number");
+    }
+    f->number = (uint32_t)v[0];
+    f->kind = (int)v[1];
+    f->bits = (int)v[2];
+    f->container = (int)v[3];
+    f->presence = (int)v[4];
+    f->absent = (int)v[5];
+    f->length = v[6];
+    if (f->kind < 0 || f->kind > KIND_CALL || f->container < CONTAINER_NONE ||
+        f->container > CONTAINER_DICT || f->presence < PRESENCE_IMPLICIT ||
+        f->presence > PRESENCE_ALWAYS || f->absent < ABSENT_ZERO ||
+        f->absent > ABSENT_REQUIRED || f->length < -1) {
+        return layout_malformed("field kind");
+    }
+    if (f->kind <= MODE_ENUM && f->bits != 8 && f->bits != 16 && f->bits != 32 &&
+        f->bits != 64) {
+        return layout_malformed("varint width");
+    }
+    if (f->length >= 0 && (f->container != CONTAINER_NONE ||
+                           (f->kind != KIND_BYTES && f->kind != KIND_MESSAGE &&
+                            f->kind != KIND_CALL))) {
+        return layout_malformed("only bytes and fixed arrays have a size");
+    }
+    f->wire = wire_of(f->kind);
+    f->packed = f->container == CONTAINER_LIST && f->wire != 2;
+    if (f->container != CONTAINER_NONE && f->presence != PRESENCE_IMPLICIT) {
+        return layout_malformed("a list or a map is written when not empty");
+    }
+    f->tag_len = put_tag(f->tag, ((uint64_t)f->number << 3) | (uint64_t)f->wire);
+    f->len_tag_len = put_tag(f->len_tag, ((uint64_t)f->number << 3) | 2);
+    PyObject *where = PyTuple_GET_ITEM(t, 7);
+    if (self->form == FORM_STRUCT) {
+        if (!PyUnicode_Check(where)) {
+            return layout_malformed("a struct's field names its slot");
+        }
+        f->offset = slot_offset((PyTypeObject *)self->cls, where);
+        if (f->offset < 0) {
+            return NULL;
+        }
+    }
+    else if (self->form == FORM_ENTRY || self->form == FORM_TUPLE) {
+        f->offset = PyLong_AsSsize_t(where);
+        if (f->offset == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    PyObject *zero = PyTuple_GET_ITEM(t, 8), *members = PyTuple_GET_ITEM(t, 9);
+    PyObject *enum_cls = PyTuple_GET_ITEM(t, 10), *sub = PyTuple_GET_ITEM(t, 11);
+    PyObject *py_encode = PyTuple_GET_ITEM(t, 12), *py_decode = PyTuple_GET_ITEM(t, 13);
+    PyObject *cls = PyTuple_GET_ITEM(t, 14);
+    if (f->kind == MODE_ENUM) {
+        if (!PyDict_Check(members) || !PyType_Check(enum_cls)) {
+            return layout_malformed("an enum field has its members and class");
+        }
+        f->members = Py_NewRef(members);
+        f->enum_cls = Py_NewRef(enum_cls);
+    }
+    if (f->kind == KIND_MESSAGE) {
+        /* A nested layout may still be empty (a recursive message): it is filled later, and
+           refuses everything until then. A map's entry is filled first. */
+        if (!Py_IS_TYPE(sub, &layout_type)) {
+            return layout_malformed("a message field has its layout");
+        }
+        f->sub = (layout_object *)Py_NewRef(sub);
+        int entry = f->sub->filled && f->sub->form == FORM_ENTRY;
+        if (entry != (f->container == CONTAINER_DICT)) {
+            return layout_malformed("a map field, and only a map field, has an entry's layout");
+        }
+    }
+    else if (f->container == CONTAINER_DICT) {
+        return layout_malformed("a map field has its entry's layout");
+    }
+    if (f->kind == KIND_CALL) {
+        if (!PyCallable_Check(py_encode) || !PyCallable_Check(py_decode)) {
+            return layout_malformed("a called message has its functions");
+        }
+        f->py_encode = Py_NewRef(py_encode);
+        f->py_decode = Py_NewRef(py_decode);
+    }
+    if (cls != Py_None) {
+        if (!PyType_Check(cls)) {
+            return layout_malformed("a class");
+        }
+        f->cls = Py_NewRef(cls);
+    }
+    if (self->form == FORM_ONEOF && (f->cls == NULL || f->presence != PRESENCE_ALWAYS ||
+                                     f->container != CONTAINER_NONE ||
+                                     (f->kind != KIND_MESSAGE && f->kind != KIND_CALL))) {
+        return layout_malformed("a Oneof's field is a message of its variant's class");
+    }
+    if (f->absent == ABSENT_ZERO) {
+        f->zero = Py_NewRef(zero);
+    }
+    if (f->absent == ABSENT_MESSAGE && f->kind != KIND_MESSAGE && f->kind != KIND_CALL) {
+        return layout_malformed("only a message is absent as an empty message");
+    }
+    return Py_None;
+}
+
+/* Layout.fill(form, cls, cost, fields): set what an empty layout holds (once). */
+static PyObject *
+layout_fill(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "fill() takes 4 arguments");
+        return NULL;
+    }
+    if (self->fields != NULL || self->filled) {
+        PyErr_SetString(PyExc_ValueError, "a layout is filled once");
+        return NULL;
+    }
+    long form = PyLong_AsLong(args[0]);
+    if (form == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long long cost = PyLong_AsLongLong(args[2]);
+    if (cost == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *cls = args[1], *fields = args[3];
+    if (form < FORM_STRUCT || form > FORM_WRAPPER || cost < 0 || !PyTuple_Check(fields)) {
+        return layout_malformed("form, cost or fields");
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(fields);
+    if (form == FORM_STRUCT) {
+        if (!PyType_Check(cls) || check_class(cls) < 0) {
+            PyErr_Clear();
+            return layout_malformed("a struct's class is made by object.__new__");
+        }
+        PyTypeObject *type = (PyTypeObject *)cls;
+        if (type->tp_getattro != PyObject_GenericGetAttr ||
+            type->tp_setattro != PyObject_GenericSetAttr) {
+            return layout_malformed("a struct's class has its own attribute access");
+        }
+    }
+    else if (cls != Py_None || (form == FORM_ENTRY && count != 2) ||
+             (form == FORM_ONEOF && count == 0) || (form == FORM_WRAPPER && count != 1)) {
+        return layout_malformed("a Oneof, an entry, a tuple or a wrapper");
+    }
+    self->form = (int)form;
+    self->cost = cost;
+    if (form == FORM_STRUCT) {
+        self->cls = Py_NewRef(cls);
+        self->unknown_offset = slot_offset((PyTypeObject *)cls, pb_unknown_name);
+        if (self->unknown_offset < 0) {
+            return NULL;
+        }
+    }
+    self->fields = PyMem_Calloc(count ? (size_t)count : 1, sizeof(layout_field));
+    if (self->fields == NULL) {
+        return PyErr_NoMemory();
+    }
+    memset(self->lookup, 0, sizeof self->lookup);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        self->count = i + 1; /* so that clearing sees what was filled */
+        layout_field *f = &self->fields[i];
+        if (fill_field(self, f, PyTuple_GET_ITEM(fields, i)) == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t j = 0; j < i; j++) {
+            if (self->fields[j].number == f->number) {
+                return layout_malformed("two fields of one number");
+            }
+        }
+        if ((form == FORM_ENTRY || form == FORM_TUPLE) && f->offset != i) {
+            return layout_malformed("an entry's or a tuple's fields are its items in order");
+        }
+        if (f->number < LOOKUP_SIZE && i < 255) {
+            self->lookup[f->number] = (unsigned char)(i + 1);
+        }
+    }
+    self->count = count;
+    self->filled = 1;
+    Py_RETURN_NONE;
+}
+
+/* The index of the field numbered ``number``, or -1. */
+static inline Py_ssize_t
+find_field(const layout_object *self, uint64_t number)
+{
+    if (number < LOOKUP_SIZE) {
+        Py_ssize_t i = (Py_ssize_t)self->lookup[number] - 1;
+        if (i >= 0 || self->count < 255) {
+            return i;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        if (self->fields[i].number == number) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* -- encoding --------------------------------------------------------------------------------*/
+
+typedef struct {
+    unsigned char *data;
+    Py_ssize_t len, cap;
+} wbuf;
+
+/* Room for ``need`` more bytes; NULL with MemoryError set. */
+static inline unsigned char *
+wroom(wbuf *w, Py_ssize_t need)
+{
+    if (w->cap - w->len >= need) {
+        return w->data + w->len;
+    }
+    if (need > PY_SSIZE_T_MAX / 4 - w->len) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t cap = (w->len + need) * 2;
+    if (cap < 256) {
+        cap = 256;
+    }
+    unsigned char *grown = PyMem_Realloc(w->data, (size_t)cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    w->data = grown;
+    w->cap = cap;
+    return w->data + w->len;
+}
+
+static inline int
+wput(wbuf *w, const void *p, Py_ssize_t n)
+{
+    unsigned char *q = wroom(w, n);
+    if (q == NULL) {
+        return -1;
+    }
+    memcpy(q, p, (size_t)n);
+    w->len += n;
+    return 0;
+}
+
+static inline int
+wvarint(wbuf *w, uint64_t v)
+{
+    unsigned char *q = wroom(w, 10);
+    if (q == NULL) {
+        return -1;
+    }
+    w->len = put_varint(q, v) - w->data;
+    return 0;
+}
+
+/* Put the length of the body that starts at ``body`` (one byte was kept for it) in front of
+   it, moving the body when the length takes more than one byte. */
+static int
+close_len(wbuf *w, Py_ssize_t body)
+{
+    uint64_t size = (uint64_t)(w->len - body);
+    if (size < 0x80) {
+        w->data[body - 1] = (unsigned char)size;
+        return 0;
+    }
+    unsigned char len[10];
+    int n = (int)(put_varint(len, size) - len);
+    if (wroom(w, n - 1) == NULL) {
+        return -1;
+    }
+    memmove(w->data + body + n - 1, w->data + body, (size_t)size);
+    memcpy(w->data + body - 1, len, (size_t)n);
+    w->len += n - 1;
+    return 0;
+}
+
+static int encode_body(layout_object *layout, PyObject *obj, long depth, wbuf *w);
+
+/* The UTF-8 of an exact str (``*keep`` a bytes object to release after, or NULL); NULL with
+   Mismatch set for a str that has none (a lone surrogate) or another type. */
+static const char *
+utf8_of(PyObject *x, Py_ssize_t *size, PyObject **keep)
+{
+    *keep = NULL;
+    if (!PyUnicode_CheckExact(x)) {
+        raise_mismatch();
+        return NULL;
+    }
+    if (PyUnicode_IS_COMPACT_ASCII(x)) {
+        *size = PyUnicode_GET_LENGTH(x);
+        return (const char *)PyUnicode_DATA(x);
+    }
+    *keep = PyUnicode_AsUTF8String(x);
+    if (*keep == NULL) {
+        PyErr_Clear();
+        raise_mismatch();
+        return NULL;
+    }
+    *size = PyBytes_GET_SIZE(*keep);
+    return PyBytes_AS_STRING(*keep);
+}
+
+/* Write a nested message's body with the generated function ``fn``, through a bytearray. */
+static int
+encode_called(PyObject *fn, PyObject *x, long depth, wbuf *w)
+{
+    PyObject *buf = PyByteArray_FromStringAndSize(NULL, 0);
+    if (buf == NULL) {
+        return -1;
+    }
+    PyObject *d = PyLong_FromLong(depth);
+    if (d == NULL) {
+        Py_DECREF(buf);
+        return -1;
+    }
+    PyObject *res = PyObject_CallFunctionObjArgs(fn, x, buf, d, NULL);
+    Py_DECREF(d);
+    int failed = res == NULL;
+    Py_XDECREF(res);
+    if (!failed) {
+        failed = wput(w, PyByteArray_AS_STRING(buf), PyByteArray_GET_SIZE(buf));
+    }
+    Py_DECREF(buf);
+    return failed ? -1 : 0;
+}
+
+/* Write one value of field f (with its tag, unless ``bare``: an element of a packed record).
+   A zero is skipped unless ``always``. -1 with Mismatch (or another error) set. */
+static int
+encode_value(const layout_field *f, PyObject *x, int always, int bare, long depth, wbuf *w)
+{
+    int kind = f->kind;
+    unsigned char *q;
+    if (kind <= MODE_ENUM) {
+        uint64_t v;
+        if (element_varint(x, kind, f->bits, f->enum_cls, &v) < 0) {
+            return -1;
+        }
+        if (v == 0 && !always) {
+            return 0;
+        }
+        if ((q = wroom(w, 15)) == NULL) {
+            return -1;
+        }
+        if (!bare) {
+            memcpy(q, f->tag, (size_t)f->tag_len);
+            q += f->tag_len;
+        }
+        w->len = put_varint(q, v) - w->data;
+        return 0;
+    }
+    if (kind == KIND_FLOAT || kind == KIND_DOUBLE) {
+        if (!PyFloat_CheckExact(x)) {
+            raise_mismatch();
+            return -1;
+        }
+        double d = PyFloat_AS_DOUBLE(x);
+        if (d == 0.0 && !signbit(d) && !always) {
+            return 0;
+        }
+        if ((q = wroom(w, 13)) == NULL) {
+            return -1;
+        }
+        if (!bare) {
+            memcpy(q, f->tag, (size_t)f->tag_len);
+            q += f->tag_len;
+        }
+        if ((kind == KIND_FLOAT ? PyFloat_Pack4(d, (char *)q, 1)
+                                : PyFloat_Pack8(d, (char *)q, 1)) < 0) {
+            PyErr_Clear(); /* too large for a float: the generated code decides */
+            raise_mismatch();
+            return -1;
+        }
+        w->len = (q + (kind == KIND_FLOAT ? 4 : 8)) - w->data;
+        return 0;
+    }
+    if (kind <= KIND_DOUBLE) { /* fixed-width integers */
+        int is_signed = kind == KIND_SFIXED32 || kind == KIND_SFIXED64;
+        int size = (kind == KIND_FIXED32 || kind == KIND_SFIXED32) ? 4 : 8;
+        uint64_t v;
+        if (element_varint(x, is_signed ? MODE_SIGNED : MODE_UNSIGNED, size * 8, NULL, &v) < 0) {
+            return -1;
+        }
+        if (v == 0 && !always) {
+            return 0;
+        }
+        if ((q = wroom(w, 13)) == NULL) {
+            return -1;
+        }
+        if (!bare) {
+            memcpy(q, f->tag, (size_t)f->tag_len);
+            q += f->tag_len;
+        }
+        for (int i = 0; i < size; i++) {
+            *q++ = (unsigned char)(v >> (8 * i));
+        }
+        w->len = q - w->data;
+        return 0;
+    }
+    if (kind == KIND_STRING || kind == KIND_BYTES) {
+        const char *s;
+        Py_ssize_t n;
+        PyObject *keep = NULL;
+        if (kind == KIND_STRING) {
+            if ((s = utf8_of(x, &n, &keep)) == NULL) {
+                return -1;
+            }
+        }
+        else {
+            if (!PyBytes_CheckExact(x) || (f->length >= 0 && PyBytes_GET_SIZE(x) != f->length)) {
+                raise_mismatch();
+                return -1;
+            }
+            s = PyBytes_AS_STRING(x);
+            n = PyBytes_GET_SIZE(x);
+        }
+        int failed = 0;
+        if (n || always) {
+            failed = (q = wroom(w, 15)) == NULL;
+            if (!failed) {
+                memcpy(q, f->tag, (size_t)f->tag_len);
+                w->len = put_varint(q + f->tag_len, (uint64_t)n) - w->data;
+                failed = wput(w, s, n);
+            }
+        }
+        Py_XDECREF(keep);
+        return failed ? -1 : 0;
+    }
+    /* A nested message: the tag, a byte for the length, the body, then the length. */
+    if ((f->cls != NULL && (PyObject *)Py_TYPE(x) != f->cls) ||
+        (f->length >= 0 && (!PyList_CheckExact(x) || PyList_GET_SIZE(x) != f->length))) {
+        raise_mismatch();
+        return -1;
+    }
+    Py_ssize_t start = w->len;
+    if (wput(w, f->tag, f->tag_len) < 0 || wput(w, "", 1) < 0) {
+        return -1;
+    }
+    Py_ssize_t body = w->len;
+    if ((kind == KIND_MESSAGE ? encode_body(f->sub, x, depth - 1, w)
+                              : encode_called(f->py_encode, x, depth - 1, w)) < 0) {
+        return -1;
+    }
+    if (w->len == body && !always) {
+        w->len = start; /* an empty message is not written */
+        return 0;
+    }
+    return close_len(w, body);
+}
+
+/* Write field f whose value is x. */
+static int
+encode_field(const layout_field *f, PyObject *x, long depth, wbuf *w)
+{
+    if (f->container == CONTAINER_NONE) {
+        if (f->presence == PRESENCE_EXPLICIT && x == Py_None) {
+            return 0;
+        }
+        return encode_value(f, x, f->presence != PRESENCE_IMPLICIT, 0, depth, w);
+    }
+    if (f->container == CONTAINER_LIST) {
+        if (!PyList_CheckExact(x)) {
+            raise_mismatch();
+            return -1;
+        }
+        if (PyList_GET_SIZE(x) == 0) {
+            return 0;
+        }
+        if (f->packed) {
+            /* No Python code runs while the elements are written (exact types only). */
+            if (wput(w, f->len_tag, f->len_tag_len) < 0 || wput(w, "", 1) < 0) {
+                return -1;
+            }
+            Py_ssize_t body = w->len;
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(x); i++) {
+                if (encode_value(f, PyList_GET_ITEM(x, i), 1, 1, depth, w) < 0) {
+                    return -1;
+                }
+            }
+            return close_len(w, body);
+        }
+        /* A called element's code could change the list: it is read again on every turn. */
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(x); i++) {
+            PyObject *item = Py_NewRef(PyList_GET_ITEM(x, i));
+            int failed = encode_value(f, item, 1, 0, depth, w);
+            Py_DECREF(item);
+            if (failed) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    /* A map: one entry message per item, its key and value written as an entry's fields. */
+    if (!PyDict_CheckExact(x)) {
+        raise_mismatch();
+        return -1;
+    }
+    layout_object *entry = f->sub;
+    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(x);
+    PyObject *key, *value;
+    while (PyDict_Next(x, &pos, &key, &value)) {
+        if (depth <= 1) {
+            raise_mismatch();
+            return -1;
+        }
+        Py_INCREF(key);
+        Py_INCREF(value);
+        int failed = wput(w, f->tag, f->tag_len) < 0 || wput(w, "", 1) < 0;
+        Py_ssize_t body = w->len;
+        failed = failed || encode_field(&entry->fields[0], key, depth - 1, w) < 0 ||
+                 encode_field(&entry->fields[1], value, depth - 1, w) < 0 ||
+                 close_len(w, body) < 0;
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (failed) {
+            return -1;
+        }
+        if (PyDict_GET_SIZE(x) != size) {
+            raise_mismatch(); /* changed while written: the generated code decides */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Write the fields of obj, a value of the layout's message, at depth ``depth``. */
+static int
+encode_body(layout_object *layout, PyObject *obj, long depth, wbuf *w)
+{
+    if (depth <= 0 || !layout->filled) {
+        raise_mismatch();
+        return -1;
+    }
+    if (Py_EnterRecursiveCall(" while encoding a message")) {
+        return -1;
+    }
+    int failed = 0;
+    if (layout->form == FORM_ONEOF) {
+        Py_ssize_t i = 0;
+        while (i < layout->count && (PyObject *)Py_TYPE(obj) != layout->fields[i].cls) {
+            i++;
+        }
+        failed = i == layout->count ? (raise_mismatch(), -1)
+                                    : encode_value(&layout->fields[i], obj, 1, 0, depth, w);
+        Py_LeaveRecursiveCall();
+        return failed;
+    }
+    if (layout->form == FORM_WRAPPER) {
+        failed = encode_field(&layout->fields[0], obj, depth, w);
+        Py_LeaveRecursiveCall();
+        return failed;
+    }
+    if (layout->form == FORM_TUPLE) {
+        /* A tuple cannot change: its items are held while it is. */
+        if (!PyTuple_CheckExact(obj) || PyTuple_GET_SIZE(obj) != layout->count) {
+            failed = (raise_mismatch(), -1);
+        }
+        for (Py_ssize_t i = 0; i < layout->count && !failed; i++) {
+            failed = encode_field(&layout->fields[i], PyTuple_GET_ITEM(obj, i), depth, w);
+        }
+        Py_LeaveRecursiveCall();
+        return failed;
+    }
+    if ((PyObject *)Py_TYPE(obj) != layout->cls) {
+        Py_LeaveRecursiveCall();
+        raise_mismatch();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < layout->count && !failed; i++) {
+        const layout_field *f = &layout->fields[i];
+        PyObject *x = *(PyObject **)((char *)obj + f->offset);
+        if (x == NULL) {
+            failed = (raise_mismatch(), -1); /* an unset slot: the generated code decides */
+            break;
+        }
+        Py_INCREF(x); /* a called message's code could replace the slot */
+        failed = encode_field(f, x, depth, w);
+        Py_DECREF(x);
+    }
+    if (!failed) {
+        PyObject *rest = *(PyObject **)((char *)obj + layout->unknown_offset);
+        if (rest != NULL && PyBytes_CheckExact(rest)) {
+            failed = wput(w, PyBytes_AS_STRING(rest), PyBytes_GET_SIZE(rest));
+        }
+        else if (rest != Py_None) {
+            failed = (raise_mismatch(), -1);
+        }
+    }
+    Py_LeaveRecursiveCall();
+    return failed;
+}
+
+/* Layout.encode(obj, depth) -> bytes: the encoding of a whole value. */
+static PyObject *
+layout_encode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode() takes 2 arguments");
+        return NULL;
+    }
+    long depth = PyLong_AsLong(args[1]);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->form != FORM_STRUCT && self->form != FORM_ONEOF) {
+        return raise_mismatch(); /* a declared class's layouts only */
+    }
+    wbuf w = {NULL, 0, 0};
+    PyObject *result = NULL;
+    if (encode_body(self, args[0], depth, &w) == 0) {
+        result = PyBytes_FromStringAndSize((const char *)w.data, w.len);
+    }
+    PyMem_Free(w.data);
+    return result;
+}
+
+/* -- decoding --------------------------------------------------------------------------------*/
+
+typedef struct {
+    PyObject *data;             /* the bytes being read */
+    const unsigned char *base;
+    long long budget;           /* what the objects may still cost */
+} reader;
+
+static PyObject *decode_body(layout_object *layout, reader *r, const unsigned char *p,
+                             const unsigned char *end, long depth);
+
+/* Read a length and return the end of the value it bounds; NULL with Mismatch set. */
+static inline const unsigned char *
+read_len(const unsigned char **p, const unsigned char *end)
+{
+    uint64_t n;
+    const unsigned char *q = *p;
+    if (q < end && *q < 0x80) {
+        n = *q++;
+    }
+    else if (read_varint(&q, end, &n) < 0) {
+        raise_mismatch();
+        return NULL;
+    }
+    if (n > (uint64_t)(end - q)) {
+        raise_mismatch();
+        return NULL;
+    }
+    *p = q;
+    return q + n;
+}
+
+/* A nested message read by the generated function ``fn``, from [p, end). */
+static PyObject *
+decode_called(PyObject *fn, reader *r, const unsigned char *p, const unsigned char *end,
+              long depth)
+{
+    PyObject *budget = Py_BuildValue("[L]", r->budget);
+    if (budget == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_CallFunction(fn, "OnnlO", r->data, (Py_ssize_t)(p - r->base),
+                                            (Py_ssize_t)(end - r->base), depth, budget);
+    if (value != NULL) {
+        PyObject *left = PyList_GET_SIZE(budget) == 1 ? PyList_GET_ITEM(budget, 0) : NULL;
+        int overflow = 0;
+        long long n = left != NULL && PyLong_CheckExact(left)
+                          ? PyLong_AsLongLongAndOverflow(left, &overflow) : -1;
+        if (n < 0 || overflow) {
+            PyErr_Clear();
+            Py_CLEAR(value);
+            raise_mismatch();
+        }
+        else {
+            r->budget = n;
+        }
+    }
+    Py_DECREF(budget);
+    return value;
+}
+
+/* Read one value of field f at *p (its tag read); NULL with Mismatch (or another error) set. */
+static PyObject *
+decode_value(const layout_field *f, reader *r, const unsigned char **p, const unsigned char *end,
+             long depth)
+{
+    int kind = f->kind;
+    if (kind <= MODE_ENUM) {
+        uint64_t v;
+        const unsigned char *q = *p;
+        if (q < end && *q < 0x80) {
+            v = *q++;
+        }
+        else if (read_varint(&q, end, &v) < 0) {
+            return raise_mismatch();
+        }
+        *p = q;
+        return decoded_value(v, kind, f->bits, f->members);
+    }
+    if (kind <= KIND_DOUBLE) {
+        field_spec fs = {0, kind, f->bits, NULL, NULL};
+        return read_field(&fs, p, end);
+    }
+    const unsigned char *value_end = read_len(p, end);
+    if (value_end == NULL) {
+        return NULL;
+    }
+    const unsigned char *q = *p;
+    *p = value_end;
+    Py_ssize_t n = value_end - q;
+    if (kind == KIND_STRING) {
+        PyObject *s = PyUnicode_DecodeUTF8((const char *)q, n, NULL);
+        if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            PyErr_Clear();
+            raise_mismatch();
+        }
+        return s;
+    }
+    if (kind == KIND_BYTES) {
+        if (f->length >= 0 && n != f->length) {
+            return raise_mismatch();
+        }
+        return PyBytes_FromStringAndSize((const char *)q, n);
+    }
+    PyObject *value = kind == KIND_MESSAGE ? decode_body(f->sub, r, q, value_end, depth - 1)
+                                           : decode_called(f->py_decode, r, q, value_end,
+                                                           depth - 1);
+    if (value != NULL && f->length >= 0 &&
+        (!PyList_CheckExact(value) || PyList_GET_SIZE(value) != f->length)) {
+        Py_DECREF(value);
+        return raise_mismatch(); /* a fixed array of another count */
+    }
+    return value;
+}
+
+/* What field f decodes to when its record is absent. */
+static PyObject *
+absent_value(const layout_field *f, reader *r, long depth)
+{
+    switch (f->absent) {
+    case ABSENT_ZERO:
+        return Py_NewRef(f->zero);
+    case ABSENT_NONE:
+        return Py_NewRef(Py_None);
+    case ABSENT_LIST:
+        return PyList_New(0);
+    case ABSENT_DICT:
+        return PyDict_New();
+    case ABSENT_MESSAGE:
+        if (f->kind == KIND_MESSAGE) {
+            return decode_body(f->sub, r, r->base, r->base, depth - 1);
+        }
+        return decode_called(f->py_decode, r, r->base, r->base, depth - 1);
+    default:
+        return raise_mismatch();
+    }
+}
+
+/* Skip an unknown record's value (its tag read); -1 with Mismatch set where
+   runtime.skip_unknown refuses. */
+static int
+skip_record(uint64_t tag, const unsigned char **p, const unsigned char *end)
+{
+    uint64_t number = tag >> 3;
+    int wire = (int)(tag & 7);
+    if (number == 0 || number > 0x1FFFFFFF || wire == 3 || wire == 4 || wire > 5) {
+        raise_mismatch();
+        return -1;
+    }
+    if (wire == 0) {
+        uint64_t v;
+        if (read_varint(p, end, &v) < 0) {
+            raise_mismatch();
+            return -1;
+        }
+        return 0;
+    }
+    if (wire == 2) {
+        const unsigned char *value_end = read_len(p, end);
+        if (value_end == NULL) {
+            return -1;
+        }
+        *p = value_end;
+        return 0;
+    }
+    Py_ssize_t size = wire == 1 ? 8 : 4;
+    if (end - *p < size) {
+        raise_mismatch();
+        return -1;
+    }
+    *p += size;
+    return 0;
+}
+
+/* Read the records of one field into *slot (a list or dict made on first use, or the last
+   value). ``wire`` is the record's wire type. */
+static int
+decode_record(const layout_field *f, int wire, reader *r, const unsigned char **p,
+              const unsigned char *end, long depth, PyObject **slot)
+{
+    if (f->container == CONTAINER_NONE) {
+        if (*slot != NULL && (f->kind == KIND_MESSAGE || f->kind == KIND_CALL)) {
+            raise_mismatch(); /* a message's records merge: the generated code does that */
+            return -1;
+        }
+        PyObject *v = decode_value(f, r, p, end, depth);
+        if (v == NULL) {
+            return -1;
+        }
+        Py_XSETREF(*slot, v); /* the last value wins */
+        return 0;
+    }
+    if (*slot == NULL) {
+        *slot = f->container == CONTAINER_LIST ? PyList_New(0) : PyDict_New();
+        if (*slot == NULL) {
+            return -1;
+        }
+    }
+    if (f->container == CONTAINER_DICT) {
+        const unsigned char *entry_end = read_len(p, end);
+        if (entry_end == NULL) {
+            return -1;
+        }
+        PyObject *kv = decode_body(f->sub, r, *p, entry_end, depth - 1);
+        *p = entry_end;
+        if (kv == NULL) {
+            return -1;
+        }
+        int failed = PyDict_SetItem(*slot, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1));
+        Py_DECREF(kv);
+        return failed;
+    }
+    if (f->packed && wire == 2) {
+        const unsigned char *packed_end = read_len(p, end);
+        if (packed_end == NULL) {
+            return -1;
+        }
+        while (*p < packed_end) {
+            PyObject *v = decode_value(f, r, p, packed_end, depth);
+            if (v == NULL) {
+                return -1;
+            }
+            int failed = PyList_Append(*slot, v);
+            Py_DECREF(v);
+            if (failed) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    PyObject *v = decode_value(f, r, p, end, depth);
+    if (v == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(*slot, v);
+    Py_DECREF(v);
+    return failed;
+}
+
+#define MAX_STACK_FIELDS 32
+
+/* The value of the layout's message read from [p, end), at depth ``depth``. */
+static PyObject *
+decode_body(layout_object *layout, reader *r, const unsigned char *p, const unsigned char *end,
+            long depth)
+{
+    if (depth <= 0 || !layout->filled) {
+        return raise_mismatch();
+    }
+    if (layout->cost) {
+        r->budget -= layout->cost;
+        if (r->budget < 0) {
+            return raise_mismatch();
+        }
+    }
+    Py_ssize_t count = layout->count;
+    PyObject *stack[MAX_STACK_FIELDS];
+    PyObject **values = count <= MAX_STACK_FIELDS ? stack : PyMem_Calloc((size_t)count,
+                                                                         sizeof(PyObject *));
+    PyObject *result = NULL;
+    scratch unknown = {NULL, 0, 0};
+    if (values == NULL) {
+        PyErr_NoMemory();
+        goto done_unentered;
+    }
+    if (values == stack) {
+        memset(stack, 0, sizeof(PyObject *) * (size_t)count);
+    }
+    if (Py_EnterRecursiveCall(" while decoding a message")) {
+        goto done_unentered;
+    }
+    Py_ssize_t chosen = -1; /* a Oneof's variant */
+    while (p < end) {
+        const unsigned char *record = p;
+        uint64_t tag;
+        if (*p < 0x80) {
+            tag = *p++;
+        }
+        else if (read_varint(&p, end, &tag) < 0) {
+            raise_mismatch();
+            goto done;
+        }
+        Py_ssize_t i = find_field(layout, tag >> 3);
+        int wire = (int)(tag & 7);
+        if (i >= 0) {
+            const layout_field *f = &layout->fields[i];
+            if (wire != f->wire && !(wire == 2 && f->packed)) {
+                raise_mismatch(); /* a known field with another wire type */
+                goto done;
+            }
+            if (layout->form == FORM_ONEOF) {
+                if (chosen >= 0) {
+                    raise_mismatch(); /* records of a Oneof merge or replace: not here */
+                    goto done;
+                }
+                chosen = i;
+            }
+            if (decode_record(f, wire, r, &p, end, depth, &values[i]) < 0) {
+                goto done;
+            }
+        }
+        else if (layout->form != FORM_STRUCT) {
+            raise_mismatch(); /* a Oneof or an entry has nowhere to keep it */
+            goto done;
+        }
+        else if (skip_record(tag, &p, end) < 0 || scratch_add(&unknown, record, p - record) < 0) {
+            goto done;
+        }
+    }
+    if (layout->form == FORM_ONEOF) {
+        if (chosen < 0) {
+            raise_mismatch();
+            goto done;
+        }
+        result = values[chosen];
+        values[chosen] = NULL;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (values[i] == NULL &&
+            (values[i] = absent_value(&layout->fields[i], r, depth)) == NULL) {
+            goto done;
+        }
+    }
+    if (layout->form == FORM_WRAPPER) {
+        result = values[0];
+        values[0] = NULL;
+        goto done;
+    }
+    if (layout->form == FORM_ENTRY || layout->form == FORM_TUPLE) {
+        if ((result = PyTuple_New(count)) != NULL) {
+            for (Py_ssize_t i = 0; i < count; i++) {
+                PyTuple_SET_ITEM(result, i, values[i]);
+                values[i] = NULL;
+            }
+        }
+        goto done;
+    }
+    PyObject *rest = unknown.len
+        ? PyBytes_FromStringAndSize((const char *)unknown.data, unknown.len)
+        : Py_NewRef(Py_None);
+    if (rest == NULL) {
+        goto done;
+    }
+    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)layout->cls, empty_tuple, NULL);
+    if (obj == NULL) {
+        Py_DECREF(rest);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        /* A new object's slots are empty: each takes its value's reference. */
+        Py_XSETREF(*(PyObject **)((char *)obj + layout->fields[i].offset), values[i]);
+        values[i] = NULL;
+    }
+    Py_XSETREF(*(PyObject **)((char *)obj + layout->unknown_offset), rest);
+    result = obj;
+done:
+    Py_LeaveRecursiveCall();
+done_unentered:
+    if (values != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_XDECREF(values[i]);
+        }
+        if (values != stack) {
+            PyMem_Free(values);
+        }
+    }
+    PyMem_Free(unknown.data);
+    return result;
+}
+
+/* Layout.decode(data, depth, budget) -> value: a whole value decoded from the bytes ``data``,
+   its objects costing at most ``budget``. */
+static PyObject *
+layout_decode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "decode() takes 3 arguments");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    if (!PyBytes_CheckExact(data)) {
+        PyErr_SetString(PyExc_TypeError, "decode() reads bytes");
+        return NULL;
+    }
+    long depth = PyLong_AsLong(args[1]);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int overflow = 0;
+    long long budget = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (budget == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (overflow > 0) {
+        budget = LLONG_MAX;
+    }
+    if (budget < 0 || (self->form != FORM_STRUCT && self->form != FORM_ONEOF)) {
+        return raise_mismatch();
+    }
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
+    reader r = {data, base, budget};
+    return decode_body(self, &r, base, base + PyBytes_GET_SIZE(data), depth);
+}
+
+static PyMethodDef layout_methods[] = {
+    {"fill", (PyCFunction)(void (*)(void))layout_fill, METH_FASTCALL,
+     "fill(form, cls, cost, fields)\n\nSet the layout's message: once, after it was made."},
+    {"encode", (PyCFunction)(void (*)(void))layout_encode, METH_FASTCALL,
+     "encode(obj, depth) -> bytes\n\nThe encoding of obj, or Mismatch."},
+    {"decode", (PyCFunction)(void (*)(void))layout_decode, METH_FASTCALL,
+     "decode(data, depth, budget) -> value\n\nThe value decoded from bytes, or Mismatch."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject layout_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "savestate.codec._speedups.Layout",
+    .tp_basicsize = sizeof(layout_object),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The table of one message for the native encoder and decoder (made empty, then "
+              "filled once).",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)layout_dealloc,
+    .tp_traverse = (traverseproc)layout_traverse,
+    .tp_clear = (inquiry)layout_clear,
+    .tp_methods = layout_methods,
+};
+
 static PyMethodDef speedups_methods[] = {
     {"bind", (PyCFunction)speedups_bind, METH_O,
      "bind(mismatch): the exception class the helpers raise for input they do not accept."},
@@ -1170,7 +2384,13 @@ PyInit__speedups(void)
         PyModule_AddIntConstant(m, "KIND_FIXED64", KIND_FIXED64) < 0 ||
         PyModule_AddIntConstant(m, "KIND_SFIXED64", KIND_SFIXED64) < 0 ||
         PyModule_AddIntConstant(m, "KIND_FLOAT", KIND_FLOAT) < 0 ||
-        PyModule_AddIntConstant(m, "KIND_DOUBLE", KIND_DOUBLE) < 0) {
+        PyModule_AddIntConstant(m, "KIND_DOUBLE", KIND_DOUBLE) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_STRING", KIND_STRING) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_BYTES", KIND_BYTES) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_MESSAGE", KIND_MESSAGE) < 0 ||
+        PyModule_AddIntConstant(m, "KIND_CALL", KIND_CALL) < 0 ||
+        PyType_Ready(&layout_type) < 0 ||
+        PyModule_AddObjectRef(m, "Layout", (PyObject *)&layout_type) < 0) {
         Py_DECREF(m);
         return NULL;
     }

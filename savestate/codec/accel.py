@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from ..model.plan import EnumValue, ScalarValue
 from . import runtime
 from .runtime import Mismatch
 
-__all__ = ["ACCELERATED", "MODES", "speedups", "varint_tables"]
+__all__ = ["ACCELERATED", "FIXED_KINDS", "MODES", "speedups", "varint_kind", "varint_tables"]
 
 
 def _load() -> ModuleType | None:
@@ -38,6 +39,28 @@ ACCELERATED: bool = speedups is not None
 
 # The helpers' kinds of packed varint, by the plan's scalar encoding (see _speedups.c).
 MODES = {"unsigned": 0, "signed": 1, "zigzag": 2, "bool": 3, "enum": 4}
+# The helpers' fixed-width kinds, by the scalar encoding.
+FIXED_KINDS = {"fixed32": 5, "sfixed32": 6, "fixed64": 7, "sfixed64": 8, "float": 9,
+               "double": 10}
+
+
+def varint_kind(vp: ScalarValue | EnumValue) -> tuple[str, int] | None:
+    """The helpers' varint mode (a key of ``MODES``) and width for a value of ``vp``, or None
+    for a kind that is not a varint of a full 8, 16, 32 or 64-bit range."""
+    if isinstance(vp, EnumValue):
+        return "enum", 32
+    kind = vp.kind
+    if kind.encoding == "bool":
+        return "bool", 8
+    if kind.encoding not in ("varint", "zigzag"):
+        return None
+    signed = kind.lo < 0
+    bits = kind.hi.bit_length() + signed
+    if bits not in (8, 16, 32, 64) or kind.lo != (-(1 << (bits - 1)) if signed else 0):
+        return None
+    if kind.encoding == "zigzag":
+        return "zigzag", bits
+    return ("signed" if signed else "unsigned"), bits
 
 
 _tables: tuple[list[bytes], list[bytes]] | None = None

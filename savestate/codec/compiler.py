@@ -619,7 +619,7 @@ class _ClassGen:
     def packed_kind_args(self, vp: ScalarValue | EnumValue, direction: str) -> str | None:
         """The kind arguments of a C helper call for a packed list of ``vp``, or None when
         the helpers are not loaded or do not serve this kind."""
-        kind = _packed_kind(vp) if accel.speedups is not None else None
+        kind = accel.varint_kind(vp) if accel.speedups is not None else None
         if kind is None:
             return None
         args = f"VARINT_{kind[0].upper()}, {kind[1]}"
@@ -970,29 +970,6 @@ class _ClassGen:
         return "\n".join(lines) + "\n"
 
 
-def _packed_kind(vp: ScalarValue | EnumValue) -> tuple[str, int] | None:
-    """The C helpers' mode (a key of ``accel.MODES``) and width for a packed varint element,
-    or None for other kinds."""
-    if isinstance(vp, EnumValue):
-        return "enum", 32
-    kind = vp.kind
-    if kind.encoding == "bool":
-        return "bool", 8
-    if kind.encoding not in ("varint", "zigzag"):
-        return None
-    signed = kind.lo < 0
-    bits = kind.hi.bit_length() + signed
-    if bits not in (8, 16, 32, 64) or kind.lo != (-(1 << (bits - 1)) if signed else 0):
-        return None
-    if kind.encoding == "zigzag":
-        return "zigzag", bits
-    return ("signed" if signed else "unsigned"), bits
-
-
-_FIXED_KINDS = {"fixed32": 5, "sfixed32": 6, "fixed64": 7, "sfixed64": 8, "float": 9,
-                "double": 10}  # the C helpers' KIND_* (see _speedups.c)
-
-
 def _message_layout(m: MessagePlan) -> tuple[tuple[Any, ...], list[EnumValue]] | None:
     """The C helpers' layout of a message of plain numbers, ``(cost, ((tag, kind, bits,
     attr), ...))``, and its enum fields in order; None when ``m`` is not one: a declared class
@@ -1020,7 +997,7 @@ def _message_layout(m: MessagePlan) -> tuple[tuple[Any, ...], list[EnumValue]] |
         if not isinstance(vp, ScalarValue):
             return None
         kind = vp.kind
-        if kind.encoding in _FIXED_KINDS:
+        if kind.encoding in accel.FIXED_KINDS:
             is_float = kind.python is float
             if is_float:
                 ok = (f.zero_test is ZeroTest.FLOAT and type(f.zero) is float
@@ -1029,9 +1006,9 @@ def _message_layout(m: MessagePlan) -> tuple[tuple[Any, ...], list[EnumValue]] |
                 ok = f.zero_test is ZeroTest.FALSY and type(f.zero) is int and f.zero == 0
             if not ok:
                 return None
-            fields.append((_tag(f.number, kind.wire), _FIXED_KINDS[kind.encoding], 0, f.attr))
+            fields.append((_tag(f.number, kind.wire), accel.FIXED_KINDS[kind.encoding], 0, f.attr))
             continue
-        packed = _packed_kind(vp) if kind.wire == WIRE_VARINT else None
+        packed = accel.varint_kind(vp) if kind.wire == WIRE_VARINT else None
         if packed is None or f.zero_test is not ZeroTest.FALSY:
             return None
         zero_type = bool if packed[0] == "bool" else int

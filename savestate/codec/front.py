@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import DecodeError, EncodeError
 from ..model.plan import check_recursion
 from ..model.registry import ClassInfo, declared, declared_info, info_of
-from . import interp
+from . import interp, native
 from .compiler import closure, compile_classes
 from .runtime import Mismatch
 
@@ -58,18 +58,27 @@ GC_PAUSE_SIZE = 16 << 10
 class Codec:
     """The compiled encode/decode functions of one declared class."""
 
-    __slots__ = ("_decode", "_encode", "cls", "filename", "oneof", "source")
+    __slots__ = ("_decode", "_encode", "cls", "filename", "native", "oneof", "source")
 
     def __init__(
-        self, cls: type, encode: Any, decode: Any, source: str, filename: str, oneof: type | None
+        self,
+        cls: type,
+        encode: Any,
+        decode: Any,
+        source: str,
+        filename: str,
+        oneof: type | None,
+        native: Any = None,
     ) -> None:
         self.cls = cls
         self._encode = encode
         self._decode = decode
         self.source = source
         self.filename = filename
-        # For a Oneof variant: the enum whose message is encoded and decoded.
+        # For a Oneof variant: the Oneof whose message is encoded and decoded.
         self.oneof = oneof
+        # The C accelerator's table of the whole message (savestate.codec.native), or None.
+        self.native = native
 
     def encode(self, obj: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
         """The protobuf encoding of ``obj``, an instance of the class (or, for a Oneof
@@ -85,6 +94,12 @@ class Codec:
         """
         if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
             raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
+        if self.native is not None:
+            try:
+                return self.native.encode(obj, max_depth)  # type: ignore[no-any-return]
+            except Exception as exc:
+                if STRICT and not isinstance(exc, SIGNALS):
+                    raise AssertionError("the native encoder failed unexpectedly") from exc
         buf = bytearray()
         parts: list[bytes | bytearray] = []
         try:
@@ -160,7 +175,15 @@ class Codec:
         if paused:
             gc.disable()
         try:
-            value = self._decode(data, 0, len(data), max_depth, [max_memory])
+            value = _FAILED
+            if self.native is not None:
+                try:
+                    value = self.native.decode(data, max_depth, max_memory)
+                except Exception as exc:
+                    if STRICT and not isinstance(exc, SIGNALS):
+                        raise AssertionError("the native decoder failed unexpectedly") from exc
+            if value is _FAILED:
+                value = self._decode(data, 0, len(data), max_depth, [max_memory])
         except Exception as exc:
             if STRICT and not isinstance(exc, SIGNALS):
                 raise AssertionError("the compiled decoder failed unexpectedly") from exc
@@ -241,7 +264,8 @@ def _compile(cls: type, info: ClassInfo) -> None:
     if info.kind == "variant":
         parent = next(b for b in cls.__mro__[1:] if _is_oneof(b))
         pc = codec_of(parent)
-        info.codec = Codec(cls, pc._encode, pc._decode, pc.source, pc.filename, oneof=parent)
+        info.codec = Codec(cls, pc._encode, pc._decode, pc.source, pc.filename, oneof=parent,
+                           native=pc.native)
         return
     classes = closure(cls, lambda c: declared_info(c).codec is not None)
     for c in classes:
@@ -256,9 +280,18 @@ def _compile(cls: type, info: ClassInfo) -> None:
                 codec = declared_info(other).codec
                 assert codec is not None
                 cc.env[name] = codec._encode if direction == "encode" else codec._decode
+    layouts = native.layouts({c: (cc.encode, cc.decode) for c, cc in compiled.items()}, _earlier)
     # Publish only once every function is linked.
     for c, cc in compiled.items():
-        declared_info(c).codec = Codec(c, cc.encode, cc.decode, cc.source, cc.filename, None)
+        declared_info(c).codec = Codec(
+            c, cc.encode, cc.decode, cc.source, cc.filename, None, layouts.get(c)
+        )
+
+
+def _earlier(cls: type) -> tuple[Any, native.Functions] | None:
+    """The native layout and generated functions of a class compiled before."""
+    codec = declared_info(cls).codec
+    return None if codec is None else (codec.native, (codec._encode, codec._decode))
 
 
 def _is_oneof(cls: type) -> bool:
