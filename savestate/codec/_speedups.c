@@ -1887,6 +1887,12 @@ encode_body(layout_object *layout, PyObject *obj, long depth, wbuf *w)
     return failed;
 }
 
+/* The buffer of the last encode, kept for the next one up to this size: a save encodes many
+   messages of similar sizes, and growing a new buffer each time copies it several times. (A
+   nested encode, through a called message's code, finds it taken and makes its own.) */
+#define SPARE_LIMIT (1 << 20)
+static wbuf spare = {NULL, 0, 0};
+
 /* Layout.encode(obj, depth) -> bytes: the encoding of a whole value. */
 static PyObject *
 layout_encode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1902,12 +1908,20 @@ layout_encode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->form != FORM_STRUCT && self->form != FORM_ONEOF) {
         return raise_mismatch(); /* a declared class's layouts only */
     }
-    wbuf w = {NULL, 0, 0};
+    wbuf w = spare;
+    spare.data = NULL;
+    spare.cap = 0;
+    w.len = 0;
     PyObject *result = NULL;
     if (encode_body(self, args[0], depth, &w) == 0) {
         result = PyBytes_FromStringAndSize((const char *)w.data, w.len);
     }
-    PyMem_Free(w.data);
+    if (w.cap <= SPARE_LIMIT && spare.data == NULL) {
+        spare = w;
+    }
+    else {
+        PyMem_Free(w.data);
+    }
     return result;
 }
 
