@@ -209,3 +209,31 @@ def test_inline_elements_keep_their_own_unknown_fields() -> None:
     # (with the C accelerator the whole list is one call of its helper instead)
     assert "# Register, inline" in source or (
         accel.ACCELERATED and "decode_messages(" in source)
+
+
+def test_packed_64_bit_elements_are_read_to_the_tenth_byte() -> None:
+    """The elements of a packed list of 64-bit numbers are read with every byte unrolled: each
+    length from 1 to 10 bytes reads as the interpreter reads it, a tenth byte above 1 and an
+    eleventh byte are refused, by the generated code and by the codec as a whole."""
+    from savestate import DecodeError, i64, u64
+    from savestate.codec import interp
+
+    class Wide(Protobuf):
+        unsigned: list[u64] = field(1)
+        signed: list[i64] = field(2)
+
+    codec = codec_of(Wide)
+    # (With the C helpers, the generated code hands the list to them instead.)
+    assert ("<< 63" in codec.source) is not accel.ACCELERATED
+    values = [0, 1, 127, 128, (1 << 63) - 1, 1 << 63, (1 << 64) - 1] + [1 << k for k in range(64)]
+    value = Wide(unsigned=values, signed=[-1, -(1 << 63), 5, (1 << 63) - 1])
+    data = value.encode()
+    got = codec._decode(data, 0, len(data), 100, [1 << 40])
+    assert got == value == interp.decode(Wide, data, 100, 1 << 40)
+    for bad in (b"\xff" * 9 + b"\x02", b"\xff" * 10 + b"\x01", b"\xff" * 9):
+        record = b"\x0a" + bytes([len(bad)]) + bad
+        with pytest.raises(DecodeError):
+            Wide.decode(record)
+        with pytest.raises(Exception) as raised:
+            codec._decode(record, 0, len(record), 100, [1 << 40])
+        assert not isinstance(raised.value, AssertionError)
