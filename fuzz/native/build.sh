@@ -5,6 +5,13 @@
 #
 #     fuzz/native/build.sh                                 # build fuzz/native/fuzz_speedups
 #     fuzz/native/build.sh -runs=10000000 -jobs=1 CORPUS   # build, then run with those flags
+#
+# Every input goes to Layout.decode / Layout.encode (whole messages) with FUZZ_TARGET=layout;
+# FUZZ_LAYOUT_SEEDS=DIR writes seeds for them at start-up (valid encodings of a schema that
+# holds every form and field kind, and the inputs that built values of it):
+#
+#     FUZZ_TARGET=layout FUZZ_LAYOUT_SEEDS=CORPUS fuzz/native/build.sh -runs=10000000 \
+#         -max_len=256 CORPUS
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-$here/../../.venv/bin/python}"
