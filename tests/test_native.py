@@ -439,6 +439,14 @@ def test_encode_cases(case: int) -> None:
     check_encode(Everything, ENCODE_CASES[case]())
 
 
+def test_empty_unknown_bytes_before_any_buffer() -> None:
+    """An empty message whose ``_pb_unknown`` is ``b""`` encodes to nothing, also when no
+    buffer is kept from an earlier encode (one past 1 MiB is not kept)."""
+    layout(Everything).encode(everything(data=b"z" * (2 << 20)), 100)
+    empty = _unknown(leaf(), b"")
+    assert layout(Leaf).encode(empty, 100) == b""
+
+
 def test_an_unset_slot_is_refused() -> None:
     obj = everything()
     object.__delattr__(obj, "text")

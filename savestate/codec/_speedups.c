@@ -1530,6 +1530,9 @@ wroom(wbuf *w, Py_ssize_t need)
 static inline int
 wput(wbuf *w, const void *p, Py_ssize_t n)
 {
+    if (n == 0) {
+        return 0; /* nothing to copy, and perhaps no buffer yet */
+    }
     unsigned char *q = wroom(w, n);
     if (q == NULL) {
         return -1;
