@@ -113,8 +113,11 @@ Progress: TypeAlias = Callable[[int, int], None]
 """A progress callback: called with ``(done, total)`` in bytes of the file, ``done`` never
 decreasing, the last call with ``done == total`` once the operation has succeeded."""
 
-# Writes and checksums go in chunks of this much: progress is reported after each.
-CHUNK = 8 << 20
+# Writes and checksums go in chunks of this much: progress is reported after each. A write
+# hashes a chunk and then hands it to the kernel, which copies it into the page cache: a chunk
+# small enough to stay in the core's cache between the two is read from memory once, not twice
+# (on a 1 GiB state, 1 MiB chunks take a third less CPU time than 8 MiB chunks).
+CHUNK = 1 << 20
 
 
 class SnapshotError(RestoreError):
