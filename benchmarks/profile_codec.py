@@ -20,16 +20,22 @@ from .peers import savestate_peer as peer
 
 
 def _functions() -> list[Any]:
-    """The generated encode/decode functions (and their helpers) and the runtime helpers."""
+    """The generated encode/decode functions of every compiled class (and the helpers their
+    modules define) and the runtime helpers."""
     from savestate.codec import runtime, wire
-    from savestate.codec.front import _functions as compiled
+    from savestate.model.registry import declared, declared_info
 
     found: dict[int, Any] = {}
-    for fn in compiled.values():
-        found[id(fn)] = fn
-        for value in fn.__globals__.values():
-            if callable(value) and getattr(value, "__name__", "").startswith("_dec_anon"):
-                found[id(value)] = value
+    for cls in declared():
+        codec = declared_info(cls).codec
+        if codec is None:
+            continue
+        for fn in (codec._encode, codec._decode):
+            found[id(fn)] = fn
+            for value in fn.__globals__.values():
+                if callable(value) and getattr(value, "__name__", "").startswith(
+                        ("decode_", "encode_")):
+                    found[id(value)] = value
     for fn in (runtime.write_varint, runtime.read_varint_at, wire.read_varint):
         found[id(fn)] = fn
     return list(found.values())
