@@ -237,3 +237,45 @@ def test_packed_64_bit_elements_are_read_to_the_tenth_byte() -> None:
         with pytest.raises(Exception) as raised:
             codec._decode(record, 0, len(record), 100, [1 << 40])
         assert not isinstance(raised.value, AssertionError)
+
+
+def test_a_made_up_enum_member_is_refused_everywhere() -> None:
+    """An enum whose ``_missing_`` makes up pseudo-members: such a value is not one the plan
+    can write (the bytes would not decode), and every path refuses it with the interpreter's
+    error, alone, in a packed list and in a list of small messages."""
+    import enum
+
+    from savestate import EncodeError
+    from savestate.codec import interp
+
+    class Open(enum.IntEnum):
+        ZERO = 0
+        ONE = 1
+
+        @classmethod
+        def _missing_(cls, value: object) -> object:
+            if not isinstance(value, int):
+                return None
+            member = int.__new__(cls, value)
+            member._name_ = f"V{value}"
+            member._value_ = value
+            return member
+
+    class Item(Protobuf):
+        o: Open = field(1)
+
+    class Holder(Protobuf):
+        one: Open = field(1)
+        many: list[Open] = field(2)
+        items: list[Item] = field(3)
+
+    good = Holder(one=Open.ONE, many=[Open.ONE], items=[Item(o=Open.ONE)])
+    assert Holder.decode(good.encode()) == good
+    for bad in (Holder(one=Open(7), many=[], items=[]),
+                Holder(one=Open.ONE, many=[Open(7)], items=[]),
+                Holder(one=Open.ONE, many=[], items=[Item(o=Open(7))])):
+        with pytest.raises(EncodeError) as expected:
+            interp.encode(Holder, bad, 100)
+        with pytest.raises(EncodeError) as got:
+            bad.encode()
+        assert str(got.value) == str(expected.value)

@@ -221,6 +221,69 @@ def test_layouts_follow_the_plan() -> None:
     assert codec_of(OwnSetattr).native is None
     assert OwnSetattr.decode(OwnSetattr(n=3).encode()) == OwnSetattr(n=3)
 
+    class OwnGetattr(Protobuf, package="test.native"):
+        n: u32 = field(1)
+
+        def __getattr__(self, name: str) -> Any:
+            raise AttributeError(name)
+
+    class OwnDelattr(Protobuf, package="test.native"):
+        n: u32 = field(1)
+
+        def __delattr__(self, name: str) -> None:
+            object.__delattr__(self, name)
+
+    class UsesThem(Protobuf, package="test.native"):
+        g: OwnGetattr | None = field(1)
+        d: OwnDelattr | None = field(2)
+
+    for cls in (OwnGetattr, OwnDelattr):
+        assert codec_of(cls).native is None
+        assert cls.decode(cls(n=3).encode()) == cls(n=3)  # type: ignore[call-arg]
+    # Their user has a table, and calls their generated code.
+    assert codec_of(UsesThem).native is not None
+    value = UsesThem(g=OwnGetattr(n=1), d=OwnDelattr(n=2))
+    assert UsesThem.decode(value.encode()) == value
+
+    class Counted(enum.IntEnum):
+        ZERO = 0
+        FIVE = 5
+
+        def __int__(self) -> int:
+            return 7
+
+    class HasCounted(Protobuf, package="test.native"):
+        c: Counted = field(1)
+
+    assert codec_of(HasCounted).native is None
+
+
+class Open(enum.IntEnum):
+    """An enum that makes up a pseudo-member for any number."""
+
+    ZERO = 0
+    ONE = 1
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, int):
+            return None
+        member = int.__new__(cls, value)
+        member._name_ = f"V{value}"
+        member._value_ = value
+        return member
+
+
+class HasOpen(Protobuf, package="test.native"):
+    o: Open = field(1)
+
+
+def test_a_made_up_enum_member_is_left_to_the_python_paths() -> None:
+    with pytest.raises(Mismatch):
+        layout(HasOpen).encode(HasOpen(o=Open(7)), 100)
+    assert layout(HasOpen).encode(HasOpen(o=Open.ONE), 100) == b"\x08\x01"
+    check_encode(HasOpen, HasOpen(o=Open(7)))
+
 
 def test_native_path_is_the_one_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a table, the generated functions are not called at all for plain values."""

@@ -1408,9 +1408,12 @@ layout_fill(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fill() takes 4 arguments");
         return NULL;
     }
-    if (self->fields != NULL || self->filled) {
+    if (self->fields != NULL || self->cls != NULL || self->filled) {
         PyErr_SetString(PyExc_ValueError, "a layout is filled once");
         return NULL;
+    }
+    if (pb_unknown_name == NULL) {
+        return raise_mismatch(); /* bind() first: it says so */
     }
     long form = PyLong_AsLong(args[0]);
     if (form == -1 && PyErr_Occurred()) {
@@ -1636,6 +1639,21 @@ encode_value(const layout_field *f, PyObject *x, int always, int bare, long dept
         if (element_varint(x, kind, f->bits, f->enum_cls, &v) < 0) {
             return -1;
         }
+        if (kind == MODE_ENUM) {
+            /* One of the plan's members, not a value an open enum made up. */
+            PyObject *number = PyLong_FromLongLong((long long)v);
+            if (number == NULL) {
+                return -1;
+            }
+            PyObject *member = PyDict_GetItemWithError(f->members, number);
+            Py_DECREF(number);
+            if (member != x) {
+                if (!PyErr_Occurred()) {
+                    raise_mismatch();
+                }
+                return -1;
+            }
+        }
         if (v == 0 && !always) {
             return 0;
         }
@@ -1796,6 +1814,10 @@ encode_field(const layout_field *f, PyObject *x, long depth, wbuf *w)
         return -1;
     }
     layout_object *entry = f->sub;
+    if (!entry->filled) {
+        raise_mismatch(); /* cleared by the collector: nothing to write with */
+        return -1;
+    }
     Py_ssize_t pos = 0, size = PyDict_GET_SIZE(x);
     PyObject *key, *value;
     while (PyDict_Next(x, &pos, &key, &value)) {
@@ -1892,7 +1914,8 @@ encode_body(layout_object *layout, PyObject *obj, long depth, wbuf *w)
 
 /* The buffer of the last encode, kept for the next one up to this size: a save encodes many
    messages of similar sizes, and growing a new buffer each time copies it several times. (A
-   nested encode, through a called message's code, finds it taken and makes its own.) */
+   nested encode, through a called message's code, finds it taken and makes its own.) It is
+   taken and given back with the GIL held, as every use of the module's static state. */
 #define SPARE_LIMIT (1 << 20)
 static wbuf spare = {NULL, 0, 0};
 

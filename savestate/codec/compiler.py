@@ -494,7 +494,10 @@ class _ClassGen:
         self.emit_refuse(w, f"depth <= {self.level}")
 
     def emit_check_enum(self, w: _Writer, vp: EnumValue, v: str) -> None:
-        self.emit_refuse(w, f"{v}.__class__ is not {self.const(vp.cls.__name__, vp.cls)}")
+        """Refuse anything but one of the plan's members (a plain int, another enum's member,
+        or a pseudo-member that an open enum's ``_missing_`` made up)."""
+        cls, members = self.const(vp.cls.__name__, vp.cls), self.enum_members(vp)
+        self.emit_refuse(w, f"{v}.__class__ is not {cls} or {members}.get({v}) is not {v}")
 
     def emit_enum_payload(self, w: _Writer, v: str) -> None:
         w(f"if {v} < 0:")
@@ -627,6 +630,8 @@ class _ClassGen:
             return args
         if direction == "decode":
             return f"{args}, {self.enum_members(vp)}"
+        if not vp.closed:  # the helpers check the class; the Python loop checks membership
+            return None
         return f"{args}, {self.const(vp.cls.__name__, vp.cls)}"
 
     def enum_members(self, vp: EnumValue) -> str:
@@ -1008,7 +1013,8 @@ def _message_layout(m: MessagePlan) -> tuple[tuple[Any, ...], list[EnumValue]] |
             return None
         vp = f.value
         if isinstance(vp, EnumValue):
-            if f.zero_test is not ZeroTest.FALSY or f.zero is None or f.zero is not vp.zero:
+            if (f.zero_test is not ZeroTest.FALSY or f.zero is None or f.zero is not vp.zero
+                    or not vp.closed):
                 return None
             enums.append(vp)
             fields.append((_tag(f.number, WIRE_VARINT), accel.MODES["enum"], 32, f.attr))

@@ -280,7 +280,9 @@ def _compile(cls: type, info: ClassInfo) -> None:
                 codec = declared_info(other).codec
                 assert codec is not None
                 cc.env[name] = codec._encode if direction == "encode" else codec._decode
-    layouts = native.layouts({c: (cc.encode, cc.decode) for c, cc in compiled.items()}, _earlier)
+    layouts = native.layouts(
+        {c: (cc.encode, cc.decode) for c, cc in compiled.items()}, _earlier, STRICT
+    )
     # Publish only once every function is linked.
     for c, cc in compiled.items():
         declared_info(c).codec = Codec(

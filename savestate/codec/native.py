@@ -55,13 +55,16 @@ _ZERO_TESTS = {Presence.IMPLICIT: (ZeroTest.FALSY, ZeroTest.FLOAT, ZeroTest.EMPT
 def layouts(
     functions: Mapping[type, Functions],
     earlier: Callable[[type], tuple[Any, Functions] | None],
+    strict: bool = False,
 ) -> dict[type, Any]:
     """The native layouts of the classes just compiled (``functions``: their generated
     functions), by class; a class the tables cannot hold has none. ``earlier(cls)`` gives a
-    class compiled before, its layout (or None) and its functions."""
+    class compiled before, its layout (or None) and its functions. A table that the C code
+    refuses to fill is a bug here: ``strict`` raises it, else the class goes without (and a
+    class linking to it finds an empty table, which refuses everything)."""
     if accel.speedups is None:
         return {}
-    maker = _Maker(functions, earlier)
+    maker = _Maker(functions, earlier, strict)
     found = {}
     for cls in functions:
         layout = maker.of_class(cls)
@@ -75,9 +78,11 @@ class _Maker:
         self,
         functions: Mapping[type, Functions],
         earlier: Callable[[type], tuple[Any, Functions] | None],
+        strict: bool,
     ) -> None:
         self.functions = functions
         self.earlier = earlier
+        self.strict = strict
         self.by_class: dict[type, Any] = {}  # a layout, or None when the class has none
         self.by_plan: dict[int, Any] = {}  # synthetic plans (variants, entries)
 
@@ -94,7 +99,13 @@ class _Maker:
             self.by_class[cls] = None
             return None
         layout = self.by_class[cls] = accel.speedups.Layout()  # type: ignore[union-attr]
-        self.fill(layout, m)  # after it is known, so that a recursive class links to itself
+        try:
+            self.fill(layout, m)  # after it is known, so that a recursive class links to it
+        except (ValueError, TypeError):
+            if self.strict:
+                raise
+            self.by_class[cls] = None
+            return None
         return layout
 
     def of_synthetic(self, m: MessagePlan) -> Any:
@@ -173,8 +184,10 @@ def _holds(m: MessagePlan) -> bool:
 
 def _plain_slots(cls: type, m: MessagePlan) -> bool:
     """Whether the class reads and writes its fields as plain slots (what the C code does)."""
-    access: tuple[Any, Any] = (cls.__getattribute__, cls.__setattr__)
-    if access != (object.__getattribute__, object.__setattr__):
+    access: tuple[Any, ...] = (cls.__getattribute__, cls.__setattr__, cls.__delattr__)
+    if access != (object.__getattribute__, object.__setattr__, object.__delattr__):
+        return False
+    if getattr(cls, "__getattr__", None) is not None:
         return False
     names = [f.attr for f in m.fields] + ["_pb_unknown"]
     for name in names:
@@ -218,8 +231,10 @@ def _holds_field(f: FieldPlan) -> bool:
     elif f.container is not Container.NONE:
         return False
     if isinstance(vp, EnumValue):
-        # ``if value:`` skips a zero member: the C code tests the number.
-        return vp.cls.__bool__ is int.__bool__
+        # ``if value:`` skips a zero member and ``int(value)`` is written: the C code reads
+        # the number itself.
+        number = (vp.cls.__bool__, vp.cls.__int__, vp.cls.__index__)
+        return number == (int.__bool__, int.__int__, int.__index__)
     if isinstance(vp, ScalarValue):
         return True
     return _holds_message(vp)

@@ -223,6 +223,13 @@ class EnumValue:
     proto = "enum"
 
     @property
+    def closed(self) -> bool:
+        """Whether the class holds only its members: it has no ``_missing_`` of its own that
+        could make up a pseudo-member for another number (which is not written)."""
+        missing = getattr(self.cls._missing_, "__func__", None)
+        return missing is getattr(enum.Enum._missing_, "__func__", None)
+
+    @property
     def zero(self) -> enum.IntEnum | None:
         """The member numbered 0, which is not written in a message, or None when the enum
         has none."""
