@@ -32,7 +32,10 @@ Both directions stream: ``write`` hashes and writes the payload in chunks straig
 encoder's parts (a large bytes or string field of the state reaches the file without being
 copied), and writes the header last; ``read`` reads a large blob's value straight into the
 ``bytes`` it returns and hashes it there, so that neither holds a second copy of the payload.
-Both take ``progress``, a callable given ``(bytes done, total bytes)`` as they go.
+``read_state(path, cls)`` is ``read(path).parse(cls)`` (same values, same errors) that reads a
+large ``bytes`` field of the state from the file straight into the ``bytes`` the state keeps,
+decoding only the rest from memory: the field is never copied. They all take ``progress``, a
+callable given ``(bytes done, total bytes)`` as they go.
 """
 
 from __future__ import annotations
@@ -47,17 +50,21 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import IO, Any, TypeAlias
+from typing import IO, Any, TypeAlias, TypeVar
 
 from ..codec.front import DEFAULT_MAX_DEPTH, codec_of
 from ..codec.front import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
 from ..codec.wire import WireError, read_varint, skip_field, varint_bytes
 from ..declare import Protobuf
-from ..errors import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError, SchemaError
+from ..model.plan import Absent, Container, Form, Label, ScalarValue, plan_of
 from ..model.registry import root_for_url
+from ..model.scalars import BYTES
 from .blob import (
     VALUE_TAG,
+    BlobTypeMismatch,
     SavedStateBlob,
+    _has_value_record,
     blob_from_parts,
     decode_blob,
     encoded_blob_parts,
@@ -97,6 +104,7 @@ __all__ = [
     "UnsupportedVersion",
     "read",
     "read_bounded",
+    "read_state",
     "restore",
     "write",
 ]
@@ -108,6 +116,8 @@ HEADER_FIELDS = struct.Struct("<8sHHQ32s")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER_FIELDS.size + _CRC.size  # 56
 DEFAULT_MAX_SIZE = DEFAULT_MAX_DECODE_SIZE  # the largest payload read() accepts: 64 MiB
+
+_R = TypeVar("_R")
 
 Progress: TypeAlias = Callable[[int, int], None]
 """A progress callback: called with ``(done, total)`` in bytes of the file, ``done`` never
@@ -693,6 +703,225 @@ def _open_value(head: bytes, length: int) -> tuple[int, int, int] | None:
     except WireError:
         return None
     return None
+
+
+def read_state(
+    path: str | os.PathLike[str],
+    cls: type[_R],
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    progress: Progress | None = None,
+) -> _R:
+    """The state of class ``cls`` (a saved-state root) in the snapshot file at ``path``.
+
+    This is ``read(path, max_size=max_size, max_depth=max_depth).parse(cls,
+    max_size=max_size, max_depth=max_depth)``: the same value, and the same errors in the same
+    order (a ``SnapshotError`` or ``RestoreError.ProtobufDecode`` for the file, then
+    ``BlobTypeMismatch`` or the ``DecodeError`` of the state, naming its field path).
+
+    It differs in what it copies. When a singular ``bytes`` field of ``cls`` itself is large
+    (``LARGE_FIELD`` bytes or more), and the records before it are within the first bytes of
+    the state, the field's content is read from the file straight into the ``bytes`` that
+    the state keeps, and only the rest of the state is decoded from memory; ``parse`` would
+    copy it out of the blob's value, holding it twice. The payload's SHA-256 is checked
+    before anything is decoded. Any other layout (no such field, the field given more than
+    once, a file that is not a regular file) is read and parsed the plain way.
+
+    ``progress`` is called as ``read`` calls it, the last call ``(file size, file size)``
+    made once the state is decoded.
+    """
+    check_limits(max_size, max_depth)
+    fields = _large_fields(cls)
+    value: Any = _NOT_HANDLED
+    total = 0
+    if fields:
+        with open(path, "rb", buffering=0) as f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size <= HEADER_SIZE + max_size:
+                total = info.st_size
+                value = _read_state_file(f, path, total, cls, fields, max_size, max_depth,
+                                         progress)
+                if value is _NOT_HANDLED:
+                    f.seek(0)
+                    blob = _read_file(f, path, total, max_size, max_depth, progress)
+                    value = blob.parse(cls, max_depth=max_depth, max_size=max_size)
+    if value is _NOT_HANDLED:  # the plain way, its last progress call kept for the end
+        ends: list[int] = []
+
+        def report(done: int, size: int) -> None:
+            if done < size:
+                assert progress is not None
+                progress(done, size)
+            else:
+                ends.append(size)
+
+        blob = read(path, max_size=max_size, max_depth=max_depth,
+                    progress=None if progress is None else report)
+        value = blob.parse(cls, max_depth=max_depth, max_size=max_size)
+        total = ends[-1] if ends else 0
+    if progress is not None:
+        progress(total, total)
+    result: _R = value
+    return result
+
+
+# The smallest ``bytes`` field that ``read_state`` reads from the file on its own.
+LARGE_FIELD = 64 << 10
+_NOT_HANDLED: Any = object()
+
+
+def _large_fields(cls: type) -> dict[int, str]:
+    """``{record tag: attribute}`` of the fields of ``cls`` that ``read_state`` may read on
+    their own: singular (or optional) ``bytes`` fields of a declared root's own message, held
+    as plain ``bytes`` attributes (no fixed length, no transparent class around them, never
+    required). Empty when ``cls`` is not a root: the plain way then raises what it raises."""
+    try:
+        type_url_of(cls)
+        plan = plan_of(cls)
+    except SchemaError:
+        return {}
+    if plan.form is not Form.STRUCT or plan.cls is not cls:
+        return {}
+    return {
+        f.record_tag: f.attr
+        for f in plan.fields
+        if isinstance(f.value, ScalarValue) and f.value.kind is BYTES
+        and isinstance(f.attr, str) and f.container is Container.NONE
+        and f.label is not Label.REPEATED and f.length is None and not f.unwrap
+        and f.variant is None and f.absent is not Absent.REQUIRED
+    }
+
+
+# A tag and a length (two varints) take at most this many bytes.
+_RECORD_HEAD = 20
+
+
+def _read_state_file(
+    f: IO[bytes], path: str | os.PathLike[str], size: int, cls: type, fields: dict[int, str],
+    max_size: int, max_depth: int, progress: Progress | None,
+) -> Any:
+    """The state of ``cls`` in the regular file ``f`` of ``size`` bytes (read from its
+    start), its large field read on its own; ``_NOT_HANDLED``, with nothing reported to
+    ``progress``, when the file is not laid out so."""
+    length, digest = _parse_header(_read_exact(f, min(size, HEADER_SIZE)), path, max_size)
+    _check_extent(length, size - HEADER_SIZE, path)
+    head = _read_exact(f, min(length, PAYLOAD_HEAD))
+    span = _open_value(head, length) if len(head) < length else None
+    if span is None:
+        return _NOT_HANDLED
+    record, start, end = span  # the blob's value, the state's encoding: payload[start:end]
+    buf = bytearray(head)
+    found = _find_large_field(f, buf, start, end, fields)
+    if found is None:
+        return _NOT_HANDLED
+    field_record, value_start, value_end = found
+    f.seek(HEADER_SIZE + value_start)
+    value = _read_exact(f, value_end - value_start)  # the ``bytes`` the state keeps
+    after = _read_exact(f, length - value_end)
+    view = memoryview(buf)
+    _Checker(path, digest, size, progress).end(f, (view[:value_start], value, after), length)
+    state_after = memoryview(after)[: end - value_end]
+    blob_after = memoryview(after)[end - value_end :]
+    tag = read_varint(buf, field_record, value_start)[0]  # type: ignore[arg-type]
+    state = _decode_rest(cls, view[:record], blob_after, view[start:field_record], state_after,
+                         tag >> 3, max_size, max_depth)
+    if state is not _NOT_HANDLED:
+        object.__setattr__(state, fields[tag], value)
+        return state
+    # What the plain way decodes, from the pieces read: the state's encoding joined (the
+    # value let go of once it is in there: no more is held than the plain way holds), then
+    # the blob and its parse, with their own errors.
+    encoding = b"".join((view[start:value_start], value, state_after))
+    del value
+    blob = _decoded(lambda: blob_from_parts(
+        view[:record], encoding, blob_after, max_depth=max_depth, max_size=max_size))
+    return blob.parse(cls, max_depth=max_depth, max_size=max_size)
+
+
+def _find_large_field(
+    f: IO[bytes], buf: bytearray, start: int, end: int, fields: dict[int, str]
+) -> tuple[int, int, int] | None:
+    """Where the record of a large field of ``fields`` starts, and its content starts and
+    ends (offsets in the payload), when it is the first record of the state (the payload's
+    ``start`` to ``end``) that runs past ``buf`` (the first bytes of the payload, read on from
+    ``f`` as the records before it need). None when the state holds no such field, gives it
+    more than once before it, or is not records."""
+    numbers: set[int] = set()  # of the records before it
+    pos = start
+    while True:
+        stop = min(len(buf), end)
+        need = stop + 1  # how far ``buf`` must go for the record at ``pos``
+        try:
+            while pos < stop:
+                tag, at = read_varint(buf, pos, stop)  # type: ignore[arg-type]
+                if tag & 7 == 2:
+                    size, at = read_varint(buf, at, stop)  # type: ignore[arg-type]
+                    if at + size > end:
+                        return None  # runs past the state: not records
+                    if at + size > stop:  # runs past what is read
+                        if tag in fields and size >= LARGE_FIELD:
+                            return None if tag >> 3 in numbers else (pos, at, at + size)
+                        need = at + size
+                        break
+                    at += size
+                else:
+                    at = skip_field(buf, at, stop, tag & 7)  # type: ignore[arg-type]
+                numbers.add(tag >> 3)
+                pos = at
+        except WireError:
+            if stop - pos >= _RECORD_HEAD or stop == end:
+                return None  # not records
+        if pos >= end:
+            return None
+        # Read on: past the record that does not fit, and as much again as the first read.
+        more = _read_exact(f, min(end, max(need, len(buf)) + PAYLOAD_HEAD) - len(buf))
+        if not more:
+            return None  # the file shrank: the plain way says so
+        buf += more
+
+
+def _decode_rest(
+    cls: Any, blob_before: memoryview, blob_after: memoryview, state_before: memoryview,
+    state_after: memoryview, number: int, max_size: int, max_depth: int,
+) -> Any:
+    """The state of ``cls`` decoded from its encoding without its large field's record (the
+    records before that record, then those after it), when the blob around the state
+    decodes, holds a ``cls``, and the field has no other record; else ``_NOT_HANDLED``, for
+    the plain way to decode the whole and raise its own errors.
+
+    Leaving the record out changes nothing else in the value: a ``bytes`` field takes any
+    content, its value is not counted against the decode's memory budget, and with no other
+    record of the field the decode of the rest leaves it to be set."""
+    if _has_value_record(blob_after) or _has_number(state_after, number):
+        return _NOT_HANDLED
+    try:
+        blob = SavedStateBlob.decode(bytes(blob_before) + bytes(blob_after),
+                                     max_depth=max_depth, max_size=max_size)
+    except DecodeError:
+        return _NOT_HANDLED
+    if not blob.is_a(cls):
+        raise BlobTypeMismatch(type_url_of(cls), blob.type_url)
+    try:
+        return cls.decode(bytes(state_before) + bytes(state_after), max_depth=max_depth,
+                          max_size=max_size)
+    except DecodeError:
+        return _NOT_HANDLED
+
+
+def _has_number(view: memoryview, number: int) -> bool:
+    """Whether the records of ``view`` include one of field ``number`` (True when ``view``
+    is not records: the plain way decides)."""
+    pos, end = 0, view.nbytes
+    try:
+        while pos < end:
+            tag, pos = read_varint(view, pos, end)  # type: ignore[arg-type]
+            if tag >> 3 == number:
+                return True
+            pos = skip_field(view, pos, end, tag & 7)  # type: ignore[arg-type]
+    except WireError:
+        return True
+    return False
 
 
 def restore(
