@@ -64,7 +64,6 @@ from .blob import (
     VALUE_TAG,
     BlobTypeMismatch,
     SavedStateBlob,
-    _has_value_record,
     blob_from_parts,
     decode_blob,
     encoded_blob_parts,
@@ -721,12 +720,11 @@ def read_state(
     ``BlobTypeMismatch`` or the ``DecodeError`` of the state, naming its field path).
 
     It differs in what it copies. When a singular ``bytes`` field of ``cls`` itself is large
-    (``LARGE_FIELD`` bytes or more), and the records before it are within the first bytes of
-    the state, the field's content is read from the file straight into the ``bytes`` that
-    the state keeps, and only the rest of the state is decoded from memory; ``parse`` would
-    copy it out of the blob's value, holding it twice. The payload's SHA-256 is checked
-    before anything is decoded. Any other layout (no such field, the field given more than
-    once, a file that is not a regular file) is read and parsed the plain way.
+    (``LARGE_FIELD`` bytes or more), its content is read from the file straight into the
+    ``bytes`` that the state keeps, and only the rest of the state is decoded from memory;
+    ``parse`` would copy it out of the blob's value, holding it twice. The payload's SHA-256
+    is checked before anything is decoded. Any other layout (no such field, the field given
+    more than once, a file that is not a regular file) is read and parsed the plain way.
 
     ``progress`` is called as ``read`` calls it, the last call ``(file size, file size)``
     made once the state is decoded.
@@ -893,7 +891,7 @@ def _decode_rest(
     Leaving the record out changes nothing else in the value: a ``bytes`` field takes any
     content, its value is not counted against the decode's memory budget, and with no other
     record of the field the decode of the rest leaves it to be set."""
-    if _has_value_record(blob_after) or _has_number(state_after, number):
+    if _has_number(blob_after, VALUE_TAG >> 3) or _has_number(state_after, number):
         return _NOT_HANDLED
     try:
         blob = SavedStateBlob.decode(bytes(blob_before) + bytes(blob_after),
