@@ -684,49 +684,21 @@ read_field(const field_spec *fs, const unsigned char **p, const unsigned char *e
     return value;
 }
 
+static int skip_record(uint64_t tag, const unsigned char **p, const unsigned char *end);
+
 /* Skip the value of an unknown field (tag read) as runtime.skip_unknown does; -1 with
    Mismatch set for a known number, number 0, a bad wire type, or a value past end. */
 static int
 skip_unknown_field(const message_spec *spec, uint64_t tag, const unsigned char **p,
                    const unsigned char *end)
 {
-    uint64_t number = tag >> 3;
-    int wire = (int)(tag & 7);
-    if (number == 0 || number > 0x1FFFFFFF || wire == 3 || wire == 4 || wire > 5) {
-        raise_mismatch();
-        return -1;
-    }
     for (Py_ssize_t i = 0; i < spec->count; i++) {
-        if ((spec->fields[i].tag >> 3) == number) {
+        if ((spec->fields[i].tag >> 3) == (tag >> 3)) {
             raise_mismatch(); /* a known field with the wrong wire type */
             return -1;
         }
     }
-    const unsigned char *q = *p;
-    uint64_t v;
-    if (wire == 0) {
-        if (read_varint(&q, end, &v) < 0) {
-            raise_mismatch();
-            return -1;
-        }
-    }
-    else if (wire == 2) {
-        if (read_varint(&q, end, &v) < 0 || v > (uint64_t)(end - q)) {
-            raise_mismatch();
-            return -1;
-        }
-        q += v;
-    }
-    else {
-        Py_ssize_t size = wire == 1 ? 8 : 4;
-        if (end - q < size) {
-            raise_mismatch();
-            return -1;
-        }
-        q += size;
-    }
-    *p = q;
-    return 0;
+    return skip_record(tag, p, end);
 }
 
 /* Build one element from values[] (NULL: the field's zero; references are stolen) and the
