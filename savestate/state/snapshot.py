@@ -579,24 +579,8 @@ def read(
     once the blob is decoded (for a FIFO or a device, only that last call).
     """
     check_limits(max_size, max_depth)
-    limit = HEADER_SIZE + max_size
     with open(path, "rb", buffering=0) as f:
-        info = os.fstat(f.fileno())
-        if stat.S_ISREG(info.st_mode):
-            if info.st_size > limit:
-                raise TooLarge(
-                    f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus "
-                    f"the {HEADER_SIZE}-byte header", path)
-            blob = _read_file(f, path, info.st_size, max_size, max_depth, progress)
-            total = info.st_size
-        else:
-            data = read_bounded(f, limit)
-            if len(data) > limit:
-                raise TooLarge(
-                    f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
-                    "header", path)
-            blob = unpack(data, path, max_size=max_size, max_depth=max_depth)
-            total = len(data)
+        blob, total = _read_opened(f, path, os.fstat(f.fileno()), max_size, max_depth, progress)
     if progress is not None:
         progress(total, total)
     return blob
@@ -704,6 +688,32 @@ def _open_value(head: bytes, length: int) -> tuple[int, int, int] | None:
     return None
 
 
+def _read_opened(
+    f: Any,
+    path: str | os.PathLike[str],
+    info: os.stat_result,
+    max_size: int,
+    max_depth: int,
+    progress: Progress | None,
+) -> tuple[SavedStateBlob, int]:
+    """``read``'s work on the file already open as ``f`` (``info`` its status): the blob and
+    the file's size. A FIFO or a device is read once, to its end, so it is never opened
+    twice."""
+    limit = HEADER_SIZE + max_size
+    if stat.S_ISREG(info.st_mode):
+        if info.st_size > limit:
+            raise TooLarge(
+                f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus "
+                f"the {HEADER_SIZE}-byte header", path)
+        return _read_file(f, path, info.st_size, max_size, max_depth, progress), info.st_size
+    data = read_bounded(f, limit)
+    if len(data) > limit:
+        raise TooLarge(
+            f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
+            "header", path)
+    return unpack(data, path, max_size=max_size, max_depth=max_depth), len(data)
+
+
 def read_state(
     path: str | os.PathLike[str],
     cls: type[_R],
@@ -732,32 +742,23 @@ def read_state(
     check_limits(max_size, max_depth)
     fields = _large_fields(cls)
     value: Any = _NOT_HANDLED
-    total = 0
-    if fields:
-        with open(path, "rb", buffering=0) as f:
-            info = os.fstat(f.fileno())
-            if stat.S_ISREG(info.st_mode) and info.st_size <= HEADER_SIZE + max_size:
-                total = info.st_size
-                value = _read_state_file(f, path, total, cls, fields, max_size, max_depth,
-                                         progress)
-                if value is _NOT_HANDLED:
-                    f.seek(0)
-                    blob = _read_file(f, path, total, max_size, max_depth, progress)
-                    value = blob.parse(cls, max_depth=max_depth, max_size=max_size)
-    if value is _NOT_HANDLED:  # the plain way, its last progress call kept for the end
-        ends: list[int] = []
+    with open(path, "rb", buffering=0) as f:
+        info = os.fstat(f.fileno())
+        if fields and stat.S_ISREG(info.st_mode) and info.st_size <= HEADER_SIZE + max_size:
+            value = _read_state_file(f, path, info.st_size, cls, fields, max_size, max_depth,
+                                     progress)
+            f.seek(0)
+        if value is _NOT_HANDLED:  # the plain way, its last progress call kept for the end
+            def report(done: int, size: int) -> None:
+                if done < size:
+                    assert progress is not None
+                    progress(done, size)
 
-        def report(done: int, size: int) -> None:
-            if done < size:
-                assert progress is not None
-                progress(done, size)
-            else:
-                ends.append(size)
-
-        blob = read(path, max_size=max_size, max_depth=max_depth,
-                    progress=None if progress is None else report)
-        value = blob.parse(cls, max_depth=max_depth, max_size=max_size)
-        total = ends[-1] if ends else 0
+            blob, total = _read_opened(f, path, info, max_size, max_depth,
+                                       None if progress is None else report)
+            value = blob.parse(cls, max_depth=max_depth, max_size=max_size)
+        else:
+            total = info.st_size
     if progress is not None:
         progress(total, total)
     result: _R = value
