@@ -657,3 +657,59 @@ def test_library_types_have_tables() -> None:
     units = SavedStateUnits(units=[SavedStateUnit(name="a", state=SavedStateBlob(
         type_url="t", value=b"v"))])
     assert units.encode() == interp.encode(SavedStateUnits, units, 100)
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("size", [MIB - 300, MIB, MIB + 1, 3 * MIB + 17])
+def test_large_outputs_are_written_whole(size: int) -> None:
+    # Past 1 MiB the encoder's output moves into a bytes object of its own: every byte written
+    # before and after the move, and the lengths put in front of bodies that span it, stay.
+    value = everything(
+        data=bytes(range(256)) * (size // 512),
+        leaf=leaf(n=9, name="é" * (size // 4)),
+        blobs=[b"a" * (size // 8), b"", b"b" * 300],
+        leaves=[leaf(n=i, name="x" * (size // 16)) for i in range(2)],
+    )
+    found = layout(Everything)
+    assert found.encode(value, 100) == interp.encode(Everything, value, 100)
+    assert codec_of(Everything).encode(value) == interp.encode(Everything, value, 100)
+
+
+def test_a_large_output_is_held_once() -> None:
+    # The payload is copied once, into the result: no second buffer of its size is held while
+    # the result is made.
+    payload = bytes(8 * MIB)
+    value = SavedStateBlob(type_url="t", value=payload)
+    found = layout(SavedStateBlob)
+    found.encode(value, 100)
+    tracemalloc.start()
+    try:
+        encoded = found.encode(value, 100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert encoded == interp.encode(SavedStateBlob, value, 100)
+    assert peak < 1.25 * len(payload), peak / len(payload)
+
+
+def test_a_large_output_refused_midway_is_released() -> None:
+    # The refusal comes after the output has moved into its own bytes object.
+    bad = everything(data=bytes(2 * MIB), trio=[leaf(), leaf()])
+    found = layout(Everything)
+    for _ in range(3):
+        with pytest.raises(Mismatch):
+            found.encode(bad, 100)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            with pytest.raises(Mismatch):
+                found.encode(bad, 100)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 4096
+    with pytest.raises(EncodeError, match="trio"):
+        codec_of(Everything).encode(bad)

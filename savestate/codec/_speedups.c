@@ -1472,10 +1472,17 @@ find_field(const layout_object *self, uint64_t number)
 
 /* -- encoding --------------------------------------------------------------------------------*/
 
+/* The output of an encode. Up to SPARE_LIMIT it is a plain buffer, copied into the result's
+   bytes at the end (and kept for the next encode); past that it moves once into a bytes object
+   of its own (``big``), which becomes the result, cut to its length, so that a large payload is
+   copied once and the output is not held twice. */
 typedef struct {
     unsigned char *data;
     Py_ssize_t len, cap;
+    PyObject *big;
 } wbuf;
+
+#define SPARE_LIMIT (1 << 20)
 
 /* Room for ``need`` more bytes; NULL with MemoryError set. */
 static inline unsigned char *
@@ -1488,16 +1495,43 @@ wroom(wbuf *w, Py_ssize_t need)
         PyErr_NoMemory();
         return NULL;
     }
-    Py_ssize_t cap = (w->len + need) * 2;
-    if (cap < 256) {
-        cap = 256;
+    Py_ssize_t want = w->len + need;
+    Py_ssize_t cap = want < 128 ? 256 : want * 2;
+    int large = cap > SPARE_LIMIT;
+    if (large) {
+        /* Large buffers are grown by an eighth: a large realloc remaps pages rather than copy
+           them, and the slack stays small beside the payload. */
+        cap = want + want / 8;
     }
-    unsigned char *grown = PyMem_Realloc(w->data, (size_t)cap);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return NULL;
+    if (w->big != NULL) {
+        /* On failure the bytes object is released and big set to NULL. */
+        if (_PyBytes_Resize(&w->big, cap) < 0) {
+            w->data = NULL;
+            w->len = w->cap = 0;
+            return NULL;
+        }
+        w->data = (unsigned char *)PyBytes_AS_STRING(w->big);
     }
-    w->data = grown;
+    else if (large) {
+        PyObject *big = PyBytes_FromStringAndSize(NULL, cap);
+        if (big == NULL) {
+            return NULL;
+        }
+        if (w->len > 0) {
+            memcpy(PyBytes_AS_STRING(big), w->data, (size_t)w->len);
+        }
+        PyMem_Free(w->data);
+        w->big = big;
+        w->data = (unsigned char *)PyBytes_AS_STRING(big);
+    }
+    else {
+        unsigned char *grown = PyMem_Realloc(w->data, (size_t)cap);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        w->data = grown;
+    }
     w->cap = cap;
     return w->data + w->len;
 }
@@ -1888,8 +1922,7 @@ encode_body(layout_object *layout, PyObject *obj, long depth, wbuf *w)
    messages of similar sizes, and growing a new buffer each time copies it several times. (A
    nested encode, through a called message's code, finds it taken and makes its own.) It is
    taken and given back with the GIL held, as every use of the module's static state. */
-#define SPARE_LIMIT (1 << 20)
-static wbuf spare = {NULL, 0, 0};
+static wbuf spare = {NULL, 0, 0, NULL};
 
 /* Layout.encode(obj, depth) -> bytes: the encoding of a whole value. */
 static PyObject *
@@ -1910,11 +1943,24 @@ layout_encode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
     spare.data = NULL;
     spare.cap = 0;
     w.len = 0;
+    int failed = encode_body(self, args[0], depth, &w) < 0;
+    if (w.big != NULL) {
+        PyObject *result = w.big;
+        if (failed) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        /* Cutting a large allocation shrinks it where it is. */
+        if (_PyBytes_Resize(&result, w.len) < 0) {
+            return NULL;
+        }
+        return result;
+    }
     PyObject *result = NULL;
-    if (encode_body(self, args[0], depth, &w) == 0) {
+    if (!failed) {
         result = PyBytes_FromStringAndSize((const char *)w.data, w.len);
     }
-    if (w.cap <= SPARE_LIMIT && spare.data == NULL) {
+    if (spare.data == NULL) {
         spare = w;
     }
     else {
