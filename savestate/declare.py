@@ -26,6 +26,7 @@ else:  # pragma: no cover - Python 3.10
     from typing_extensions import Self, dataclass_transform
 
 from .errors import SchemaError
+from .limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE
 from .model.registry import (
     FIELD_KEY,
     LOCK,
@@ -490,8 +491,8 @@ class Protobuf(metaclass=ProtobufMeta):
         cls,
         data: bytes | bytearray | memoryview,
         *,
-        max_depth: int = 100,
-        max_size: int = 64 << 20,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_size: int = DEFAULT_MAX_SIZE,
         max_memory: int | None = None,
     ) -> Self:
         """Decode ``data`` (raises ``DecodeError`` naming the field path).

@@ -28,9 +28,9 @@ from savestate import (
     u32,
 )
 from savestate.codec import interp
-from savestate.codec.front import INTRINSIC_PER_INPUT_BYTE, MEMORY_FLOOR, MEMORY_PER_INPUT_BYTE
 from savestate.declare import ProtobufMeta
 from savestate.errors import UnknownFieldsDropped
+from savestate.limits import INTRINSIC_PER_INPUT_BYTE, MEMORY_FLOOR, MEMORY_PER_INPUT_BYTE
 
 
 def _wide(width: int) -> type:

@@ -110,7 +110,8 @@ def test_import_loads_only_the_declaring_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['savestate', 'savestate.declare', 'savestate.errors', " \
-        "'savestate.model', 'savestate.model.registry', 'savestate.model.scalars']"
+        "'savestate.limits', 'savestate.model', 'savestate.model.registry', " \
+        "'savestate.model.scalars']"
 
 
 def test_declaring_compiles_no_codec_until_first_use() -> None:

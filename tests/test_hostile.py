@@ -411,7 +411,7 @@ def test_max_size_is_checked_before_anything() -> None:
 
 
 def test_default_max_size_is_64_mib() -> None:
-    from savestate.codec.front import DEFAULT_MAX_SIZE
+    from savestate.limits import DEFAULT_MAX_SIZE
 
     assert DEFAULT_MAX_SIZE == snapshot.DEFAULT_MAX_SIZE == 64 << 20
     big = b"\x42" + varint(64 << 20) + bytes(64 << 20)  # one bytes field of 64 MiB

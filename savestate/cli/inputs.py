@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..codec.front import DEFAULT_MAX_SIZE
+from ..limits import DEFAULT_MAX_SIZE
 from ..state.snapshot import HEADER_SIZE, read_bounded
 
 __all__ = ["DEFAULT_MAX_SIZE", "InputMissing", "InputTooLarge", "parse_size", "read_input"]

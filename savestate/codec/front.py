@@ -14,6 +14,14 @@ import threading
 from typing import Any
 
 from ..errors import DecodeError, EncodeError
+from ..limits import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_SIZE,
+    MAX_ALLOWED_DEPTH,
+    MEMORY_FLOOR,
+    MEMORY_PER_INPUT_BYTE,
+)
 from ..model.plan import check_recursion
 from ..model.registry import ClassInfo, declared, declared_info, info_of
 from . import interp, native
@@ -25,20 +33,6 @@ __all__ = [
     "warm_up",
 ]
 
-DEFAULT_MAX_DEPTH = 100
-# The largest input ``decode`` accepts unless told otherwise: 64 MiB, like the official runtimes'
-# historical default. Checked before the input is copied or read.
-DEFAULT_MAX_SIZE = 64 << 20
-# Each level of nesting takes a few Python frames; past this the interpreter's own stack
-# limit would be reached first.
-MAX_ALLOWED_DEPTH = 200
-# The memory budget of a decode (``max_memory``) unless told otherwise: what the objects it builds
-# may take, as counted by ``runtime.built_cost``: 32 bytes per byte of ``max_size`` (2 GiB at the
-# default 64 MiB), and 1 MiB for small inputs. Numbers, strings and bytes are not counted: each
-# costs at most ``INTRINSIC_PER_INPUT_BYTE`` per byte of its own record, whatever the schema.
-MEMORY_PER_INPUT_BYTE = 32
-MEMORY_FLOOR = 1 << 20
-INTRINSIC_PER_INPUT_BYTE = 64
 
 _compile_lock = threading.RLock()
 
@@ -92,7 +86,8 @@ class Codec:
         ``EncodeError`` (with the field path) for a value that does not fit the schema or is
         nested deeper than ``max_depth``.
         """
-        if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
+        if max_depth is not DEFAULT_MAX_DEPTH and (
+                max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH):
             raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
         if self.native is not None:
             try:
@@ -158,14 +153,10 @@ class Codec:
         (with the field path) for input that is not bytes, is too large, is malformed, does not
         fit the schema, exceeds a limit, or, for a Oneof variant's codec, holds another variant.
         """
-        if max_size.__class__ is not int or max_size < 0:
-            raise ValueError("max_size must be a non-negative int")
-        if max_memory is None:
-            max_memory = MEMORY_PER_INPUT_BYTE * max_size + MEMORY_FLOOR
-        elif max_memory.__class__ is not int or max_memory < 0:
-            raise ValueError("max_memory must be a non-negative int")
-        if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
-            raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
+        if max_memory is None and max_size is DEFAULT_MAX_SIZE and max_depth is DEFAULT_MAX_DEPTH:
+            max_memory = DEFAULT_MAX_MEMORY  # the usual call: limits known good
+        else:
+            max_memory = _checked_limits(max_depth, max_size, max_memory)
         if data.__class__ is not bytes or len(data) > max_size:
             data = self._checked_bytes(data, max_size)
         # The objects a decode builds are all new and all kept: the cyclic collector, which
@@ -217,6 +208,21 @@ class Codec:
 
 
 _FAILED: Any = object()
+
+
+def _checked_limits(max_depth: int, max_size: int, max_memory: int | None) -> int:
+    """The memory budget of a decode with these limits (``max_memory``, or the default for
+    ``max_size``), once each limit is checked: ValueError for one of the wrong type or out of
+    range."""
+    if max_size.__class__ is not int or max_size < 0:
+        raise ValueError("max_size must be a non-negative int")
+    if max_memory is None:
+        max_memory = MEMORY_PER_INPUT_BYTE * max_size + MEMORY_FLOOR
+    elif max_memory.__class__ is not int or max_memory < 0:
+        raise ValueError("max_memory must be a non-negative int")
+    if max_depth.__class__ is not int or not 1 <= max_depth <= MAX_ALLOWED_DEPTH:
+        raise ValueError(f"max_depth must be an int in 1..{MAX_ALLOWED_DEPTH}")
+    return max_memory
 
 
 def _slow_encode(cls: type, obj: Any, max_depth: int) -> bytes:

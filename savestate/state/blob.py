@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from ..codec.wire import WireError, read_varint, skip_field, varint_bytes
 from ..declare import Protobuf, field
 from ..errors import DecodeError, SchemaError
+from ..limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE
 from ..model.registry import TYPE_URL_PREFIX, full_name, info_of, is_any
 
 __all__ = [
@@ -91,7 +92,10 @@ class SavedStateBlob(Protobuf, package="google.protobuf", name="Any"):
         assert isinstance(state, Protobuf)
         return cls(type_url=url, value=state.encode())
 
-    def parse(self, cls: type[_R], *, max_depth: int = 100, max_size: int = 64 << 20) -> _R:
+    def parse(
+        self, cls: type[_R], *, max_depth: int = DEFAULT_MAX_DEPTH,
+        max_size: int = DEFAULT_MAX_SIZE,
+    ) -> _R:
         """Decode the blob as ``cls`` (a root): the type URL is checked first.
 
         Raises ``BlobTypeMismatch`` (a ``DecodeError``) naming both URLs, or the ``DecodeError``
@@ -142,8 +146,8 @@ def encoded_blob_parts(
 
 
 def blob_from_parts(
-    before: Buffer, value: bytes, after: Buffer, *, max_depth: int = 100,
-    max_size: int = 64 << 20,
+    before: Buffer, value: bytes, after: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH,
+    max_size: int = DEFAULT_MAX_SIZE,
 ) -> SavedStateBlob:
     """The blob ``SavedStateBlob.decode`` makes of ``before``, then a value record holding
     ``value``, then ``after`` (records, as bytes), with ``value`` kept as it is rather than
@@ -167,7 +171,7 @@ def blob_from_parts(
 
 
 def decode_blob(
-    data: Buffer, *, max_depth: int = 100, max_size: int = 64 << 20
+    data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
 ) -> SavedStateBlob:
     """``SavedStateBlob.decode(data)`` for any buffer (a ``memoryview`` of a file's bytes, say),
     copying only the value (into the ``bytes`` of the result) and the records around it.

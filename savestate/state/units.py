@@ -29,9 +29,9 @@ import inspect
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
-from ..codec.front import DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..declare import Protobuf, field, savedstate
 from ..errors import DecodeError
+from ..limits import DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..model.registry import root_for_url
 from .blob import SavedStateBlob
 from .saverestore import (
