@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from savestate import SavedStateBlob, field, savedstate, snapshot, u32
+from savestate import SavedStateBlob, SaveRestore, field, savedstate, snapshot, u32
 from savestate.codec.wire import varint_bytes
 from savestate.errors import SchemaError
 from savestate.state.blob import BlobTypeMismatch, type_url_of
+from savestate.state.saverestore import RestoreError, restore_blob
 from savestate.state.snapshot import HEADER_FIELDS, HEADER_SIZE, LARGE_FIELD
 
 LIMIT = 64 << 20
@@ -328,3 +329,74 @@ def test_an_exception_in_progress_stops_the_read(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         snapshot.read_state(path, Guest, max_size=LIMIT, progress=stop)
+
+
+# -- restore -----------------------------------------------------------------------------------
+
+
+class GuestDevice(SaveRestore[Guest]):
+    def __init__(self) -> None:
+        self.state: Guest | None = None
+
+    def save(self) -> Guest:
+        assert self.state is not None
+        return self.state
+
+    def restore(self, state: Guest) -> None:
+        if state.generation == 13:
+            raise RestoreError.InvalidSavedState("generation 13")
+        self.state = state
+
+
+class AnyDevice(SaveRestore[SavedStateBlob]):
+    def save(self) -> SavedStateBlob:
+        raise NotImplementedError
+
+    def restore(self, state: SavedStateBlob) -> None:
+        self.state = state
+
+
+def restored_outcome(path: Path, make: Callable[[], Any], plain_way: bool) -> tuple[Any, ...]:
+    device = make()
+
+    def run() -> Any:
+        if plain_way:
+            restore_blob(device, snapshot.read(path, max_size=LIMIT), max_size=LIMIT)
+        else:
+            snapshot.restore(path, device, max_size=LIMIT)
+        return device.state
+
+    return outcome(run)
+
+
+@pytest.mark.parametrize("name", [*LAYOUTS, *(f"damaged: {k}" for k in damaged(b"x" * 1000)),
+                                  *(f"blob: {k}" for k in BLOB_LAYOUTS), "its own refusal"])
+@pytest.mark.parametrize("make", [GuestDevice, AnyDevice])
+def test_restore_gives_what_read_then_restore_gives(tmp_path: Path, name: str,
+                                                    make: Callable[[], Any]) -> None:
+    path = tmp_path / "s.snapshot"
+    if name.startswith("damaged: "):
+        good = tmp_path / "good.snapshot"
+        snapshot.write(good, Guest(generation=1, data=DATA, text="t"), max_size=LIMIT)
+        path.write_bytes(damaged(good.read_bytes())[name.removeprefix("damaged: ")])
+    elif name.startswith("blob: "):
+        path.write_bytes(file_of(BLOB_LAYOUTS[name.removeprefix("blob: ")]))
+    elif name == "its own refusal":
+        snapshot.write(path, Guest(generation=13, data=DATA), max_size=LIMIT)
+    else:
+        path.write_bytes(file_of(blob_payload(LAYOUTS[name][0])))
+    expected = restored_outcome(path, make, plain_way=True)
+    assert restored_outcome(path, make, plain_way=False) == expected
+
+
+def test_restore_holds_the_large_field_once(tmp_path: Path) -> None:
+    size = 32 << 20
+    path = tmp_path / "s.snapshot"
+    snapshot.write(path, Guest(generation=9, data=os.urandom(size)), max_size=LIMIT)
+    device = GuestDevice()
+    top, _ = peak(lambda: snapshot.restore(path, device, max_size=LIMIT))
+    assert device.state is not None and len(device.state.data) == size
+    assert top < 1.5 * size
+    top_plain, _ = peak(lambda: restore_blob(device, snapshot.read(path, max_size=LIMIT),
+                                             max_size=LIMIT))
+    assert top_plain > 1.9 * size  # read, then restore_blob's parse, holds it twice

@@ -20,9 +20,9 @@ import typing
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
-from ..codec.front import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..declare import Protobuf, savedstate
 from ..errors import DecodeError, SavestateError
+from ..limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..model.registry import info_of, root_for_url
 from .blob import SavedStateBlob, type_url_of
 
@@ -37,6 +37,7 @@ __all__ = [
     "SavedStateNotSupported",
     "check_limits",
     "current_limits",
+    "decoded_state",
     "restore_blob",
     "restore_blob_async",
     "save_blob",
@@ -504,9 +505,24 @@ def parse_for(
             )
     elif info_of(st) is None:
         raise RestoreError.Other(TypeError(f"{st.__name__} is not a saved-state type"))
+    state_cls = st
+
+    def parse() -> Any:
+        type_url_of(state_cls)
+        return blob.parse(state_cls, max_depth=max_depth, max_size=max_size)
+
+    return decoded_state(parse)
+
+
+def decoded_state(decode: Callable[[], T]) -> T:
+    """``decode()``, a state's decode, with its errors as a restore reports them: a
+    ``DecodeError`` as ``RestoreError.ProtobufDecode``, any other of the library's errors
+    (a class that is not a saved-state root, say) as ``RestoreError.Other``, and a
+    ``RestoreError`` (a snapshot file's own) as it is."""
     try:
-        type_url_of(st)
-        return blob.parse(st, max_depth=max_depth, max_size=max_size)
+        return decode()
+    except RestoreError:
+        raise
     except DecodeError as exc:
         raise RestoreError.ProtobufDecode(exc) from exc
     except SavestateError as exc:

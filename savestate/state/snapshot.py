@@ -52,13 +52,14 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import IO, Any, TypeAlias, TypeVar
 
-from ..codec.front import DEFAULT_MAX_DEPTH, codec_of
-from ..codec.front import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
+from ..codec.front import codec_of
 from ..codec.wire import WireError, read_varint, skip_field, varint_bytes
 from ..declare import Protobuf
 from ..errors import DecodeError, EncodeError, SchemaError
+from ..limits import DEFAULT_MAX_DEPTH
+from ..limits import DEFAULT_MAX_SIZE as DEFAULT_MAX_DECODE_SIZE
 from ..model.plan import Absent, Container, Form, Label, ScalarValue, plan_of
-from ..model.registry import root_for_url
+from ..model.registry import info_of, root_for_url
 from ..model.scalars import BYTES
 from .blob import (
     VALUE_TAG,
@@ -71,11 +72,15 @@ from .blob import (
 )
 from .saverestore import (
     RestoreError,
+    SavedStateNotSupported,
     SaveError,
     SaveRestore,
+    call_restore,
     call_save,
     check_limits,
+    decoded_state,
     restore_blob,
+    restore_limits,
     save_blob,
     state_type,
 )
@@ -934,6 +939,21 @@ def restore(
     """Read the snapshot at ``path`` and restore ``obj`` from it (``RestoreError`` on failure).
     ``max_size`` and ``max_depth`` bound the file and every decode on the way, blobs nested in
     the state included; ``progress`` is ``read``'s, its last call made once the file is read
-    and checked, before ``obj`` is restored."""
-    restore_blob(obj, read(path, max_size=max_size, max_depth=max_depth, progress=progress),
-                 max_size=max_size, max_depth=max_depth)
+    and checked, before ``obj`` is restored. When ``obj``'s class names its state type, the
+    state is read as ``read_state`` reads it (a large ``bytes`` field held once, not twice);
+    the values and errors are those of ``restore_blob(obj, read(path))``."""
+    check_limits(max_size, max_depth)
+    st = state_type(obj)
+    if st is None or st is SavedStateNotSupported or info_of(st) is None:
+        # The class to decode is named by the file's type URL, or the refusal comes after the
+        # file is read and checked: the plain way.
+        restore_blob(obj, read(path, max_size=max_size, max_depth=max_depth,
+                               progress=progress), max_size=max_size, max_depth=max_depth)
+        return
+    state_cls = st
+    with restore_limits(max_size, max_depth):
+        # read_state holds a large bytes field of the state once, where read then parse held
+        # it twice (the blob's value and the state's copy of it).
+        state: Any = decoded_state(lambda: read_state(path, state_cls, max_size=max_size,
+                                                      max_depth=max_depth, progress=progress))
+        call_restore(obj, state)
