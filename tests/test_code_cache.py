@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +406,102 @@ def test_an_entry_whose_code_fails_to_run_is_a_miss(
     second = _declare()
     assert second.decode(bytes(second(count=3, name="", colour=Colour.RED))).count == 3
     assert no_generation == [first, second]
+
+
+# -- the bound ---------------------------------------------------------------------------------
+
+DAY = 24 * 60 * 60
+
+
+def _store_aged(folder: Path, name: str, days: float, size: int = 4000) -> Path:
+    """Store an entry of about ``size`` bytes, last used ``days`` ago; its file."""
+    def entries() -> set[Path]:
+        return {p for p in folder.iterdir() if p.name.startswith("code-")}
+
+    before = entries() if folder.exists() else set()
+    cache.store("code", name.encode(), "." * size)
+    (path,) = entries() - before
+    when = time.time() - days * DAY
+    os.utime(path, (when, when))
+    return path
+
+
+def test_prune_removes_the_least_recently_used_past_the_bound(cache_dir: Path) -> None:
+    order = [_store_aged(cache_dir, f"entry {i}", days=10 - i) for i in range(10)]  # oldest first
+    sizes = {p: p.stat().st_size for p in order}
+    total = sum(sizes.values())
+    # Foreign files, a symlink named like an entry, and temporary files: a fresh one is a
+    # writer at work, an old one a writer that died.
+    (cache_dir / "notes.txt").write_bytes(b"x" * 100_000)
+    link = cache_dir / "code-00000000-1"
+    os.symlink(order[0], link)
+    fresh_tmp = cache_dir / f"{order[0].name}.123-0123abcd.tmp"
+    old_tmp = cache_dir / f"{order[1].name}.456-89abcdef.tmp"
+    fresh_tmp.write_bytes(b"partial")
+    old_tmp.write_bytes(b"partial")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(old_tmp, (two_hours_ago, two_hours_ago))
+
+    assert cache.prune(str(cache_dir), max_bytes=total) == 1  # within the bound: old_tmp only
+    assert not old_tmp.exists() and fresh_tmp.exists()
+    assert all(p.exists() for p in order)
+
+    bound = total // 2
+    removed = cache.prune(str(cache_dir), max_bytes=bound)
+    kept = [p for p in order if p.exists()]
+    assert removed == len(order) - len(kept) > 0
+    assert kept == order[len(order) - len(kept):]  # the most recently used stay
+    assert sum(sizes[p] for p in kept) <= bound * 3 // 4
+    assert sum(sizes[p] for p in kept) + sizes[order[len(order) - len(kept) - 1]] > bound * 3 // 4
+    assert (cache_dir / "notes.txt").exists() and link.is_symlink() and fresh_tmp.exists()
+    for i, path in enumerate(order):  # what is left still loads
+        assert (cache.load("code", f"entry {i}".encode()) is not None) is path.exists()
+
+
+def test_a_load_marks_an_entry_used(cache_dir: Path) -> None:
+    old = _store_aged(cache_dir, "old", days=3)
+    recent = _store_aged(cache_dir, "recent", days=0.5)
+    recent_time = recent.stat().st_mtime
+    assert cache.load("code", b"old") is not None and cache.load("code", b"recent") is not None
+    assert time.time() - old.stat().st_mtime < 60  # refreshed
+    assert recent.stat().st_mtime == recent_time  # used within the day: left as it is
+    cache.prune(str(cache_dir), max_bytes=old.stat().st_size + recent.stat().st_size // 2)
+    assert old.exists() and not recent.exists()
+
+
+def test_storing_prunes_every_so_often(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many schemas (a fuzzer, a property test) never fill the disk: past the bound, stores prune.
+    monkeypatch.setattr(cache, "MAX_BYTES", 40_000)
+    monkeypatch.setattr(cache, "PRUNE_EVERY", 4)
+    for i in range(40):
+        cache.store("code", f"schema {i}".encode(), "." * 4000)
+        size = sum(p.stat().st_size for p in cache_dir.iterdir())
+        assert size <= 40_000 + 4 * 4100
+    assert cache.load("code", b"schema 39") is not None
+
+
+def test_a_process_prunes_on_its_first_store_once_a_day(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    script = textwrap.dedent("""
+        import sys
+        from savestate.codec import cache
+        cache.MAX_BYTES = 20_000
+        cache.store("code", sys.argv[1].encode(), "." * 4000)
+    """)
+    env = {**os.environ, cache.CACHE_ENV: str(folder)}
+
+    def store_in_a_new_process(name: str) -> None:
+        subprocess.run([sys.executable, "-c", script, name], env=env, check=True, cwd=REPO)
+
+    for i in range(8):
+        when = time.time() - (20 - i) * DAY
+        (folder / f"code-{i:08x}-10").write_bytes(b"." * 4000)
+        os.utime(folder / f"code-{i:08x}-10", (when, when))
+    store_in_a_new_process("first")  # never pruned: prunes
+    left = sorted(p.name for p in folder.iterdir() if p.name.startswith("code-"))
+    assert len(left) < 9 and "code-00000007-10" in left and "code-00000000-10" not in left
+    for i in range(8, 12):
+        (folder / f"code-{i:08x}-10").write_bytes(b"." * 4000)
+    store_in_a_new_process("second")  # pruned an instant ago: does not
+    assert len([p for p in folder.iterdir() if p.name.startswith("code-")]) == len(left) + 5

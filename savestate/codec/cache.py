@@ -23,6 +23,12 @@ their compiled code here, as Python keeps ``.pyc`` files:
   that cannot be read: all are misses, and the code is compiled as if there were no cache.
   Entries are written to a temporary file and renamed into place, so concurrent processes
   never see a partial entry.
+- **Bounded.** Past ``MAX_BYTES`` of entries, the least recently used are removed until three
+  quarters of it is left (``prune``), along with temporary files that writers left an hour
+  ago or more. Only a process that stores entries prunes: on its first store when the
+  directory was last pruned a day ago or more, and then every ``PRUNE_EVERY`` stores, so a
+  program that makes many schemas (a fuzzer, a property test) cannot fill the disk. An
+  entry's time of use is refreshed when it is loaded a day or more after the last refresh.
 - **Cheap to reach.** Looking an entry up costs a CRC, one ``open`` and one ``read``, and this
   module imports nothing that ``import savestate`` does not already load: the first
   declaration uses it.
@@ -34,15 +40,20 @@ import contextlib
 import importlib.util
 import marshal
 import os
+import re
 import stat
 import struct
 import sys
 import threading
+import time
 import zlib
 from types import CodeType
 from typing import Any
 
-__all__ = ["CACHE_ENV", "compiled", "directory", "identity", "load", "store"]
+__all__ = [
+    "CACHE_ENV", "MAX_BYTES", "PRUNE_EVERY", "compiled", "directory", "identity", "load", "prune",
+    "store",
+]
 
 #: The environment variable naming the cache directory (empty: no cache).
 CACHE_ENV = "SAVESTATE_CACHE_DIR"
@@ -55,8 +66,23 @@ _FRAME = struct.Struct("<II")  # the length of what it was made from, the body's
 # The kinds of entry whose code comes from savestate's generators (not only from a source).
 _GENERATED = frozenset({"codec", "tables"})
 
+#: The most the entries of a cache directory take before ``prune`` removes some.
+MAX_BYTES = 64 << 20
+#: How many stores a process makes between two prunes of its cache directory.
+PRUNE_EVERY = 512
+# A day: how old the last prune (the stamp file's time) may be before a process's first store
+# prunes again, and how old an entry's time of use may be before a load refreshes it.
+_DAY = 24 * 60 * 60
+# A temporary file this old was left by a writer that died.
+_STALE_TEMPORARY = 60 * 60
+_STAMP = "last-prune"
+# The names ``store`` gives: an entry, ``kind-crc-length``, and its temporary file.
+_ENTRY_NAME = re.compile(r"[a-z]+-[0-9a-f]{8}-[0-9a-f]+")
+_TEMPORARY_NAME = re.compile(r"[a-z]+-[0-9a-f]{8}-[0-9a-f]+\.[0-9]+-[0-9a-f]{8}\.tmp")
+
 _lock = threading.Lock()
 _salt: bytes | None = None
+_stores = 0  # in this process
 
 
 def directory() -> str | None:
@@ -107,10 +133,9 @@ def _entry_path(folder: str, kind: str, ident: bytes) -> str:
     return os.path.join(folder, f"{kind}-{zlib.crc32(ident):08x}-{len(ident):x}")
 
 
-def _trusted(fd: int) -> bool:
-    """Whether an open entry may be loaded: a regular file, and on POSIX this user's own and
-    not writable by anyone else."""
-    info = os.fstat(fd)
+def _trusted(info: os.stat_result) -> bool:
+    """Whether a file may be loaded (or removed) as an entry: a regular file, and on POSIX this
+    user's own and not writable by anyone else."""
     if not stat.S_ISREG(info.st_mode):
         return False
     if sys.platform == "win32" or not hasattr(os, "geteuid"):
@@ -129,10 +154,14 @@ def load(kind: str, made_from: bytes) -> Any:
     except OSError:
         return None
     try:
-        if not _trusted(fd):
+        info = os.fstat(fd)
+        if not _trusted(info):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read()
+        if time.time() - info.st_mtime >= _DAY:  # in use: not the first to be pruned
+            with contextlib.suppress(OSError, NotImplementedError):
+                os.utime(fd)
     except OSError:
         return None
     finally:
@@ -176,6 +205,77 @@ def store(kind: str, made_from: bytes, body: Any) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        return
+    if _prune_due(folder):
+        prune(folder)
+
+
+def _prune_due(folder: str) -> bool:
+    """Whether this store, the process's latest, is one after which ``folder`` is pruned."""
+    global _stores
+    with _lock:
+        _stores += 1
+        count = _stores
+    if count % PRUNE_EVERY == 0:
+        return True
+    if count > 1:
+        return False
+    try:
+        return time.time() - os.stat(os.path.join(folder, _STAMP)).st_mtime >= _DAY
+    except OSError:
+        return True  # never pruned
+
+
+def prune(folder: str, max_bytes: int | None = None) -> int:
+    """Remove entries of the cache directory ``folder``, least recently used first, until
+    they take three quarters of ``max_bytes`` (``MAX_BYTES`` unless given) when they take
+    more; and temporary files left by writers an hour ago or more. Only files with the names
+    ``store`` gives, and that ``load`` would trust, are removed. Returns how many were;
+    failures are ignored."""
+    limit = MAX_BYTES if max_bytes is None else max_bytes
+    now = time.time()
+    # The stamp first: processes starting meanwhile need not prune too.
+    with contextlib.suppress(OSError), open(os.path.join(folder, _STAMP), "wb"):
+        pass
+    entries: list[tuple[float, int, str]] = []
+    removed = 0
+    try:
+        with os.scandir(folder) as found:
+            for item in found:
+                temporary = _TEMPORARY_NAME.fullmatch(item.name) is not None
+                if not temporary and _ENTRY_NAME.fullmatch(item.name) is None:
+                    continue
+                try:
+                    info = item.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not _trusted(info):
+                    continue
+                if not temporary:
+                    entries.append((info.st_mtime, info.st_size, item.path))
+                elif now - info.st_mtime >= _STALE_TEMPORARY:
+                    removed += _remove(item.path)
+    except OSError:
+        return removed
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return removed
+    entries.sort()
+    for _, size, path in entries:
+        if total <= limit * 3 // 4:
+            break
+        if _remove(path):
+            removed += 1
+            total -= size
+    return removed
+
+
+def _remove(path: str) -> int:
+    try:
+        os.unlink(path)
+    except OSError:
+        return 0
+    return 1
 
 
 def compiled(source: str, filename: str) -> CodeType:
