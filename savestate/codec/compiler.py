@@ -230,6 +230,15 @@ class _ClassGen:
         what = "true" if suffix == b"\x01" and wire == WIRE_VARINT else "tag"
         return self.const(f"{f.pyname or f.name}_{what}".upper(), data)
 
+    def emit_tag(self, w: _Writer, f: FieldPlan, wire: int) -> None:
+        """Append field ``f``'s tag: a one-byte tag as a number, since appending an int to the
+        bytearray costs less than adding a bytes object to it."""
+        tag = _tag(f.number, wire)
+        if tag < 128:
+            w(f"ap({tag})  # {f.pyname or f.name}")
+        else:
+            w(f"buf += {self.tag_bytes(f, wire)}")
+
     def function(self, cls: type, direction: str) -> str:
         """The name this source uses for a class's encode or decode function."""
         key = (cls, direction)
@@ -466,7 +475,7 @@ class _ClassGen:
                 w(f"if {cond}:")
                 w.depth += 1
             self.emit_range(w, kind, v)
-            w(f"buf += {self.tag_bytes(f, kind.wire)}")
+            self.emit_tag(w, f, kind.wire)
             self.emit_scalar_payload(w, kind, v, top)
             if not always:
                 w.depth -= 1
@@ -476,7 +485,7 @@ class _ClassGen:
             if not always:
                 w(f"if {v}:")
                 w.depth += 1
-            w(f"buf += {self.tag_bytes(f, WIRE_VARINT)}")
+            self.emit_tag(w, f, WIRE_VARINT)
             self.emit_enum_payload(w, v)
             if not always:
                 w.depth -= 1
