@@ -29,7 +29,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from hypothesis import HealthCheck, given, settings
 
-from savestate import Oneof, Protobuf, field, proto_files, savedstate, u32
+from savestate import Oneof, Protobuf, field, proto_files, savedstate, u8, u32
 from savestate.cli import main
 from savestate.model.registry import (
     UnknownTypeName,
@@ -131,7 +131,8 @@ def _declare_root(message: type) -> type:
     return savedstate(root)
 
 
-def _text_round_trip(message: type, tmp: Any) -> None:
+def _text_round_trip(message: type, tmp: Any) -> dict[str, str]:
+    """The ``.proto`` text of a root holding ``message``, checked to come back from from-proto."""
     saved = roots()
     root = _declare_root(message)
     try:
@@ -146,6 +147,7 @@ def _text_round_trip(message: type, tmp: Any) -> None:
         assert again == source
     finally:
         forget_roots(keep=saved)
+    return source
 
 
 @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -184,6 +186,39 @@ def test_nested_shapes_text_round_trip(annotation: Any, tmp_path_factory: Any) -
     namespace = {"__annotations__": {"f": annotation}, "f": field(3), "__module__": __name__}
     _text_round_trip(type(Protobuf)(f"Shape{next(_packages)}", (Protobuf,), namespace),
                      tmp_path_factory)
+
+
+class _Byte(Protobuf, transparent=True):
+    value: u8 = field(1)
+
+
+class _Count(Protobuf, transparent=True):
+    value: u32 = field(1)
+
+
+_NARROW_TUPLE = "  message F {\n    uint32 field1 = 1; // u8\n  }\n\n  F f = 1;\n"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        (tuple[u8], _NARROW_TUPLE),
+        (tuple[_Byte], _NARROW_TUPLE),
+        (tuple[_Count], "  .google.protobuf.UInt32Value f = 1;\n"),
+    ],
+    ids=["u8", "transparent-u8", "transparent-u32"],
+)
+def test_one_element_tuple_text_round_trip(
+    annotation: Any, expected: str, tmp_path_factory: Any
+) -> None:
+    """A one-element tuple of a u8 is a nested message that says `// u8` (a
+    google.protobuf.UInt32Value has no line for the width), and a transparent class is its
+    inner type: from-proto reads either text back as a tuple written the same way again."""
+    namespace = {"__annotations__": {"f": annotation}, "f": field(1), "__module__": __name__}
+    source = _text_round_trip(
+        type(Protobuf)(f"Single{next(_packages)}", (Protobuf,), namespace), tmp_path_factory
+    )
+    assert expected in "".join(source.values())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,17 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from savestate import DecodeError, SavedStateBlob, write_proto
+from savestate import (
+    DecodeError,
+    EncodeError,
+    Oneof,
+    Protobuf,
+    SavedStateBlob,
+    field,
+    u8,
+    u32,
+    write_proto,
+)
 from savestate.codec.jsonmap import JsonError, from_dict, to_dict
 from savestate.model.names import json_name
 
@@ -140,6 +150,33 @@ def test_oneof_and_any() -> None:
     assert SavedStateBlob.from_dict(unknown.to_dict()) == unknown
     with pytest.raises(JsonError, match="names no registered saved-state root"):
         SavedStateBlob.from_dict({"@type": unknown.type_url})
+
+
+def test_one_element_tuples() -> None:
+    """A one-element tuple is the bare value where the .proto says google.protobuf.*Value (a
+    transparent class too: its inner value), and ``{"field1": ...}`` where it is a nested
+    message (a ``// u8`` width)."""
+
+    class Ticks(Protobuf, transparent=True):
+        n: u32 = field(1)
+
+    class Event(Oneof, package="json.tuples"):
+        pass
+
+    class At(Event, variant=1, tuple=True):
+        ticks: Ticks = field(1)
+
+    class Holder(Protobuf, package="json.tuples"):
+        wrapped: tuple[Ticks] = field(1)
+        narrow: tuple[u8] = field(2)
+        event: Event = field(3)
+
+    value = Holder(wrapped=(Ticks(n=5),), narrow=(7,), event=At(ticks=Ticks(n=0)))
+    d = to_dict(value)
+    assert d == {"wrapped": 5, "narrow": {"field1": 7}, "event": {"at": 0}}
+    assert from_dict(Holder, d) == value
+    with pytest.raises(EncodeError, match=r"Holder.wrapped\[0\]: expected Ticks, got int"):
+        to_dict(replace(value, wrapped=(5,)))
 
 
 def test_unknown_fields_round_trip() -> None:

@@ -178,8 +178,9 @@ def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any
 def _bare_json(m: MessagePlan, value: Any, path: list[str]) -> Any:
     f = m.fields[0]
     path.append(f.pyname)
+    value, count = unwrap(f, value, path)  # a transparent class: its inner value
     bare = _value_json(f, value, path, always=True)
-    path.pop()
+    del path[len(path) - 1 - count:]
     return bare
 
 

@@ -785,8 +785,11 @@ def _width_notes(kind: ScalarKind, prefix: str) -> tuple[str, ...]:
 
 def _wrapper_message(f: FieldPlan) -> tuple[str, str] | None:
     """The google.protobuf.*Value message describing a one-field message, if one does: a
-    builtin scalar without a doc, a default or a width of its own."""
-    if f.doc or f.unwrap or f.label is not Label.SINGULAR or f.absent is Absent.DEFAULT:
+    builtin scalar without a doc, a default or a width of its own, as the reference writer
+    decides it (a single builtin field without an annotation). A transparent class is its
+    inner type here too; a width (``// u8``) needs the nested message, whose field has a line
+    for the comment."""
+    if f.doc or f.notes or f.label is not Label.SINGULAR or f.absent is Absent.DEFAULT:
         return None
     if not isinstance(f.value, ScalarValue):
         return None

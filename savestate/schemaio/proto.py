@@ -18,6 +18,9 @@ be accepted by ``protoc``), it does:
 - A fixed-length array of any packable number (``sint32``, ``fixed32`` and enums included) is
   ``repeated T name = N; // packed repr only``, optional or not: that is what is on the wire. The
   reference describes some of them as wrapper messages, which does not match its own bytes.
+- A one-element tuple of a ``u8`` or ``u16`` is a nested message ``{uint32 field1 = 1; // u8}``,
+  not ``google.protobuf.UInt32Value`` (the reference has no widths): the reference, too, uses a
+  ``*Value`` wrapper only for a field without an annotation, and the width is one.
 - A scalar field whose default is not zero is written even when zero, so it is ``optional``: a
   reader can then tell "zero" (present) from "the default" (absent). With ``annotate=True`` its
   trailing comment records the default as JSON (``// default 5``, an enum by its number, bytes
