@@ -368,7 +368,10 @@ class FieldPlan:
 class MessagePlan:
     """A protobuf message. ``nested`` are the messages declared inside it in ``.proto`` text, in
     their order there; ``described_as`` is ``(full name, import)`` when the message is written
-    as an existing type (a well-known type, a ``*Value`` wrapper, a foreign class)."""
+    as an existing type (a well-known type, a ``*Value`` wrapper, a foreign class).
+    ``plain_wrapper`` is the ``*Value`` wrapper that the text without annotations writes
+    instead of this nested message, declared only for a note (``// u8``) that text leaves out;
+    :meth:`described` gives the description of either text."""
 
     name: str
     form: Form
@@ -377,6 +380,7 @@ class MessagePlan:
     package: str | None = None
     nested: tuple[MessagePlan, ...] = ()
     described_as: tuple[str, str] | None = None
+    plain_wrapper: tuple[str, str] | None = None
     doc: str | None = None
     reserved: tuple[int, ...] = ()
     root: bool = False
@@ -399,8 +403,16 @@ class MessagePlan:
 
     @property
     def value_wrapper(self) -> bool:
-        """Written as a ``google.protobuf.*Value`` (a one-element tuple of a builtin)."""
+        """Written as a ``google.protobuf.*Value`` (a one-element tuple of a builtin) in the
+        annotated text, which the JSON mapping and the compatibility checker follow."""
         return self.described_as is not None and self.described_as[1] == WRAPPERS_IMPORT
+
+    def described(self, annotate: bool) -> tuple[str, str] | None:
+        """``(full name, import)`` of the existing type the ``.proto`` text written with
+        ``annotate`` describes this message as, or None where it declares the message."""
+        if annotate or self.described_as is not None:
+            return self.described_as
+        return self.plain_wrapper
 
     def variant_field(self, cls: type) -> FieldPlan | None:
         """The field of a ONEOF message that stands for the variant class ``cls``, or None
@@ -593,9 +605,10 @@ def _tuple(t: TupleType, place: _Place, where: list[str]) -> MessagePlan:
                [*where, f"[{i}]"])
         for i, e in enumerate(t.elems)
     )
-    described = _wrapper_message(fields[0]) if len(fields) == 1 else None
+    described, plain = _wrapper_message(fields)
     plan = MessagePlan(
-        place.name, Form.TUPLE, fields, nested=tuple(scope.messages), described_as=described
+        place.name, Form.TUPLE, fields, nested=tuple(scope.messages), described_as=described,
+        plain_wrapper=plain,
     )
     if described is None:
         place.scope.declare(plan, where)
@@ -783,18 +796,30 @@ def _width_notes(kind: ScalarKind, prefix: str) -> tuple[str, ...]:
     return (f"{prefix}{kind.name}",) if kind.name in NARROW else ()
 
 
-def _wrapper_message(f: FieldPlan) -> tuple[str, str] | None:
-    """The google.protobuf.*Value message describing a one-field message, if one does: a
-    builtin scalar without a doc, a default or a width of its own, as the reference writer
-    decides it (a single builtin field without an annotation). A transparent class is its
-    inner type here too; a width (``// u8``) needs the nested message, whose field has a line
-    for the comment."""
-    if f.doc or f.notes or f.label is not Label.SINGULAR or f.absent is Absent.DEFAULT:
-        return None
+def _wrapper_message(
+    fields: tuple[FieldPlan, ...],
+) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """The google.protobuf.*Value message describing a message of ``fields`` (a tuple or a
+    tuple variant), as ``(described_as, plain_wrapper)`` of its plan.
+
+    The reference writer uses one for a single builtin field without an annotation: a scalar
+    without a doc or a default of its own, a transparent class being its inner type. A note
+    (``// u8``) is an annotation too, but only the annotated text has it: there the nested
+    message stays, whose field has a line for the comment (``described_as`` None, and
+    ``plain_wrapper`` the wrapper that the text without annotations, the reference writer's,
+    which has no widths, writes instead)."""
+    if len(fields) != 1:
+        return None, None
+    f = fields[0]
+    if f.doc or f.label is not Label.SINGULAR or f.absent is Absent.DEFAULT:
+        return None, None
     if not isinstance(f.value, ScalarValue):
-        return None
+        return None, None
     wrapper = WRAPPER_MESSAGES.get(f.value.proto)
-    return None if wrapper is None else (f"google.protobuf.{wrapper}", WRAPPERS_IMPORT)
+    if wrapper is None:
+        return None, None
+    described = (f"google.protobuf.{wrapper}", WRAPPERS_IMPORT)
+    return (None, described) if f.notes else (described, None)
 
 
 _enum_cache: dict[type, EnumValue] = {}
@@ -933,10 +958,10 @@ def _variant_field(
     # A tuple variant: fields 1..n named field1..n, their Python attributes the class's own.
     scope = _Scope()
     fields = _struct_fields(message.fields, v.name, scope, proto_names=False)
-    described = _wrapper_message(fields[0]) if len(fields) == 1 else None
+    described, plain = _wrapper_message(fields)
     plan = MessagePlan(
         upper_camel_case(member), Form.STRUCT, fields, cls=v.cls,
-        nested=tuple(scope.messages), described_as=described,
+        nested=tuple(scope.messages), described_as=described, plain_wrapper=plain,
     )
     if described is None:
         others.declare(plan, where)

@@ -18,9 +18,10 @@ be accepted by ``protoc``), it does:
 - A fixed-length array of any packable number (``sint32``, ``fixed32`` and enums included) is
   ``repeated T name = N; // packed repr only``, optional or not: that is what is on the wire. The
   reference describes some of them as wrapper messages, which does not match its own bytes.
-- A one-element tuple of a ``u8`` or ``u16`` is a nested message ``{uint32 field1 = 1; // u8}``,
-  not ``google.protobuf.UInt32Value`` (the reference has no widths): the reference, too, uses a
-  ``*Value`` wrapper only for a field without an annotation, and the width is one.
+- With ``annotate=True``, a one-element tuple of a ``u8`` or ``u16`` is a nested message
+  ``{uint32 field1 = 1; // u8}``, not ``google.protobuf.UInt32Value`` (the reference has no
+  widths): the reference, too, uses a ``*Value`` wrapper only for a field without an
+  annotation, and the width is one. With ``annotate=False`` it is the reference's wrapper.
 - A scalar field whose default is not zero is written even when zero, so it is ``optional``: a
   reader can then tell "zero" (present) from "the default" (absent). With ``annotate=True`` its
   trailing comment records the default as JSON (``// default 5``, an enum by its number, bytes
@@ -292,8 +293,9 @@ class _File:
         if isinstance(vp, EnumValue):
             return f".{self.package}.{vp.cls.__name__}"
         m = vp.message
-        if m.described_as is not None:
-            name, path = m.described_as
+        described = m.described(self.annotate)
+        if described is not None:
+            name, path = described
             self.imports.add(path)
             return f".{name}"
         if vp.cls is None:
@@ -311,7 +313,8 @@ class _File:
             out.append(ROOT_MARK)
         out.append(f"{indent}message {m.name} {{")
         inner = indent + "  "
-        blocks = [self.message(n, inner) for n in m.nested]
+        # Without annotations, a nested message kept only for a note is its *Value wrapper.
+        blocks = [self.message(n, inner) for n in m.nested if n.described(self.annotate) is None]
         if m.form is Form.ONEOF:
             block = [f"{inner}oneof variant {{"]
             for f in m.fields:
