@@ -240,6 +240,70 @@ def test_packed_64_bit_elements_are_read_to_the_tenth_byte() -> None:
         assert not isinstance(raised.value, AssertionError)
 
 
+def test_a_packed_run_of_one_byte_numbers_is_read_in_one_step() -> None:
+    """A packed record whose numbers are all under 128 (a byte each) becomes the list in one
+    step, for every kind read as a plain varint; a record with one larger number, or of another
+    encoding (zigzag, bool, enum), is read number by number. Values are the interpreter's."""
+    import sys
+
+    from savestate import i64, int32, u16, u64
+    from savestate.codec import interp
+
+    class Small(Protobuf):
+        a: list[u8] = field(1)
+        b: list[u16] = field(2)
+        c: list[u32] = field(3)
+        d: list[u64] = field(4)
+        e: list[int32] = field(5)
+        zigzag: list[i64] = field(6)
+        flags: list[bool] = field(7)
+
+    codec = codec_of(Small)
+    assert (".isascii()" in codec.source) is not accel.ACCELERATED  # C helpers read it there
+
+    def lines_run(data: bytes) -> int:
+        """How many lines of generated code a decode of ``data`` runs."""
+        count = 0
+
+        def trace(frame, event, arg):  # type: ignore[no-untyped-def]
+            nonlocal count
+            if frame.f_code.co_filename == codec.filename and event == "line":
+                count += 1
+            return trace
+
+        sys.settrace(trace)
+        try:
+            got = codec._decode(data, 0, len(data), 100, [1 << 40])
+        finally:
+            sys.settrace(None)
+        assert got == interp.decode(Small, data, 100, 1 << 40)
+        return count
+
+    def value(n: int, top: int = 127) -> Small:
+        run = [i % (top + 1) for i in range(n)]
+        return Small(a=run, b=run, c=run, d=run, e=run, zigzag=[], flags=[])
+
+    for top in (0, 1, 127):
+        data = value(50, top).encode()
+        assert codec._decode(data, 0, len(data), 100, [1 << 40]) == value(50, top)
+    if accel.ACCELERATED:
+        return
+    # Lines run do not grow with the list when every number is one byte ...
+    assert lines_run(value(200).encode()) == lines_run(value(2000).encode())
+    # ... and do when one number is not, or for another encoding.
+    wider = value(200)
+    wider.d = [*wider.d, 128]
+    longer = value(2000)
+    longer.d = [*longer.d, 128]
+    assert lines_run(longer.encode()) > lines_run(wider.encode()) + 1000
+    few, many = (Small(a=[], b=[], c=[], d=[], e=[], zigzag=[1] * n, flags=[True] * n)
+                 for n in (200, 2000))
+    assert lines_run(many.encode()) > lines_run(few.encode()) + 1000
+    data = many.encode()
+    decoded = codec._decode(data, 0, len(data), 100, [1 << 40])
+    assert [type(x) for x in decoded.flags] == [bool] * 2000
+
+
 def test_a_made_up_enum_member_is_refused_everywhere() -> None:
     """An enum whose ``_missing_`` makes up pseudo-members: such a value is not one the plan
     can write (the bytes would not decode), and every path refuses it with the interpreter's

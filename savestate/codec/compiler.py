@@ -1221,6 +1221,19 @@ class _FieldReader:
         if native is not None:
             w(f"pos = decode_packed(data, pos, e, {var}, {native})")
             return
+        one_byte_run = (isinstance(vp, ScalarValue) and vp.kind.encoding == "varint"
+                        and not f.elem_unwrap)
+        if one_byte_run:
+            # Numbers under 128 take a byte each, and any kind holds them as they are: a
+            # record of nothing else is its own list, extended in one step.
+            run = gen.names.new("run")
+            w(f"{run} = data[pos:e]")
+            w(f"if {run}.isascii():")
+            with w.indent():
+                w(f"{var} += {run}")
+                w("pos = e")
+            w("else:")
+            w.depth += 1
         x = gen.names.new(f"{f.pyname}_item")
         append = gen.names.new(f"{f.pyname}_append")
         w(f"{append} = {var}.append")
@@ -1230,6 +1243,8 @@ class _FieldReader:
             self.emit_wrap_elem(w, x)
             w(f"{append}({x})")
         self.gen.emit_refuse(w, "pos != e")
+        if one_byte_run:
+            w.depth -= 1
 
     def emit_wrap_elem(self, w: _Writer, x: str) -> None:
         for newtype in reversed(self.field.elem_unwrap):
