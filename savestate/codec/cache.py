@@ -65,6 +65,8 @@ _HEADER = b"savestate code cache 2\n"
 _FRAME = struct.Struct("<II")  # the length of what it was made from, the body's CRC-32
 # The kinds of entry whose code comes from savestate's generators (not only from a source).
 _GENERATED = frozenset({"codec", "tables"})
+# Every kind of entry: compiled sources, and the generators' code.
+_KINDS = _GENERATED | {"code"}
 
 #: The most the entries of a cache directory take before ``prune`` removes some.
 MAX_BYTES = 64 << 20
@@ -77,8 +79,11 @@ _DAY = 24 * 60 * 60
 _STALE_TEMPORARY = 60 * 60
 _STAMP = "last-prune"
 # The names ``store`` gives: an entry, ``kind-crc-length``, and its temporary file.
-_ENTRY_NAME = re.compile(r"[a-z]+-[0-9a-f]{8}-[0-9a-f]+")
-_TEMPORARY_NAME = re.compile(r"[a-z]+-[0-9a-f]{8}-[0-9a-f]+\.[0-9]+-[0-9a-f]{8}\.tmp")
+_ENTRY = "(?:" + "|".join(sorted(_KINDS)) + r")-[0-9a-f]{8}-[0-9a-f]+"
+_ENTRY_NAME = re.compile(_ENTRY)
+_TEMPORARY_NAME = re.compile(_ENTRY + r"\.[0-9]+-[0-9a-f]{8}\.tmp")
+# Opening a file of the directory never follows a link or waits on a FIFO.
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 _lock = threading.Lock()
 _salt: bytes | None = None
@@ -124,7 +129,10 @@ def _generator_salt() -> bytes:
 
 def identity(kind: str, made_from: bytes) -> bytes:
     """All that an entry of ``kind`` for ``made_from`` must match: the bytecode magic number,
-    the kind, for generated code the generators' digest, and ``made_from``."""
+    the kind, for generated code the generators' digest, and ``made_from``. ValueError for a
+    kind the cache does not keep."""
+    if kind not in _KINDS:
+        raise ValueError(f"no such kind of cache entry: {kind!r}")
     salt = _generator_salt() if kind in _GENERATED else b""
     return b"\0".join((importlib.util.MAGIC_NUMBER, kind.encode(), salt, made_from))
 
@@ -221,22 +229,53 @@ def _prune_due(folder: str) -> bool:
     if count > 1:
         return False
     try:
-        return time.time() - os.stat(os.path.join(folder, _STAMP)).st_mtime >= _DAY
+        info = os.stat(os.path.join(folder, _STAMP), follow_symlinks=False)
     except OSError:
         return True  # never pruned
+    return not _trusted(info) or time.time() - info.st_mtime >= _DAY
+
+
+def _touch_stamp(folder: str) -> None:
+    """Mark ``folder`` pruned now (a regular file of this user's, never through a link)."""
+    try:
+        fd = os.open(os.path.join(folder, _STAMP), os.O_WRONLY | os.O_CREAT | _OPEN_FLAGS,
+                     0o600)
+    except OSError:
+        return
+    try:
+        if _trusted(os.fstat(fd)):
+            os.utime(fd)
+    except (OSError, NotImplementedError):
+        pass
+    finally:
+        os.close(fd)
+
+
+def _is_entry(path: str) -> bool:
+    """Whether the file at ``path`` is an entry ``store`` wrote: one ``load`` would trust, that
+    starts with the entry header (a file of the user's own that merely has such a name is
+    not)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    except OSError:
+        return False
+    try:
+        return _trusted(os.fstat(fd)) and os.read(fd, len(_HEADER)) == _HEADER
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def prune(folder: str, max_bytes: int | None = None) -> int:
     """Remove entries of the cache directory ``folder``, least recently used first, until
     they take three quarters of ``max_bytes`` (``MAX_BYTES`` unless given) when they take
     more; and temporary files left by writers an hour ago or more. Only files with the names
-    ``store`` gives, and that ``load`` would trust, are removed. Returns how many were;
-    failures are ignored."""
+    ``store`` gives, that ``load`` would trust and (entries) that start with an entry's header,
+    are removed. Returns how many are gone; failures are ignored."""
     limit = MAX_BYTES if max_bytes is None else max_bytes
     now = time.time()
-    # The stamp first: processes starting meanwhile need not prune too.
-    with contextlib.suppress(OSError), open(os.path.join(folder, _STAMP), "wb"):
-        pass
+    _touch_stamp(folder)  # first: processes starting meanwhile need not prune too
     entries: list[tuple[float, int, str]] = []
     removed = 0
     try:
@@ -264,15 +303,20 @@ def prune(folder: str, max_bytes: int | None = None) -> int:
     for _, size, path in entries:
         if total <= limit * 3 // 4:
             break
-        if _remove(path):
+        if _is_entry(path) and _remove(path):
             removed += 1
             total -= size
     return removed
 
 
 def _remove(path: str) -> int:
+    """1 when the file at ``path`` is gone: removed now, or by another process pruning at the
+    same time (which then counts as removed here too, so that two prunes do not both go
+    down to the bound); else 0."""
     try:
         os.unlink(path)
+    except FileNotFoundError:
+        return 1
     except OSError:
         return 0
     return 1
