@@ -299,6 +299,24 @@ def test_a_change_to_the_generators_is_a_new_entry(
     assert cache.load("code", b"another source") is None
 
 
+def test_a_warm_first_save_and_restore_imports_nothing(tmp_path: Path) -> None:
+    # The codec's modules are loaded with the state machinery, at start-up: a servicing VM's
+    # first save (its blackout) neither imports nor compiles.
+    script = """
+        import sys
+        import savestate.state.units
+        from examples.vm.machine import Machine
+        from savestate.state.units import SavedStateUnits
+
+        machine = Machine()
+        before = set(sys.modules)
+        Machine().restore(SavedStateUnits.decode(bytes(machine.save())))
+        print(sorted(set(sys.modules) - before))
+    """
+    _run(script, tmp_path / "cache")  # fills the cache
+    assert _run(script, tmp_path / "cache").stdout.split() == ["[]"]
+
+
 def test_warm_up_compiles_every_declared_class(tmp_path: Path) -> None:
     # In a process of its own: the test run's other modules declare classes of their own.
     out = _run("""
@@ -480,28 +498,68 @@ def test_storing_prunes_every_so_often(cache_dir: Path, monkeypatch: pytest.Monk
     assert cache.load("code", b"schema 39") is not None
 
 
-def test_a_process_prunes_on_its_first_store_once_a_day(tmp_path: Path) -> None:
-    folder = tmp_path / "cache"
-    folder.mkdir(mode=0o700)
+def test_a_process_prunes_on_its_first_store_once_a_day(cache_dir: Path) -> None:
     script = textwrap.dedent("""
         import sys
         from savestate.codec import cache
         cache.MAX_BYTES = 20_000
         cache.store("code", sys.argv[1].encode(), "." * 4000)
     """)
-    env = {**os.environ, cache.CACHE_ENV: str(folder)}
+    env = {**os.environ, cache.CACHE_ENV: str(cache_dir)}
 
     def store_in_a_new_process(name: str) -> None:
         subprocess.run([sys.executable, "-c", script, name], env=env, check=True, cwd=REPO)
 
-    for i in range(8):
-        when = time.time() - (20 - i) * DAY
-        (folder / f"code-{i:08x}-10").write_bytes(b"." * 4000)
-        os.utime(folder / f"code-{i:08x}-10", (when, when))
-    store_in_a_new_process("first")  # never pruned: prunes
-    left = sorted(p.name for p in folder.iterdir() if p.name.startswith("code-"))
-    assert len(left) < 9 and "code-00000007-10" in left and "code-00000000-10" not in left
-    for i in range(8, 12):
-        (folder / f"code-{i:08x}-10").write_bytes(b"." * 4000)
+    def entries() -> list[Path]:
+        return sorted(p for p in cache_dir.iterdir() if p.name.startswith("code-"))
+
+    old = [_store_aged(cache_dir, f"old {i}", days=20 - i) for i in range(8)]  # oldest first
+    (cache_dir / "last-prune").unlink(missing_ok=True)  # never pruned
+    store_in_a_new_process("first")  # prunes
+    left = entries()
+    assert len(left) < 9 and old[-1] in left and old[0] not in left
+    for i in range(4):
+        _store_aged(cache_dir, f"new {i}", days=0)
     store_in_a_new_process("second")  # pruned an instant ago: does not
-    assert len([p for p in folder.iterdir() if p.name.startswith("code-")]) == len(left) + 5
+    assert len(entries()) == len(left) + 5
+
+
+def test_prune_touches_only_its_own_files(cache_dir: Path) -> None:
+    # A cache directory that others can write to, or a folder that is not only the cache:
+    # prune follows no link, waits on no FIFO, and removes no file of the user's own that
+    # merely has an entry's name.
+    entry = _store_aged(cache_dir, "entry", days=30)
+    victim = cache_dir.parent / "victim.txt"
+    victim.write_bytes(b"keep me")
+    (cache_dir / "last-prune").unlink(missing_ok=True)
+    os.symlink(victim, cache_dir / "last-prune")
+    lookalike = cache_dir / "code-20240115-2"
+    lookalike.write_bytes(b"my notes " * 1000)
+    os.utime(lookalike, (0, 0))
+    assert cache.prune(str(cache_dir), max_bytes=100) == 1
+    assert not entry.exists() and lookalike.exists() and victim.read_bytes() == b"keep me"
+    (cache_dir / "last-prune").unlink()
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(cache_dir / "last-prune")
+        cache.prune(str(cache_dir), max_bytes=100)  # returns: the FIFO is not opened to wait
+    with pytest.raises(ValueError):
+        cache.store("nonsense", b"x", "body")
+
+
+def test_prunes_at_once_go_down_to_the_bound_once(cache_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another process pruning the same directory removes an entry first: it counts as gone.
+    order = [_store_aged(cache_dir, f"entry {i}", days=10 - i, size=1000) for i in range(20)]
+    total = sum(p.stat().st_size for p in order)
+    real_unlink = os.unlink
+
+    def raced(path: Any, *args: Any, **kwargs: Any) -> None:
+        real_unlink(path)
+        if Path(path) in order[:10]:
+            raise FileNotFoundError(path)  # as if the other prune had been first
+
+    monkeypatch.setattr(os, "unlink", raced)
+    cache.prune(str(cache_dir), max_bytes=total)  # within the bound: nothing goes
+    cache.prune(str(cache_dir), max_bytes=total * 4 // 5)
+    kept = sum(p.stat().st_size for p in order if p.exists())
+    assert total * 3 // 5 - 1100 < kept <= total * 3 // 5

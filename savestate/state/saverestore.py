@@ -20,6 +20,9 @@ import typing
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
+# Saving and restoring is encoding and decoding: the codec is loaded with this module, at a
+# program's start, and not by its first save (a servicing VM's blackout).
+from ..codec import front  # noqa: F401
 from ..declare import Protobuf, savedstate
 from ..errors import DecodeError, SavestateError
 from ..limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
