@@ -400,3 +400,50 @@ def test_restore_holds_the_large_field_once(tmp_path: Path) -> None:
     top_plain, _ = peak(lambda: restore_blob(device, snapshot.read(path, max_size=LIMIT),
                                              max_size=LIMIT))
     assert top_plain > 1.9 * size  # read, then restore_blob's parse, holds it twice
+
+
+class UntypedDevice(SaveRestore):  # type: ignore[type-arg]
+    """Names no state type: its state is decoded as the file's type URL says."""
+
+    state: Any = None
+
+    def save(self) -> Any:
+        raise NotImplementedError
+
+    def restore(self, state: Any) -> None:
+        self.state = state
+
+
+@pytest.mark.parametrize("make", [GuestDevice, UntypedDevice])
+@pytest.mark.parametrize("size", [100, 3 << 20])
+def test_restore_reports_progress_until_the_state_is_decoded(
+        tmp_path: Path, make: Callable[[], Any], size: int) -> None:
+    # Whichever way the state is read: every call as read makes them while the file is read
+    # and checked, and the last, (size, size), once the state is decoded, before the restore.
+    path = tmp_path / "s.snapshot"
+    snapshot.write(path, Guest(generation=3, data=pattern(size, 5)), max_size=LIMIT)
+    total = path.stat().st_size
+    calls: list[tuple[int, int]] = []
+    device = make()
+    restored_at: list[int] = []
+    original = device.restore
+
+    def restore(state: Any) -> None:
+        restored_at.append(len(calls))
+        original(state)
+
+    device.restore = restore
+    snapshot.restore(path, device, max_size=LIMIT, progress=lambda d, t: calls.append((d, t)))
+    dones = [done for done, _ in calls]
+    assert all(t == total for _, t in calls) and dones == sorted(dones)
+    assert dones[-1] == total and dones.count(total) == 1 and restored_at == [len(calls)]
+    if size > snapshot.CHUNK:
+        assert len(calls) > 2
+
+    # A state that does not decode: no last call.
+    bad = tmp_path / "bad.snapshot"
+    bad.write_bytes(file_of(blob_payload(b"\x0f" + pattern(size, 6))))
+    calls.clear()
+    with pytest.raises(RestoreError):
+        snapshot.restore(bad, make(), max_size=LIMIT, progress=lambda d, t: calls.append((d, t)))
+    assert all(done < t for done, t in calls)

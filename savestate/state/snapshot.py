@@ -79,7 +79,7 @@ from .saverestore import (
     call_save,
     check_limits,
     decoded_state,
-    restore_blob,
+    parse_for,
     restore_limits,
     save_blob,
     state_type,
@@ -754,13 +754,8 @@ def read_state(
                                      progress)
             f.seek(0)
         if value is _NOT_HANDLED:  # the plain way, its last progress call kept for the end
-            def report(done: int, size: int) -> None:
-                if done < size:
-                    assert progress is not None
-                    progress(done, size)
-
             blob, total = _read_opened(f, path, info, max_size, max_depth,
-                                       None if progress is None else report)
+                                       None if progress is None else _HeldProgress(progress))
             value = blob.parse(cls, max_depth=max_depth, max_size=max_size)
         else:
             total = info.st_size
@@ -768,6 +763,27 @@ def read_state(
         progress(total, total)
     result: _R = value
     return result
+
+
+class _HeldProgress:
+    """``progress`` for a read that more work follows (a decode): every call but the last,
+    ``(size, size)``, whose size it keeps for ``finish``, made once that work is done."""
+
+    __slots__ = ("progress", "size")
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.size: int | None = None
+
+    def __call__(self, done: int, size: int) -> None:
+        if done < size:
+            self.progress(done, size)
+        else:
+            self.size = size
+
+    def finish(self) -> None:
+        if self.size is not None:
+            self.progress(self.size, self.size)
 
 
 # The smallest ``bytes`` field that ``read_state`` reads from the file on its own.
@@ -938,22 +954,27 @@ def restore(
 ) -> None:
     """Read the snapshot at ``path`` and restore ``obj`` from it (``RestoreError`` on failure).
     ``max_size`` and ``max_depth`` bound the file and every decode on the way, blobs nested in
-    the state included; ``progress`` is ``read``'s, its last call made once the file is read
-    and checked, before ``obj`` is restored. When ``obj``'s class names its state type, the
-    state is read as ``read_state`` reads it (a large ``bytes`` field held once, not twice);
-    the values and errors are those of ``restore_blob(obj, read(path))``."""
+    the state included. ``progress`` is called as ``read`` calls it while the file is read and
+    checked, and its last call, ``(file size, file size)``, once the state is decoded, before
+    ``obj`` is restored (not at all when the state does not decode). When ``obj``'s class
+    names its state type, the state is read as ``read_state`` reads it (a large ``bytes``
+    field held once, not twice); the values and errors are those of
+    ``restore_blob(obj, read(path))``."""
     check_limits(max_size, max_depth)
     st = state_type(obj)
-    if st is None or st is SavedStateNotSupported or info_of(st) is None:
-        # The class to decode is named by the file's type URL, or the refusal comes after the
-        # file is read and checked: the plain way.
-        restore_blob(obj, read(path, max_size=max_size, max_depth=max_depth,
-                               progress=progress), max_size=max_size, max_depth=max_depth)
-        return
-    state_cls = st
     with restore_limits(max_size, max_depth):
-        # read_state holds a large bytes field of the state once, where read then parse held
-        # it twice (the blob's value and the state's copy of it).
-        state: Any = decoded_state(lambda: read_state(path, state_cls, max_size=max_size,
-                                                      max_depth=max_depth, progress=progress))
+        if st is None or st is SavedStateNotSupported or info_of(st) is None:
+            # The class to decode is named by the file's type URL, or the refusal comes after
+            # the file is read and checked: the plain way.
+            held = None if progress is None else _HeldProgress(progress)
+            blob = read(path, max_size=max_size, max_depth=max_depth, progress=held)
+            state = parse_for(obj, blob)
+            if held is not None:
+                held.finish()
+        else:
+            state_cls = st
+            # read_state holds a large bytes field of the state once, where read then parse
+            # held it twice (the blob's value and the state's copy of it).
+            state = decoded_state(lambda: read_state(path, state_cls, max_size=max_size,
+                                                     max_depth=max_depth, progress=progress))
         call_restore(obj, state)
