@@ -4,6 +4,7 @@ interpreting one (bytes and errors), and arbitrary bytes giving only DecodeError
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 from hypothesis import given, note
@@ -13,6 +14,7 @@ from savestate import DecodeError
 from savestate.codec.front import codec_of
 from savestate.codec.interp import decode as interp_decode
 from savestate.codec.interp import encode as interp_encode
+from savestate.errors import UnknownFieldsDropped
 
 from .strategies import instances, messages
 
@@ -69,12 +71,19 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(data: st.DataObject) -> No
         )
     )
     fast = _outcome(lambda: _fast_decode(cls, raw))
-    slow = _outcome(lambda: interp_decode(cls, raw, 100))
-    assert fast[0] == slow[0], (fast, slow)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        slow = _outcome(lambda: interp_decode(cls, raw, 100))
+    dropped = any(issubclass(w.category, UnknownFieldsDropped) for w in warned)
+    # Unknown fields where a value has nowhere to keep them (a map entry, a timedelta) are
+    # the interpreter's to drop, with its warning: the compiled code refuses such input.
+    if not (fast[0] == "error" and slow[0] == "ok" and dropped):
+        assert fast[0] == slow[0], (fast, slow)
     if slow[0] == "ok":
-        # repr, not ==: a decoded NaN is not equal to itself.
-        assert repr(fast[1]) == repr(slow[1])
-        assert bytes(fast[1]) == bytes(slow[1]) == _fast_encode(cls, fast[1])
+        if fast[0] == "ok":
+            # repr, not ==: a decoded NaN is not equal to itself.
+            assert repr(fast[1]) == repr(slow[1])
+            assert bytes(fast[1]) == bytes(slow[1]) == _fast_encode(cls, fast[1])
         # Whatever decodes re-encodes and decodes to an equal value.
         assert repr(cls.decode(bytes(slow[1]))) == repr(slow[1])
     else:
