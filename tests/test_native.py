@@ -662,9 +662,9 @@ def test_library_types_have_tables() -> None:
 MIB = 1 << 20
 
 
-@pytest.mark.parametrize("size", [MIB - 300, MIB, MIB + 1, 3 * MIB + 17])
+@pytest.mark.parametrize("size", [MIB // 3, MIB // 2, MIB - 300, MIB, MIB + 1, 3 * MIB + 17])
 def test_large_outputs_are_written_whole(size: int) -> None:
-    # Past 1 MiB the encoder's output moves into a bytes object of its own: every byte written
+    # From 512 KiB on, the encoder's output moves into a bytes object of its own: every byte written
     # before and after the move, and the lengths put in front of bodies that span it, stay.
     value = everything(
         data=bytes(range(256)) * (size // 512),

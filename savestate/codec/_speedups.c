@@ -1472,9 +1472,10 @@ find_field(const layout_object *self, uint64_t number)
 
 /* -- encoding --------------------------------------------------------------------------------*/
 
-/* The output of an encode. Up to SPARE_LIMIT it is a plain buffer, copied into the result's
-   bytes at the end (and kept for the next encode); past that it moves once into a bytes object
-   of its own (``big``), which becomes the result, cut to its length, so that a large payload is
+/* The output of an encode. It starts in a plain buffer of at most SPARE_LIMIT bytes, copied
+   into the result's bytes at the end (and kept for the next encode); an output that outgrows it
+   (the buffer doubles, so from half of SPARE_LIMIT on) moves once into a bytes object of its
+   own (``big``), which becomes the result, cut to its length, so that a large payload is
    copied once and the output is not held twice. */
 typedef struct {
     unsigned char *data;
