@@ -3,18 +3,14 @@ bytes and errors as before, the read-back check, progress callbacks and the CLI'
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import pty
 import struct
 import subprocess
 import sys
-import tracemalloc
 import zlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +19,8 @@ from savestate.codec.wire import varint_bytes
 from savestate.errors import DecodeError
 from savestate.state.blob import decode_blob, type_url_of
 from savestate.state.snapshot import HEADER_FIELDS, HEADER_SIZE
+
+from .measure import peak
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 4 << 20  # large enough for every streamed path, small enough for a test
@@ -83,16 +81,6 @@ def file_of(payload: bytes) -> bytes:
     fields = HEADER_FIELDS.pack(snapshot.MAGIC, 1, 0, len(payload),
                                 hashlib.sha256(payload).digest())
     return fields + struct.pack("<I", zlib.crc32(fields)) + payload
-
-
-def peak(fn: Callable[[], object]) -> tuple[int, Any]:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        result = fn()
-        return tracemalloc.get_traced_memory()[1], result
-    finally:
-        tracemalloc.stop()
 
 
 def big_state() -> Memory:

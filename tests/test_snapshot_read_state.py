@@ -4,11 +4,9 @@ give: the same values, unknown fields and errors (field paths included), on ever
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import struct
-import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,8 @@ from savestate.errors import SchemaError
 from savestate.state.blob import BlobTypeMismatch, type_url_of
 from savestate.state.saverestore import RestoreError, restore_blob
 from savestate.state.snapshot import HEADER_FIELDS, HEADER_SIZE, LARGE_FIELD
+
+from .measure import peak
 
 LIMIT = 64 << 20
 BIG = 256 << 10  # past the first read of the payload, and large enough to be read on its own
@@ -267,16 +267,6 @@ def test_a_fifo_is_read_the_plain_way(tmp_path: Path) -> None:
 
 
 # -- what it copies ----------------------------------------------------------------------------
-
-
-def peak(fn: Callable[[], object]) -> tuple[int, Any]:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        result = fn()
-        return tracemalloc.get_traced_memory()[1], result
-    finally:
-        tracemalloc.stop()
 
 
 def test_the_large_field_is_read_into_its_own_bytes_and_not_copied(tmp_path: Path) -> None:
