@@ -308,23 +308,10 @@ def test_a_made_up_enum_member_is_refused_everywhere() -> None:
     """An enum whose ``_missing_`` makes up pseudo-members: such a value is not one the plan
     can write (the bytes would not decode), and every path refuses it with the interpreter's
     error, alone, in a packed list and in a list of small messages."""
-    import enum
-
     from savestate import EncodeError
     from savestate.codec import interp
 
-    class Open(enum.IntEnum):
-        ZERO = 0
-        ONE = 1
-
-        @classmethod
-        def _missing_(cls, value: object) -> object:
-            if not isinstance(value, int):
-                return None
-            member = int.__new__(cls, value)
-            member._name_ = f"V{value}"
-            member._value_ = value
-            return member
+    from .open_enum import Open
 
     class Item(Protobuf):
         o: Open = field(1)

@@ -45,6 +45,7 @@ from savestate.codec.front import SIGNALS, codec_of
 from savestate.codec.runtime import Mismatch
 from savestate.model.plan import plan_of
 
+from .open_enum import Open
 from .strategies import instances, messages
 
 pytestmark = pytest.mark.skipif(not accel.ACCELERATED, reason="the C accelerator is not active")
@@ -256,22 +257,6 @@ def test_layouts_follow_the_plan() -> None:
         c: Counted = field(1)
 
     assert codec_of(HasCounted).native is None
-
-
-class Open(enum.IntEnum):
-    """An enum that makes up a pseudo-member for any number."""
-
-    ZERO = 0
-    ONE = 1
-
-    @classmethod
-    def _missing_(cls, value: object) -> Any:
-        if not isinstance(value, int):
-            return None
-        member = int.__new__(cls, value)
-        member._name_ = f"V{value}"
-        member._value_ = value
-        return member
 
 
 class HasOpen(Protobuf, package="test.native"):
