@@ -502,6 +502,44 @@ def test_an_unset_slot_is_refused() -> None:
         layout(Everything).encode(obj, 100)
 
 
+class SwapsAKey(int):
+    """An int whose conversion, user code run while the map holding it is written, swaps the
+    map's first key for a new one: the map keeps its size."""
+
+    into: dict[str, Any]
+
+    def __new__(cls, value: int, into: dict[str, Any]) -> SwapsAKey:
+        made = super().__new__(cls, value)
+        made.into = into
+        return made
+
+    def __int__(self) -> int:
+        if "a" in self.into:
+            del self.into["a"]
+            self.into["c"] = HasDefault(n=3)
+        return 5
+
+
+class MapOfCalled(Protobuf, package="test.native"):
+    by_name: dict[str, HasDefault] = field(1)  # the values by their generated functions
+
+
+def test_a_key_swapped_while_the_map_is_written_is_the_generated_codes() -> None:
+    """The map that results is written, as the pure-Python path writes it: the entry of the
+    removed key is not written too, as a state the map never held."""
+    assert codec_of(MapOfCalled).native is not None
+    assert codec_of(HasDefault).native is None
+    into: dict[str, Any] = {}
+    into.update(a=HasDefault(n=SwapsAKey(5, into)), b=HasDefault(n=2))
+    with pytest.raises(SIGNALS):
+        layout(MapOfCalled).encode(MapOfCalled(by_name=into), 100)
+    assert list(into) == ["b", "c"]
+    into.clear()
+    into.update(a=HasDefault(n=SwapsAKey(5, into)), b=HasDefault(n=2))
+    after = interp.encode(MapOfCalled, MapOfCalled(by_name={"b": HasDefault(n=2),
+                                                           "c": HasDefault(n=3)}), 100)
+    assert MapOfCalled(by_name=into).encode() == after
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_generated_schemas_agree(data: st.DataObject) -> None:

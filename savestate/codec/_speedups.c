@@ -1825,10 +1825,12 @@ encode_field(const layout_field *f, PyObject *x, long depth, wbuf *w)
         raise_mismatch(); /* cleared by the collector: nothing to write with */
         return -1;
     }
-    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(x);
+    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(x), seen = 0;
     PyObject *key, *value;
     while (PyDict_Next(x, &pos, &key, &value)) {
-        if (depth <= 1) {
+        /* More entries than the map had: a key was swapped for another while written, which
+           PyDict_Next does not see (a dict's own iterator does). */
+        if (depth <= 1 || ++seen > size) {
             raise_mismatch();
             return -1;
         }
