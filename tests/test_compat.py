@@ -370,6 +370,14 @@ def proof_json_breaks(old: type, new: type) -> None:
         new.from_json(value.to_json())  # type: ignore[attr-defined]
 
 
+def proof_json_shape_breaks(old: type, new: type) -> None:
+    """The old release's JSON of the tuple (a bare value, or an object) does not load in the
+    new one, which reads the other shape."""
+    text = old(a=(1,)).to_json()
+    with pytest.raises(DecodeError):
+        new.from_json(text)  # type: ignore[attr-defined]
+
+
 def _json_keys(cls: type) -> list[str]:
     from savestate.model.plan import plan_of
 
@@ -511,6 +519,17 @@ CASES: list[Case] = [
     Case("message type changed", "reg", s_reg(), s_reg("Other", str),
          {"FIELD_SAME_MESSAGE_TYPE"}, [({"reg": ("Reg", {"x": 1, "y": 2})}, None)],
          [({"reg": ("Other", {"x": 1, "y": "hi"})}, None)]),
+    Case("tuple[u32] -> tuple[u8]", "tuple_u32", s_scalar(tuple[u32], (0,)),
+         s_scalar(tuple[u8], (0,)), {"FIELD_INTEGER_NARROWED", "FIELD_JSON_SHAPE_CHANGED"},
+         [({"a": (300,)}, None), ({"a": (200,)}, {"a": (200,)})],
+         [({"a": (200,)}, {"a": (200,)})], proof=proof_json_shape_breaks),
+    Case("tuple[u8] -> tuple[u32]", "tuple_u8", s_scalar(tuple[u8], (0,)),
+         s_scalar(tuple[u32], (0,)), {"FIELD_INTEGER_WIDENED", "FIELD_JSON_SHAPE_CHANGED"},
+         [({"a": (255,)}, {"a": (255,)})], [({"a": (300,)}, None)],
+         proof=proof_json_shape_breaks),
+    # The Rust writer's text has a UInt32Value for a tuple of any width: nothing to report.
+    Case("tuple[u8], a Rust-style baseline", "tuple_u8_plain", s_scalar(tuple[u8], (0,)),
+         s_scalar(tuple[u8], (0,)), set(), [({"a": (7,)}, {"a": (7,)})]),
     Case("u16 -> u8", "u16_field", s_scalar(u16), s_scalar(u8), {"FIELD_INTEGER_NARROWED"},
          [({"a": 300}, {"a": 300})], [({"a": 200}, {"a": 200})]),
     Case("int64 -> u64", "int_field", s_scalar(int), s_scalar(u64),

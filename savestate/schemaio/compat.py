@@ -17,7 +17,8 @@ defaults, which messages are roots) come from the comments of an annotated basel
 those rules are skipped, never guessed, and the report says so in a note.
 
 Rules of the ``json`` category (a field's JSON name, an enum value's name, a Oneof variant's name
-changed) break the proto3 JSON round trip, not the bytes: warnings, or errors with ``json=True``.
+changed, a message turned into a ``*Value`` wrapper or back) break the proto3 JSON round trip,
+not the bytes: warnings, or errors with ``json=True``.
 Every finding carries the baseline file and line it is about.
 """
 
@@ -38,6 +39,7 @@ from typing import Any
 
 from ..errors import SavestateError
 from ..model import scalars
+from ..model.names import WRAPPER_MESSAGES
 from ..model.plan import (
     EnumValue,
     FieldPlan,
@@ -147,6 +149,9 @@ _RULE_LIST = [
          "an enum value's name changed: JSON written before fails to load", JSON),
     Rule("ONEOF_VARIANT_NAME_CHANGED", BOTH, "warning",
          "a Oneof variant's name changed: JSON written before fails to load", JSON),
+    Rule("FIELD_JSON_SHAPE_CHANGED", BOTH, "warning",
+         "a field's message became a *Value wrapper or stopped being one: its JSON changed "
+         "between a bare value and an object, so JSON written before fails to load", JSON),
 ]
 RULES: dict[str, Rule] = {r.id: r for r in _RULE_LIST}
 # Not a rule of the comparison: the finding of ``--corpus``, where the bytes themselves decide.
@@ -324,6 +329,8 @@ _PROTO_KIND = {
 }
 # Proto types that several savestate/Rust kinds share: widths a plain baseline cannot tell.
 _AMBIGUOUS = frozenset({"uint32", "sint32"})
+# The google.protobuf.*Value wrappers, whose JSON is their bare value, not an object.
+_WRAPPERS = frozenset(f"google.protobuf.{name}" for name in WRAPPER_MESSAGES.values())
 
 
 @dataclass(eq=False)
@@ -335,6 +342,9 @@ class Ty:
     kind: ScalarKind | None = None  # an integer's exact kind when known
     msg: Msg | None = None
     enum: Enm | None = None
+    # The type as the text without annotations writes it, where that is another (a nested
+    # message holding a `// u8` is a plain `*Value` wrapper there): what a plain baseline has.
+    plain: Ty | None = None
 
     def __str__(self) -> str:
         if self.proto in ("message", "enum"):
@@ -503,10 +513,8 @@ class _ModelBuilder:
         m = vp.message
         if m.described_as is not None:
             name = m.described_as[0]
-            if m.value_wrapper:  # its one field, with the width the plan gives it
-                wrapper = Msg(name, top_level=False)
-                wrapper.fields[1] = self.field(m.fields[0], name, package)
-                return Ty("message", name, msg=wrapper)
+            if m.value_wrapper:
+                return self.wrapper(m, name, package)
             # A well-known type, or a foreign class (compared by name only).
             return Ty("message", name, msg=self.wkt.get(name))
         if vp.cls is not None:
@@ -515,7 +523,15 @@ class _ModelBuilder:
             return ty
         nested = self.message(m, f"{owner}.{m.name}", package, top=False)
         nested.annotated = True
-        return Ty("message", nested.full_name, msg=nested)
+        plain = None if m.plain_wrapper is None else self.wrapper(m, m.plain_wrapper[0], package)
+        return Ty("message", nested.full_name, msg=nested, plain=plain)
+
+    def wrapper(self, m: MessagePlan, name: str, package: str) -> Ty:
+        """A ``*Value`` wrapper written for ``m``: its one field, with the width the plan
+        gives it."""
+        wrapper = Msg(name, top_level=False)
+        wrapper.fields[1] = self.field(m.fields[0], name, package)
+        return Ty("message", name, msg=wrapper)
 
 
 def model_side(roots: Sequence[type]) -> Side:
@@ -695,6 +711,9 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
     everything: dict[str, Msg] = {}
     enums: dict[str, Enm] = {}
     tys: list[Ty] = []
+    # Wrappers named by annotated files: they write a narrower width as a nested message with
+    # its note, so a wrapper there holds exactly its own type (a plain file's may be narrower).
+    exact: list[Ty] = []
     late: list[tuple[Fld, dict[str, Any]]] = []
 
     for fd in fds.file:
@@ -756,6 +775,8 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
                     )
                 ty = Ty(proto, ref=fdp.type_name.lstrip("."), kind=kind)
                 tys.append(ty)
+                if annotated and ty.ref in _WRAPPERS:
+                    exact.append(ty)
                 repeated = fdp.label == descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
                 optional = fdp.proto3_optional
                 label = "repeated" if repeated else "optional" if optional else "singular"
@@ -813,6 +834,13 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
             ty.msg = everything.get(ty.ref)
         elif ty.proto == "enum":
             ty.enum = enums.get(ty.ref)
+    for ty in exact:
+        inner = ty.msg.fields.get(1) if ty.msg is not None else None
+        if ty.msg is not None and inner is not None and inner.ty.kind is None:
+            exact_ty = dataclasses.replace(inner.ty, kind=_PROTO_KIND.get(inner.ty.proto))
+            ty.msg = dataclasses.replace(
+                ty.msg, fields={1: dataclasses.replace(inner, ty=exact_ty)}
+            )
     for m in everything.values():
         for f in m.fields.values():
             if f.ty.proto == "message" and f.ty.ref in map_entries:
@@ -1002,9 +1030,11 @@ class _Checker:
         for number, of in sorted(om.fields.items()):
             nf = nm.fields.get(number)
             where = f"{path}.{of.name}"
-            here = _at(of)
+            # A wrapper's field is declared in protobuf's own file: point at the field using it.
+            here = self.where if om.full_name in _WRAPPERS else _at(of)
             if nf is not None:
-                self.names(om, of, nf, f"{path}.{nf.name}")
+                if om.full_name not in _WRAPPERS and nm.full_name not in _WRAPPERS:
+                    self.names(om, of, nf, f"{path}.{nf.name}")
                 saved, self.where = self.where, here
                 try:
                     self.fields(of, nf, f"{path}.{nf.name}")
@@ -1157,7 +1187,10 @@ class _Checker:
                 "one value and many are read differently: values are lost or fail to decode",
             )
             return
-        if not self.types(of.ty, nf.ty, path, n):
+        nt = nf.ty
+        if nt.plain is not None and nt.plain.ref == of.ty.ref and of.file in self.old.plain_files:
+            nt = nt.plain  # what the new code writes without annotations: the same type
+        if not self.types(of.ty, nt, path, n):
             return
         self.arrays(of, nf, path)
         self.defaults(of, nf, path)
@@ -1244,6 +1277,15 @@ class _Checker:
         wkt = ot.ref.startswith("google.protobuf.")
         if ot.ref == nt.ref and (wkt or (om.top_level and nm.top_level)):
             return  # compared once, by name
+        if (ot.ref in _WRAPPERS) != (nt.ref in _WRAPPERS):
+            old_json, new_json = (
+                "a bare value" if ref in _WRAPPERS else "an object" for ref in (ot.ref, nt.ref)
+            )
+            self.add(
+                "FIELD_JSON_SHAPE_CHANGED", BOTH, path, number, f"type {ot.ref} -> {nt.ref}",
+                f"JSON written before (savestate decode, to_json) holds {old_json} here, and "
+                f"now {new_json} is read: loading it fails",
+            )
         named = om.top_level and nm.top_level and not ot.ref.startswith("google.protobuf.")
         if not named:
             self.messages(om, nm, path)
@@ -1415,9 +1457,9 @@ def _baseline_notes(old: Side) -> list[str]:
     if old.plain_files:
         notes.append(
             f"{len(old.plain_files)} baseline file(s) without savestate annotations "
-            f"({', '.join(old.plain_files)}): integer widths of uint32/sint32, array lengths "
-            "and defaults were not compared (write baselines with `savestate proto`, without "
-            "--plain)"
+            f"({', '.join(old.plain_files)}): integer widths of uint32/sint32 (a one-element "
+            "tuple's too), array lengths and defaults were not compared (write baselines with "
+            "`savestate proto`, without --plain)"
         )
     if not old.root_marks:
         notes.append(
