@@ -1,5 +1,6 @@
-"""The C accelerator's helpers for repeated messages of plain numbers (``decode_messages``,
-``encode_messages``) against the generated Python code and the interpreter.
+"""The C accelerator's helpers for repeated messages (``decode_messages``, ``encode_messages``,
+which the generated code of a class without a table of its own calls with its elements'
+table) against the generated Python code and the interpreter.
 
 The same classes are compiled with the helpers and without: both codecs and the interpreting
 codec must give the same bytes, the same values (every slot, ``_pb_unknown`` included, floats
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 from savestate import (
     DecodeError,
     EncodeError,
+    Oneof,
     Protobuf,
     f32,
     f64,
@@ -48,8 +50,8 @@ from savestate import (
     u64,
     uint64,
 )
-from savestate.codec import accel, compiler, interp
-from savestate.codec.front import SIGNALS, Codec
+from savestate.codec import accel, compiler, interp, native, runtime
+from savestate.codec.front import SIGNALS, Codec, codec_of
 from savestate.codec.runtime import Mismatch
 from savestate.model.plan import plan_of
 
@@ -103,6 +105,14 @@ class WithDefault(Protobuf, package="test.accelmsg"):
     n: u32 = field(1, default=7)
 
 
+class Choice(Oneof, package="test.accelmsg"):
+    pass
+
+
+class Picked(Choice, variant=1):
+    n: u32 = field(1)
+
+
 class NotForTheHelper(Protobuf, package="test.accelmsg"):
     defaults: list[WithDefault] = field(1)
 
@@ -126,6 +136,9 @@ def _codecs() -> tuple[Codec, Codec | None]:
             accel.speedups = saved
         assert ("decode_messages(" in cc.source) is use_c
         assert ("encode_messages(" in cc.source) is use_c
+        for name, (other, direction) in cc.needs.items():  # as the front end links them
+            if direction == "table":
+                cc.env[name] = codec_of(other).native
         built.append(Codec(Holder, cc.encode, cc.decode, cc.source, cc.filename, None))
     pure = built[0]
     assert pure is not None
@@ -236,25 +249,56 @@ def fixed(*records: bytes) -> bytes:
 
 # -- which fields qualify ---------------------------------------------------------------------
 
-def test_layouts_come_from_the_plan() -> None:
-    layout = compiler._message_layout(plan_of(Nums))
-    assert layout is not None
-    (_, fields), enums = layout
-    assert [f[3] for f in fields] == [f.attr for f in NUMS]
-    assert [e.cls for e in enums] == [Mode]
-    assert compiler._message_layout(plan_of(Fixed)) is not None
-    assert compiler._message_layout(plan_of(Holder)) is None  # lists, a string
-    assert compiler._message_layout(plan_of(WithDefault)) is None  # absence is not the zero
+@needs_c
+def test_the_helpers_take_the_elements_that_have_tables() -> None:
+    for cls in (Nums, Fixed, Holder):
+        assert native.holds_class(cls) and codec_of(cls).native is not None
+    assert not native.holds_class(WithDefault)  # absence is its default, not the zero
+    assert codec_of(WithDefault).native is None
 
 
 @needs_c
 def test_helpers_only_where_the_plan_allows() -> None:
-    from savestate.codec.front import codec_of
-
     source = codec_of(NotForTheHelper).source
     assert "decode_messages(" not in source and "encode_messages(" not in source
     data = rec(1, 2, b"")
     assert NotForTheHelper.decode(data).defaults[0].n == 7
+
+
+class Named(Protobuf, package="test.accelmsg"):
+    name: str = field(1)
+    leaf: Nums | None = field(2)
+    data: bytes = field(3)
+
+
+class NamedList(Protobuf, package="test.accelmsg"):
+    version: u32 = field(1, default=7)  # no table of its own: its generated code runs
+    items: list[Named] = field(2)
+
+
+@needs_c
+def test_a_list_of_any_message_with_a_table_goes_to_the_helpers() -> None:
+    """Elements with strings, bytes and nested messages are read and written by their table,
+    as the generated code reads and writes them (bytes, values and errors)."""
+    assert codec_of(NamedList).native is None and codec_of(Named).native is not None
+    source = codec_of(NamedList).source
+    assert "decode_messages(" in source and "encode_messages(" in source
+    value = NamedList(items=[
+        Named(name="é" * i, leaf=_num(a_u64=i, a_mode=Mode.NEG) if i % 2 else None,
+              data=bytes(range(i))) for i in range(40)
+    ])
+    data = value.encode()
+    assert data == interp.encode(NamedList, value, 100)
+    assert NamedList.decode(data) == value == interp.decode(NamedList, data, 100, 1 << 40)
+    bad = rec(2, 2, rec(1, 2, b"\xff"))  # a name that is not UTF-8
+    with pytest.raises(DecodeError) as native_error:
+        NamedList.decode(bad)
+    with pytest.raises(DecodeError) as interp_error:
+        interp.decode(NamedList, bad, 100, 1 << 40)
+    assert str(native_error.value) == str(interp_error.value)
+    with pytest.raises(EncodeError) as refused:
+        NamedList(items=[Named(name="\udc80", leaf=None, data=b"")]).encode()
+    assert "items[0].name" in str(refused.value)
 
 
 # -- hand-picked cases ------------------------------------------------------------------------
@@ -537,9 +581,8 @@ def test_round_trip_large() -> None:
 
 # -- the helpers called directly --------------------------------------------------------------
 
-NUMS_LAYOUT = compiler._message_layout(plan_of(Nums))[0]  # type: ignore[index]
-FIXED_LAYOUT = compiler._message_layout(plan_of(Fixed))[0]  # type: ignore[index]
-MODE_MEMBERS = {m.value: m for m in Mode}
+NUMS_TABLE = codec_of(Nums).native
+FIXED_TABLE = codec_of(Fixed).native
 
 
 @needs_c
@@ -547,20 +590,15 @@ def test_helper_arguments_are_checked() -> None:
     c = accel.speedups
     assert c is not None
     data = nums()
-    args: list[Any] = [data, 1, len(data), [], 100, [1 << 40], Nums, NUMS_LAYOUT,
-                       (MODE_MEMBERS,), 10]
+    args: list[Any] = [data, 1, len(data), [], 100, [1 << 40], NUMS_TABLE, 10]
     assert c.decode_messages(*args) == len(data)
     with pytest.raises(TypeError):
-        c.decode_messages(*args[:9])
+        c.decode_messages(*args[:7])
     for index, bad, error in [
-        (3, (), TypeError), (5, (1,), TypeError), (6, 5, TypeError),
-        (7, (0, ((8, 11, 8, "a"),)), ValueError),  # an unknown kind
-        (7, (0, ((8, 0, 12, "a"),)), ValueError),  # a width that is not one
-        (7, (0, ((9, 0, 8, "a"),)), ValueError),  # the wrong wire type
-        (7, (0, ((8, 0, 8, "a"), (13, 5, 0, "b"))), ValueError),  # a number twice
-        (7, (-1, ()), ValueError), (7, (0,), ValueError), (7, (0, ((8, 0, 8, 1),)), ValueError),
-        (8, None, ValueError), (8, (Mode,), TypeError), (8, (MODE_MEMBERS, {}), ValueError),
-        (6, int, Mismatch),  # object.__new__ cannot make one
+        (0, bytearray(data), TypeError), (3, (), TypeError), (5, (1,), TypeError),
+        (6, Nums, TypeError),  # not a table
+        (6, codec_of(Choice).native, TypeError),  # a Oneof's table
+        (6, c.Layout(), Mismatch),  # a table never filled refuses everything
     ]:
         call = list(args)
         call[index] = bad
@@ -571,21 +609,28 @@ def test_helper_arguments_are_checked() -> None:
             c.decode_messages(data, pos, end, *args[3:])
     with pytest.raises(Mismatch):  # depth
         c.decode_messages(*args[:4], 1, *args[5:])
-    for budget in ([], [1.0], [1 << 70], [10]):
+    for budget in ([], [1.0], [10], [-1], [-(1 << 70)]):
         with pytest.raises(Mismatch):
             c.decode_messages(*args[:5], budget, *args[6:])
+    huge = [1 << 70]  # past 64 bits: read as the most the C code holds, and charged exactly
+    assert c.decode_messages(*args[:5], huge, *args[6:]) == len(data)
+    assert huge == [(1 << 70) - runtime.built_cost(plan_of(Nums))]
     buf = bytearray(b"kept")
-    eargs: list[Any] = [buf, [_num()], 100, b"\x0a", Nums, NUMS_LAYOUT, (Mode,)]
+    eargs: list[Any] = [buf, [_num()], 100, b"\x0a", NUMS_TABLE]
     c.encode_messages(*eargs)
     assert buf == b"kept\x0a\x00"
     with pytest.raises(TypeError):
         c.encode_messages(b"", *eargs[1:])
     with pytest.raises(TypeError):
-        c.encode_messages(*eargs[:6], (MODE_MEMBERS,))
+        c.encode_messages(*eargs[:4], Nums)
     with pytest.raises(Mismatch):
         c.encode_messages(buf, (_num(),), *eargs[2:])
     with pytest.raises(Mismatch):
         c.encode_messages(buf, [_num(), _num(a_u8=300)], *eargs[2:])
+    with pytest.raises(Mismatch):
+        c.encode_messages(buf, [_fix()], *eargs[2:])  # an element of another class
+    with pytest.raises(Mismatch):  # depth
+        c.encode_messages(buf, [_num()], 1, *eargs[3:])
     assert buf == b"kept\x0a\x00"  # a refused list leaves nothing behind
 
 
@@ -598,24 +643,21 @@ def _leak_cases() -> list[tuple[str, Callable[[], Any]]]:
     with_unknown = [_with_unknown(_num(a_u8=3), b"\x98\x06\x01")] * 20
     many_fixed = [_fix(a_f64=2.5, a_sfixed64=-7)] * 20
 
-    def decode(data: bytes, budget: int = 1 << 40, layout: Any = NUMS_LAYOUT,
-               enums: Any = (MODE_MEMBERS,), cls: type = Nums) -> Callable[[], Any]:
+    def decode(data: bytes, budget: int = 1 << 40, table: Any = NUMS_TABLE) -> Callable[[], Any]:
         def run() -> None:
             with contextlib.suppress(Mismatch):
-                c.decode_messages(data, 1, len(data), [], 100, [budget], cls, layout, enums,
-                                  data[0])
+                c.decode_messages(data, 1, len(data), [], 100, [budget], table, data[0])
         return run
 
-    def encode(items: list[Any], layout: Any = NUMS_LAYOUT, enums: Any = (Mode,),
-               cls: type = Nums) -> Callable[[], Any]:
+    def encode(items: list[Any], table: Any = NUMS_TABLE) -> Callable[[], Any]:
         def run() -> None:
             with contextlib.suppress(Mismatch):
-                c.encode_messages(bytearray(), items, 100, b"\x0a", cls, layout, enums)
+                c.encode_messages(bytearray(), items, 100, b"\x0a", table)
         return run
 
     return [
         ("decode ok", decode(ok)),
-        ("decode fixed", decode(ok_fixed, layout=FIXED_LAYOUT, enums=None, cls=Fixed)),
+        ("decode fixed", decode(ok_fixed, table=FIXED_TABLE)),
         ("decode out of range",
          decode(nums(rec(1, 0, b"\x01")) * 5 + nums(rec(1, 0, b"\xff\x7f")))),
         ("decode bad member", decode(nums(rec(2, 0, b"\x01"), rec(12, 0, b"\x05")))),
@@ -624,10 +666,9 @@ def _leak_cases() -> list[tuple[str, Callable[[], Any]]]:
         ("decode bad wire", decode(nums(rec(99, 0, b"\x01"), rec(1, 2, b"")))),
         ("encode ok", encode(many)),
         ("encode unknown", encode(with_unknown)),
-        ("encode fixed", encode(many_fixed, layout=FIXED_LAYOUT, enums=None, cls=Fixed)),
+        ("encode fixed", encode(many_fixed, table=FIXED_TABLE)),
         ("encode refused", encode([*many, _num(a_u16=-1)])),
-        ("encode bad float", encode([_fix(a_f32=1e300)], layout=FIXED_LAYOUT, enums=None,
-                                    cls=Fixed)),
+        ("encode bad float", encode([_fix(a_f32=1e300)], table=FIXED_TABLE)),
         ("codec", lambda: NATIVE.decode(NATIVE.encode(_holder(nums=many)))),  # type: ignore[union-attr]
     ]
 
@@ -663,13 +704,12 @@ def test_arguments_keep_their_reference_counts() -> None:
     assert c is not None
     data = nums(rec(12, 0, b"\x01"), rec(99, 0, b"\x01"))
     items = [_num(a_mode=Mode.ON)]
-    watched = (data, items, Nums, NUMS_LAYOUT, MODE_MEMBERS, Mode, Mode.ON, Mode.OFF)
+    watched = (data, items, Nums, NUMS_TABLE, Mode, Mode.ON, Mode.OFF)
     before = [sys.getrefcount(x) for x in watched]
     for _ in range(1000):
         out: list[Any] = []
-        c.decode_messages(data, 1, len(data), out, 100, [1 << 30], Nums, NUMS_LAYOUT,
-                          (MODE_MEMBERS,), 10)
-        c.encode_messages(bytearray(), items, 100, b"\x0a", Nums, NUMS_LAYOUT, (Mode,))
+        c.decode_messages(data, 1, len(data), out, 100, [1 << 30], NUMS_TABLE, 10)
+        c.encode_messages(bytearray(), items, 100, b"\x0a", NUMS_TABLE)
         del out
     after = [sys.getrefcount(x) for x in watched]
     assert after == before

@@ -405,6 +405,11 @@ def test_depth_and_budget_are_the_generated_codes() -> None:
     needed = next(b for b in range(0, 10_000, 8) if _accepts(data, b))
     assert not _accepts(data, needed - 1) if needed else True
     assert _python_accepts(data, needed) and not _python_accepts(data, needed - 1)
+    # A budget past 64 bits is accepted by both, and charged exactly: the C helpers that the
+    # generated code calls for its list of leaves take what they spent from it.
+    huge = [1 << 70]
+    codec_of(Everything)._decode(data, 0, len(data), 100, huge)
+    assert huge == [(1 << 70) - needed] and _accepts(data, 1 << 70)
     for depth in range(1, 6):
         obj = everything()
         native_ok = python_ok = True

@@ -14,11 +14,11 @@
  *     bools, floats, None, enum members, an int subclass). The helper must append varints, or
  *     raise Mismatch and leave the buffer as it was. What it accepts must decode to the same
  *     values.
- *   - decode_messages: records of repeated all-number messages (two layouts that cover every
- *     kind, a one-byte and two-byte tags) with bounds, depth and memory budget from the input.
- *     The helper must return a position within the bounds, or raise Mismatch and nothing else.
- *     What it accepts must encode (encode_messages) and decode again to the same slots, and
- *     encode again to the same bytes.
+ *   - decode_messages: records of repeated all-number messages (the elements' tables, made
+ *     with Layout.fill, cover every number kind, with one-byte and two-byte tags) with bounds,
+ *     depth and memory budget from the input. The helper must return a position within the
+ *     bounds, or raise Mismatch and nothing else. What it accepts must encode
+ *     (encode_messages) and decode again to the same slots, and encode again to the same bytes.
  *   - encode_messages: a list of elements whose slots hold objects built from the input (as for
  *     encode, plus floats of every size and a few _pb_unknown values), sometimes of another
  *     class. The helper must append records, or raise Mismatch and leave the buffer as it was.
@@ -58,8 +58,8 @@ static PyObject *enum_members;  /* {number: member} */
 static PyObject *int_subclass;  /* a subclass of int */
 static PyObject *elem_cls;      /* a class with a slot for every field of both layouts */
 static PyObject *other_cls;     /* another one */
-static PyObject *layouts[2];    /* (cost, fields) */
-static PyObject *enums_decode[2], *enums_encode[2];
+static PyObject *layouts[2];    /* (cost, ((tag, kind, bits, slot), ...)) of the elements */
+static PyObject *tables[2];     /* their Layouts */
 static PyObject *slots_of;      /* slots_of(elements, layout) -> list of tuples, floats by bits */
 static PyObject *layout_check;  /* check(input): None, or raises Finding */
 static PyObject *layout_report; /* report(): prints the counts of outcomes */
@@ -963,11 +963,36 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     for (int i = 0; i < 2; i++) {
         layouts[i] = Py_NewRef(PyTuple_GET_ITEM(all, i));
     }
-    enums_decode[0] = PyTuple_Pack(1, enum_members);
-    enums_encode[0] = PyTuple_Pack(1, enum_cls);
-    enums_decode[1] = enums_encode[1] = Py_None;
-    Py_DECREF(globals);
     setup_layouts();
+    /* The elements' tables, filled by the extension's own Layout.fill (made ready above). */
+    PyObject *layout_globals = PyModule_GetDict(PyImport_AddModule("fuzz_layout"));
+    if (PyDict_SetItemString(globals, "speedups",
+                             PyDict_GetItemString(layout_globals, "speedups")) < 0) {
+        fail("tables globals");
+    }
+    r = PyRun_String(
+        "def table(layout):\n"
+        "    cost, fields = layout\n"
+        "    rows = []\n"
+        "    for tag, kind, bits, slot in fields:\n"
+        "        # implicit presence; absent is the zero (an enum's member 0)\n"
+        "        zero = {3: False, 4: Color.RED, 9: 0.0, 10: 0.0}.get(kind, 0)\n"
+        "        enum = (members, Color) if kind == 4 else (None, None)\n"
+        "        rows.append((tag >> 3, kind, bits if kind <= 4 else 0, 0, 0, 0, -1, slot, zero,\n"
+        "                     *enum, None, None, None, None))\n"
+        "    made = speedups.Layout()\n"
+        "    made.fill(0, Elem, cost, tuple(rows))\n"
+        "    return made\n"
+        "tables = tuple(table(layout) for layout in layouts)\n",
+        Py_file_input, globals, globals);
+    if (r == NULL) {
+        fail("tables");
+    }
+    Py_DECREF(r);
+    for (int i = 0; i < 2; i++) {
+        tables[i] = Py_NewRef(PyTuple_GET_ITEM(PyDict_GetItemString(globals, "tables"), i));
+    }
+    Py_DECREF(globals);
     return 0;
 }
 
@@ -1180,39 +1205,26 @@ static PyObject *
 call_decode_messages(PyObject *data, Py_ssize_t pos, Py_ssize_t end, PyObject *out, long depth,
                      PyObject *budget, int which)
 {
-    PyObject *args[10];
-    args[0] = data;
-    args[1] = PyLong_FromSsize_t(pos);
-    args[2] = PyLong_FromSsize_t(end);
-    args[3] = out;
-    args[4] = PyLong_FromLong(depth);
-    args[5] = budget;
-    args[6] = elem_cls;
-    args[7] = layouts[which];
-    args[8] = enums_decode[which];
-    args[9] = PyLong_FromLong(10);
-    PyObject *r = speedups_decode_messages(NULL, args, 10);
-    Py_DECREF(args[1]);
-    Py_DECREF(args[2]);
-    Py_DECREF(args[4]);
-    Py_DECREF(args[9]);
+    PyObject *args = Py_BuildValue("(OnnOlOOi)", data, pos, end, out, depth, budget,
+                                   tables[which], 10);
+    if (args == NULL) {
+        fail("decode_messages arguments");
+    }
+    PyObject *r = speedups_decode_messages(NULL, args);
+    Py_DECREF(args);
     return r;
 }
 
 static PyObject *
 call_encode_messages(PyObject *buf, PyObject *items, long depth, int which)
 {
-    PyObject *args[7];
-    args[0] = buf;
-    args[1] = items;
-    args[2] = PyLong_FromLong(depth);
-    args[3] = PyBytes_FromStringAndSize("\x0a", 1);
-    args[4] = elem_cls;
-    args[5] = layouts[which];
-    args[6] = enums_encode[which];
-    PyObject *r = speedups_encode_messages(NULL, args, 7);
-    Py_DECREF(args[2]);
-    Py_DECREF(args[3]);
+    PyObject *args = Py_BuildValue("(OOly#O)", buf, items, depth, "\x0a", (Py_ssize_t)1,
+                                   tables[which]);
+    if (args == NULL) {
+        fail("encode_messages arguments");
+    }
+    PyObject *r = speedups_encode_messages(NULL, args);
+    Py_DECREF(args);
     return r;
 }
 

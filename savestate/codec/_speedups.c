@@ -420,125 +420,11 @@ error:
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Repeated messages whose fields are all plain numbers.
- *
- * The compiler passes the element's class and a layout of constants:
- *   layout = (cost, ((tag, kind, bits, attr), ...))
- * where kind is a MODE_* above (a varint; bits its width) or one of the fixed kinds below, and
- * attr the interned name of the field's slot. ``enums`` is a tuple with one entry per MODE_ENUM
- * field, in field order: its {number: member} dict to decode, its class to encode (else None).
- * Every field is singular, implicitly present, and absent means its zero (0, 0.0, False or the
- * enum's member 0): the compiler checks that before it emits a call.
+ * Shared by the tables below: the fixed-width kinds, and small readers and writers.
  */
 
 enum { KIND_FIXED32 = 5, KIND_SFIXED32 = 6, KIND_FIXED64 = 7, KIND_SFIXED64 = 8,
-       KIND_FLOAT = 9, KIND_DOUBLE = 10, KIND_LAST = 10 };
-
-#define MAX_FIELDS 12
-
-typedef struct {
-    uint64_t tag;
-    int kind;
-    int bits;
-    PyObject *attr;   /* borrowed from the layout */
-    PyObject *enum_;  /* borrowed from enums: the members dict or the class; NULL otherwise */
-} field_spec;
-
-typedef struct {
-    Py_ssize_t cost;
-    Py_ssize_t count;
-    field_spec fields[MAX_FIELDS];
-} message_spec;
-
-static int
-bad_layout(void)
-{
-    PyErr_SetString(PyExc_ValueError, "malformed message layout");
-    return -1;
-}
-
-/* Parse (cost, fields) and enums into spec; -1 with ValueError/TypeError set when malformed.
-   ``decoding``: enums hold members dicts, else classes. */
-static int
-parse_layout(PyObject *layout, PyObject *enums, int decoding, message_spec *spec)
-{
-    if (!PyTuple_Check(layout) || PyTuple_GET_SIZE(layout) != 2 ||
-        !PyTuple_Check(PyTuple_GET_ITEM(layout, 1))) {
-        return bad_layout();
-    }
-    spec->cost = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 0));
-    if (spec->cost == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (spec->cost < 0) {
-        return bad_layout();
-    }
-    PyObject *fields = PyTuple_GET_ITEM(layout, 1);
-    Py_ssize_t n = PyTuple_GET_SIZE(fields);
-    if (n > MAX_FIELDS) {
-        return bad_layout();
-    }
-    if (enums != Py_None && !PyTuple_Check(enums)) {
-        return bad_layout();
-    }
-    Py_ssize_t enum_count = enums == Py_None ? 0 : PyTuple_GET_SIZE(enums), next_enum = 0;
-    spec->count = n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyTuple_GET_ITEM(fields, i);
-        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 4 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(f, 3))) {
-            return bad_layout();
-        }
-        field_spec *fs = &spec->fields[i];
-        unsigned long long tag = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(f, 0));
-        if (tag == (unsigned long long)-1 && PyErr_Occurred()) {
-            return -1;
-        }
-        long kind = PyLong_AsLong(PyTuple_GET_ITEM(f, 1));
-        long bits = PyLong_AsLong(PyTuple_GET_ITEM(f, 2));
-        if (PyErr_Occurred()) {
-            return -1;
-        }
-        if (kind < 0 || kind > KIND_LAST || (tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
-            return bad_layout();
-        }
-        int wire = (int)(tag & 7);
-        if (kind <= MODE_ENUM) {
-            if (wire != 0 || (bits != 8 && bits != 16 && bits != 32 && bits != 64)) {
-                return bad_layout();
-            }
-        }
-        else if (wire != ((kind == KIND_FIXED32 || kind == KIND_SFIXED32 ||
-                           kind == KIND_FLOAT) ? 5 : 1)) {
-            return bad_layout();
-        }
-        for (Py_ssize_t j = 0; j < i; j++) {
-            if ((spec->fields[j].tag >> 3) == (tag >> 3)) {
-                return bad_layout();
-            }
-        }
-        fs->tag = tag;
-        fs->kind = (int)kind;
-        fs->bits = (int)bits;
-        fs->attr = PyTuple_GET_ITEM(f, 3);
-        fs->enum_ = NULL;
-        if (kind == MODE_ENUM) {
-            if (next_enum >= enum_count) {
-                return bad_layout();
-            }
-            fs->enum_ = PyTuple_GET_ITEM(enums, next_enum++);
-            if (decoding ? !PyDict_Check(fs->enum_) : !PyType_Check(fs->enum_)) {
-                PyErr_SetString(PyExc_TypeError,
-                                "an enum field needs its members (decode) or class (encode)");
-                return -1;
-            }
-        }
-    }
-    if (next_enum != enum_count) {
-        return bad_layout();
-    }
-    return 0;
-}
+       KIND_FLOAT = 9, KIND_DOUBLE = 10 };
 
 /* Whether object.__new__(cls) makes an instance: its first static base is object. */
 static int
@@ -599,320 +485,42 @@ load64(const unsigned char *q)
     return (uint64_t)load32(q) | (uint64_t)load32(q + 4) << 32;
 }
 
-/* The zero of a field (its value when its record is absent); NULL with an error set. */
+/* Read one value of a fixed-width kind at [*p, end); NULL with Mismatch (or another error) set. */
 static PyObject *
-field_zero(const field_spec *fs)
-{
-    switch (fs->kind) {
-    case MODE_BOOL:
-        return Py_NewRef(Py_False);
-    case MODE_ENUM: {
-        PyObject *key = PyLong_FromLong(0);
-        if (key == NULL) {
-            return NULL;
-        }
-        PyObject *member = PyDict_GetItemWithError(fs->enum_, key);
-        Py_DECREF(key);
-        if (member == NULL) {
-            return PyErr_Occurred() ? NULL : raise_mismatch();
-        }
-        return Py_NewRef(member);
-    }
-    case KIND_FLOAT:
-    case KIND_DOUBLE:
-        return PyFloat_FromDouble(0.0);
-    default:
-        return PyLong_FromLong(0);
-    }
-}
-
-/* Read one value of fs at [*p, end); NULL with Mismatch (or another error) set. */
-static PyObject *
-read_field(const field_spec *fs, const unsigned char **p, const unsigned char *end)
+read_fixed(int kind, const unsigned char **p, const unsigned char *end)
 {
     const unsigned char *q = *p;
+    Py_ssize_t size = (kind == KIND_FIXED32 || kind == KIND_SFIXED32 || kind == KIND_FLOAT) ? 4 : 8;
+    if (end - q < size) {
+        return raise_mismatch();
+    }
     PyObject *value;
-    if (fs->kind <= MODE_ENUM) {
-        uint64_t v;
-        if (q < end && *q < 0x80) {
-            v = *q++;
-        }
-        else if (read_varint(&q, end, &v) < 0) {
-            return raise_mismatch();
-        }
-        value = decoded_value(v, fs->kind, fs->bits, (PyObject *)fs->enum_);
+    switch (kind) {
+    case KIND_FIXED32:
+        value = PyLong_FromUnsignedLong(load32(q));
+        break;
+    case KIND_SFIXED32:
+        value = PyLong_FromLong((int32_t)load32(q));
+        break;
+    case KIND_FIXED64:
+        value = PyLong_FromUnsignedLongLong(load64(q));
+        break;
+    case KIND_SFIXED64:
+        value = PyLong_FromLongLong((int64_t)load64(q));
+        break;
+    case KIND_FLOAT: {
+        double d = PyFloat_Unpack4((const char *)q, 1);
+        value = (d == -1.0 && PyErr_Occurred()) ? NULL : PyFloat_FromDouble(d);
+        break;
     }
-    else {
-        Py_ssize_t size = (fs->kind == KIND_FIXED32 || fs->kind == KIND_SFIXED32 ||
-                           fs->kind == KIND_FLOAT) ? 4 : 8;
-        if (end - q < size) {
-            return raise_mismatch();
-        }
-        uint32_t u32;
-        uint64_t u64;
-        switch (fs->kind) {
-        case KIND_FIXED32:
-            u32 = load32(q);
-            value = PyLong_FromUnsignedLong(u32);
-            break;
-        case KIND_SFIXED32:
-            u32 = load32(q);
-            value = PyLong_FromLong((int32_t)u32);
-            break;
-        case KIND_FIXED64:
-            u64 = load64(q);
-            value = PyLong_FromUnsignedLongLong(u64);
-            break;
-        case KIND_SFIXED64:
-            u64 = load64(q);
-            value = PyLong_FromLongLong((int64_t)u64);
-            break;
-        case KIND_FLOAT: {
-            double d = PyFloat_Unpack4((const char *)q, 1);
-            value = (d == -1.0 && PyErr_Occurred()) ? NULL : PyFloat_FromDouble(d);
-            break;
-        }
-        default: {
-            double d = PyFloat_Unpack8((const char *)q, 1);
-            value = (d == -1.0 && PyErr_Occurred()) ? NULL : PyFloat_FromDouble(d);
-            break;
-        }
-        }
-        q += size;
+    default: {
+        double d = PyFloat_Unpack8((const char *)q, 1);
+        value = (d == -1.0 && PyErr_Occurred()) ? NULL : PyFloat_FromDouble(d);
+        break;
     }
-    *p = q;
+    }
+    *p = q + size;
     return value;
-}
-
-static int skip_record(uint64_t tag, const unsigned char **p, const unsigned char *end);
-
-/* Skip the value of an unknown field (tag read) as runtime.skip_unknown does; -1 with
-   Mismatch set for a known number, number 0, a bad wire type, or a value past end. */
-static int
-skip_unknown_field(const message_spec *spec, uint64_t tag, const unsigned char **p,
-                   const unsigned char *end)
-{
-    for (Py_ssize_t i = 0; i < spec->count; i++) {
-        if ((spec->fields[i].tag >> 3) == (tag >> 3)) {
-            raise_mismatch(); /* a known field with the wrong wire type */
-            return -1;
-        }
-    }
-    return skip_record(tag, p, end);
-}
-
-/* Build one element from values[] (NULL: the field's zero; references are stolen) and the
-   unknown bytes; NULL with an error set. */
-static PyObject *
-build_element(PyObject *cls, const message_spec *spec, PyObject **values, const scratch *unknown)
-{
-    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)cls, empty_tuple, NULL);
-    Py_ssize_t i = 0;
-    if (obj == NULL) {
-        goto error;
-    }
-    for (; i < spec->count; i++) {
-        PyObject *v = values[i];
-        values[i] = NULL;
-        if (v == NULL && (v = field_zero(&spec->fields[i])) == NULL) {
-            i++;
-            goto error;
-        }
-        int failed = PyObject_SetAttr(obj, spec->fields[i].attr, v);
-        Py_DECREF(v);
-        if (failed) {
-            i++;
-            goto error;
-        }
-    }
-    PyObject *rest = unknown->len
-        ? PyBytes_FromStringAndSize((const char *)unknown->data, unknown->len)
-        : Py_NewRef(Py_None);
-    if (rest == NULL) {
-        goto error;
-    }
-    int failed = PyObject_SetAttr(obj, pb_unknown_name, rest);
-    Py_DECREF(rest);
-    if (failed) {
-        goto error;
-    }
-    return obj;
-error:
-    for (; i < spec->count; i++) {
-        Py_CLEAR(values[i]);
-    }
-    Py_XDECREF(obj);
-    return NULL;
-}
-
-/*
- * decode_messages(data, pos, end, out, depth, budget, cls, layout, enums, tag) -> pos
- *
- * ``pos`` is just after a record tagged ``tag`` (a repeated field of messages of ``cls``).
- * Decode that element and every one that follows it directly with the same tag, appending
- * them to the list ``out``; return the position after the last (a tag of something else, or
- * ``end``). Per element, as the generated code: ``depth <= 1`` refuses it, ``budget[0]`` is
- * charged the layout's cost (below zero refuses), the last value of a field wins and unknown
- * fields are kept, in order, as ``_pb_unknown``. Anything refused raises Mismatch.
- */
-static PyObject *
-speedups_decode_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "decode_messages() takes 10 arguments");
-        return NULL;
-    }
-    PyObject *data = args[0], *out = args[3], *budget = args[5], *cls = args[6];
-    if (!PyList_Check(out) || !PyList_Check(budget)) {
-        PyErr_SetString(PyExc_TypeError, "decode_messages() appends to a list, with a budget list");
-        return NULL;
-    }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t stop = PyLong_AsSsize_t(args[2]);
-    if (stop == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    long depth = PyLong_AsLong(args[4]);
-    if (depth == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    unsigned long long list_tag = PyLong_AsUnsignedLongLong(args[9]);
-    if (list_tag == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    message_spec spec;
-    if (parse_layout(args[7], args[8], 1, &spec) < 0 || check_class(cls) < 0) {
-        return NULL;
-    }
-    if (depth <= 1) {
-        return raise_mismatch();
-    }
-    if (PyList_GET_SIZE(budget) != 1 || !PyLong_CheckExact(PyList_GET_ITEM(budget, 0))) {
-        return raise_mismatch();
-    }
-    int overflow = 0;
-    long long left = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(budget, 0), &overflow);
-    if (overflow || (left == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return raise_mismatch();
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    PyObject *values[MAX_FIELDS] = {NULL};
-    scratch unknown = {NULL, 0, 0};
-    if (pos < 0 || stop < pos || stop > view.len) {
-        raise_mismatch();
-        goto done;
-    }
-    const unsigned char *base = (const unsigned char *)view.buf;
-    const unsigned char *p = base + pos, *end = base + stop;
-    for (;;) {
-        uint64_t len;
-        if (read_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p)) {
-            raise_mismatch();
-            goto done;
-        }
-        const unsigned char *elem_end = p + len;
-        left -= spec.cost;
-        if (left < 0) {
-            raise_mismatch();
-            goto done;
-        }
-        unknown.len = 0;
-        while (p < elem_end) {
-            const unsigned char *tag_start = p;
-            uint64_t tag;
-            if (*p < 0x80) {
-                tag = *p++;
-            }
-            else if (read_varint(&p, elem_end, &tag) < 0) {
-                raise_mismatch();
-                goto done;
-            }
-            Py_ssize_t i = 0;
-            while (i < spec.count && spec.fields[i].tag != tag) {
-                i++;
-            }
-            if (i < spec.count) {
-                PyObject *v = read_field(&spec.fields[i], &p, elem_end);
-                if (v == NULL) {
-                    goto done;
-                }
-                Py_XSETREF(values[i], v); /* the last value wins */
-            }
-            else if (skip_unknown_field(&spec, tag, &p, elem_end) < 0 ||
-                     scratch_add(&unknown, tag_start, p - tag_start) < 0) {
-                goto done;
-            }
-        }
-        PyObject *obj = build_element(cls, &spec, values, &unknown);
-        if (obj == NULL) {
-            goto done;
-        }
-        int failed = PyList_Append(out, obj);
-        Py_DECREF(obj);
-        if (failed) {
-            goto done;
-        }
-        /* The next record: another element, or something for the caller. */
-        const unsigned char *q = p;
-        uint64_t next;
-        if (q >= end || read_varint(&q, end, &next) < 0 || next != list_tag) {
-            break;
-        }
-        p = q;
-    }
-    result = PyLong_FromSsize_t(p - base);
-done:
-    for (Py_ssize_t i = 0; i < MAX_FIELDS; i++) {
-        Py_XDECREF(values[i]);
-    }
-    PyMem_Free(unknown.data);
-    PyBuffer_Release(&view);
-    {
-        /* What was charged, charged in the caller's budget too (as the generated code does). */
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyObject *charged = PyLong_FromLongLong(left);
-        if (charged == NULL || PyList_SetItem(budget, 0, charged) < 0) {
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(tb);
-            Py_XDECREF(result);
-            return NULL;
-        }
-        PyErr_Restore(type, value, tb);
-    }
-    return result;
-}
-
-/* A bytearray being appended to: the room is grown as needed and trimmed at the end. */
-typedef struct {
-    PyObject *buf;
-    Py_ssize_t used;
-} out_buf;
-
-static unsigned char *
-room(out_buf *o, Py_ssize_t need)
-{
-    Py_ssize_t size = PyByteArray_GET_SIZE(o->buf);
-    if (need > PY_SSIZE_T_MAX / 2 - o->used) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    if (o->used + need > size) {
-        Py_ssize_t grown = (o->used + need) * 2;
-        if (PyByteArray_Resize(o->buf, grown) < 0) {
-            return NULL;
-        }
-    }
-    return (unsigned char *)PyByteArray_AS_STRING(o->buf) + o->used;
 }
 
 static inline unsigned char *
@@ -924,178 +532,6 @@ put_varint(unsigned char *q, uint64_t v)
     }
     *q++ = (unsigned char)v;
     return q;
-}
-
-/* Append field fs of value x to q as the generated encoder writes it (nothing for its zero);
-   NULL with Mismatch set for a value it would not accept without help (the interpreter then
-   decides). q has room for a tag and ten bytes. */
-static unsigned char *
-put_field(unsigned char *q, const field_spec *fs, PyObject *x)
-{
-    int kind = fs->kind;
-    uint64_t v;
-    if (kind == KIND_FLOAT || kind == KIND_DOUBLE) {
-        if (!PyFloat_CheckExact(x)) {
-            raise_mismatch();
-            return NULL;
-        }
-        double d = PyFloat_AS_DOUBLE(x);
-        if (d == 0.0 && !signbit(d)) {
-            return q;
-        }
-        q = put_varint(q, fs->tag);
-        if ((kind == KIND_FLOAT ? PyFloat_Pack4(d, (char *)q, 1)
-                                : PyFloat_Pack8(d, (char *)q, 1)) < 0) {
-            PyErr_Clear(); /* too large for a float: the interpreter says so */
-            raise_mismatch();
-            return NULL;
-        }
-        return q + (kind == KIND_FLOAT ? 4 : 8);
-    }
-    if (kind <= MODE_ENUM) {
-        if (element_varint(x, kind, fs->bits, fs->enum_, &v) < 0) {
-            return NULL;
-        }
-        if (v == 0) {
-            return q;
-        }
-        q = put_varint(q, fs->tag);
-        return put_varint(q, v);
-    }
-    /* fixed kinds: exact ints in range */
-    int is_signed = kind == KIND_SFIXED32 || kind == KIND_SFIXED64;
-    int bits = (kind == KIND_FIXED32 || kind == KIND_SFIXED32) ? 32 : 64;
-    if (element_varint(x, is_signed ? MODE_SIGNED : MODE_UNSIGNED, bits, NULL, &v) < 0) {
-        return NULL;
-    }
-    if (v == 0) {
-        return q;
-    }
-    q = put_varint(q, fs->tag);
-    for (int i = 0; i < bits / 8; i++) {
-        *q++ = (unsigned char)(v >> (8 * i));
-    }
-    return q;
-}
-
-/*
- * encode_messages(buf, items, depth, tag, cls, layout, enums) -> None
- *
- * Append every element of the list ``items`` (each exactly of class ``cls``) to the bytearray
- * ``buf`` as a record tagged by the bytes ``tag``: its fields that are not zero, in layout
- * order, then its ``_pb_unknown`` bytes. ``depth <= 1`` refuses an element. Anything refused
- * raises Mismatch and leaves ``buf`` as it was.
- */
-static PyObject *
-speedups_encode_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "encode_messages() takes 7 arguments");
-        return NULL;
-    }
-    PyObject *buf = args[0], *items = args[1], *tag = args[3], *cls = args[4];
-    if (!PyByteArray_CheckExact(buf) || !PyBytes_CheckExact(tag) ||
-        PyBytes_GET_SIZE(tag) > 10) {
-        PyErr_SetString(PyExc_TypeError, "encode_messages() appends to a bytearray");
-        return NULL;
-    }
-    if (!PyList_Check(items)) {
-        return raise_mismatch();
-    }
-    long depth = PyLong_AsLong(args[2]);
-    if (depth == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    message_spec spec;
-    if (parse_layout(args[5], args[6], 0, &spec) < 0) {
-        return NULL;
-    }
-    if (!PyType_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "a message class is a type");
-        return NULL;
-    }
-    Py_ssize_t start = PyByteArray_GET_SIZE(buf);
-    out_buf o = {buf, start};
-    PyObject *values[MAX_FIELDS + 1] = {NULL};
-    Py_ssize_t tag_len = PyBytes_GET_SIZE(tag);
-    const char *tag_bytes = PyBytes_AS_STRING(tag);
-    /* The items are read again on every turn: reading an attribute could run code that
-       changes the list (it cannot for a declared class, but nothing here relies on that). */
-    for (Py_ssize_t n = 0; n < PyList_GET_SIZE(items); n++) {
-        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, n));
-        if ((PyObject *)Py_TYPE(item) != cls || depth <= 1) {
-            Py_DECREF(item);
-            raise_mismatch();
-            goto error;
-        }
-        int failed = 0;
-        for (Py_ssize_t i = 0; i < spec.count && !failed; i++) {
-            values[i] = PyObject_GetAttr(item, spec.fields[i].attr);
-            failed = values[i] == NULL;
-        }
-        if (!failed) {
-            values[spec.count] = PyObject_GetAttr(item, pb_unknown_name);
-            failed = values[spec.count] == NULL;
-        }
-        Py_DECREF(item);
-        if (failed) {
-            goto error;
-        }
-        PyObject *rest = values[spec.count];
-        Py_ssize_t rest_len = 0;
-        if (PyBytes_CheckExact(rest)) {
-            rest_len = PyBytes_GET_SIZE(rest);
-        }
-        else if (rest != Py_None) {
-            raise_mismatch(); /* bytes or None only: anything else is the interpreter's */
-            goto error;
-        }
-        /* The fields first, into room for their longest forms after the tag and a length
-           of up to ten bytes; then moved down to sit after the length actually needed. */
-        Py_ssize_t longest = 20 + 15 * spec.count;
-        if (rest_len > PY_SSIZE_T_MAX / 2 - longest) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        unsigned char *at = room(&o, longest + rest_len);
-        if (at == NULL) {
-            goto error;
-        }
-        unsigned char *body = at + tag_len + 10, *q = body;
-        for (Py_ssize_t i = 0; i < spec.count; i++) {
-            q = put_field(q, &spec.fields[i], values[i]);
-            if (q == NULL) {
-                goto error;
-            }
-        }
-        Py_ssize_t known = q - body;
-        uint64_t size = (uint64_t)known + (uint64_t)rest_len;
-        memcpy(at, tag_bytes, (size_t)tag_len);
-        unsigned char *len_end = put_varint(at + tag_len, size);
-        memmove(len_end, body, (size_t)known);
-        if (rest_len) {
-            memcpy(len_end + known, PyBytes_AS_STRING(rest), (size_t)rest_len);
-        }
-        o.used = (len_end + known + rest_len) - (unsigned char *)PyByteArray_AS_STRING(buf);
-        for (Py_ssize_t i = 0; i <= spec.count; i++) {
-            Py_CLEAR(values[i]);
-        }
-    }
-    if (PyByteArray_Resize(buf, o.used) < 0) {
-        goto error;
-    }
-    Py_RETURN_NONE;
-error:
-    for (Py_ssize_t i = 0; i <= MAX_FIELDS; i++) {
-        Py_XDECREF(values[i]);
-    }
-    {
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        (void)PyByteArray_Resize(buf, start); /* shrinking cannot fail */
-        PyErr_Restore(type, value, tb);
-    }
-    return NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2052,8 +1488,7 @@ decode_value(const layout_field *f, reader *r, const unsigned char **p, const un
         return decoded_value(v, kind, f->bits, f->members);
     }
     if (kind <= KIND_DOUBLE) {
-        field_spec fs = {0, kind, f->bits, NULL, NULL};
-        return read_field(&fs, p, end);
+        return read_fixed(kind, p, end);
     }
     const unsigned char *value_end = read_len(p, end);
     if (value_end == NULL) {
@@ -2377,6 +1812,177 @@ layout_decode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
     return decode_body(self, &r, base, base + PyBytes_GET_SIZE(data), depth);
 }
 
+/* -- repeated messages, for the generated code ------------------------------------------------
+ *
+ * A class whose own message the tables do not hold keeps its generated code, and that code
+ * hands a list field of elements the tables hold to these two, with the element's layout. */
+
+/* The Layout of a struct, or NULL with TypeError set. */
+static layout_object *
+struct_layout(PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &layout_type) || ((layout_object *)arg)->form != FORM_STRUCT) {
+        PyErr_SetString(PyExc_TypeError, "an element's layout is a struct's Layout");
+        return NULL;
+    }
+    return (layout_object *)arg;
+}
+
+/*
+ * decode_messages(data, pos, end, out, depth, budget, layout, tag) -> pos
+ *
+ * ``pos`` is just after a record tagged ``tag`` of a repeated field whose elements ``layout``
+ * holds. Decode that element and every one that follows it directly with the same tag, as
+ * Layout.decode does at ``depth - 1``, appending them to the list ``out``; return the position
+ * after the last (a tag of something else, or ``end``). ``budget[0]`` is charged what the
+ * elements cost, as the generated code charges it, also when one is refused. Anything refused
+ * raises Mismatch.
+ */
+static PyObject *
+speedups_decode_messages(PyObject *self, PyObject *args)
+{
+    PyObject *data, *out, *budget, *table;
+    Py_ssize_t pos, stop;
+    long depth;
+    unsigned long long list_tag;
+    if (!PyArg_ParseTuple(args, "O!nnO!lO!OK:decode_messages", &PyBytes_Type, &data, &pos,
+                          &stop, &PyList_Type, &out, &depth, &PyList_Type, &budget, &table,
+                          &list_tag)) {
+        return NULL;
+    }
+    layout_object *layout = struct_layout(table);
+    if (layout == NULL) {
+        return NULL;
+    }
+    if (PyList_GET_SIZE(budget) != 1 || !PyLong_CheckExact(PyList_GET_ITEM(budget, 0))) {
+        return raise_mismatch();
+    }
+    /* A budget past 64 bits is read as the largest one: no decode can spend the difference.
+       What is charged is taken from the caller's own number, so it stays exact. */
+    PyObject *given = PyList_GET_ITEM(budget, 0);
+    int overflow = 0;
+    long long left = PyLong_AsLongLongAndOverflow(given, &overflow);
+    if (overflow > 0) {
+        left = LLONG_MAX;
+    }
+    else if (overflow || left < 0) {
+        return raise_mismatch();
+    }
+    if (pos < 0 || stop < pos || stop > PyBytes_GET_SIZE(data)) {
+        return raise_mismatch();
+    }
+    Py_INCREF(given);
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
+    const unsigned char *p = base + pos, *end = base + stop;
+    reader r = {data, base, left};
+    PyObject *result = NULL;
+    for (;;) {
+        const unsigned char *elem_end = read_len(&p, end);
+        if (elem_end == NULL) {
+            goto done;
+        }
+        PyObject *obj = decode_body(layout, &r, p, elem_end, depth - 1);
+        if (obj == NULL) {
+            goto done;
+        }
+        int failed = PyList_Append(out, obj);
+        Py_DECREF(obj);
+        if (failed) {
+            goto done;
+        }
+        p = elem_end;
+        /* The next record: another element, or something for the caller. */
+        const unsigned char *q = p;
+        uint64_t next;
+        if (q >= end || read_varint(&q, end, &next) < 0 || next != list_tag) {
+            break;
+        }
+        p = q;
+    }
+    result = PyLong_FromSsize_t(p - base);
+done:
+    {
+        /* What was charged, charged in the caller's budget too (as the generated code does). */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *spent = PyLong_FromLongLong(left - r.budget);
+        PyObject *rest = spent == NULL ? NULL : PyNumber_Subtract(given, spent);
+        Py_XDECREF(spent);
+        Py_DECREF(given);
+        if (rest == NULL || PyList_SetItem(budget, 0, rest) < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            Py_XDECREF(result);
+            return NULL;
+        }
+        PyErr_Restore(type, value, tb);
+    }
+    return result;
+}
+
+/*
+ * encode_messages(buf, items, depth, tag, layout) -> None
+ *
+ * Append every element of the list ``items`` to the bytearray ``buf`` as a record tagged by
+ * the bytes ``tag``, its body written as Layout.encode writes it at ``depth - 1``. Anything
+ * refused raises Mismatch and leaves ``buf`` as it was.
+ */
+static PyObject *
+speedups_encode_messages(PyObject *self, PyObject *args)
+{
+    PyObject *buf, *items, *tag, *table;
+    long depth;
+    if (!PyArg_ParseTuple(args, "O!OlO!O:encode_messages", &PyByteArray_Type, &buf, &items,
+                          &depth, &PyBytes_Type, &tag, &table)) {
+        return NULL;
+    }
+    if (!PyByteArray_CheckExact(buf) || PyBytes_GET_SIZE(tag) > 10) {
+        PyErr_SetString(PyExc_TypeError, "encode_messages() appends to a bytearray, by a tag");
+        return NULL;
+    }
+    layout_object *layout = struct_layout(table);
+    if (layout == NULL) {
+        return NULL;
+    }
+    if (!PyList_Check(items)) {
+        return raise_mismatch();
+    }
+    /* The records are written apart and appended at the end: a refusal leaves buf alone. */
+    wbuf w = {NULL, 0, 0, NULL};
+    int failed = 0;
+    /* An element's code (a called message) could change the list: it is read on every turn. */
+    for (Py_ssize_t n = 0; n < PyList_GET_SIZE(items) && !failed; n++) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, n));
+        Py_ssize_t body;
+        failed = wput(&w, PyBytes_AS_STRING(tag), PyBytes_GET_SIZE(tag)) < 0 ||
+                 wput(&w, "", 1) < 0;
+        if (!failed) {
+            body = w.len;
+            failed = encode_body(layout, item, depth - 1, &w) < 0 || close_len(&w, body) < 0;
+        }
+        Py_DECREF(item);
+    }
+    if (!failed && w.len > 0) {
+        Py_ssize_t start = PyByteArray_GET_SIZE(buf);
+        failed = w.len > PY_SSIZE_T_MAX - start ? (PyErr_NoMemory(), 1)
+                                                : PyByteArray_Resize(buf, start + w.len) < 0;
+        if (!failed) {
+            memcpy(PyByteArray_AS_STRING(buf) + start, w.data, (size_t)w.len);
+        }
+    }
+    if (w.big != NULL) {
+        Py_DECREF(w.big);
+    }
+    else {
+        PyMem_Free(w.data);
+    }
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef layout_methods[] = {
     {"fill", (PyCFunction)(void (*)(void))layout_fill, METH_FASTCALL,
      "fill(form, cls, cost, fields)\n\nSet the layout's message: once, after it was made."},
@@ -2410,13 +2016,13 @@ static PyMethodDef speedups_methods[] = {
     {"encode_packed", (PyCFunction)(void (*)(void))speedups_encode_packed, METH_FASTCALL,
      "encode_packed(buf, values, mode, bits, enum_cls=None)\n\n"
      "Append the varints of the list values to the bytearray buf."},
-    {"decode_messages", (PyCFunction)(void (*)(void))speedups_decode_messages, METH_FASTCALL,
-     "decode_messages(data, pos, end, out, depth, budget, cls, layout, enums, tag) -> pos\n\n"
-     "Decode the elements of a repeated field of all-number messages, from the record after\n"
-     "its tag at pos to the first record of something else, appending them to out."},
-    {"encode_messages", (PyCFunction)(void (*)(void))speedups_encode_messages, METH_FASTCALL,
-     "encode_messages(buf, items, depth, tag, cls, layout, enums)\n\n"
-     "Append every element of a list of all-number messages to buf, each tagged by tag."},
+    {"decode_messages", speedups_decode_messages, METH_VARARGS,
+     "decode_messages(data, pos, end, out, depth, budget, layout, tag) -> pos\n\n"
+     "Decode the elements of a repeated field of messages that layout holds, from the record\n"
+     "after its tag at pos to the first record of something else, appending them to out."},
+    {"encode_messages", speedups_encode_messages, METH_VARARGS,
+     "encode_messages(buf, items, depth, tag, layout)\n\n"
+     "Append every element of a list of messages that layout holds to buf, each tagged by tag."},
     {"varint_tables", speedups_varint_tables, METH_NOARGS,
      "varint_tables() -> (middle, last)\n\n"
      "The varint bytes of every 14-bit value, as a middle chunk and as the last chunk."},
@@ -2425,7 +2031,7 @@ static PyMethodDef speedups_methods[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT, "savestate.codec._speedups",
-    "Native helpers for the compiled codec's packed varint and all-number message loops.", -1, speedups_methods,
+    "Native helpers for the compiled codec: packed varints, and whole messages by their tables.", -1, speedups_methods,
 };
 
 PyMODINIT_FUNC

@@ -49,7 +49,7 @@ from ..model.plan import (
 from ..model.registry import info_of
 from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from ..model.schema import MISSING
-from . import accel, cache, runtime
+from . import accel, cache, native, runtime
 from .wire import varint_bytes
 
 __all__ = ["CompiledClass", "compile_classes", "generate"]
@@ -79,7 +79,7 @@ def _tag(number: int, wire: int) -> int:
 @dataclass
 class CompiledClass:
     """The generated functions of one class, and what its source needs from other classes:
-    env name -> (class, "encode" or "decode")."""
+    env name -> (class, "encode", "decode" or "table": its native layout)."""
 
     cls: type
     source: str
@@ -592,10 +592,10 @@ class _ClassGen:
                         self.emit_scalar_payload(w, vp.kind, x)
             self.emit_len_block(w, f, omit_empty=False, body=body)
             return
-        native = self.message_list_args(f, "encode")
-        if native is not None:
+        table = self.element_table(f)
+        if table is not None:
             depth = f"depth - {self.level}" if self.level else "depth"
-            w(f"encode_messages(buf, {v}, {depth}, {self.tag_bytes(f, WIRE_LEN)}, {native})")
+            w(f"encode_messages(buf, {v}, {depth}, {self.tag_bytes(f, WIRE_LEN)}, {table})")
             return
         x = self.names.new(f"{f.pyname}_item")
         w(f"for {x} in {v}:")
@@ -603,30 +603,25 @@ class _ClassGen:
             self.emit_unwrap(w, f.elem_unwrap, x)
             self.emit_value(w, f, x, always=True)
 
-    def message_list_args(self, f: FieldPlan, direction: str) -> str | None:
-        """The class, layout and enums arguments of a C helper call for the whole list
-        field ``f`` of messages, or None when the helpers are not loaded or the element is not
-        a message of plain numbers (see :func:`_message_layout`)."""
+    def element_table(self, f: FieldPlan) -> str | None:
+        """The name of the table of the list field ``f``'s elements, for the C helpers that
+        read and write the whole list (``decode_messages``, ``encode_messages``); None when the
+        helpers are not loaded or the element is not a struct the tables hold."""
         vp = f.value
         if accel.speedups is None or not isinstance(vp, MessageValue) or f.elem_unwrap:
             return None
-        if f.length is not None or vp.cls is None:
+        if f.length is not None or vp.cls is None or vp.message.form is not Form.STRUCT:
             return None
-        found = _message_layout(vp.message)
-        if found is None:
+        if not native.holds_class(vp.cls):
             return None
-        layout, enums = found
-        if enums:
-            items = ", ".join(
-                self.enum_members(e) if direction == "decode"
-                else self.const(e.cls.__name__, e.cls)
-                for e in enums
-            )
-            enum_args = f"({items},)"
-        else:
-            enum_args = "None"
-        # The layout is a literal: a constant of the code, its names interned with it.
-        return f"{self.const(vp.cls.__name__, vp.cls)}, {layout!r}, {enum_args}"
+        key = (vp.cls, "table")
+        name = self.function_of.get(key)
+        if name is None:
+            # Bound once the tables are made, after this code (they call its functions).
+            name = self.globals.new(f"{vp.cls.__name__}_table")
+            self.function_of[key] = name
+            self.needs[name] = (vp.cls, "table")
+        return name
 
     def packed_kind_args(self, vp: ScalarValue | EnumValue, direction: str) -> str | None:
         """The kind arguments of a C helper call for a packed list of ``vp``, or None when
@@ -1003,55 +998,6 @@ class _ClassGen:
         return "\n".join(lines) + "\n"
 
 
-def _message_layout(m: MessagePlan) -> tuple[tuple[Any, ...], list[EnumValue]] | None:
-    """The C helpers' layout of a message of plain numbers, ``(cost, ((tag, kind, bits,
-    attr), ...))``, and its enum fields in order; None when ``m`` is not one: a declared class
-    (it keeps unknown fields) of at most INLINE_FIELDS singular, implicitly present fields,
-    each a varint, fixed-width or float number or an enum, absent meaning its zero."""
-    if m.form is not Form.STRUCT or m.cls is None or not m.keeps_unknown:
-        return None
-    if len(m.fields) > INLINE_FIELDS or len(m.by_number) != len(m.fields):
-        return None
-    fields = []
-    enums: list[EnumValue] = []
-    for f in m.fields:
-        if (f.container is not Container.NONE or f.unwrap or f.elem_unwrap
-                or f.length is not None or f.presence is not Presence.IMPLICIT
-                or f.absent is not Absent.ZERO or not isinstance(f.attr, str)
-                or not f.attr.isidentifier()):
-            return None
-        vp = f.value
-        if isinstance(vp, EnumValue):
-            if (f.zero_test is not ZeroTest.FALSY or f.zero is None or f.zero is not vp.zero
-                    or not vp.closed):
-                return None
-            enums.append(vp)
-            fields.append((_tag(f.number, WIRE_VARINT), accel.MODES["enum"], 32, f.attr))
-            continue
-        if not isinstance(vp, ScalarValue):
-            return None
-        kind = vp.kind
-        if kind.encoding in accel.FIXED_KINDS:
-            is_float = kind.python is float
-            if is_float:
-                ok = (f.zero_test is ZeroTest.FLOAT and type(f.zero) is float
-                      and f.zero == 0.0 and math.copysign(1.0, f.zero) > 0)
-            else:
-                ok = f.zero_test is ZeroTest.FALSY and type(f.zero) is int and f.zero == 0
-            if not ok:
-                return None
-            fields.append((_tag(f.number, kind.wire), accel.FIXED_KINDS[kind.encoding], 0, f.attr))
-            continue
-        packed = accel.varint_kind(vp) if kind.wire == WIRE_VARINT else None
-        if packed is None or f.zero_test is not ZeroTest.FALSY:
-            return None
-        zero_type = bool if packed[0] == "bool" else int
-        if type(f.zero) is not zero_type or f.zero:
-            return None
-        fields.append((_tag(f.number, WIRE_VARINT), accel.MODES[packed[0]], packed[1], f.attr))
-    return (runtime.built_cost(m), tuple(fields)), enums
-
-
 def _all_scalar(m: MessagePlan, numbers_only: bool = False) -> bool:
     """A small message of scalars and enums (``numbers_only``: none length-delimited)."""
     if len(m.fields) > INLINE_FIELDS:
@@ -1267,11 +1213,11 @@ class _FieldReader:
     def emit_element(self, w: _Writer) -> None:
         f, gen, var = self.field, self.gen, self.var
         vp = f.value
-        native = gen.message_list_args(f, "decode")
-        if native is not None:
+        table = gen.element_table(f)
+        if table is not None:
             # This element and every one right after it, in one call.
             tag = _tag(f.number, WIRE_LEN)
-            w(f"pos = decode_messages(data, pos, end, {var}, depth, budget, {native}, {tag})")
+            w(f"pos = decode_messages(data, pos, end, {var}, depth, budget, {table}, {tag})")
             return
         gen.emit_read_len(w, "end")
         if isinstance(vp, MessageValue) and gen.can_inline_decode(vp) and not f.elem_unwrap:

@@ -279,6 +279,8 @@ def _compile(cls: type, info: ClassInfo) -> None:
     compiled = compile_classes(classes)
     for cc in compiled.values():
         for name, (other, direction) in cc.needs.items():
+            if direction == "table":
+                continue  # linked below, once the tables are made
             done = compiled.get(other)
             if done is not None:
                 cc.env[name] = done.encode if direction == "encode" else done.decode
@@ -289,6 +291,10 @@ def _compile(cls: type, info: ClassInfo) -> None:
     layouts = native.layouts(
         {c: (cc.encode, cc.decode) for c, cc in compiled.items()}, _earlier, STRICT
     )
+    for cc in compiled.values():
+        for name, (other, direction) in cc.needs.items():
+            if direction == "table":
+                cc.env[name] = native.table_of(other, layouts, _earlier)
     # Publish only once every function is linked.
     for c, cc in compiled.items():
         declared_info(c).codec = Codec(

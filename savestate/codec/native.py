@@ -35,7 +35,7 @@ from ..model.plan import (
 )
 from . import accel, runtime
 
-__all__ = ["Functions", "layouts"]
+__all__ = ["Functions", "holds_class", "layouts", "table_of"]
 
 #: The generated (encode, decode) functions of a declared class.
 Functions = tuple[Any, Any]
@@ -71,6 +71,26 @@ def layouts(
         if layout is not None:
             found[cls] = layout
     return found
+
+
+def holds_class(cls: type) -> bool:
+    """Whether the C helpers are loaded and the tables hold the message of the declared class
+    ``cls`` (it gets a layout when compiled)."""
+    return accel.speedups is not None and _holds(plan_of(cls))
+
+
+def table_of(cls: type, made: Mapping[type, Any],
+             earlier: Callable[[type], tuple[Any, Functions] | None]) -> Any:
+    """The layout of ``cls`` for generated code that names it (see ``holds_class``): just
+    made, or made before; an empty one, which refuses everything, where the C code refused to
+    fill it (so the generated code hands the value to the interpreter)."""
+    layout = made.get(cls)
+    if layout is None:
+        known = earlier(cls)
+        layout = None if known is None else known[0]
+    if layout is None:
+        layout = accel.speedups.Layout()  # type: ignore[union-attr]
+    return layout
 
 
 class _Maker:
