@@ -485,8 +485,9 @@ load64(const unsigned char *q)
     return (uint64_t)load32(q) | (uint64_t)load32(q + 4) << 32;
 }
 
-/* Read one value of a fixed-width kind at [*p, end); NULL with Mismatch (or another error) set. */
-static PyObject *
+/* Read one value of a fixed-width kind at [*p, end); NULL with Mismatch (or another error) set.
+   Kept out of line: inlined, it slows the varint path of its caller. */
+Py_NO_INLINE static PyObject *
 read_fixed(int kind, const unsigned char **p, const unsigned char *end)
 {
     const unsigned char *q = *p;
