@@ -113,6 +113,10 @@ class Picked(Choice, variant=1):
     n: u32 = field(1)
 
 
+class Named_(Choice, variant=2):
+    name: str = field(1)
+
+
 class NotForTheHelper(Protobuf, package="test.accelmsg"):
     defaults: list[WithDefault] = field(1)
 
@@ -274,31 +278,48 @@ class Named(Protobuf, package="test.accelmsg"):
 class NamedList(Protobuf, package="test.accelmsg"):
     version: u32 = field(1, default=7)  # no table of its own: its generated code runs
     items: list[Named] = field(2)
+    choices: list[Choice] = field(3)
 
 
 @needs_c
 def test_a_list_of_any_message_with_a_table_goes_to_the_helpers() -> None:
-    """Elements with strings, bytes and nested messages are read and written by their table,
-    as the generated code reads and writes them (bytes, values and errors)."""
+    """Elements with strings, bytes and nested messages, and Oneof values, are read and written
+    by their tables, as the generated code reads and writes them (bytes, values and errors)."""
     assert codec_of(NamedList).native is None and codec_of(Named).native is not None
     source = codec_of(NamedList).source
     assert "decode_messages(" in source and "encode_messages(" in source
-    value = NamedList(items=[
-        Named(name="é" * i, leaf=_num(a_u64=i, a_mode=Mode.NEG) if i % 2 else None,
-              data=bytes(range(i))) for i in range(40)
-    ])
+    assert "Named_table" in source and "Choice_table" in source  # a struct's and a Oneof's
+    value = NamedList(
+        items=[Named(name="é" * i, leaf=_num(a_u64=i, a_mode=Mode.NEG) if i % 2 else None,
+                     data=bytes(range(i))) for i in range(40)],
+        choices=[Picked(n=i) if i % 3 else Named_(name=str(i)) for i in range(40)],
+    )
     data = value.encode()
     assert data == interp.encode(NamedList, value, 100)
     assert NamedList.decode(data) == value == interp.decode(NamedList, data, 100, 1 << 40)
-    bad = rec(2, 2, rec(1, 2, b"\xff"))  # a name that is not UTF-8
-    with pytest.raises(DecodeError) as native_error:
-        NamedList.decode(bad)
-    with pytest.raises(DecodeError) as interp_error:
-        interp.decode(NamedList, bad, 100, 1 << 40)
-    assert str(native_error.value) == str(interp_error.value)
-    with pytest.raises(EncodeError) as refused:
-        NamedList(items=[Named(name="\udc80", leaf=None, data=b"")]).encode()
-    assert "items[0].name" in str(refused.value)
+    for bad in (
+        rec(2, 2, rec(1, 2, b"\xff")),  # a name that is not UTF-8
+        rec(3, 2, rec(2, 2, rec(1, 2, b"\xff"))),  # a variant's name that is not UTF-8
+        rec(3, 2, b""),  # a Oneof element with no variant
+    ):
+        with pytest.raises(DecodeError) as native_error:
+            NamedList.decode(bad)
+        with pytest.raises(DecodeError) as interp_error:
+            interp.decode(NamedList, bad, 100, 1 << 40)
+        assert str(native_error.value) == str(interp_error.value)
+    both = rec(3, 2, rec(1, 2, b"") + rec(2, 2, b""))  # two variants in one element: the last
+    assert NamedList.decode(both) == interp.decode(NamedList, both, 100, 1 << 40)
+    for refused_value, where in (
+        (NamedList(items=[Named(name="\udc80", leaf=None, data=b"")], choices=[]),
+         "items[0].name"),
+        (NamedList(items=[], choices=[Named_(name="\udc80")]), "choices[0]"),
+        (NamedList(items=[], choices=[_num()]), "choices[0]"),  # not a variant
+    ):
+        with pytest.raises(EncodeError) as refused:
+            refused_value.encode()
+        with pytest.raises(EncodeError) as interp_refused:
+            interp.encode(NamedList, refused_value, 100)
+        assert str(refused.value) == str(interp_refused.value) and where in str(refused.value)
 
 
 # -- hand-picked cases ------------------------------------------------------------------------
@@ -585,6 +606,16 @@ NUMS_TABLE = codec_of(Nums).native
 FIXED_TABLE = codec_of(Fixed).native
 
 
+def _entry_table() -> Any:
+    """The table of a map entry of two u32s."""
+    assert accel.speedups is not None
+    entry = accel.speedups.Layout()
+    key, value = ((n, 0, 32, 0, 0, 0, -1, n - 1, 0, None, None, None, None, None, None)
+                  for n in (1, 2))
+    entry.fill(2, None, 0, (key, value))
+    return entry
+
+
 @needs_c
 def test_helper_arguments_are_checked() -> None:
     c = accel.speedups
@@ -597,7 +628,7 @@ def test_helper_arguments_are_checked() -> None:
     for index, bad, error in [
         (0, bytearray(data), TypeError), (3, (), TypeError), (5, (1,), TypeError),
         (6, Nums, TypeError),  # not a table
-        (6, codec_of(Choice).native, TypeError),  # a Oneof's table
+        (6, _entry_table(), TypeError),  # a map entry's table: not a declared class's
         (6, c.Layout(), Mismatch),  # a table never filled refuses everything
     ]:
         call = list(args)

@@ -1818,12 +1818,13 @@ layout_decode(layout_object *self, PyObject *const *args, Py_ssize_t nargs)
  * A class whose own message the tables do not hold keeps its generated code, and that code
  * hands a list field of elements the tables hold to these two, with the element's layout. */
 
-/* The Layout of a struct, or NULL with TypeError set. */
+/* The Layout of a declared class (a struct or a Oneof), or NULL with TypeError set. */
 static layout_object *
-struct_layout(PyObject *arg)
+element_layout(PyObject *arg)
 {
-    if (!PyObject_TypeCheck(arg, &layout_type) || ((layout_object *)arg)->form != FORM_STRUCT) {
-        PyErr_SetString(PyExc_TypeError, "an element's layout is a struct's Layout");
+    if (!PyObject_TypeCheck(arg, &layout_type) || (((layout_object *)arg)->form != FORM_STRUCT &&
+                                                   ((layout_object *)arg)->form != FORM_ONEOF)) {
+        PyErr_SetString(PyExc_TypeError, "an element's layout is a declared class's Layout");
         return NULL;
     }
     return (layout_object *)arg;
@@ -1851,7 +1852,7 @@ speedups_decode_messages(PyObject *self, PyObject *args)
                           &list_tag)) {
         return NULL;
     }
-    layout_object *layout = struct_layout(table);
+    layout_object *layout = element_layout(table);
     if (layout == NULL) {
         return NULL;
     }
@@ -1942,7 +1943,7 @@ speedups_encode_messages(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "encode_messages() appends to a bytearray, by a tag");
         return NULL;
     }
-    layout_object *layout = struct_layout(table);
+    layout_object *layout = element_layout(table);
     if (layout == NULL) {
         return NULL;
     }

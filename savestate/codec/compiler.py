@@ -606,11 +606,13 @@ class _ClassGen:
     def element_table(self, f: FieldPlan) -> str | None:
         """The name of the table of the list field ``f``'s elements, for the C helpers that
         read and write the whole list (``decode_messages``, ``encode_messages``); None when the
-        helpers are not loaded or the element is not a struct the tables hold."""
+        helpers are not loaded or the element is not a declared class (a struct or a Oneof)
+        that the tables hold."""
         vp = f.value
         if accel.speedups is None or not isinstance(vp, MessageValue) or f.elem_unwrap:
             return None
-        if f.length is not None or vp.cls is None or vp.message.form is not Form.STRUCT:
+        if f.length is not None or vp.cls is None or vp.message.form not in (Form.STRUCT,
+                                                                             Form.ONEOF):
             return None
         if not native.holds_class(vp.cls):
             return None
