@@ -208,7 +208,7 @@ class _ClassGen:
         self.level = 0
         # Message classes whose encoding is being written inline (outermost first).
         self.inlining: list[type] = []
-        self.function_of: dict[tuple[type, str], str] = {}
+        self.linked: dict[tuple[type, str], str] = {}
         self.helper_of: dict[int, str] = {}
 
     # -- naming -----------------------------------------------------------------------------
@@ -241,12 +241,17 @@ class _ClassGen:
 
     def function(self, cls: type, direction: str) -> str:
         """The name this source uses for a class's encode or decode function."""
+        return self.link(cls, direction, f"{direction}_{cls.__name__}")
+
+    def link(self, cls: type, direction: str, stem: str) -> str:
+        """The global name this source uses for what ``cls`` provides (its ``"encode"`` or
+        ``"decode"`` function, or its ``"table"``), recorded in ``needs`` for the front end to
+        bind: all but this class's own functions, which its source defines."""
         key = (cls, direction)
-        name = self.function_of.get(key)
+        name = self.linked.get(key)
         if name is None:
-            name = self.globals.new(f"{direction}_{cls.__name__}")
-            self.function_of[key] = name
-            if cls is not self.cls:
+            name = self.linked[key] = self.globals.new(stem)
+            if cls is not self.cls or direction == "table":
                 self.needs[name] = (cls, direction)
         return name
 
@@ -616,14 +621,8 @@ class _ClassGen:
             return None
         if not native.holds_class(vp.cls):
             return None
-        key = (vp.cls, "table")
-        name = self.function_of.get(key)
-        if name is None:
-            # Bound once the tables are made, after this code (they call its functions).
-            name = self.globals.new(f"{vp.cls.__name__}_table")
-            self.function_of[key] = name
-            self.needs[name] = (vp.cls, "table")
-        return name
+        # Bound once the tables are made, after this code (they call its functions).
+        return self.link(vp.cls, "table", f"{vp.cls.__name__}_table")
 
     def packed_kind_args(self, vp: ScalarValue | EnumValue, direction: str) -> str | None:
         """The kind arguments of a C helper call for a packed list of ``vp``, or None when
