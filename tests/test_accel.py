@@ -47,7 +47,7 @@ from savestate import (
     uint64,
 )
 from savestate.codec import accel, compiler
-from savestate.codec.front import SIGNALS, Codec
+from savestate.codec.front import SIGNALS, Codec, codec_of
 from savestate.codec.runtime import Mismatch
 from savestate.model.plan import plan_of
 
@@ -102,7 +102,8 @@ def _codecs() -> tuple[Codec, Codec | None]:
         finally:
             accel.speedups = saved
         assert ("decode_packed(" in cc.source) is use_c
-        built.append(Codec(PackedLists, cc.encode, cc.decode, cc.source, cc.filename, None))
+        built.append(Codec(PackedLists, cc.encode, cc.decode, cc.source, cc.filename, None, None,
+                           codec_of(PackedLists).record_charge))
     return built[0], built[1]
 
 
@@ -324,7 +325,6 @@ def test_module_attribute_says_which_path() -> None:
 
 
 def test_codec_uses_the_helpers_only_when_loaded() -> None:
-    from savestate.codec.front import codec_of
 
     source = codec_of(PackedLists).source
     assert ("encode_packed(" in source) is accel.ACCELERATED

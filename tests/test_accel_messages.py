@@ -143,7 +143,8 @@ def _codecs() -> tuple[Codec, Codec | None]:
         for name, (other, direction) in cc.needs.items():  # as the front end links them
             if direction == "table":
                 cc.env[name] = codec_of(other).native
-        built.append(Codec(Holder, cc.encode, cc.decode, cc.source, cc.filename, None))
+        built.append(Codec(Holder, cc.encode, cc.decode, cc.source, cc.filename, None, None,
+                           codec_of(Holder).record_charge))
     pure = built[0]
     assert pure is not None
     return pure, built[1]
@@ -646,6 +647,11 @@ def test_helper_arguments_are_checked() -> None:
     huge = [1 << 70]  # past 64 bits: read as the most the C code holds, and charged exactly
     assert c.decode_messages(*args[:5], huge, *args[6:]) == len(data)
     assert huge == [(1 << 70) - runtime.built_cost(plan_of(Nums))]
+    counted: list[Any] = []
+    uncounted: list[Any] = []  # a budget of None: not counted, as in the generated code
+    assert c.decode_messages(data, 1, len(data), counted, 100, [1 << 40], *args[6:]) == len(data)
+    assert c.decode_messages(data, 1, len(data), uncounted, 100, None, *args[6:]) == len(data)
+    assert [snap(x) for x in uncounted] == [snap(x) for x in counted] and counted
     buf = bytearray(b"kept")
     eargs: list[Any] = [buf, [_num()], 100, b"\x0a", NUMS_TABLE]
     c.encode_messages(*eargs)
@@ -674,10 +680,13 @@ def _leak_cases() -> list[tuple[str, Callable[[], Any]]]:
     with_unknown = [_with_unknown(_num(a_u8=3), b"\x98\x06\x01")] * 20
     many_fixed = [_fix(a_f64=2.5, a_sfixed64=-7)] * 20
 
-    def decode(data: bytes, budget: int = 1 << 40, table: Any = NUMS_TABLE) -> Callable[[], Any]:
+    def decode(
+        data: bytes, budget: int | None = 1 << 40, table: Any = NUMS_TABLE
+    ) -> Callable[[], Any]:
         def run() -> None:
             with contextlib.suppress(Mismatch):
-                c.decode_messages(data, 1, len(data), [], 100, [budget], table, data[0])
+                c.decode_messages(data, 1, len(data), [], 100,
+                                  None if budget is None else [budget], table, data[0])
         return run
 
     def encode(items: list[Any], table: Any = NUMS_TABLE) -> Callable[[], Any]:
@@ -694,6 +703,7 @@ def _leak_cases() -> list[tuple[str, Callable[[], Any]]]:
         ("decode bad member", decode(nums(rec(2, 0, b"\x01"), rec(12, 0, b"\x05")))),
         ("decode truncated", decode(ok[:-2])),
         ("decode budget", decode(ok, budget=1000)),
+        ("decode uncounted", decode(ok, budget=None)),
         ("decode bad wire", decode(nums(rec(99, 0, b"\x01"), rec(1, 2, b"")))),
         ("encode ok", encode(many)),
         ("encode unknown", encode(with_unknown)),
@@ -704,7 +714,7 @@ def _leak_cases() -> list[tuple[str, Callable[[], Any]]]:
     ]
 
 
-LEAK_CASES = 13
+LEAK_CASES = 14
 
 
 @needs_c

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from savestate import (
     DecodeError,
@@ -27,10 +29,14 @@ from savestate import (
     savedstate,
     u32,
 )
-from savestate.codec import interp
+from savestate.codec import interp, runtime
+from savestate.codec.front import SIGNALS, Codec, codec_of
 from savestate.declare import ProtobufMeta
 from savestate.errors import UnknownFieldsDropped
 from savestate.limits import INTRINSIC_PER_INPUT_BYTE, MEMORY_FLOOR, MEMORY_PER_INPUT_BYTE
+from savestate.model.plan import plan_of
+
+from .strategies import instances, messages
 
 
 def _wide(width: int) -> type:
@@ -103,6 +109,85 @@ def test_legitimate_large_states_decode_under_the_default_budget() -> None:
     value = root.decode(data)
     assert len(value.items) == 100_000
     assert value.items[-1].l0 == [5] and value.items[-1].l1 == [7]
+
+
+class Leaf(Protobuf, package="tests.codec_limits"):
+    a: u32 = field(1)
+    b: list[u32] = field(2)
+    c: dict[str, u32] = field(3)
+    d: list[u32] = field(4)
+
+
+class Middle(Protobuf, package="tests.codec_limits"):
+    leaf: Leaf = field(1)  # absent: the empty Leaf is decoded, and charged
+    pair: tuple[Leaf, u32] = field(2)  # and the empty tuple with the Leaf inside it
+
+
+class Outer(Protobuf, package="tests.codec_limits"):
+    items: list[Middle] = field(1)
+
+
+def _uncounted_capable(cls: type, budgets: list[Any]) -> Codec:
+    """``cls``'s codec without the C decoder: the generated decoder, and the front end's choice
+    of whether to count the budget, whatever the accelerator. ``budgets`` gets each budget the
+    front end hands the generated decoder."""
+    c = codec_of(cls)
+
+    def decode(data: bytes, pos: int, end: int, depth: int, budget: Any) -> Any:
+        budgets.append(budget)
+        return c._decode(data, pos, end, depth, budget)
+
+    return Codec(cls, c._encode, decode, c.source, c.filename, None, None, c.record_charge)
+
+
+def _spent(cls: type, data: bytes) -> int:
+    """What the generated decoder charges the budget for ``data``."""
+    budget = [1 << 62]
+    codec_of(cls)._decode(data, 0, len(data), 100, budget)
+    return (1 << 62) - budget[0]
+
+
+def test_the_budget_is_counted_whenever_the_input_could_exhaust_it() -> None:
+    """The compiled decoder skips counting only when no input of that size could spend
+    max_memory; the empty messages built for absent fields count in that bound."""
+    per_record = (
+        runtime.built_cost(plan_of(Middle)) + runtime.built_cost(plan_of(Leaf)) * 2
+        + runtime.built_cost(plan_of(Middle).fields[1].value.message)  # type: ignore[union-attr]
+    )
+    assert codec_of(Outer).record_charge >= per_record
+    budgets: list[Any] = []
+    codec = _uncounted_capable(Outer, budgets)
+    for records in (1, 2, 10, 1000):
+        data = b"\x0a\x00" * records
+        spent = _spent(Outer, data)
+        assert spent == runtime.built_cost(plan_of(Outer)) + records * per_record
+        assert spent <= (len(data) // 2 + 1) * codec.record_charge
+        assert len(codec.decode(data, max_memory=spent).items) == records
+        with pytest.raises(DecodeError, match="more than max_memory"):
+            codec.decode(data, max_memory=spent - 1)
+        assert budgets[-1] == [-1]  # counted, and refused when it ran out
+        assert len(codec.decode(data).items) == records
+        assert budgets[-1] is None  # the default budget: far past what these bytes can spend
+
+
+@st.composite
+def _schema_and_value(draw: st.DrawFn) -> tuple[type, Any]:
+    cls = draw(messages())
+    return cls, draw(instances(cls))
+
+
+@given(_schema_and_value(), st.integers(1, 50))
+def test_no_decode_is_charged_past_its_bound(case: tuple[type, Any], copies: int) -> None:
+    """Any schema, any value, its records repeated: the budget a decode is charged stays within
+    what the front end assumes when it does not count it."""
+    cls, value = case
+    data = codec_of(cls).encode(value)
+    for payload in (data, data * copies):
+        try:
+            spent = _spent(cls, payload)
+        except SIGNALS:  # repeated records this decoder refuses (say, a Oneof's): not charged
+            continue
+        assert spent <= (len(payload) // 2 + 1) * codec_of(cls).record_charge
 
 
 class Link(Protobuf):

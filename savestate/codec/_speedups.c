@@ -1837,8 +1837,8 @@ element_layout(PyObject *arg)
  * holds. Decode that element and every one that follows it directly with the same tag, as
  * Layout.decode does at ``depth - 1``, appending them to the list ``out``; return the position
  * after the last (a tag of something else, or ``end``). ``budget[0]`` is charged what the
- * elements cost, as the generated code charges it, also when one is refused. Anything refused
- * raises Mismatch.
+ * elements cost, as the generated code charges it, also when one is refused; a budget of None
+ * is not counted, as in the generated code. Anything refused raises Mismatch.
  */
 static PyObject *
 speedups_decode_messages(PyObject *self, PyObject *args)
@@ -1847,33 +1847,42 @@ speedups_decode_messages(PyObject *self, PyObject *args)
     Py_ssize_t pos, stop;
     long depth;
     unsigned long long list_tag;
-    if (!PyArg_ParseTuple(args, "O!nnO!lO!OK:decode_messages", &PyBytes_Type, &data, &pos,
-                          &stop, &PyList_Type, &out, &depth, &PyList_Type, &budget, &table,
-                          &list_tag)) {
+    if (!PyArg_ParseTuple(args, "O!nnO!lOOK:decode_messages", &PyBytes_Type, &data, &pos,
+                          &stop, &PyList_Type, &out, &depth, &budget, &table, &list_tag)) {
         return NULL;
     }
     layout_object *layout = element_layout(table);
     if (layout == NULL) {
         return NULL;
     }
-    if (PyList_GET_SIZE(budget) != 1 || !PyLong_CheckExact(PyList_GET_ITEM(budget, 0))) {
-        return raise_mismatch();
-    }
-    /* A budget past 64 bits is read as the largest one: no decode can spend the difference.
-       What is charged is taken from the caller's own number, so it stays exact. */
-    PyObject *given = PyList_GET_ITEM(budget, 0);
-    int overflow = 0;
-    long long left = PyLong_AsLongLongAndOverflow(given, &overflow);
-    if (overflow > 0) {
-        left = LLONG_MAX;
-    }
-    else if (overflow || left < 0) {
-        return raise_mismatch();
+    /* None: the caller's input is too small to exhaust its budget, which is not counted. */
+    PyObject *given = NULL;
+    long long left = LLONG_MAX;
+    if (budget != Py_None) {
+        if (!PyList_Check(budget)) {
+            PyErr_SetString(PyExc_TypeError, "decode_messages: budget must be a list or None");
+            return NULL;
+        }
+        if (PyList_GET_SIZE(budget) != 1 || !PyLong_CheckExact(PyList_GET_ITEM(budget, 0))) {
+            return raise_mismatch();
+        }
+        /* A budget past 64 bits is read as the largest one: no decode can spend the
+           difference. What is charged is taken from the caller's own number, so it stays
+           exact. */
+        given = PyList_GET_ITEM(budget, 0);
+        int overflow = 0;
+        left = PyLong_AsLongLongAndOverflow(given, &overflow);
+        if (overflow > 0) {
+            left = LLONG_MAX;
+        }
+        else if (overflow || left < 0) {
+            return raise_mismatch();
+        }
     }
     if (pos < 0 || stop < pos || stop > PyBytes_GET_SIZE(data)) {
         return raise_mismatch();
     }
-    Py_INCREF(given);
+    Py_XINCREF(given);
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
     const unsigned char *p = base + pos, *end = base + stop;
     reader r = {data, base, left};
@@ -1903,7 +1912,7 @@ speedups_decode_messages(PyObject *self, PyObject *args)
     }
     result = PyLong_FromSsize_t(p - base);
 done:
-    {
+    if (given != NULL) {
         /* What was charged, charged in the caller's budget too (as the generated code does). */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);

@@ -820,9 +820,12 @@ class _ClassGen:
         """
         cost = runtime.built_cost(m)
         if cost:
-            # What building this value costs, counted against the decode's memory budget.
-            w(f"budget[0] -= {cost}")
-            self.emit_refuse(w, "budget[0] < 0")
+            # What building this value costs, counted against the decode's memory budget
+            # (None when the input is too small to exhaust it: see Codec.decode).
+            w("if budget is not None:")
+            with w.indent():
+                w(f"budget[0] -= {cost}")
+                self.emit_refuse(w, "budget[0] < 0")
         readers = [_FieldReader(self, f, m) for f in m.fields]
         for r in readers:
             r.emit_init(w)

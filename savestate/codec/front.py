@@ -26,7 +26,7 @@ from ..model.plan import check_recursion
 from ..model.registry import ClassInfo, declared, declared_info, info_of
 from . import interp, native
 from .compiler import closure, compile_classes
-from .runtime import Mismatch
+from .runtime import Mismatch, record_charges
 
 __all__ = [
     "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "MEMORY_PER_INPUT_BYTE", "Codec", "codec_of",
@@ -52,7 +52,9 @@ GC_PAUSE_SIZE = 16 << 10
 class Codec:
     """The compiled encode/decode functions of one declared class."""
 
-    __slots__ = ("_decode", "_encode", "cls", "filename", "native", "oneof", "source")
+    __slots__ = (
+        "_decode", "_encode", "cls", "filename", "native", "oneof", "record_charge", "source",
+    )
 
     def __init__(
         self,
@@ -62,7 +64,8 @@ class Codec:
         source: str,
         filename: str,
         oneof: type | None,
-        native: Any = None,
+        native: Any,
+        record_charge: int,
     ) -> None:
         self.cls = cls
         self._encode = encode
@@ -73,6 +76,9 @@ class Codec:
         self.oneof = oneof
         # The C accelerator's table of the whole message (savestate.codec.native), or None.
         self.native = native
+        # The most a decode charges its memory budget per message record
+        # (runtime.record_charges): a budget that no input of the size can exhaust is not kept.
+        self.record_charge = record_charge
 
     def encode(self, obj: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
         """The protobuf encoding of ``obj``, an instance of the class (or, for a Oneof
@@ -159,22 +165,31 @@ class Codec:
             max_memory = _checked_limits(max_depth, max_size, max_memory)
         if data.__class__ is not bytes or len(data) > max_size:
             data = self._checked_bytes(data, max_size)
+        size = len(data)
         # The objects a decode builds are all new and all kept: the cyclic collector, which
         # runs every few hundred of them and looks at every one, finds no garbage among them
         # (a third of the time of a list of a million messages). Paused for large inputs.
-        paused = len(data) >= GC_PAUSE_SIZE and gc.isenabled()
+        paused = size >= GC_PAUSE_SIZE and gc.isenabled()
         if paused:
             gc.disable()
         try:
-            value = _FAILED
-            if self.native is not None:
+            table = self.native
+            if table is not None:
                 try:
-                    value = self.native.decode(data, max_depth, max_memory)
+                    value = table.decode(data, max_depth, max_memory)
                 except Exception as exc:
                     if STRICT and not isinstance(exc, SIGNALS):
                         raise AssertionError("the native decoder failed unexpectedly") from exc
-            if value is _FAILED:
-                value = self._decode(data, 0, len(data), max_depth, [max_memory])
+                    value = _FAILED
+            if table is None or value is _FAILED:
+                # Each message but the outermost takes two bytes of input at least: when even
+                # that many messages, each charged the most, fit in max_memory, the budget
+                # cannot run out, and the compiled decoder is spared counting it (None).
+                budget = (
+                    None if (size // 2 + 1) * self.record_charge <= max_memory else [max_memory]
+                )
+                decode = self._decode  # a slot: loaded as an attribute, which is specialised
+                value = decode(data, 0, size, max_depth, budget)
         except Exception as exc:
             if STRICT and not isinstance(exc, SIGNALS):
                 raise AssertionError("the compiled decoder failed unexpectedly") from exc
@@ -271,7 +286,7 @@ def _compile(cls: type, info: ClassInfo) -> None:
         parent = next(b for b in cls.__mro__[1:] if _is_oneof(b))
         pc = codec_of(parent)
         info.codec = Codec(cls, pc._encode, pc._decode, pc.source, pc.filename, oneof=parent,
-                           native=pc.native)
+                           native=pc.native, record_charge=pc.record_charge)
         return
     classes = closure(cls, lambda c: declared_info(c).codec is not None)
     for c in classes:
@@ -295,10 +310,11 @@ def _compile(cls: type, info: ClassInfo) -> None:
         for name, (other, direction) in cc.needs.items():
             if direction == "table":
                 cc.env[name] = native.table_of(other, layouts, _earlier)
+    charges = record_charges(list(compiled), _record_charge)
     # Publish only once every function is linked.
     for c, cc in compiled.items():
         declared_info(c).codec = Codec(
-            c, cc.encode, cc.decode, cc.source, cc.filename, None, layouts.get(c)
+            c, cc.encode, cc.decode, cc.source, cc.filename, None, layouts.get(c), charges[c]
         )
 
 
@@ -306,6 +322,13 @@ def _earlier(cls: type) -> tuple[Any, native.Functions] | None:
     """The native layout and generated functions of a class compiled before."""
     codec = declared_info(cls).codec
     return None if codec is None else (codec.native, (codec._encode, codec._decode))
+
+
+def _record_charge(cls: type) -> int:
+    """The record charge of a class compiled before."""
+    codec = declared_info(cls).codec
+    assert codec is not None
+    return codec.record_charge
 
 
 def _is_oneof(cls: type) -> bool:

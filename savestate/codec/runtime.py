@@ -7,9 +7,11 @@ off; the codec front end then re-runs the interpreting codec to report a precise
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
-from ..model.plan import Container, Form, MessagePlan
+from ..model.plan import Absent, Container, Form, MessagePlan, MessageValue, plan_of
+from ..model.registry import info_of
 from . import cache
 from .duration import duration_from_parts, duration_parts
 from .wire import MASK64, WireError, skip_field
@@ -90,6 +92,7 @@ _LIST = 56
 _DICT = 64
 _ENTRY = 48
 _costs: dict[int, int] = {}
+_costs_with_empties: dict[int, int] = {}
 
 
 def built_cost(m: MessagePlan) -> int:
@@ -115,6 +118,65 @@ def built_cost(m: MessagePlan) -> int:
         cost += (_OBJECT + 2 * _SLOT) * len(f.unwrap)  # a transparent class around it
     _costs[id(m)] = cost
     return cost
+
+
+def _cost_with_empties(m: MessagePlan) -> int:
+    """What one value of ``m`` costs with the empty messages its absent fields decode to (each
+    built by its decoder, so charged, with no bytes of its own)."""
+    cost = _costs_with_empties.get(id(m))
+    if cost is None:
+        cost = _costs_with_empties[id(m)] = built_cost(m) + sum(
+            _cost_with_empties(f.value.message)
+            for f in m.fields
+            if f.absent is Absent.EMPTY_MESSAGE and isinstance(f.value, MessageValue)
+        )
+    return cost
+
+
+def record_charges(classes: list[type], earlier: Callable[[type], int]) -> dict[type, int]:
+    """For each class of ``classes`` (compiled together), the most its decode charges the memory
+    budget for any one message record: the largest :func:`_cost_with_empties` of the messages it
+    can meet. ``earlier`` gives the figure of a class compiled before (which reaches none of
+    ``classes``).
+
+    Every message but the outermost has a record of its own, whose tag and length take two
+    bytes at least, so a decode of ``n`` bytes is charged ``(n // 2 + 1)`` times this at most.
+    """
+    own: dict[type, int] = {}
+    refs: dict[type, list[type]] = {}
+    for cls in classes:
+        largest = 0
+        found: list[type] = []
+        stack = [plan_of(cls)]
+        while stack:
+            m = stack.pop()
+            largest = max(largest, _cost_with_empties(m))
+            for f in m.fields:
+                vp = f.value
+                if isinstance(vp, MessageValue):
+                    if vp.synthetic is not None:
+                        stack.append(vp.synthetic)
+                    elif vp.cls is not None and info_of(vp.cls) is not None:
+                        found.append(vp.cls)
+        own[cls] = largest
+        refs[cls] = found
+    charges: dict[type, int] = {}
+    for cls in classes:
+        largest = 0
+        seen = {cls}
+        todo = [cls]
+        while todo:
+            c = todo.pop()
+            if c not in own:
+                largest = max(largest, earlier(c))
+                continue
+            largest = max(largest, own[c])
+            for r in refs[c]:
+                if r not in seen:
+                    seen.add(r)
+                    todo.append(r)
+        charges[cls] = largest
+    return charges
 
 
 def skip_unknown(data: bytes, pos: int, end: int, tag: int, known: frozenset[int]) -> int:
