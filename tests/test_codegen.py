@@ -212,6 +212,23 @@ def test_inline_elements_keep_their_own_unknown_fields() -> None:
         accel.ACCELERATED and "decode_messages(" in source)
 
 
+def test_unknown_fields_keep_their_tags_as_written() -> None:
+    """The compiled decoder finds where an unknown field's record began without noting it for
+    every field: tags of one byte, of two, and an overlong one (field 15 in two bytes, whose
+    last byte is 0) are all kept as they came, between known fields, in the generated code."""
+    tags = ["78", "a006", "f800", "c00c", "8801"]  # fields 15, 100, 15 overlong, 200, 17
+    for tag in tags:
+        record = tag + "05"
+        data = bytes.fromhex("0a02" "0801" + record + "1201" "61" + record)
+        fast = codec_of(Device)._decode(data, 0, len(data), 100, None)
+        assert fast._pb_unknown == bytes.fromhex(record * 2), tag
+        assert fast == Device.decode(data)
+        body = bytes.fromhex("0801" + record)
+        inner = bytes((0x0A, len(body))) + body  # an element: inline in the parent's function
+        element = codec_of(Device)._decode(inner, 0, len(inner), 100, None).registers[0]
+        assert element._pb_unknown == bytes.fromhex(record), tag
+
+
 def test_packed_64_bit_elements_are_read_to_the_tenth_byte() -> None:
     """The elements of a packed list of 64-bit numbers are read with every byte unrolled: each
     length from 1 to 10 bytes reads as the interpreter reads it, a tenth byte above 1 and an

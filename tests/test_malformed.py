@@ -70,6 +70,14 @@ CASES: list[tuple[type, str, str]] = [
     (Root, "1203" "18ac02", "Root.inner.imr: value 300 out of range for u8"),
     (Root, "1203" "2201ff", "Root.inner.name: invalid UTF-8 in string: invalid start byte"),
     (Root, "1202" "2205", "Root.inner.name: length 5 runs past the end of the input"),
+    # A string, or a message kept for later, whose length runs past its own record but not
+    # past the input (the compiled code reads such lengths without checking them at once):
+    (Root, "1203" "2205" "41" "08010801",
+     "Root.inner.name: length 5 runs past the end of the input"),
+    (Root, "3a04" "0a00" "1205" "1801" "0801" "0801",
+     "Root.table[0].value: length 5 runs past the end of the input"),
+    (Root, "3a03" "0a0561" "12020801",
+     "Root.table[0].key: length 5 runs past the end of the input"),
     (Root, "1a0201", "Root.items: length 2 runs past the end of the input"),
     (Root, "1a0180", "Root.items: truncated varint"),
     (Root, "1a05ffffffff7f", "Root.items: value 34359738367 out of range for u32"),

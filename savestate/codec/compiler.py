@@ -64,8 +64,7 @@ INLINE_FIELDS = 12
 # Names the generated functions use for their own purposes: a local named after a field
 # never takes one of them.
 _RESERVED = frozenset(
-    {"obj", "buf", "parts", "ap", "data", "pos", "end", "depth", "budget", "more", "tag", "mi",
-     "e",
+    {"obj", "buf", "parts", "ap", "data", "pos", "end", "depth", "budget", "more", "tag", "e",
      "byte", "shift", "cur", "variant", "rest"}
 )
 _STRUCT_CODES = {"float": "f", "double": "d", "fixed32": "I", "sfixed32": "i",
@@ -705,11 +704,18 @@ class _ClassGen:
                     self.emit_refuse(w, f"{v} >> 64")
             w.depth -= 1
 
-    def emit_read_len(self, w: _Writer, end: str) -> None:
-        """Read a length at ``pos`` into ``e``, as the position where the record ends."""
+    def emit_read_len(self, w: _Writer, end: str, checked: bool = True) -> None:
+        """Read a length at ``pos`` into ``e``, as the position where the record ends.
+
+        ``checked=False`` leaves a record that ends past ``end`` to the check after the loop
+        (``pos != end``): for a value that is only sliced (a string, bytes, a message's bounds
+        kept for later), which reads nothing from the bytes, then sets ``pos = e`` and so ends
+        the loop. The slice is thrown away with the refused decode; it costs one copy of the
+        input at most, as a record that long would."""
         self.emit_read_varint(w, "e")
         w("e += pos")
-        self.emit_refuse(w, f"e > {end}")
+        if checked:
+            self.emit_refuse(w, f"e > {end}")
 
     def emit_read_scalar(
         self, w: _Writer, vp: ScalarValue | EnumValue, v: str, in_list: bool = False
@@ -768,7 +774,7 @@ class _ClassGen:
         more: str | None = None,
     ) -> str:
         """A call decoding a message from ``data[start:end]`` and, merged into it, the further
-        records whose bounds are ``more[2:]`` (see emit_decode_body)."""
+        records whose bounds are in the list ``more`` (see emit_decode_body)."""
         tail = f", {more}" if more else ""
         m = vp.message
         if vp.cls is not None:
@@ -813,10 +819,11 @@ class _ClassGen:
         """Read fields from ``pos`` to ``end``, then ``result`` (a statement prefix such as
         ``return `` or ``items.append(``... ``)``) the value built.
 
-        ``merging``: repeated records of a singular message merge. Their bounds come in
-        ``more`` (``[s1, e1, s2, e2, ...]``, the first pair being ``pos, end``), and each record
-        is read in turn into the same locals: no record is copied or joined, so nested merges
-        cost memory in proportion to the number of records, not to the depth times the input.
+        ``merging``: repeated records of a singular message merge. The first is ``pos, end``
+        and the bounds of the others come in ``more``, the last record's first
+        (``[e_n, s_n, ..., e_2, s_2]``, a list the decoder uses up), and each record is read in
+        turn into the same locals: no record is copied or joined, so nested merges cost memory
+        in proportion to the number of records, not to the depth times the input.
         """
         cost = runtime.built_cost(m)
         if cost:
@@ -836,14 +843,11 @@ class _ClassGen:
             w(f"{unknown} = None")
         known = self.const(f"{m.name}_numbers", frozenset(m.by_number)) if keep_unknown else ""
         if merging:
-            w("mi = 2")
             w("while True:")
             w.depth += 1
         w(f"while pos < {end}:")
         with w.indent():
-            if keep_unknown:
-                w(f"{start} = pos")
-            self.emit_read_tag(w, end)
+            self.emit_read_tag(w, end, start if keep_unknown else None)
             first = True
             for r in readers:
                 for tag, comment, body in r.branches():
@@ -858,6 +862,13 @@ class _ClassGen:
                     # interpreter drops them, with a warning that says where.
                     w("raise Mismatch")
                 else:
+                    # Where the record began, for a tag of one byte (a longer tag was marked
+                    # when read): a longer tag never ends in a byte equal to its value, as its
+                    # last byte holds the value's top bits (zero in an overlong one, and a tag
+                    # of zero is refused).
+                    w("if data[pos - 1] == tag:")
+                    with w.indent():
+                        w(f"{start} = pos - 1")
                     w(f"pos = skip_unknown(data, pos, {end}, tag, {known})")
                 if keep_unknown:
                     w(f"if {unknown} is None:")
@@ -884,24 +895,27 @@ class _ClassGen:
         else:  # TUPLE, ENTRY
             w(f"{result}({''.join(r.var + ', ' for r in readers)}){close}")
 
-    def emit_read_tag(self, w: _Writer, end: str) -> None:
-        """Read the tag at ``pos`` into ``tag``: one byte on the fast path."""
+    def emit_read_tag(self, w: _Writer, end: str, start: str | None = None) -> None:
+        """Read the tag at ``pos`` into ``tag``: one byte on the fast path. ``start``: a local
+        that a tag of more than one byte sets to where it began (one of one byte is found
+        again from the byte before ``pos``, which spares the common case a store)."""
         w("tag = data[pos]")
         w("if tag < 128:")
         with w.indent():
             w("pos += 1")
         w("else:")
         with w.indent():
+            if start is not None:
+                w(f"{start} = pos")
             w(f"tag, pos = read_varint(data, pos, {end})")
 
     def emit_next_record(self, w: _Writer) -> None:
         """Inside ``while True``: go on with the next record in ``more``, or stop."""
-        w("if more is None or mi >= len(more):")
+        w("if not more:")
         with w.indent():
             w("break")
-        w("pos = more[mi]")
-        w("end = more[mi + 1]")
-        w("mi += 2")
+        w("pos = more.pop()")
+        w("end = more.pop()")
 
     def can_inline_decode(self, vp: MessageValue) -> bool:
         """Decode a list element inline when it is a small message of numbers (whose reads
@@ -958,7 +972,6 @@ class _ClassGen:
         with w.indent():
             self.emit_refuse(w, "depth <= 0")
             w("cur = 0")
-            w("mi = 2")
             readers = {f.number: _FieldReader(self, f, m) for f in m.fields}
             w("while True:")
             w.depth += 1
@@ -1098,7 +1111,7 @@ class _FieldReader:
         vp, gen = self.field.value, self.gen
         assert isinstance(vp, (ScalarValue, EnumValue))
         if vp.wire == WIRE_LEN:
-            gen.emit_read_len(w, "end")
+            gen.emit_read_len(w, "end", checked=False)
             gen.emit_decode_len_value(w, vp, self.var, self.helper_owner)
             w("pos = e")
         else:
@@ -1124,7 +1137,7 @@ class _FieldReader:
         """A singular message: remember where its record is; duplicates merge at the end (a
         fixed array's wrapper given twice: the last record wins)."""
         var = self.var
-        self.gen.emit_read_len(w, "end")
+        self.gen.emit_read_len(w, "end", checked=False)
         if self.field.length is not None:
             w(f"{var}_s = pos")
             w(f"{var}_e = e")
@@ -1252,7 +1265,7 @@ class _FieldReader:
                     w(f"{var} = {gen.decoder_call(vp, owner, joined, '0', f'len({joined})')}")
                 else:
                     call = gen.decoder_call(vp, owner, "data", f"{var}_d[0]", f"{var}_d[1]",
-                                            f"{var}_d")
+                                            f"{var}_d[:1:-1]")
                     w(f"{var} = {call}")
                 self.emit_count_and_wrap(w)
             w(f"elif {var}_d is not None:")

@@ -238,11 +238,11 @@ def encode_duration(value: Any, buf: bytearray) -> None:
 def decode_duration(
     data: bytes, pos: int, end: int, depth: int, more: list[int] | None = None
 ) -> Any:
-    """A Duration from ``data[pos:end]`` and the records ``more[2:]`` merged into it."""
+    """A Duration from ``data[pos:end]`` and the records ``more`` merged into it (their
+    bounds, the last record's first: ``[e_n, s_n, ..., e_2, s_2]``, used up)."""
     if depth <= 0:
         raise Mismatch
     seconds = nanos = 0
-    mi = 2
     while True:
         while pos < end:
             tag = data[pos]
@@ -254,10 +254,10 @@ def decode_duration(
                 raise Mismatch
         if pos != end:
             raise Mismatch
-        if more is None or mi >= len(more):
+        if not more:
             break
-        pos, end = more[mi], more[mi + 1]
-        mi += 2
+        pos = more.pop()
+        end = more.pop()
     if seconds >> 63:
         seconds -= 1 << 64
     nanos &= MASK64
