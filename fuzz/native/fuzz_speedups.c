@@ -16,8 +16,8 @@
  *     values.
  *   - decode_messages: records of repeated all-number messages (the elements' tables, made
  *     with Layout.fill, cover every number kind, with one-byte and two-byte tags) with bounds,
- *     depth and memory budget from the input. The helper must return a position within the
- *     bounds, or raise Mismatch and nothing else. What it accepts must encode
+ *     depth and memory budget (or None, not counted) from the input. The helper must return a
+ *     position within the bounds, or raise Mismatch and nothing else. What it accepts must encode
  *     (encode_messages) and decode again to the same slots, and encode again to the same bytes.
  *   - encode_messages: a list of elements whose slots hold objects built from the input (as for
  *     encode, plus floats of every size and a few _pb_unknown values), sometimes of another
@@ -34,7 +34,8 @@
  *         (from none to past 64 bits) must decode to a value or raise Mismatch (or what a
  *         called class's generated function raises: savestate.codec.front.SIGNALS). A value
  *         must be the generated decoder's for the same bytes, depth and budget (every slot,
- *         floats by their bits), and encode again to the interpreter's bytes, or raise Mismatch.
+ *         floats by their bits), and its too with no budget counted, and encode again to the
+ *         interpreter's bytes, or raise Mismatch.
  *       encode: a value built from the input (ints of every size and sign, out of range too,
  *         bools, floats of every bit pattern, strings with surrogates, bytes of every length,
  *         lists, dicts and tuples of the wrong length or type, int/str/bytes/list subclasses,
@@ -388,6 +389,13 @@ static const char LAYOUT_SOURCE[] =
     "    except BaseException as exc:\n"
     "        raise Finding(\"the native decoder accepted what the generated decoder refuses: %r\"\n"
     "                      % (exc,)) from exc\n"
+    "    try:\n"
+    "        uncounted = codec_of(cls)._decode(data, 0, len(data), depth, None)\n"
+    "    except BaseException as exc:\n"
+    "        raise Finding(\"the generated decoder refused without a budget what it accepted \"\n"
+    "                      \"with one: %r\" % (exc,)) from exc\n"
+    "    if snap(uncounted) != snap(want):\n"
+    "        raise Finding(\"the generated decoder built another value without a budget\")\n"
     "    if snap(got) != snap(want):\n"
     "        raise Finding(\"the native decoder built another value than the generated one:\\n\"\n"
     "                      \"native    %r\\ngenerated %r\" % (snap(got), snap(want)))\n"
@@ -1322,7 +1330,9 @@ fuzz_decode_messages(const uint8_t *data, size_t size, int which)
     Py_ssize_t end = n - (Py_ssize_t)(data[1] % (n + 3)) + 1;
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)data + 4, n);
     PyObject *out = PyList_New(0);
-    PyObject *budget = Py_BuildValue("[L]", budget_left);
+    /* None: a budget the caller does not count (the helper must not either). */
+    int uncounted = (data[2] & 8) != 0;
+    PyObject *budget = uncounted ? Py_NewRef(Py_None) : Py_BuildValue("[L]", budget_left);
     PyObject *r = call_decode_messages(bytes, pos, end, out, depth, budget, which);
     if (r == NULL) {
         expect_mismatch("decode_messages raised something other than Mismatch");
@@ -1333,10 +1343,12 @@ fuzz_decode_messages(const uint8_t *data, size_t size, int which)
         if (pos < 0 || end > n || end < pos || stop <= pos || stop > end || depth <= 1) {
             fail("decode_messages accepted bad bounds or returned another position");
         }
-        long long left = PyLong_AsLongLong(PyList_GET_ITEM(budget, 0));
         long long cost = which == 0 ? 96 : 64;
-        if (left < 0 || left != budget_left - cost * PyList_GET_SIZE(out)) {
-            fail("decode_messages charged the budget wrongly");
+        if (!uncounted) {
+            long long left = PyLong_AsLongLong(PyList_GET_ITEM(budget, 0));
+            if (left < 0 || left != budget_left - cost * PyList_GET_SIZE(out)) {
+                fail("decode_messages charged the budget wrongly");
+            }
         }
         check_messages_round_trip(out, which);
     }
