@@ -10,7 +10,16 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..model.plan import Absent, Container, Form, MessagePlan, MessageValue, plan_of
+from ..model.plan import (
+    Absent,
+    Container,
+    Form,
+    MessagePlan,
+    MessageValue,
+    messages_in,
+    plan_of,
+    references,
+)
 from ..model.registry import info_of
 from . import cache
 from .duration import duration_from_parts, duration_parts
@@ -145,21 +154,10 @@ def record_charges(classes: list[type], earlier: Callable[[type], int]) -> dict[
     own: dict[type, int] = {}
     refs: dict[type, list[type]] = {}
     for cls in classes:
-        largest = 0
-        found: list[type] = []
-        stack = [plan_of(cls)]
-        while stack:
-            m = stack.pop()
-            largest = max(largest, _cost_with_empties(m))
-            for f in m.fields:
-                vp = f.value
-                if isinstance(vp, MessageValue):
-                    if vp.synthetic is not None:
-                        stack.append(vp.synthetic)
-                    elif vp.cls is not None and info_of(vp.cls) is not None:
-                        found.append(vp.cls)
-        own[cls] = largest
-        refs[cls] = found
+        plan = plan_of(cls)
+        own[cls] = max(_cost_with_empties(m) for m in messages_in(plan))
+        # The declared classes it calls, as the compiler's closure follows them.
+        refs[cls] = [r for r in references(plan) if info_of(r) is not None]
     charges: dict[type, int] = {}
     for cls in classes:
         largest = 0
