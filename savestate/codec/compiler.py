@@ -49,7 +49,7 @@ from ..model.plan import (
 from ..model.registry import info_of
 from ..model.scalars import WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, ScalarKind
 from ..model.schema import MISSING
-from . import accel, cache, native, runtime
+from . import accel, cache, native, packed, runtime
 from .wire import varint_bytes
 
 __all__ = ["CompiledClass", "compile_classes", "generate"]
@@ -175,6 +175,8 @@ def base_env() -> dict[str, Any]:
         "join": b"".join,
         "copysign": math.copysign,
         "unpack_many": struct.unpack_from,
+        "write_varints": packed.write_varints,
+        "write_messages": packed.write_messages,
     }
     if accel.speedups is not None:  # the C helpers for packed varints (see accel)
         env["decode_packed"] = accel.speedups.decode_packed
@@ -584,6 +586,14 @@ class _ClassGen:
                 if native is not None:
                     w(f"encode_packed(buf, {v}, {native})")
                     return
+                kind = vp.kind if isinstance(vp, ScalarValue) else None
+                many = kind is not None and kind.encoding == "varint" and packed.serves(
+                    kind.lo, kind.hi)
+                if many:  # a long list may go many values at a time (see codec.packed)
+                    assert kind is not None
+                    w(f"if len({v}) < {packed.MIN_LENGTH} or not write_varints("
+                      f"buf, {v}, {kind.lo}, {kind.hi}):")
+                    w.depth += 1
                 w(f"for {x} in {v}:")
                 with w.indent():
                     if isinstance(vp, EnumValue):
@@ -594,6 +604,8 @@ class _ClassGen:
                         self.emit_check_scalar(w, vp.kind, x)
                         self.emit_range(w, vp.kind, x)
                         self.emit_scalar_payload(w, vp.kind, x)
+                if many:
+                    w.depth -= 1
             self.emit_len_block(w, f, omit_empty=False, body=body)
             return
         table = self.element_table(f)
@@ -601,11 +613,49 @@ class _ClassGen:
             depth = f"depth - {self.level}" if self.level else "depth"
             w(f"encode_messages(buf, {v}, {depth}, {self.tag_bytes(f, WIRE_LEN)}, {table})")
             return
+        rows = self.message_rows(f)
+        if rows is not None:  # a long list may go a block of messages at a time (codec.packed)
+            cls, fields, tag = rows
+            w(f"if len({v}) < {packed.MIN_LENGTH} or depth <= {self.level + 1} or not "
+              f"write_messages(buf, {v}, {cls}, {fields}, {tag}):")
+            w.depth += 1
         x = self.names.new(f"{f.pyname}_item")
         w(f"for {x} in {v}:")
         with w.indent():
             self.emit_unwrap(w, f.elem_unwrap, x)
             self.emit_value(w, f, x, always=True)
+        if rows is not None:
+            w.depth -= 1
+
+    def message_rows(self, f: FieldPlan) -> tuple[str, str, int] | None:
+        """For a list field ``f`` of small messages of numbers, which ``write_messages`` writes
+        (on the pure-Python path): the names of the element class and of its fields' tuple,
+        and the list's one-byte tag. None for any other list."""
+        vp = f.value
+        if accel.speedups is not None or not isinstance(vp, MessageValue) or f.elem_unwrap:
+            return None
+        m = vp.message
+        if vp.cls is None or m.form is not Form.STRUCT or f.length is not None:
+            return None
+        tag = _tag(f.number, WIRE_LEN)
+        fields: list[packed.MessageField] = []
+        for g in m.fields:
+            value = g.value
+            if (g.container is not Container.NONE or g.unwrap or g.length is not None
+                    or g.presence is not Presence.IMPLICIT or g.zero_test is not ZeroTest.FALSY
+                    or not isinstance(value, ScalarValue) or not isinstance(g.attr, str)):
+                return None
+            kind = value.kind
+            if kind.encoding == "bool":
+                fields.append((g.attr, _tag(g.number, WIRE_VARINT), None))
+            elif kind.encoding == "varint" and kind.python is int:
+                fields.append((g.attr, _tag(g.number, WIRE_VARINT), (kind.lo, kind.hi)))
+            else:
+                return None
+        if tag >= 0x80 or not packed.row_fields(tuple(fields)):
+            return None
+        name = vp.cls.__name__
+        return self.const(name, vp.cls), self.const(f"{name}_rows", tuple(fields)), tag
 
     def element_table(self, f: FieldPlan) -> str | None:
         """The name of the table of the list field ``f``'s elements, for the C helpers that
