@@ -615,8 +615,8 @@ class _ClassGen:
             return
         rows = self.message_rows(f)
         if rows is not None:  # a long list may go a block of messages at a time (codec.packed)
-            cls, fields, tag = rows
-            w(f"if len({v}) < {packed.MIN_LENGTH} or depth <= {self.level + 1} or not "
+            cls, fields, tag, shortest = rows
+            w(f"if len({v}) < {shortest} or depth <= {self.level + 1} or not "
               f"write_messages(buf, {v}, {cls}, {fields}, {tag}):")
             w.depth += 1
         x = self.names.new(f"{f.pyname}_item")
@@ -627,10 +627,11 @@ class _ClassGen:
         if rows is not None:
             w.depth -= 1
 
-    def message_rows(self, f: FieldPlan) -> tuple[str, str, int] | None:
+    def message_rows(self, f: FieldPlan) -> tuple[str, str, int, int] | None:
         """For a list field ``f`` of small messages of numbers, which ``write_messages`` writes
         (on the pure-Python path): the names of the element class and of its fields' tuple,
-        and the list's one-byte tag. None for any other list."""
+        the list's one-byte tag, and the shortest list worth the call. None for any other
+        list."""
         vp = f.value
         if accel.speedups is not None or not isinstance(vp, MessageValue) or f.elem_unwrap:
             return None
@@ -655,7 +656,9 @@ class _ClassGen:
         if tag >= 0x80 or not packed.row_fields(tuple(fields)):
             return None
         name = vp.cls.__name__
-        return self.const(name, vp.cls), self.const(f"{name}_rows", tuple(fields)), tag
+        rows = tuple(fields)
+        return (self.const(name, vp.cls), self.const(f"{name}_rows", rows), tag,
+                packed.min_messages(rows))
 
     def element_table(self, f: FieldPlan) -> str | None:
         """The name of the table of the list field ``f``'s elements, for the C helpers that
