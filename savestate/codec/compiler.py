@@ -638,13 +638,14 @@ class _ClassGen:
         m = vp.message
         if vp.cls is None or m.form is not Form.STRUCT or f.length is not None:
             return None
+        if not _all_scalar(m, numbers_only=True):
+            return None
         tag = _tag(f.number, WIRE_LEN)
         fields: list[packed.MessageField] = []
         for g in m.fields:
             value = g.value
-            if (g.container is not Container.NONE or g.unwrap or g.length is not None
-                    or g.presence is not Presence.IMPLICIT or g.zero_test is not ZeroTest.FALSY
-                    or not isinstance(value, ScalarValue) or not isinstance(g.attr, str)):
+            if (g.zero_test is not ZeroTest.FALSY or not isinstance(value, ScalarValue)
+                    or not isinstance(g.attr, str)):
                 return None
             kind = value.kind
             if kind.encoding == "bool":
