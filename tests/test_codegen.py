@@ -229,32 +229,58 @@ def test_unknown_fields_keep_their_tags_as_written() -> None:
         assert element._pb_unknown == bytes.fromhex(record), tag
 
 
-def test_packed_64_bit_elements_are_read_to_the_tenth_byte() -> None:
-    """The elements of a packed list of 64-bit numbers are read with every byte unrolled: each
-    length from 1 to 10 bytes reads as the interpreter reads it, a tenth byte above 1 and an
-    eleventh byte are refused, by the generated code and by the codec as a whole."""
-    from savestate import DecodeError, i64, u64
+def test_numbers_are_read_to_the_tenth_byte() -> None:
+    """Every number field, and every element of a packed list, is read with each byte
+    unrolled: each length from 1 to 10 bytes, overlong ones included, reads as the interpreter
+    reads it, for each kind, and a tenth byte above 1, an eleventh byte, a number past its
+    kind's range and a number cut short are refused, by the generated code and by the codec
+    as a whole."""
+    from savestate import DecodeError, i32, i64, sint64, u64
     from savestate.codec import interp
 
     class Wide(Protobuf):
         unsigned: list[u64] = field(1)
         signed: list[i64] = field(2)
+        one: u64 = field(3)
+        small: u32 = field(4)
+        negative: i32 = field(5)
+        zigzag: sint64 = field(6)
+        flag: bool = field(7)
 
     codec = codec_of(Wide)
-    # (With the C helpers, the generated code hands the list to them instead.)
-    assert ("<< 63" in codec.source) is not accel.ACCELERATED
+    assert "(byte << 35)) << 28)" in codec.source  # the singular fields' tenth byte
     values = [0, 1, 127, 128, (1 << 63) - 1, 1 << 63, (1 << 64) - 1] + [1 << k for k in range(64)]
-    value = Wide(unsigned=values, signed=[-1, -(1 << 63), 5, (1 << 63) - 1])
+    value = Wide(unsigned=values, signed=[-1, -(1 << 63), 5, (1 << 63) - 1], one=1 << 63,
+                 small=(1 << 32) - 1, negative=-5, zigzag=-(1 << 62), flag=True)
     data = value.encode()
     got = codec._decode(data, 0, len(data), 100, [1 << 40])
     assert got == value == interp.decode(Wide, data, 100, 1 << 40)
+
+    def overlong(number: int, length: int) -> bytes:
+        groups = [(number >> (7 * i)) & 127 for i in range(length)]
+        return bytes(g | 128 for g in groups[:-1]) + bytes(groups[-1:])
+
+    records = []
+    for tag in (0x18, 0x20, 0x28, 0x30, 0x38):  # fields 3 to 7, as varints
+        for number in (0, 1, 300, (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 32, (1 << 64) - 1):
+            for length in range(max(1, (number.bit_length() + 6) // 7), 11):
+                records.append(bytes([tag]) + overlong(number, length))
+        records += [bytes([tag]) + b"\xff" * 9 + b"\x02", bytes([tag]) + b"\xff" * 10 + b"\x01",
+                    bytes([tag]) + b"\xff" * 9]
     for bad in (b"\xff" * 9 + b"\x02", b"\xff" * 10 + b"\x01", b"\xff" * 9):
-        record = b"\x0a" + bytes([len(bad)]) + bad
-        with pytest.raises(DecodeError):
-            Wide.decode(record)
-        with pytest.raises(Exception) as raised:
-            codec._decode(record, 0, len(record), 100, [1 << 40])
-        assert not isinstance(raised.value, AssertionError)
+        records.append(b"\x0a" + bytes([len(bad)]) + bad)
+    for record in records:
+        try:
+            expected = interp.decode(Wide, record, 100, 1 << 40)
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                Wide.decode(record)
+            with pytest.raises(Exception) as raised:
+                codec._decode(record, 0, len(record), 100, [1 << 40])
+            assert not isinstance(raised.value, AssertionError)
+        else:
+            assert codec._decode(record, 0, len(record), 100, [1 << 40]) == expected, record
+            assert Wide.decode(record) == expected
 
 
 def test_a_packed_run_of_one_byte_numbers_is_read_in_one_step() -> None:

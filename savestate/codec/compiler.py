@@ -65,7 +65,7 @@ INLINE_FIELDS = 12
 # never takes one of them.
 _RESERVED = frozenset(
     {"obj", "buf", "parts", "ap", "data", "pos", "end", "depth", "budget", "more", "tag", "e",
-     "byte", "shift", "cur", "variant", "rest"}
+     "byte", "shift", "cur", "variant", "rest", "high"}
 )
 _STRUCT_CODES = {"float": "f", "double": "d", "fixed32": "I", "sfixed32": "i",
                  "fixed64": "Q", "sfixed64": "q"}
@@ -262,27 +262,22 @@ class _ClassGen:
     # length-delimited bodies (nested messages, packed numbers, map entries) are written in
     # place after a one-byte length placeholder that is patched afterwards.
 
-    def emit_varint(self, w: _Writer, var: str, wide: bool = False) -> None:
-        """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed. ``wide``
-        values (64-bit kinds) go 14 bits at a time through tables of ready-made byte pairs."""
-        if wide:
-            self.env["VARINT14"], self.env["VARINT14_LAST"] = accel.varint_tables()
-            w(f"if {var} < 128:")
-            with w.indent():
-                w(f"ap({var})")
-            w("else:")
-            with w.indent():
-                w(f"while {var} > 16383:")
-                with w.indent():
-                    w(f"buf += VARINT14[{var} & 16383]")
-                    w(f"{var} >>= 14")
-                w(f"buf += VARINT14_LAST[{var}]")
-            return
-        w(f"while {var} > 127:")
+    def emit_varint(self, w: _Writer, var: str) -> None:
+        """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed. A varint
+        of two bytes or more goes 14 bits at a time through tables of ready-made byte pairs:
+        fewer steps, each on a smaller int, than 7 bits at a time (measured cheaper at every
+        length from two bytes)."""
+        self.env["VARINT14"], self.env["VARINT14_LAST"] = accel.varint_tables()
+        w(f"if {var} < 128:")
         with w.indent():
-            w(f"ap({var} & 127 | 128)")
-            w(f"{var} >>= 7")
-        w(f"ap({var})")
+            w(f"ap({var})")
+        w("else:")
+        with w.indent():
+            w(f"while {var} > 16383:")
+            with w.indent():
+                w(f"buf += VARINT14[{var} & 16383]")
+                w(f"{var} >>= 14")
+            w(f"buf += VARINT14_LAST[{var}]")
 
     def emit_len_block(
         self, w: _Writer, f: FieldPlan, omit_empty: bool, body: Callable[[], None]
@@ -351,16 +346,15 @@ class _ClassGen:
         the message being encoded at the top level, where a large payload is not copied into
         ``buf`` but handed over in ``parts`` (joined once by the caller)."""
         enc = kind.encoding
-        wide = kind.hi > 0xFFFFFFFF or kind.lo < 0
         if enc == "varint":
             if kind.lo < 0:
                 w(f"if {v} < 0:")
                 with w.indent():
                     w(f"{v} &= {M64}")
-            self.emit_varint(w, v, wide)
+            self.emit_varint(w, v)
         elif enc == "zigzag":
             w(f"{v} = ({v} << 1) ^ ({v} >> 63)")
-            self.emit_varint(w, v, kind.hi > 0xFFFFFFFF)
+            self.emit_varint(w, v)
         elif enc == "bool":
             w(f"ap(1 if {v} else 0)")
         elif enc in _STRUCT_CODES:
@@ -711,12 +705,12 @@ class _ClassGen:
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def emit_read_varint(self, w: _Writer, v: str, unrolled: bool = False) -> None:
+    def emit_read_varint(self, w: _Writer, v: str) -> None:
         """Read a varint at ``pos`` into ``v``, inline: the second and third bytes unrolled,
-        then a loop (a call per long varint measured 10-13% slower on the decode benchmarks),
-        or, when ``unrolled`` (the elements of a packed list of 64-bit numbers, whose values
-        are often long), every byte unrolled. A read past the record's end is caught by the
-        position check that follows every loop; at most 10 bytes and 64 bits are accepted."""
+        then a loop (a call per long varint measured 10-13% slower on the decode benchmarks).
+        For a tag, a length or an enum, short numbers whose code stays small; a field's number
+        is read by ``emit_read_number``. A read past the record's end is caught by the position
+        check that follows every loop; at most 10 bytes and 64 bits are accepted."""
         w(f"{v} = data[pos]")
         w("pos += 1")
         w(f"if {v} > 127:")
@@ -725,20 +719,7 @@ class _ClassGen:
             w("pos += 1")
             w(f"{v} = ({v} & 127) | (byte & 127) << 7")
             w("if byte > 127:")
-            w.depth += 1
-            if unrolled:
-                for shift in range(14, 63, 7):
-                    w("byte = data[pos]")
-                    w("pos += 1")
-                    w(f"{v} |= (byte & 127) << {shift}")
-                    w("if byte > 127:")
-                    w.depth += 1
-                w("byte = data[pos]")  # the tenth byte holds the 64th bit only
-                w("pos += 1")
-                self.emit_refuse(w, "byte > 1")
-                w(f"{v} |= byte << 63")
-                w.depth -= 7
-            else:
+            with w.indent():
                 w("byte = data[pos]")
                 w("pos += 1")
                 w(f"{v} |= (byte & 127) << 14")
@@ -756,7 +737,62 @@ class _ClassGen:
                         w("shift += 7")
                         self.emit_refuse(w, "shift > 63")
                     self.emit_refuse(w, f"{v} >> 64")
-            w.depth -= 1
+
+    def emit_read_number(self, w: _Writer, v: str, kind: ScalarKind) -> None:
+        """Read a varint at ``pos`` into ``v`` for a field's number (often long, unlike a tag or
+        a length), its bytes unrolled up to the longest a number of ``kind`` takes.
+
+        Each byte is read at its offset from ``pos`` and added unmasked, shifted, from a table
+        (``SHIFTED[i][byte] == byte << 7 * i``: an int made once, where a shift would make a
+        new one); the continuation bits that the sum then holds, a constant for each length,
+        are taken off once at the end, and ``pos`` is moved once. Bytes five to nine are summed
+        apart (``high``) with the same four tables and joined with one shift. A longer varint
+        (overlong, or out of the kind's range) is read again by ``read_varint``. A read past
+        the record's end is caught by the position check that follows every loop; at most 10
+        bytes and 64 bits are accepted, as by ``emit_read_varint``."""
+        def carries(count: int) -> int:  # the continuation bits of a varint of count bytes
+            return sum(128 << (7 * i) for i in range(count - 1))
+
+        if kind.encoding == "varint" and kind.lo < 0:
+            longest = 10  # a negative number is sign-extended to 64 bits
+        else:
+            top = max(kind.hi, -kind.lo) << (kind.encoding == "zigzag")
+            longest = max(1, (top.bit_length() + 6) // 7)
+        w(f"{v} = data[pos]")
+        w(f"if {v} < 128:")
+        with w.indent():
+            w("pos += 1")
+        for i in range(1, longest):
+            w("else:")
+            w.depth += 1
+            if i == 9:  # the tenth byte holds the 64th bit only
+                w("byte = data[pos + 9]")
+                self.emit_refuse(w, "byte > 1")
+                w(f"{v} += ((high + (byte << 35)) << 28) - {carries(10)}")
+                w("pos += 10")
+                break
+            total, added = (v, f"{v} -= ") if i < 4 else ("high", f"{v} += (high << 28) - ")
+            if i == 4:
+                w("high = data[pos + 4]")
+                w("if high < 128:")
+            else:
+                w(f"byte = data[pos + {i}]")
+                w(f"{total} += {self.shifted(i % 4 or 4)}[byte]")
+                w("if byte < 128:")
+            with w.indent():
+                w(f"{added}{carries(i + 1)}")
+                w(f"pos += {i + 1}")
+        else:
+            w("else:")
+            with w.indent():
+                w(f"{v}, pos = read_varint(data, pos, len(data))")
+        w.depth -= longest - 1
+
+    def shifted(self, i: int) -> str:
+        """The name of the table of each byte's value shifted left by ``7 * i`` bits."""
+        name = f"SHIFTED{i}"
+        self.env[name] = runtime.shifted_bytes()[i]
+        return name
 
     def emit_read_len(self, w: _Writer, end: str, checked: bool = True) -> None:
         """Read a length at ``pos`` into ``e``, as the position where the record ends.
@@ -771,11 +807,8 @@ class _ClassGen:
         if checked:
             self.emit_refuse(w, f"e > {end}")
 
-    def emit_read_scalar(
-        self, w: _Writer, vp: ScalarValue | EnumValue, v: str, in_list: bool = False
-    ) -> None:
-        """Read one non-length-delimited value at ``pos`` into ``v`` (``in_list``: an element
-        of a packed list)."""
+    def emit_read_scalar(self, w: _Writer, vp: ScalarValue | EnumValue, v: str) -> None:
+        """Read one non-length-delimited value at ``pos`` into ``v``."""
         if isinstance(vp, EnumValue):
             self.emit_read_varint(w, v)
             w(f"if {v} >> 63:")
@@ -786,8 +819,7 @@ class _ClassGen:
         kind = vp.kind
         enc = kind.encoding
         if kind.wire == WIRE_VARINT:
-            wide = kind.hi > 0xFFFFFFFF or kind.lo < -(1 << 31)  # a 64-bit number
-            self.emit_read_varint(w, v, unrolled=in_list and wide)
+            self.emit_read_number(w, v, kind)
             if enc == "bool":
                 w(f"{v} = {v} != 0")  # any non-zero varint is true, as protobuf reads it
             elif enc == "zigzag":
@@ -899,7 +931,7 @@ class _ClassGen:
         if merging:
             w("while True:")
             w.depth += 1
-        w(f"while pos < {end}:")
+        self.emit_loop_to(w, end)
         with w.indent():
             self.emit_read_tag(w, end, start if keep_unknown else None)
             first = True
@@ -929,6 +961,7 @@ class _ClassGen:
                     with w.indent():
                         w(f"{unknown} = []")
                     w(f"{unknown}.append(data[{start}:pos])")
+            self.emit_loop_end(w, end)
         self.emit_refuse(w, f"pos != {end}")
         if merging:
             self.emit_next_record(w)
@@ -948,6 +981,25 @@ class _ClassGen:
             w(f"{result}{readers[0].var}{close}")
         else:  # TUPLE, ENTRY
             w(f"{result}({''.join(r.var + ', ' for r in readers)}){close}")
+
+    def emit_loop_to(self, w: _Writer, end: str) -> None:
+        """Open a loop that reads while ``pos < end``; its body follows, one level in, and
+        ends with ``emit_loop_end``.
+
+        Not ``while pos < end``: that tests ``pos`` before a jump over the whole body, and
+        CPython 3.11 specializes a comparison only when the jump after it is short (a long one
+        takes an extended argument), so every pass would pay for a generic comparison (about
+        60 instructions more; a long list decoded that way measured half as slow again). Here
+        the test made on each pass jumps over one ``break``."""
+        w(f"if pos < {end}:")
+        w.depth += 1
+        w("while True:")
+
+    def emit_loop_end(self, w: _Writer, end: str) -> None:
+        w(f"if pos >= {end}:")
+        with w.indent():
+            w("break")
+        w.depth -= 1
 
     def emit_read_tag(self, w: _Writer, end: str, start: str | None = None) -> None:
         """Read the tag at ``pos`` into ``tag``: one byte on the fast path. ``start``: a local
@@ -1029,7 +1081,7 @@ class _ClassGen:
             readers = {f.number: _FieldReader(self, f, m) for f in m.fields}
             w("while True:")
             w.depth += 1
-            w("while pos < end:")
+            self.emit_loop_to(w, "end")
             with w.indent():
                 self.emit_read_tag(w, "end")
                 first = True
@@ -1046,6 +1098,7 @@ class _ClassGen:
                 w("else:")
                 with w.indent():
                     w("raise Mismatch")
+                self.emit_loop_end(w, "end")
             self.emit_refuse(w, "pos != end")
             self.emit_next_record(w)
             w.depth -= 1
@@ -1254,11 +1307,12 @@ class _FieldReader:
         x = gen.names.new(f"{f.pyname}_item")
         append = gen.names.new(f"{f.pyname}_append")
         w(f"{append} = {var}.append")
-        w("while pos < e:")
+        gen.emit_loop_to(w, "e")
         with w.indent():
-            gen.emit_read_scalar(w, vp, x, in_list=True)
+            gen.emit_read_scalar(w, vp, x)
             self.emit_wrap_elem(w, x)
             w(f"{append}({x})")
+            gen.emit_loop_end(w, "e")
         self.gen.emit_refuse(w, "pos != e")
         if one_byte_run:
             w.depth -= 1
@@ -1498,6 +1552,8 @@ def _keep(cc: CompiledClass, code: CodeType, made_from: bytes, objects: list[obj
             recipe.append((name, "constant", value))
         elif name in ("VARINT14", "VARINT14_LAST"):
             recipe.append((name, "varint table", name == "VARINT14_LAST"))
+        elif name.startswith("SHIFTED"):
+            recipe.append((name, "shifted bytes", int(name[len("SHIFTED"):])))
         elif id(value) in position:
             recipe.append((name, "object", position[id(value)]))
         else:  # a global only this process can make: compiled again next time
@@ -1530,6 +1586,8 @@ def _cached(cls: type, made_from: bytes, objects: list[object]) -> CompiledClass
                 env[name] = data
             elif how == "varint table":
                 env[name] = accel.varint_tables()[1 if data else 0]
+            elif how == "shifted bytes":
+                env[name] = runtime.shifted_bytes()[data]
             else:
                 env[name] = objects[data]
         wanted = {name: (objects[index], direction) for name, index, direction in needs}

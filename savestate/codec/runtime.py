@@ -64,6 +64,21 @@ def varint_tables() -> tuple[list[bytes], list[bytes]]:
     return _tables
 
 
+_shifted: tuple[list[int], ...] | None = None
+
+
+def shifted_bytes() -> tuple[list[int], ...]:
+    """For ``i`` from 1 to 4, the value of every byte shifted left by ``7 * i`` bits (index 0
+    holds no table), as the generated decoders add the bytes of a long varint: an index into a
+    list gives an int that exists already, where a shift makes a new one. Each is under 2**30,
+    a one-digit int."""
+    global _shifted
+    if _shifted is None:
+        steps = [1 << (7 * i) for i in (1, 2, 3, 4)]
+        _shifted = ([], *(list(range(0, 256 * step, step)) for step in steps))
+    return _shifted
+
+
 def _valid_tables(kept: Any) -> bool:
     return (
         type(kept) is tuple and len(kept) == 2
