@@ -80,13 +80,17 @@ class Codec:
         # The most a decode charges its memory budget per message record
         # (runtime.record_charges): a budget that no input of the size can exhaust is not kept.
         self.record_charge = record_charge
-        # The largest input that ``decode`` hands straight to the generated decoder when the
-        # limits are the defaults: one with no native table and no variant to check, too small
-        # to pause the collector or to exhaust the default budget. -1: none.
+        # The largest input that ``decode`` hands straight to the decoder when the limits are
+        # the defaults: one with no variant to check, too small to pause the collector and,
+        # for the generated decoder (which counts the budget in Python), to exhaust the
+        # default budget. -1: none.
         uncounted = 2 * (DEFAULT_MAX_MEMORY // max(record_charge, 1)) - 2
-        self._small = (
-            min(GC_PAUSE_SIZE - 1, uncounted) if native is None and oneof is None else -1
-        )
+        if oneof is not None:
+            self._small = -1
+        elif native is not None:
+            self._small = GC_PAUSE_SIZE - 1
+        else:
+            self._small = min(GC_PAUSE_SIZE - 1, uncounted)
 
     def encode(self, obj: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
         """The protobuf encoding of ``obj``, an instance of the class (or, for a Oneof
@@ -170,14 +174,22 @@ class Codec:
         if max_memory is None and max_size is DEFAULT_MAX_SIZE and max_depth is DEFAULT_MAX_DEPTH:
             max_memory = DEFAULT_MAX_MEMORY  # the usual call: limits known good
             if data.__class__ is bytes and len(data) <= self._small:
-                # ...on a small input: none of the steps below has anything to do.
-                decode = self._decode
+                # ...on a small input: none of the steps below has anything to do but call
+                # the decoder.
+                table = self.native
                 try:
+                    if table is not None:
+                        return table.decode(data, max_depth, max_memory)
+                    decode = self._decode
                     return decode(data, 0, len(data), max_depth, None)
                 except Exception as exc:
                     if STRICT and not isinstance(exc, SIGNALS):
-                        raise AssertionError("the compiled decoder failed unexpectedly") from exc
-                return _slow_decode(self.cls, data, max_depth, max_memory)
+                        which = "compiled" if table is None else "native"
+                        raise AssertionError(f"the {which} decoder failed unexpectedly") from exc
+                if table is None:
+                    return _slow_decode(self.cls, data, max_depth, max_memory)
+                # The native decoder refused the bytes: the steps below try it again, then the
+                # generated decoder, then the interpreter.
         else:
             max_memory = _checked_limits(max_depth, max_size, max_memory)
         if data.__class__ is not bytes or len(data) > max_size:
