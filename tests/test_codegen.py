@@ -374,3 +374,87 @@ def test_a_made_up_enum_member_is_refused_everywhere() -> None:
         with pytest.raises(EncodeError) as got:
             bad.encode()
         assert str(got.value) == str(expected.value)
+
+
+def test_unsigned_numbers_are_range_checked_as_they_are_written() -> None:
+    """An unsigned number is compared with its kind's range only when it takes two bytes or
+    more (a negative one is refused by the one-byte append): singular, packed, a map's value
+    and an inline element's field refuse every value out of range, and write every value in
+    range as the interpreter does."""
+    from savestate import EncodeError, u16, u64
+    from savestate.codec import interp
+    from savestate.codec.front import SIGNALS
+
+    class Pair(Protobuf):
+        small: u16 = field(1)
+        wide: u64 = field(2)
+
+    class Numbers(Protobuf):
+        one: u32 = field(1)
+        many: list[u32] = field(2)
+        named: dict[str, u32] = field(3)
+        pairs: list[Pair] = field(4)
+        wide: u64 = field(5)
+
+    codec = codec_of(Numbers)
+    for name in ("one", "many_item", "named_item", "small", "wide"):
+        assert f"{name} < 0" not in codec.source  # no separate comparison with zero
+
+    def shapes(value: int, hi: int) -> list[tuple[Numbers, str]]:
+        return [
+            (Numbers(one=value if hi == U32 else 0, many=[], named={}, pairs=[], wide=0), "one"),
+            (Numbers(one=0, many=[5, value], named={}, pairs=[], wide=0), "many"),
+            (Numbers(one=0, many=[], named={"k": value}, pairs=[], wide=0), "named"),
+            (Numbers(one=0, many=[], named={}, pairs=[Pair(small=1, wide=value)], wide=0),
+             "pairs"),
+            (Numbers(one=0, many=[], named={}, pairs=[], wide=value), "wide"),
+        ]
+
+    U32, U64 = (1 << 32) - 1, (1 << 64) - 1
+    for value in (0, 1, 127, 128, 16383, 16384, U32, U32 + 1, U64, U64 + 1, -1, -127, -128,
+                  -(1 << 40), -(1 << 70)):
+        for obj, where in shapes(value, U32):
+            hi = U64 if where in ("pairs", "wide") else U32
+            buf = bytearray()
+            if 0 <= value <= hi:
+                codec._encode(obj, buf, 100)
+                assert bytes(buf) == interp.encode(Numbers, obj) == obj.encode()
+            else:
+                with pytest.raises(SIGNALS):
+                    codec._encode(obj, buf, 100)
+                with pytest.raises(EncodeError, match=where):
+                    obj.encode()
+
+
+def test_the_depth_of_list_and_map_elements_is_checked_once_before_the_loop() -> None:
+    """A list of inline messages and a map check their elements' depth once, before the loop,
+    and only when they hold an element: at the deepest level allowed an empty one encodes,
+    a full one is refused as the interpreter refuses it, and a list of strings is not a list
+    of messages."""
+    from savestate import EncodeError
+
+    class Entry(Protobuf):
+        x: u32 = field(1)
+
+    class Holder(Protobuf):
+        entries: list[Entry] = field(1)
+        named: dict[str, u32] = field(2)
+        words: list[str] = field(3)
+
+    source = codec_of(Holder).source
+    source = source[: source.index("\ndef decode_")]  # the encoder
+    # The map's, and the list's unless the accelerator writes the list in one call.
+    native_list = "encode_messages(" in source
+    assert source.count("if depth <= 1") == (1 if native_list else 2)
+    assert source.index("if depth <= 1 and named:") < source.index("for named_key, named_item")
+    if not native_list:
+        loop = source.index("for entries_item in entries:")
+        assert source.index("if entries:") < source.rindex("if depth <= 1:", 0, loop)
+    full = Holder(entries=[Entry(x=1), Entry(x=2)], named={"a": 1}, words=["w"])
+    assert Holder.decode(full.encode(max_depth=2), max_depth=2) == full
+    for obj in (Holder(entries=[Entry(x=1)], named={}, words=[]),
+                Holder(entries=[], named={"a": 1}, words=[])):
+        with pytest.raises(EncodeError, match="depth"):
+            obj.encode(max_depth=1)
+    words = Holder(entries=[], named={}, words=["a", "b"])
+    assert Holder.decode(words.encode(max_depth=1), max_depth=1) == words

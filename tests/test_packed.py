@@ -348,5 +348,8 @@ def test_only_lists_of_small_messages_of_numbers_take_the_helper() -> None:
         return
     calls = re.findall(r"write_messages\(buf, (\w+), (\w+), ", codec_of(Others).source)
     assert calls == []  # a string field; a two-byte tag; zigzag fields; a two-byte list tag
-    assert re.findall(r"if len\((\w+)\) < (\d+) or depth <= 1 or not write_messages\(buf, \w+, "
-                      r"(\w+), ", codec_of(Registers).source) == [("registers", "128", "Register")]
+    source = codec_of(Registers).source
+    assert re.findall(r"if len\((\w+)\) < (\d+) or not write_messages\(buf, \w+, "
+                      r"(\w+), ", source) == [("registers", "128", "Register")]
+    # Too deep for the elements: refused before the helper is called, which does not check.
+    assert source.index("if depth <= 1:") < source.index("write_messages(")

@@ -25,6 +25,7 @@ import re
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
@@ -207,6 +208,9 @@ class _ClassGen:
         self.helpers: list[list[str]] = []
         # Messages entered below the encode function's own (its root is level 0).
         self.level = 0
+        # The level whose depth check is written once before a loop over a list's or a map's
+        # elements, not again for each element.
+        self.depth_checked: int | None = None
         # Message classes whose encoding is being written inline (outermost first).
         self.inlining: list[type] = []
         self.linked: dict[tuple[type, str], str] = {}
@@ -262,17 +266,24 @@ class _ClassGen:
     # length-delimited bodies (nested messages, packed numbers, map entries) are written in
     # place after a one-byte length placeholder that is patched afterwards.
 
-    def emit_varint(self, w: _Writer, var: str) -> None:
+    def emit_varint(self, w: _Writer, var: str, hi: int | None = None) -> None:
         """Append local ``var`` (0 <= var < 2**64) as a varint; ``var`` is consumed. A varint
         of two bytes or more goes 14 bits at a time through tables of ready-made byte pairs:
         fewer steps, each on a smaller int, than 7 bits at a time (measured cheaper at every
-        length from two bytes)."""
+        length from two bytes).
+
+        With ``hi``, ``var`` is an unsigned value not yet checked, refused unless in 0..hi
+        (``hi`` at least 127): a negative one makes ``bytearray.append`` raise ValueError, one
+        of the signals, and only a value of two bytes or more is compared with ``hi``. One
+        comparison instead of three for a one-byte value, and two for a longer one."""
         self.env["VARINT14"], self.env["VARINT14_LAST"] = accel.varint_tables()
         w(f"if {var} < 128:")
         with w.indent():
             w(f"ap({var})")
         w("else:")
         with w.indent():
+            if hi is not None:
+                self.emit_refuse(w, f"{var} > {hi}")
             w(f"while {var} > 16383:")
             with w.indent():
                 w(f"buf += VARINT14[{var} & 16383]")
@@ -342,10 +353,15 @@ class _ClassGen:
     def emit_scalar_payload(
         self, w: _Writer, kind: ScalarKind, v: str, top: bool = False
     ) -> None:
-        """Append the value ``v`` (checked, and consumed) without its tag. ``top``: a field of
-        the message being encoded at the top level, where a large payload is not copied into
-        ``buf`` but handed over in ``parts`` (joined once by the caller)."""
+        """Append the value ``v`` (of the kind's Python type, and consumed) without its tag,
+        refusing an int out of the kind's range. ``top``: a field of the message being encoded
+        at the top level, where a large payload is not copied into ``buf`` but handed over in
+        ``parts`` (joined once by the caller)."""
         enc = kind.encoding
+        if enc == "varint" and kind.lo == 0 and kind.hi >= 127:
+            self.emit_varint(w, v, hi=kind.hi)  # the range checked as it is written
+            return
+        self.emit_range(w, kind, v)
         if enc == "varint":
             if kind.lo < 0:
                 w(f"if {v} < 0:")
@@ -406,7 +422,7 @@ class _ClassGen:
             if skip_zero:
                 w(f"if {v}:")
                 w.depth += 1
-            self.emit_list(w, f, v)
+            self.emit_list(w, f, v, nonempty=skip_zero)
             if skip_zero:
                 w.depth -= 1
         elif container is Container.DICT:
@@ -414,15 +430,16 @@ class _ClassGen:
             entry = f.message
             assert entry is not None
             key, item = self.names.new(f"{f.pyname}_key"), self.names.new(f"{f.pyname}_item")
-            w(f"for {key}, {item} in {v}.items():")
-            with w.indent():
-                def body() -> None:
-                    self.emit_check_depth(w)
-                    self.emit_field(w, entry.fields[0], key)
-                    self.emit_field(w, entry.fields[1], item)
-                self.level += 1
-                self.emit_len_block(w, f, omit_empty=False, body=body)
-                self.level -= 1
+            with self.elements_checked(w, v, nonempty=False):
+                w(f"for {key}, {item} in {v}.items():")
+                with w.indent():
+                    def body() -> None:
+                        self.emit_check_depth(w)
+                        self.emit_field(w, entry.fields[0], key)
+                        self.emit_field(w, entry.fields[1], item)
+                    self.level += 1
+                    self.emit_len_block(w, f, omit_empty=False, body=body)
+                    self.level -= 1
         elif container is Container.BYTES_LIST:
             self.emit_refuse(w, f"{v}.__class__ is not list")
             x = self.names.new(f"{f.pyname}_byte")
@@ -474,7 +491,6 @@ class _ClassGen:
                 cond = f"{v} or copysign(1.0, {v}) < 0" if f.zero_test is ZeroTest.FLOAT else v
                 w(f"if {cond}:")
                 w.depth += 1
-            self.emit_range(w, kind, v)
             self.emit_tag(w, f, kind.wire)
             self.emit_scalar_payload(w, kind, v, top)
             if not always:
@@ -500,7 +516,21 @@ class _ClassGen:
     def emit_check_depth(self, w: _Writer) -> None:
         """A message written here, ``level`` messages below this function's own: refuse it
         where the decoder's ``max_depth`` would (the root counts as one)."""
-        self.emit_refuse(w, f"depth <= {self.level}")
+        if self.level != self.depth_checked:
+            self.emit_refuse(w, f"depth <= {self.level}")
+
+    @contextmanager
+    def elements_checked(self, w: _Writer, v: str, nonempty: bool) -> Iterator[None]:
+        """Refuse the elements of list or map ``v``, one level below here, before the loop
+        over them: once, where each element would check its depth again (``nonempty``: ``v``
+        is known to hold one)."""
+        condition = f"depth <= {self.level + 1}"
+        self.emit_refuse(w, condition if nonempty else f"{condition} and {v}")
+        outer, self.depth_checked = self.depth_checked, self.level + 1
+        try:
+            yield
+        finally:
+            self.depth_checked = outer
 
     def emit_check_enum(self, w: _Writer, vp: EnumValue, v: str) -> None:
         """Refuse anything but one of the plan's members (a plain int, another enum's member,
@@ -563,8 +593,9 @@ class _ClassGen:
         with w.indent():
             w(f"buf += {unknown}")
 
-    def emit_list(self, w: _Writer, f: FieldPlan, v: str) -> None:
-        """Write the elements of list ``v`` (packed when numeric)."""
+    def emit_list(self, w: _Writer, f: FieldPlan, v: str, nonempty: bool) -> None:
+        """Write the elements of list ``v`` (packed when numeric; ``nonempty``: ``v`` is known
+        to hold an element)."""
         vp = f.value
         if f.packed:
             def body() -> None:
@@ -596,7 +627,6 @@ class _ClassGen:
                     else:
                         assert isinstance(vp, ScalarValue)
                         self.emit_check_scalar(w, vp.kind, x)
-                        self.emit_range(w, vp.kind, x)
                         self.emit_scalar_payload(w, vp.kind, x)
                 if many:
                     w.depth -= 1
@@ -607,19 +637,22 @@ class _ClassGen:
             depth = f"depth - {self.level}" if self.level else "depth"
             w(f"encode_messages(buf, {v}, {depth}, {self.tag_bytes(f, WIRE_LEN)}, {table})")
             return
-        rows = self.message_rows(f)
-        if rows is not None:  # a long list may go a block of messages at a time (codec.packed)
-            cls, fields, tag, shortest = rows
-            w(f"if len({v}) < {shortest} or depth <= {self.level + 1} or not "
-              f"write_messages(buf, {v}, {cls}, {fields}, {tag}):")
-            w.depth += 1
-        x = self.names.new(f"{f.pyname}_item")
-        w(f"for {x} in {v}:")
-        with w.indent():
-            self.emit_unwrap(w, f.elem_unwrap, x)
-            self.emit_value(w, f, x, always=True)
-        if rows is not None:
-            w.depth -= 1
+        # Each element that is a message checks its depth (but a foreign one): here, once.
+        checks = isinstance(vp, MessageValue) and vp.message.form is not Form.FOREIGN
+        with self.elements_checked(w, v, nonempty) if checks else nullcontext():
+            rows = self.message_rows(f)
+            if rows is not None:  # a long list may go a block of messages at a time
+                cls, fields, tag, shortest = rows
+                w(f"if len({v}) < {shortest} or not "
+                  f"write_messages(buf, {v}, {cls}, {fields}, {tag}):")
+                w.depth += 1
+            x = self.names.new(f"{f.pyname}_item")
+            w(f"for {x} in {v}:")
+            with w.indent():
+                self.emit_unwrap(w, f.elem_unwrap, x)
+                self.emit_value(w, f, x, always=True)
+            if rows is not None:
+                w.depth -= 1
 
     def message_rows(self, f: FieldPlan) -> tuple[str, str, int, int] | None:
         """For a list field ``f`` of small messages of numbers, which ``write_messages`` writes
