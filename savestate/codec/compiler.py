@@ -555,7 +555,7 @@ class _ClassGen:
             assert vp.cls is not None
             w(f"{self.function(vp.cls, 'encode')}({v}, buf, depth - {self.level})")
             return
-        if form is not Form.FOREIGN:  # (a foreign library nests as it likes, both ways)
+        if _checks_depth(m):
             self.emit_check_depth(w)
         if form is Form.STRUCT and vp.cls is not None:
             # A small message's fields are written right here: no call per element.
@@ -637,8 +637,8 @@ class _ClassGen:
             depth = f"depth - {self.level}" if self.level else "depth"
             w(f"encode_messages(buf, {v}, {depth}, {self.tag_bytes(f, WIRE_LEN)}, {table})")
             return
-        # Each element that is a message checks its depth (but a foreign one): here, once.
-        checks = isinstance(vp, MessageValue) and vp.message.form is not Form.FOREIGN
+        # Elements that would each check their depth check it here, once.
+        checks = isinstance(vp, MessageValue) and _checks_depth(vp.message)
         with self.elements_checked(w, v, nonempty) if checks else nullcontext():
             rows = self.message_rows(f)
             if rows is not None:  # a long list may go a block of messages at a time
@@ -1153,6 +1153,12 @@ class _ClassGen:
             lines.extend(("", ""))
             lines.extend(helper)
         return "\n".join(lines) + "\n"
+
+
+def _checks_depth(m: MessagePlan) -> bool:
+    """Whether writing message ``m`` refuses it past ``max_depth``: every form but a foreign
+    library's message, which nests as that library likes, both ways."""
+    return m.form is not Form.FOREIGN
 
 
 def _all_scalar(m: MessagePlan, numbers_only: bool = False) -> bool:
