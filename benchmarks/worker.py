@@ -126,8 +126,9 @@ class Host:
                  only: list[str] | None = None) -> None:
         self.libs = libs
         self.peers = {lib: load(lib) for lib in libs}
-        self.wls = [wl for wl in workloads.workloads(fast=fast, blob_size=blob_size, seed=seed)
-                    if only is None or wl.name in only]
+        options: dict[str, Any] = {"fast": fast, "blob_size": blob_size, "seed": seed}
+        self.wls = (workloads.workloads(**options) if only is None
+                    else [workloads.named(name, **options) for name in only])
         self.ops: dict[tuple[str, str, str], Callable[[], Any]] = {}
         self.payloads: dict[tuple[str, str], bytes] = {}
         self.info: dict[str, Any] = {}

@@ -9,18 +9,31 @@ times), so each workload is a plain dict of ints, strings, bytes, lists and dict
 - ``blob``: one large ``bytes`` field (64 MiB in the full run);
 - ``vm`` and ``vm-tree``: the example VM's saved state after a number of steps derived from the
   seed: its top-level record with the blobs opaque, and its full tree (see ``benchmarks/vm.py``).
+
+A device workload also comes with one field alone (``small.registers``: the small workload's
+registers, every other field empty; ``small.none``: every field empty), for profiles that say
+what each field costs (``python -m benchmarks.profile_codec --fields``).
 """
 
 from __future__ import annotations
 
+import copy
 import random
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_SEED", "MIB", "Workload", "make", "workloads"]
+__all__ = ["DEFAULT_SEED", "DEVICE_FIELDS", "MIB", "Workload", "field_alone", "make", "named",
+           "workloads"]
 
 DEFAULT_SEED = 20240601
 MIB = 1 << 20
+
+#: A device state's fields in the schema's order, and the value each has when it is empty.
+_DEVICE_EMPTY: dict[str, Any] = {
+    "name": "", "version": 0, "registers": [], "queues": [], "config": b"", "interrupts": [],
+    "timestamp": None, "features": {},
+}
+DEVICE_FIELDS = tuple(_DEVICE_EMPTY)
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,14 @@ class Workload:
     name: str
     kind: str  # "device", "blob", "vm" or "vm-tree"
     sizes: dict[str, int]
+    #: For a device workload made by ``field_alone``: the one field it keeps ("none": no field).
+    alone: str | None = None
+
+    @property
+    def values_of(self) -> str:
+        """The workload whose generated values this one has (itself, unless it is one field
+        of another)."""
+        return self.name.partition(".")[0]
 
 
 def workloads(
@@ -59,6 +80,26 @@ def workloads(
     ]
 
 
+def field_alone(workload: Workload, field: str) -> Workload:
+    """The device workload ``workload`` with every field but ``field`` empty ("none": all of
+    them), named ``<workload>.<field>``; the field kept has ``workload``'s very values."""
+    if workload.kind != "device":
+        raise ValueError(f"{workload.name} is not a device workload")
+    if field != "none" and field not in DEVICE_FIELDS:
+        raise ValueError(f"a device state has no field {field!r}")
+    return Workload(f"{workload.name}.{field}", workload.kind, workload.sizes, alone=field)
+
+
+def named(name: str, **options: Any) -> Workload:
+    """The workload called ``name`` among ``workloads(**options)``, or one field of one
+    (``small.registers``)."""
+    base, _, field = name.partition(".")
+    for wl in workloads(**options):
+        if wl.name == base:
+            return field_alone(wl, field) if field else wl
+    raise ValueError(f"no workload {base!r}")
+
+
 def _u64(rng: random.Random) -> int:
     """A u64 whose varint length varies from 1 to 10 bytes."""
     return rng.getrandbits(rng.randint(1, 64))
@@ -66,7 +107,7 @@ def _u64(rng: random.Random) -> int:
 
 def make(workload: Workload, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """The plain values of ``workload``; the same ``seed`` gives the same values in any process."""
-    rng = random.Random(f"{seed}:{workload.name}")
+    rng = random.Random(f"{seed}:{workload.values_of}")
     sizes = workload.sizes
     if workload.kind == "blob":
         return {"data": rng.randbytes(sizes["size"])}
@@ -87,7 +128,7 @@ def make(workload: Workload, seed: int = DEFAULT_SEED) -> dict[str, Any]:
             "used_addr": base + 0x2000,
             "next_avail": rng.getrandbits(16),
         })
-    return {
+    values = {
         "name": f"virtio-device-{rng.getrandbits(32):08x}",
         "version": rng.randint(1, 1 << 20),
         "registers": [(i, _u64(rng)) for i in range(sizes["registers"])],
@@ -97,6 +138,10 @@ def make(workload: Workload, seed: int = DEFAULT_SEED) -> dict[str, Any]:
         "timestamp": rng.randint(-(1 << 62), 1 << 62),
         "features": {f"feature_{i}": rng.getrandbits(32) for i in range(sizes["features"])},
     }
+    if workload.alone is not None:
+        values = {f: values[f] if f == workload.alone else copy.copy(empty)
+                  for f, empty in _DEVICE_EMPTY.items()}
+    return values
 
 
 def read_device(m: Any, timestamp: int | None, features: Any) -> int:

@@ -129,3 +129,41 @@ def test_callgrind_counts_one_cell(tmp_path: Path) -> None:
     # A small state's encode is thousands of instructions, far from the millions of start-up.
     assert 1_000 < n < 5_000_000
     assert not (tmp_path / "work").exists()
+
+
+def test_a_field_alone_keeps_that_fields_values_and_empties_the_rest() -> None:
+    from benchmarks import workloads
+
+    small = workloads.named("small", fast=True)
+    full = workloads.make(small, seed=3)
+    for field in workloads.DEVICE_FIELDS:
+        alone = workloads.named(f"small.{field}", fast=True)
+        assert alone.name == f"small.{field}" and alone.alone == field
+        values = workloads.make(alone, seed=3)
+        assert values[field] == full[field]
+        assert all(values[f] != full[f] and not values[f] for f in workloads.DEVICE_FIELDS
+                   if f != field)
+    empty = workloads.make(workloads.named("small.none", fast=True), seed=3)
+    assert not any(empty.values())
+    with pytest.raises(ValueError, match="no field"):
+        workloads.named("small.nonesuch")
+    with pytest.raises(ValueError, match="not a device workload"):
+        workloads.named("blob.data")
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(os.environ.get("SAVESTATE_PURE") == "1",
+                    reason="the counted process sets its own path, so the suite's pass with "
+                           "the accelerator runs this test for both passes")
+def test_field_profile_counts_each_field_against_the_empty_state() -> None:
+    from benchmarks import profile_codec, workloads
+
+    counts = profile_codec.field_counts(["savestate-pure"], "small", "encode", 2, fast=True,
+                                        seed=1)
+    pure = counts["savestate-pure"]
+    assert set(pure) == {"none", "all", *workloads.DEVICE_FIELDS}
+    # Every field of the small state holds something, so each costs more than none at all,
+    # and the whole state more than any one field.
+    assert all(pure["none"] < pure[f] < pure["all"] for f in workloads.DEVICE_FIELDS)
+    table = profile_codec.field_table(counts)
+    assert "| + registers |" in table and "| whole workload |" in table

@@ -131,7 +131,8 @@ def build(kind: str, d: dict[str, Any]) -> Any:
         x.next_avail = q["next_avail"]
     m.config = d["config"]
     m.interrupts.extend(d["interrupts"])
-    m.timestamp = d["timestamp"]
+    if d["timestamp"] is not None:  # else absent
+        m.timestamp = d["timestamp"]
     m.features.update(d["features"])
     return m
 
