@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import workloads
-from .peers import available
+from .peers import LIBRARIES, available
 from .peers import savestate_peer as peer
 
 # The libraries a field profile compares unless told: savestate's two paths and upb.
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", action="store_true", help="line-level (line-profiler)")
     parser.add_argument("--fields", action="store_true",
                         help="instructions (callgrind) of each field alone, per library")
-    parser.add_argument("--lib", action="append", help="with --fields: a library to count")
+    parser.add_argument("--lib", action="append", choices=tuple(LIBRARIES), metavar="NAME",
+                        help="with --fields: a library to count (one of %(choices)s)")
     parser.add_argument("--calls", type=int, default=None,
                         help="with --fields: calls counted per cell")
     parser.add_argument("--fast", action="store_true", help="with --fields: tiny workloads")

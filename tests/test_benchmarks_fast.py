@@ -167,3 +167,13 @@ def test_field_profile_counts_each_field_against_the_empty_state() -> None:
     assert all(pure["none"] < pure[f] < pure["all"] for f in workloads.DEVICE_FIELDS)
     table = profile_codec.field_table(counts)
     assert "| + registers |" in table and "| whole workload |" in table
+
+
+def test_field_profile_refuses_a_library_it_does_not_know(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import profile_codec
+
+    with pytest.raises(SystemExit) as exc:
+        profile_codec.main(["--fields", "--lib", "pure_protobuf"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'pure_protobuf'" in capsys.readouterr().err
