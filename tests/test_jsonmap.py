@@ -29,6 +29,7 @@ from savestate import (
     field,
     u8,
     u32,
+    u64,
     write_proto,
 )
 from savestate.codec.jsonmap import JsonError, from_dict, to_dict
@@ -222,3 +223,58 @@ def test_write_proto_dir_is_independent(tmp_path: Path) -> None:
     # The JSON names are derived from the same declared names the .proto uses.
     files = write_proto(tmp_path, [pc.OtherRoot])
     assert any("Level level = 2" in p.read_text() for p in files)
+
+
+class Hostile(Protobuf, package="jsonmap.hostile"):
+    number: float = field(1)
+    count: u8 = field(2)
+    big: u64 = field(3)
+    wait: datetime.timedelta = field(4)
+    level: pc.Level = field(5, default=pc.Level.low)
+    text: str = field(6)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Numbers past every width: the error names them by size, never by a 4,300-digit text.
+        ('{"number": %s}' % ("1" * 400), "Hostile.number: value int of 1326 bits out of range"),
+        ('{"number": 1e400}', "Hostile.number: value float inf out of range for f64"),
+        ('{"wait": "%ss"}' % ("9" * 5000), "Hostile.wait: duration seconds str"),
+        ('{"big": " 7"}', 'Hostile.big: expected an integer for u64, got str " 7"'),
+        ('{"number": NaN}', 'Hostile: invalid JSON: NaN is not JSON (write the string "NaN")'),
+        ('{"number": -Infinity}', "Hostile: invalid JSON: -Infinity is not JSON"),
+        ('{"text": "\\ud800"}', "Hostile.text: string is not valid UTF-8"),
+        ('{"count": 1, "count": 2}', "Hostile: key 'count' given twice in one object"),
+        # Known field numbers in "@unknown" would decode as the field, and change it.
+        ('{"count": 5, "@unknown": "EAk="}', "Hostile.@unknown: holds field 2, which is "
+                                             "Hostile.count"),
+    ],
+)
+def test_hostile_json_is_a_json_error(text: str, message: str) -> None:
+    with pytest.raises(JsonError) as info:
+        Hostile.from_json(text)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"count": 10**5000}, "Hostile.count: value int of 16610 bits out of range for u8"),
+        ({"big": -(10**5000)}, "Hostile.big: value int of 16610 bits out of range for u64"),
+        ({"level": 10**5000}, "Hostile.level: unknown value int of 16610 bits for enum Level"),
+        ({"number": 10**400}, "Hostile.number: value int of 1329 bits out of range for f64"),
+        ({"number": math.inf}, "Hostile.number: value float inf out of range for f64"),
+    ],
+)
+def test_huge_python_numbers_are_a_json_error(data: Any, message: str) -> None:
+    with pytest.raises(JsonError) as info:
+        Hostile.from_dict(data)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_any_mapping_is_a_json_object() -> None:
+    from types import MappingProxyType
+
+    value = Hostile.from_dict(MappingProxyType({"count": 3, "text": "x"}))
+    assert (value.count, value.text) == (3, "x")

@@ -29,6 +29,7 @@ import json
 import math
 import re
 import struct
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -48,7 +49,7 @@ from ..model.plan import (
 )
 from ..model.registry import info_of, is_any, root_for_url
 from ..model.scalars import U8, ScalarKind
-from .duration import duration_from_parts, duration_parts, expected
+from .duration import MAX_DURATION_SECONDS, duration_from_parts, duration_parts, expected
 from .interp import check_enum, check_scalar, unwrap
 from .wire import WireError, read_varint, skip_field
 
@@ -390,12 +391,34 @@ def from_json(cls: type, text: str | bytes, *, max_depth: int = 100) -> Any:
     """Parse proto3 JSON text as a ``cls`` value (raises ``JsonError`` and nothing else, for
     any text)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object_once, parse_constant=_no_constant)
+    except _RepeatedKey as exc:
+        raise JsonError(f"key {exc.args[0]!r} given twice in one object", [cls.__name__]) from None
     except RecursionError:
         raise JsonError("invalid JSON: nested too deeply", [cls.__name__]) from None
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
         raise JsonError(f"invalid JSON: {exc}", [cls.__name__]) from None
     return from_dict(cls, data, max_depth=max_depth)
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object that names one key twice, which ``json.loads`` would collapse to the last."""
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    # ``NaN`` and ``Infinity`` are not JSON; proto3 JSON spells them as strings.
+    raise ValueError(f"{name} is not JSON (write the string \"{name}\")")
 
 
 def from_dict(cls: type, data: Any, *, max_depth: int = 100) -> Any:
@@ -422,6 +445,8 @@ def _fail(reason: str, path: list[str]) -> JsonError:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:  # its text would be huge, or refused
+        return f"{type(value).__name__} of {value.bit_length()} bits"
     try:
         text = json.dumps(value) if not isinstance(value, float) else repr(value)
     except (ValueError, TypeError, RecursionError):  # a huge int, or no JSON value at all
@@ -430,15 +455,15 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
-def _expect_object(data: Any, path: list[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
+def _expect_object(data: Any, path: list[str]) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
         raise _fail(f"expected a JSON object, got {_describe(data)}", path)
     return data
 
 
-def _parse_unknown(data: dict[str, Any], path: list[str]) -> bytes | None:
-    """The unknown fields given as ``"@unknown"``: whole records, else encoding them would
-    write bytes that do not decode."""
+def _parse_unknown(m: MessagePlan, data: Mapping[str, Any], path: list[str]) -> bytes | None:
+    """The unknown fields given as ``"@unknown"``: whole records of numbers ``m`` does not know,
+    else encoding them would write bytes that do not decode, or that decode to other values."""
     raw = data.get(UNKNOWN_KEY)
     if raw is None:
         return None
@@ -450,6 +475,9 @@ def _parse_unknown(data: dict[str, Any], path: list[str]) -> bytes | None:
             tag, pos = read_varint(records, pos, len(records))
             if tag >> 3 == 0:
                 raise WireError("field number 0")
+            known = m.by_number.get(tag >> 3)
+            if known is not None:  # a decode reads it as the field, never keeps it unknown
+                raise _fail(f"holds field {tag >> 3}, which is {m.name}.{known.name}", where)
             pos = skip_field(records, pos, len(records), tag & 7)
     except WireError as exc:
         raise _fail(f"not protobuf records: {exc}", where) from None
@@ -484,7 +512,7 @@ def _parse_message_body(m: MessagePlan, raw: Any, path: list[str]) -> Any:
         return _build(m, [_parse_field(m.fields[0], raw, path)], None)
     obj = _expect_object(raw, path)
     if form is Form.STRUCT and m.described_as is not None and is_any(m.cls):
-        return _parse_any(m.cls, obj, path)  # type: ignore[arg-type]
+        return _parse_any(m, obj, path)
     by_key: dict[str, FieldPlan] = {}
     for f in m.fields:
         by_key[f.json_name] = f
@@ -503,7 +531,7 @@ def _parse_message_body(m: MessagePlan, raw: Any, path: list[str]) -> Any:
         if item is not None:
             values[found.number] = _parse_field(found, item, path)
     out = [values[f.number] if f.number in values else _absent(f, path) for f in m.fields]
-    return _build(m, out, _parse_unknown(obj, path) if m.keeps_unknown else None)
+    return _build(m, out, _parse_unknown(m, obj, path) if m.keeps_unknown else None)
 
 
 def _build(m: MessagePlan, values: list[Any], unknown: bytes | None) -> Any:
@@ -639,7 +667,7 @@ def _parse_int(kind: ScalarKind, raw: Any, path: list[str]) -> int:
     if isinstance(raw, int):
         v = raw
     elif (isinstance(raw, float) and raw.is_integer()) or (
-        isinstance(raw, str) and _INT_TEXT.fullmatch(raw.strip())
+        isinstance(raw, str) and _INT_TEXT.fullmatch(raw)
     ):
         if isinstance(raw, str) and len(raw) > 40:  # no integer of a width has more digits
             raise _fail(f"value {_describe(raw)} out of range for {kind.name}", path)
@@ -647,7 +675,8 @@ def _parse_int(kind: ScalarKind, raw: Any, path: list[str]) -> int:
     else:
         raise _fail(f"expected an integer for {kind.name}, got {_describe(raw)}", path)
     if not kind.lo <= v <= kind.hi:
-        raise _fail(f"value {v} out of range for {kind.name} ({kind.lo}..{kind.hi})", path)
+        shown = v if v.bit_length() <= 128 else _describe(v)
+        raise _fail(f"value {shown} out of range for {kind.name} ({kind.lo}..{kind.hi})", path)
     return v
 
 
@@ -656,7 +685,12 @@ _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf
 
 def _parse_float(kind: ScalarKind, raw: Any, path: list[str]) -> float:
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        v = float(raw)
+        try:
+            v = float(raw)
+        except OverflowError:  # an integer past the largest double
+            v = math.inf
+        if math.isinf(v):  # 1e400: JSON spells infinity as a string
+            raise _fail(f"value {_describe(raw)} out of range for {kind.name}", path)
     elif isinstance(raw, str) and raw in _SPECIAL_FLOATS:
         return _SPECIAL_FLOATS[raw]
     elif isinstance(raw, str):
@@ -701,6 +735,12 @@ def _parse_scalar(kind: ScalarKind, raw: Any, path: list[str]) -> Any:
     if py is str:
         if not isinstance(raw, str):
             raise _fail(f"expected a string, got {_describe(raw)}", path)
+        if not raw.isascii():
+            try:
+                raw.encode()
+            except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800"): no UTF-8 text
+                raise _fail(f"string is not valid UTF-8: {exc.reason} at {exc.start}", path) \
+                    from None
         return raw
     return _parse_b64(raw, path)
 
@@ -715,7 +755,7 @@ def _parse_enum(vp: EnumValue, raw: Any, path: list[str]) -> Any:
     if isinstance(raw, int) and not isinstance(raw, bool):
         member = vp.members.get(raw)
         if member is None:
-            raise _fail(f"unknown value {raw} for enum {cls.__name__}", path)
+            raise _fail(f"unknown value {_describe(raw)} for enum {cls.__name__}", path)
         return member
     raise _fail(f"expected an enum name for {cls.__name__}, got {_describe(raw)}", path)
 
@@ -733,7 +773,10 @@ def parse_duration(raw: Any, path: list[str]) -> Any:
     m = _DURATION.fullmatch(raw)
     if m is None:
         raise _fail(f"expected a duration string like \"1.5s\", got {raw!r}", path)
-    seconds = int(m.group(2))
+    digits = m.group(2).lstrip("0")
+    if len(digits) > len(str(MAX_DURATION_SECONDS)):  # and past what int() takes, at 4,300
+        raise _fail(f"duration seconds {_describe(raw)} out of range", path)
+    seconds = int(digits or "0")
     nanos = int((m.group(3) or "").ljust(9, "0"))
     if m.group(1):
         seconds, nanos = -seconds, -nanos
@@ -759,7 +802,9 @@ def _parse_oneof(m: MessagePlan, raw: Any, path: list[str]) -> Any:
     return _parse_field(member, obj[key], path)
 
 
-def _parse_any(cls: type, obj: dict[str, Any], path: list[str]) -> Any:
+def _parse_any(m: MessagePlan, obj: Mapping[str, Any], path: list[str]) -> Any:
+    cls = m.cls
+    assert cls is not None
     if not obj:
         return cls()
     url = obj.get(TYPE_KEY)
@@ -772,7 +817,7 @@ def _parse_any(cls: type, obj: dict[str, Any], path: list[str]) -> Any:
         if extra:
             raise _fail(f"unknown field {sorted(extra)[0]!r} next to {VALUE_KEY}", path)
         value = _parse_b64(obj[VALUE_KEY], [*path, VALUE_KEY])
-        unknown = _parse_unknown(obj, path)
+        unknown = _parse_unknown(m, obj, path)
     else:
         root = root_for_url(url)
         if root is None:
@@ -785,8 +830,8 @@ def _parse_any(cls: type, obj: dict[str, Any], path: list[str]) -> Any:
         if is_any(root):
             if set(rest) - {"value"}:
                 raise _fail(f"unknown field {sorted(set(rest) - {'value'})[0]!r}", path)
-            inner = _parse_any(root, _expect_object(rest.get("value", {}), [*path, "value"]),
-                               [*path, "value"])
+            where = [*path, "value"]
+            inner = _parse_any(plan_of(root), _expect_object(rest.get("value", {}), where), where)
         else:
             inner = _parse_message(plan_of(root), rest, [*path, root.__name__])
         try:
