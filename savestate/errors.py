@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["DecodeError", "EncodeError", "SavestateError", "SchemaError", "UnknownFieldsDropped",
-           "path_text"]
+           "path_text", "short_repr"]
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters for an error message (a value whose ``repr``
+    fails is named by its type)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def path_text(path: list[str]) -> str:

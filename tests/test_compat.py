@@ -124,10 +124,14 @@ def s_optional_a() -> type:
 
 
 def s_scalar(annotation: Any, default: Any = 0) -> Callable[[], type]:
+    """A state of one field ``a``; a list or dict annotation gets an empty one as default."""
+
     def make() -> type:
+        origin = getattr(annotation, "__origin__", None)
+        options = {"default_factory": origin} if origin in (list, dict) else {"default": default}
         ns: dict[str, Any] = {
             "__annotations__": {"a": annotation},
-            "a": field(1, default=default),
+            "a": field(1, **options),
         }
         return type(Protobuf)("State", (Protobuf,), ns, package="compat")
 
@@ -485,11 +489,11 @@ CASES: list[Case] = [
          [({"a": -128}, {"a": -128})], [({"a": -129}, None)]),
     Case("bool -> u32", "bool_field", s_scalar(bool, False), s_scalar(u32),
          {"FIELD_INTEGER_WIDENED"}, [({"a": True}, {"a": 1})], [({"a": 2}, {"a": 2})]),
-    Case("list[u8] -> bytes", "bytes_field", s_scalar(list[u8], None), s_scalar(bytes, b""),
+    Case("list[u8] -> bytes", "bytes_field", s_scalar(list[u8]), s_scalar(bytes, b""),
          set(), [({"a": [1, 2, 255]}, {"a": b"\x01\x02\xff"})]),
     Case("rename a message", "reg", s_reg(), s_reg("Register"), set(),
          [({"reg": ("Reg", {"x": 1, "y": 2})}, {"reg": ("Register", {"x": 1, "y": 2})})]),
-    Case("map -> list of entry messages", "map_str_u32", s_scalar(dict[str, u32], None),
+    Case("map -> list of entry messages", "map_str_u32", s_scalar(dict[str, u32]),
          s_map_entries, set(),
          [({"a": {"x": 1, "y": 2}}, {"a": [("Entry", {"key": "x", "value": 1}),
                                            ("Entry", {"key": "y", "value": 2})]})]),
@@ -537,11 +541,11 @@ CASES: list[Case] = [
          [({"a": -1}, {"a": -1})], [({"a": 2**63}, {"a": 2**63})]),
     Case("u64 -> u32, a Rust-style baseline", "u64_field", s_scalar(u64), s_scalar(u32),
          {"FIELD_INTEGER_NARROWED"}, [({"a": 2**40}, {"a": 2**40})]),
-    Case("singular -> list", "one_u32", s_one_u32, s_scalar(list[u32], None),
+    Case("singular -> list", "one_u32", s_one_u32, s_scalar(list[u32]),
          {"FIELD_SAME_CARDINALITY"}, [({"a": 5}, {"a": [5]}), ({"a": 0}, {"a": [0]})],
          [({"a": [5, 6]}, None)]),
-    Case("map -> list of numbers", "map_u32_u32", s_scalar(dict[u32, u32], None),
-         s_scalar(list[u32], None), {"FIELD_SAME_CARDINALITY"},
+    Case("map -> list of numbers", "map_u32_u32", s_scalar(dict[u32, u32]),
+         s_scalar(list[u32]), {"FIELD_SAME_CARDINALITY"},
          [({"a": {1: 2}}, {"a": [1, 2]})], [({"a": [1, 2]}, None)]),
     Case("a field moves into a oneof", "one_u32", s_one_u32, s_into_oneof,
          {"FIELD_SAME_ONEOF", "ONEOF_VARIANT_ADDED"}, [({"a": 0}, None)],
@@ -559,7 +563,7 @@ CASES: list[Case] = [
     Case("array length 4 -> 6", "array_4", s_array_n(4), s_array_n(6),
          {"ARRAY_LENGTH_CHANGED"}, [({"a": 1, "regs": b"abcd"}, None)],
          [({"a": 1, "regs": b"abcdef"}, None)]),
-    Case("list -> fixed array", "list_u32", s_scalar(list[u32], None),
+    Case("list -> fixed array", "list_u32", s_scalar(list[u32]),
          s_list_array(3),
          {"ARRAY_LENGTH_CHANGED"}, [({"a": [1, 2]}, {"a": [1, 2]})]),
     Case("remove an enum value", "mode3", s_mode(Mode3), s_mode(Mode2),

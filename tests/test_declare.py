@@ -195,6 +195,98 @@ def test_nonzero_default_is_always_written_so_zero_survives() -> None:
     assert Cfg.decode(bytes(off)) == off
 
 
+class Inner(Protobuf):
+    x: u8 = field(1)
+
+
+class Added(Protobuf):
+    """A release that added fields with declared defaults of every kind that is not a scalar."""
+
+    a: u8 = field(1)
+    timeout: datetime.timedelta = field(2, default=datetime.timedelta(seconds=30))
+    pair: tuple[u8, u8] = field(3, default=(1, 2))
+    inner: Inner = field(4, default_factory=lambda: Inner(x=3))
+    zero: Inner = field(5, default_factory=lambda: Inner(x=0))
+
+
+def test_state_without_a_composite_field_decodes_to_its_default() -> None:
+    older = bytes.fromhex("0801")  # a = 1, written before the other fields existed
+    assert Added.decode(older) == Added(a=1)
+    assert Added.from_dict({"a": 1}) == Added(a=1)
+    # Zero values are written, so that they do not come back as the defaults. An Inner with
+    # every field required has no value without bytes, so its default is written too.
+    zeros = Added(
+        a=1, timeout=datetime.timedelta(0), pair=(0, 0), inner=Inner(x=0), zero=Inner(x=0)
+    )
+    assert bytes(zeros).hex() == "0801" "1200" "1a00" "2200" "2a00"
+    assert Added.decode(bytes(zeros)) == zeros
+    assert bytes(Added(a=1)).hex() == "0801" "1202081e" "1a0408011002" "22020803" "2a00"
+
+
+def test_a_decoded_default_equal_to_no_bytes_is_not_written() -> None:
+    class Cfg(Protobuf):
+        x: u8 = field(1, default=0)
+
+    class Holder(Protobuf):
+        cfg: Cfg = field(1, default_factory=Cfg)
+        pair: tuple[u8, u8] = field(2, default=(0, 0))
+        wait: datetime.timedelta = field(3, default=datetime.timedelta(0))
+
+    assert bytes(Holder()) == b""
+
+
+def test_an_enum_default_given_as_a_number_is_its_member() -> None:
+    class Mode(enum.IntEnum):
+        OFF = 0
+        ON = 1
+
+    class Holder(Protobuf):
+        mode: Mode = field(1, default=1)
+
+    assert type(Holder.decode(b"").mode) is Mode  # as when the bytes carry it
+    assert type(Holder.decode(b"\x08\x00").mode) is Mode
+
+
+@pytest.mark.parametrize(
+    ("annotation", "options", "message"),
+    [
+        (list[u8], {"default_factory": lambda: [1, 2]}, "a list's default must be empty"),
+        (dict[u8, u8], {"default_factory": lambda: {1: 1}}, "a map's default must be empty"),
+        (datetime.timedelta, {"default": 5}, "default 5 is not a timedelta"),
+        (datetime.timedelta, {"default": datetime.timedelta(days=10**7)},
+         "is outside google.protobuf.Duration's range"),
+        (tuple[u8, u8], {"default": (300, 1)}, "default 300 does not fit u8 (0..255)"),
+        (tuple[u8, u8], {"default": (1,)}, "default (1,) is not a tuple[u8, u8]"),
+        (Inner, {"default_factory": lambda: Added(a=1)}, "is not a Inner"),
+        (u8, {"default_factory": lambda: "x"}, "default 'x' is not an int (u8)"),
+        (u8, {"default_factory": lambda: 1 // 0}, "raised ZeroDivisionError: "),
+        (str, {"default": "\ud800"}, "default '\\ud800' is not valid UTF-8"),
+    ],
+)
+def test_a_default_that_a_decode_cannot_give_back_is_refused(
+    annotation: object, options: dict[str, object], message: str
+) -> None:
+    ns = {"__annotations__": {"a": annotation}, "a": field(1, **options)}
+    with pytest.raises(SchemaError) as info:
+        type(Protobuf)("Bad", (Protobuf,), ns)
+    assert str(info.value).startswith("Bad.a: ")
+    assert message in str(info.value), str(info.value)
+
+
+def test_a_default_of_another_enum_is_refused() -> None:
+    class Mode(enum.IntEnum):
+        OFF = 0
+        ON = 1
+
+    class Other(enum.IntEnum):
+        Y = 1
+
+    with pytest.raises(SchemaError, match=r"Bad\.mode: default <Other\.Y: 1> is not a member"):
+
+        class Bad(Protobuf):
+            mode: Mode = field(1, default=Other.Y)
+
+
 def test_savedstate_root_registration() -> None:
     @savedstate(package="t.root")
     class SavedThing:

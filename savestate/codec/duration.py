@@ -8,22 +8,12 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError, short_repr
+from ..model.schema import DurationType
 
-__all__ = ["MAX_DURATION_SECONDS", "duration_from_parts", "duration_parts", "expected",
-           "short_repr"]
+__all__ = ["MAX_DURATION_SECONDS", "duration_from_parts", "duration_parts", "expected"]
 
-# google.protobuf.Duration's range.
-MAX_DURATION_SECONDS = 315_576_000_000
-
-
-def short_repr(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters for an error message."""
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<{type(value).__name__} object>"
-    return text if len(text) <= 60 else text[:57] + "..."
+MAX_DURATION_SECONDS = DurationType.MAX_SECONDS
 
 
 def expected(what: str, value: Any, path: list[str]) -> EncodeError:

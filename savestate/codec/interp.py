@@ -15,7 +15,7 @@ import struct
 import warnings
 from typing import Any
 
-from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text
+from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text, short_repr
 from ..model import foreign
 from ..model.plan import (
     Absent,
@@ -31,7 +31,7 @@ from ..model.plan import (
     plan_of,
 )
 from ..model.scalars import U8, WIRE_I32, WIRE_LEN, WIRE_VARINT, ScalarKind
-from .duration import duration_from_parts, duration_parts, expected, short_repr
+from .duration import duration_from_parts, duration_parts, expected
 from .runtime import built_cost
 from .wire import MASK64, WireError, read_varint, skip_field, write_varint
 

@@ -45,6 +45,7 @@ from ..model.plan import (
     Presence,
     ScalarValue,
     ZeroTest,
+    duration_json,
     plan_of,
 )
 from ..model.registry import info_of, is_any, root_for_url
@@ -166,8 +167,8 @@ def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any
         out = _fields_json(m, value, path)
         return out, not out
     if form is Form.DURATION:
-        seconds, nanos = duration_parts(value, path)
-        return format_duration(seconds, nanos), not seconds and not nanos
+        seconds, nanos = duration_parts(value, path)  # checks the type and the range
+        return duration_json(value), not seconds and not nanos
     assert m.foreign is not None
     try:
         data = foreign.encode(m.foreign, value)
@@ -366,21 +367,6 @@ def _shortest_f32(v: float) -> float:
         if _f32.unpack(_f32.pack(rounded))[0] == target:
             return rounded
     return float(target)
-
-
-def format_duration(seconds: int, nanos: int) -> str:
-    """A Duration as proto3 JSON: ``"1.000010s"`` (0, 3, 6 or 9 fractional digits)."""
-    sign = "-" if seconds < 0 or nanos < 0 else ""
-    seconds, nanos = abs(seconds), abs(nanos)
-    if nanos == 0:
-        frac = ""
-    elif nanos % 1_000_000 == 0:
-        frac = f".{nanos // 1_000_000:03d}"
-    elif nanos % 1000 == 0:
-        frac = f".{nanos // 1000:06d}"
-    else:
-        frac = f".{nanos:09d}"
-    return f"{sign}{seconds}{frac}s"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 import typing_extensions
 
-from ..errors import SchemaError
+from ..errors import SchemaError, short_repr
 from . import scalars
 from .foreign import foreign_type
 from .registry import FIELD_KEY, LOCK, ClassInfo, FieldOptions, declared_info, info_of
@@ -228,10 +228,30 @@ def _field_schema(
         if isinstance(inner, (ScalarType, EnumType)):
             if factory is not MISSING:
                 always = True
+                if inner is t:  # called once, to check it; a decode calls it again
+                    _check_default_fits(inner, _call_factory(factory, where), where)
             elif value is not MISSING:
                 if seen_through:
                     _check_default_fits(inner, value, where)
+                    if isinstance(inner, EnumType) and type(value) is int and inner is t:
+                        default = inner.cls(value)  # decoded as a member: the default too
                 always = not _is_zero(inner, value)
+        elif inner is t and (default is not MISSING or factory is not MISSING):
+            # Called once here, to check it: a decode calls it again for each missing field.
+            value = default if factory is MISSING else _call_factory(factory, where)
+            _check_value(t, value, where)
+            if isinstance(t, (RepeatedType, MapType)) and value:
+                raise SchemaError(
+                    f"a {'map' if isinstance(t, MapType) else 'list'}'s default must be empty "
+                    f"(the bytes cannot tell an empty one from a missing one), got "
+                    f"{short_repr(value)}",
+                    where,
+                )
+            # Written even when zero, as a scalar's is, so that a decode of state that does
+            # not carry the field (written before it existed) gives the declared default.
+            always = not isinstance(t, (OneofType, FixedArrayType)) and not _is_wire_zero(
+                t, value
+            )
     return FieldSchema(
         name=f.name,
         number=options.number,
@@ -243,6 +263,79 @@ def _field_schema(
     )
 
 
+def _call_factory(factory: Any, where: list[str]) -> Any:
+    try:
+        return factory()
+    except NameError:  # a class declared later, maybe: tried again at first use
+        raise
+    except Exception as exc:
+        raise SchemaError(
+            f"default_factory {short_repr(factory)} raised {type(exc).__name__}: {exc}", where
+        ) from exc
+
+
+def _check_value(t: TypeSchema, value: Any, where: list[str]) -> None:
+    """A default of a composite type holds values of the field's types: one that does not
+    would fail at the first encode, or be handed out by a decode."""
+    ok = True
+    if isinstance(t, (ScalarType, EnumType)):
+        _check_default_fits(t, value, where)
+    elif isinstance(t, OptionalType):
+        if value is not None:
+            _check_value(t.inner, value, where)
+    elif isinstance(t, DurationType):
+        ok = isinstance(value, datetime.timedelta)
+        if ok and abs(value.total_seconds()) > DurationType.MAX_SECONDS:
+            raise SchemaError(
+                f"default {value} is outside google.protobuf.Duration's range", where
+            )
+    elif isinstance(t, TupleType):
+        ok = type(value) is tuple and len(value) == len(t.elems)
+        if ok:
+            for elem, item in zip(t.elems, value, strict=True):
+                _check_value(elem, item, where)
+    elif isinstance(t, (RepeatedType, FixedArrayType)):
+        if isinstance(t, FixedArrayType) and t.python_bytes:
+            ok = type(value) is bytes and len(value) == t.length
+        else:
+            ok = type(value) is list and (
+                not isinstance(t, FixedArrayType) or len(value) == t.length
+            )
+            for item in value if ok else ():
+                _check_value(t.elem, item, where)
+    elif isinstance(t, MapType):
+        ok = type(value) is dict
+        for key, item in value.items() if ok else ():
+            _check_value(t.key, key, where)
+            _check_value(t.value, item, where)
+    elif isinstance(t, (MessageType, TransparentType)):
+        ok = type(value) is t.cls
+    elif isinstance(t, OneofType):
+        ok = isinstance(value, t.cls) and type(value) is not t.cls
+    if not ok:
+        raise SchemaError(f"default {short_repr(value)} is not a {t}", where)
+
+
+def _is_wire_zero(t: TypeSchema, value: Any) -> bool:
+    """Whether a decode of bytes without the field gives ``value`` (a checked default)."""
+    if isinstance(t, (ScalarType, EnumType)):
+        return _is_zero(t, value)
+    if isinstance(t, DurationType):
+        return bool(value == datetime.timedelta(0))
+    if isinstance(t, TupleType):
+        return all(_is_wire_zero(e, v) for e, v in zip(t.elems, value, strict=True))
+    if isinstance(t, (RepeatedType, MapType)):
+        return not value
+    if isinstance(t, OptionalType):
+        return value is None
+    if isinstance(t, MessageType):
+        try:
+            return bool(value == t.cls())  # a message decoded from no bytes
+        except Exception:  # a field of it has no default: the bytes must carry the value
+            return False
+    return False
+
+
 _F32_MAX = 3.4028234663852886e38
 
 
@@ -250,7 +343,12 @@ def _check_default_fits(t: ScalarType | EnumType, value: Any, where: list[str]) 
     """A default is a value of the field's type and width: one that is not would be written
     as something else, or fail at the first encode."""
     if isinstance(t, EnumType):
-        if isinstance(value, bool) or not isinstance(value, int) or int(value) not in t.values:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (isinstance(value, enum.Enum) and not isinstance(value, t.cls))  # another's
+            or int(value) not in t.values
+        ):
             raise SchemaError(
                 f"default {value!r} is not a member of {t.cls.__name__}", where
             )
@@ -272,6 +370,11 @@ def _check_default_fits(t: ScalarType | EnumType, value: Any, where: list[str]) 
             raise SchemaError(f"default {value!r} does not fit {kind.name}", where)
     elif type(value) is not kind.python:
         raise SchemaError(f"default {value!r} is not a {kind.python.__name__}", where)
+    elif isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: it has no UTF-8, so it cannot be written
+            raise SchemaError(f"default {value!r} is not valid UTF-8", where) from None
 
 
 def _is_zero(t: ScalarType | EnumType, value: Any) -> bool:

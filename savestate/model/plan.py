@@ -98,6 +98,7 @@ __all__ = [
     "ScalarValue",
     "ValuePlan",
     "ZeroTest",
+    "duration_json",
     "fingerprint",
     "plan_of",
     "reachable",
@@ -712,6 +713,10 @@ def _finish_field(
         presence = Presence.ALWAYS
         absent = Absent.DEFAULT if f.has_default else Absent.REQUIRED
         required = "missing required field (a Oneof variant)"
+    elif f.always and (shape.duration or isinstance(value, MessageValue)):
+        # A default that a decode of no bytes would not give: written even when zero, as a
+        # scalar's is (below).
+        presence, absent = Presence.ALWAYS, Absent.DEFAULT
     elif shape.duration:
         zero = datetime.timedelta(0)
     elif isinstance(value, MessageValue):
@@ -772,11 +777,32 @@ def _default_text(f: FieldSchema, shape: _Shape) -> str:
     value = f.default_factory() if f.default_factory is not MISSING else f.default
     for newtype in shape.unwrap:
         value = newtype.unwrap(value)
+    if isinstance(value, datetime.timedelta):
+        return json.dumps(duration_json(value))
+    if not isinstance(value, (bool, int, float, str, bytes, bytearray)):
+        return ""  # a message or tuple: no note, and the checker does not compare it
     if isinstance(value, (bytes, bytearray)):
         return json.dumps(base64.b64encode(bytes(value)).decode("ascii"))
     if isinstance(value, int) and not isinstance(value, bool):  # IntEnum members too
         return str(int(value))
     return json.dumps(value)
+
+
+def duration_json(value: datetime.timedelta) -> str:
+    """A timedelta as proto3 JSON writes a Duration: ``"1.000010s"`` (with 0, 3, 6 or 9
+    fractional digits)."""
+    micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = "-" if micros < 0 else ""
+    seconds, nanos = abs(micros) // 1_000_000, abs(micros) % 1_000_000 * 1000
+    if nanos == 0:
+        frac = ""
+    elif nanos % 1_000_000 == 0:
+        frac = f".{nanos // 1_000_000:03d}"
+    elif nanos % 1000 == 0:
+        frac = f".{nanos // 1000:06d}"
+    else:
+        frac = f".{nanos:09d}"
+    return f"{sign}{seconds}{frac}s"
 
 
 def _is_u8(t: TypeSchema) -> bool:

@@ -94,6 +94,7 @@ class DurationType:
     """``datetime.timedelta`` as ``google.protobuf.Duration`` ``{1: seconds, 2: nanos}``."""
 
     wire = WIRE_LEN
+    MAX_SECONDS = 315_576_000_000  # google.protobuf.Duration's range, either sign
 
     def __str__(self) -> str:
         return "timedelta"
