@@ -252,6 +252,21 @@ def s_mode(cls: type[enum.IntEnum]) -> Callable[[], type]:
     return make
 
 
+def s_mode_no_zero() -> type:
+    named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]  # no zero member
+    return _state_of("mode", named)
+
+
+def s_a_and_mode_no_zero() -> type:
+    named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]
+    ns: dict[str, Any] = {
+        "__annotations__": {"a": u32, "mode": named},
+        "a": field(1, default=0),
+        "mode": field(2),
+    }
+    return type(Protobuf)("State", (Protobuf,), ns, package="compat")
+
+
 def s_array_n(length: int) -> Callable[[], type]:
     def make() -> type:
         ns: dict[str, Any] = {
@@ -571,6 +586,14 @@ CASES: list[Case] = [
     Case("renumber an enum value", "mode2", s_mode(Mode2), s_mode(ModeRenumbered),
          {"ENUM_VALUE_NO_DELETE", "ENUM_VALUE_ADDED"}, [({"mode": 1}, {"mode": 2})],
          [({"mode": 2}, {"mode": 1})]),
+    Case("an enum loses its zero member", "mode2_annotated", s_mode(Mode2), s_mode_no_zero,
+         {"ENUM_VALUE_NO_DELETE"}, [({"mode": 0}, None), ({"mode": 1}, {"mode": 1})],
+         [({"mode": 1}, {"mode": 1})]),
+    Case("an enum gains a zero member", "mode_no_zero", s_mode_no_zero, s_mode(Mode2),
+         {"ENUM_VALUE_ADDED"}, [({"mode": 1}, {"mode": 1})], [({"mode": 0}, None)]),
+    Case("a field of an enum without zero is removed, reserved", "mode_no_zero_and_a",
+         s_a_and_mode_no_zero, s_array_removed, {"FIELD_REMOVED_REQUIRED"},
+         [({"a": 1, "mode": 1}, {"a": 1})], [({"a": 1}, None)]),
     Case("rename a root", "root_state", lambda: RootState, lambda: Saved, {"ROOT_RENAMED"},
          [({"a": 5}, {"a": 5})], proof=proof_type_url),
     Case("move a root to another package", "pkg_old", lambda: OldPkgState, lambda: NewPkgState,

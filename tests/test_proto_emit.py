@@ -66,8 +66,12 @@ def test_enum_values_are_prefixed_and_zero_is_added() -> None:
         speed: Speed = field(1)
 
     text = proto_files([Car])["emit.enum.proto"]
-    assert "enum Speed {\n  SPEED_UNSPECIFIED = 0;\n  SPEED_SLOW = 1;\n  SPEED_FAST = 2;\n}" in text
+    # The note tells a baseline reader that 0 is no member (a missing field fails to decode).
+    added = "  SPEED_UNSPECIFIED = 0; // no zero member\n"
+    assert f"enum Speed {{\n{added}  SPEED_SLOW = 1;\n  SPEED_FAST = 2;\n}}" in text
     assert "  .emit.enum.Speed speed = 1;" in text
+    plain = proto_files([Car], annotate=False)["emit.enum.proto"]
+    assert "  SPEED_UNSPECIFIED = 0;\n" in plain
 
 
 def test_well_known_class_maps_to_its_name_and_import() -> None:

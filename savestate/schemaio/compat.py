@@ -54,7 +54,7 @@ from ..model.plan import (
 )
 from ..model.scalars import ScalarKind
 from .discover import DiscoveryError, load_roots
-from .proto import collect_definitions
+from .proto import NO_ZERO_NOTE, collect_definitions
 
 __all__ = [
     "RULES",
@@ -125,7 +125,7 @@ _RULE_LIST = [
     Rule("FIELD_ADDED_REQUIRED", BACKWARD, "error",
          "a new field whose absence is a decode error (fixed array, Oneof, enum without zero)"),
     Rule("FIELD_REMOVED_REQUIRED", FORWARD, "error",
-         "a removed field that old code requires (fixed array, Oneof)"),
+         "a removed field that old code requires (fixed array, Oneof, enum without zero)"),
     Rule("ARRAY_LENGTH_CHANGED", BOTH, "error",
          "a fixed array's length changed (or a list became a fixed array, or back)"),
     Rule("ENUM_VALUE_NO_DELETE", BACKWARD, "error", "an enum value was removed or renumbered"),
@@ -406,8 +406,10 @@ class Enm:
     value, and the lines that declare it and each value."""
 
     full_name: str
-    values: dict[int, str]
-    has_zero: bool = True  # a zero member (else a missing field fails to decode)
+    values: dict[int, str]  # the ``<ENUM>_UNSPECIFIED = 0`` added for proto3 included
+    # Whether value 0 is a member (else a missing field fails to decode): None when a plain
+    # baseline does not say, since proto3 text always has a zero value.
+    has_zero: bool | None = True
     file: str | None = None  # where the baseline declares it
     line: int | None = None
     value_lines: dict[int, int] = field(default_factory=dict)
@@ -692,6 +694,8 @@ def comment_notes(comment: str) -> dict[str, Any]:
         words = part.split(" ")
         if part == "packed repr only":
             notes["array"] = True
+        elif part == NO_ZERO_NOTE:
+            notes["no_zero"] = True
         elif part in _KIND_BY_NAME and _KIND_BY_NAME[part].is_integer:
             notes["kind"] = _KIND_BY_NAME[part]
         elif len(words) == 2 and words[0] == "length" and words[1].isdigit():
@@ -733,16 +737,22 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
         def walk_enum(
             ed: Any, scope: str, path: tuple[int, ...],
             lines: dict[tuple[int, ...], int] = lines, file_name: str = file_name,
+            annotated: bool = annotated, comments: dict[tuple[int, ...], str] = comments,
         ) -> None:
             full = f"{scope}{ed.name}"
             value_lines = {}
+            # An annotated file marks the zero value the emitter added for proto3; a plain
+            # one cannot say whether the Python enum has that member.
+            has_zero: bool | None = True if annotated else None
             for j, v in enumerate(ed.value):
                 value_path = (*path, 2, j)
                 if value_path in lines:
                     value_lines[v.number] = lines[value_path]
+                if v.number == 0 and comment_notes(comments.get(value_path, "")).get("no_zero"):
+                    has_zero = False
             enums[full] = Enm(
-                full, {v.number: v.name for v in ed.value}, file=file_name,
-                line=lines.get(path), value_lines=value_lines,
+                full, {v.number: v.name for v in ed.value}, has_zero=has_zero,
+                file=file_name, line=lines.get(path), value_lines=value_lines,
             )
 
         def walk(
@@ -867,7 +877,7 @@ def _requires(f: Fld, seen: frozenset[int] = frozenset()) -> bool:
     if f.label != "singular" or f.is_map:
         return False
     if f.ty.proto == "enum":
-        return f.ty.enum is not None and not f.ty.enum.has_zero
+        return f.ty.enum is not None and f.ty.enum.has_zero is False
     msg = f.ty.msg
     if f.ty.proto != "message" or msg is None or f.nullable or id(msg) in seen:
         return False
@@ -1136,9 +1146,14 @@ class _Checker:
         if key in self.enum_pairs:
             return
         self.enum_pairs.add(key)
-        by_name = {name: v for v, name in ne.values.items()}
-        for value, name in sorted(oe.values.items()):
-            if value not in ne.values:
+        old_values, new_values = oe.values, ne.values
+        if oe.has_zero is not None and ne.has_zero is not None:
+            # Both sides say whether 0 is a member: the zero added only for proto3 is no value
+            # (decoding it fails), so losing or gaining a zero member is a value removed or added.
+            old_values, new_values = _members(oe), _members(ne)
+        by_name = {name: v for v, name in new_values.items()}
+        for value, name in sorted(old_values.items()):
+            if value not in new_values:
                 moved = by_name.get(name)
                 change = (
                     f"value {name} renumbered {value} -> {moved}"
@@ -1146,21 +1161,25 @@ class _Checker:
                 )
                 self.add(
                     "ENUM_VALUE_NO_DELETE", BACKWARD, f"{path}.{name}", value, change,
+                    "old state holding it omits the field, which the new code requires now "
+                    "that the enum has no zero member" if value == 0 else
                     "old state holding it fails to decode (unknown enum value)",
                     at=(oe.file, oe.value_lines.get(value, oe.line)),
                 )
-            elif ne.values[value] != name:
+            elif new_values[value] != name:
                 self.add(
                     "ENUM_VALUE_NAME_CHANGED", BOTH, f"{path}.{name}", value,
-                    f"value {name} -> {ne.values[value]} ({value})",
+                    f"value {name} -> {new_values[value]} ({value})",
                     f"JSON written before holds {name!r}: loading it fails (unknown enum value)",
                     at=(oe.file, oe.value_lines.get(value, oe.line)),
                 )
-        for value, name in sorted(ne.values.items()):
-            if value not in oe.values:
+        for value, name in sorted(new_values.items()):
+            if value not in old_values:
                 self.add(
                     "ENUM_VALUE_ADDED", FORWARD, f"{path}.{name}", value,
                     f"value {name} ({value}) added",
+                    "new state holding it omits the field, which old code requires (its enum "
+                    "had no zero member)" if value == 0 else
                     "old code rejects new state holding it (unknown enum value)",
                     at=(oe.file, oe.line),
                 )
@@ -1333,6 +1352,13 @@ class _Checker:
                 f"fixed length {'?' if o == ANY_LENGTH else o} -> list",
                 "old code requires exactly its count: new state of another count fails",
             )
+
+
+def _members(e: Enm) -> dict[int, str]:
+    """The values of ``e`` that are members (without a zero added only for proto3)."""
+    if e.has_zero is False:
+        return {v: name for v, name in e.values.items() if v != 0}
+    return e.values
 
 
 def _default_value(text: str) -> Any:

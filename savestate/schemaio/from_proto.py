@@ -240,11 +240,17 @@ class _Reader:
             self.top.append(self._enum(ed, (5, i), None, ctx))
 
     def _enum(self, ed: Any, path: tuple[int, ...], parent: _Message | None, ctx: Any) -> _Enum:
-        fd, leading, _, spans, _, _, index = ctx
+        fd, leading, trailing, spans, annotated, _, index = ctx
         scope = parent.full if parent else fd.package
         values = [
             (v.name, v.number, _clean_comment(leading.get((*path, 2, j), "")))
             for j, v in enumerate(ed.value)
+            # The zero savestate adds for proto3 to an enum without one is no member: kept,
+            # the class would read a missing field as it instead of refusing it.
+            if not (
+                annotated and v.number == 0
+                and comment_notes(trailing.get((*path, 2, j), "")).get("no_zero")
+            )
         ]
         found = _Enum(
             f"{scope}.{ed.name}", ed.name, fd.package, values,

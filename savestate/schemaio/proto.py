@@ -13,7 +13,9 @@ be accepted by ``protoc``), it does:
 
 - ``enum.IntEnum`` fields are proto ``enum`` types (the reference has none). Values are named
   ``<ENUM_NAME>_<MEMBER>`` in UPPER_SNAKE_CASE, and ``<ENUM_NAME>_UNSPECIFIED = 0`` is added when
-  the enum has no zero member (proto3 needs one; savestate rejects it on decode).
+  the enum has no zero member (proto3 needs one; savestate rejects it on decode). With
+  ``annotate=True`` that value's trailing comment is ``// no zero member``, so that a reader
+  of the baseline knows a missing field fails to decode rather than reading as value 0.
 - ``datetime.timedelta`` is ``.google.protobuf.Duration`` and imports ``duration.proto``.
 - A fixed-length array of any packable number (``sint32``, ``fixed32`` and enums included) is
   ``repeated T name = N; // packed repr only``, optional or not: that is what is on the wire. The
@@ -74,6 +76,10 @@ PACKED_ONLY = "packed repr only"
 ROOT_MARK = "// savestate: root"
 # With ``annotate=True``: the trailing-comment part recording a non-zero default, last.
 DEFAULT_NOTE = "default "
+# With ``annotate=True``: the trailing comment of the ``<ENUM>_UNSPECIFIED = 0`` value added for
+# an enum without a zero member. proto3 requires a zero, so the text alone cannot say that the
+# Python enum rejects 0 (a missing field): the checker reads this note back.
+NO_ZERO_NOTE = "no zero member"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +284,11 @@ class _File:
         value = enum_value(cls)
         out = _doc_lines(_enum_doc(cls), "")
         out.append(f"enum {cls.__name__} {{")
-        out += [f"  {name} = {number};" for number, name in value.names.items()]
+        for number, name in value.names.items():
+            line = f"  {name} = {number};"
+            if number == 0 and value.zero is None and self.annotate:
+                line += f" // {NO_ZERO_NOTE}"
+            out.append(line)
         out.append("}")
         return out
 
