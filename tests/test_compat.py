@@ -172,6 +172,17 @@ def _state_of(name: str, t: Any, **options: Any) -> type:
     return type(Protobuf)("State", (Protobuf,), ns, package="compat")
 
 
+def s_stage_or_none() -> type:
+    return _state_of("stage", _stage() | None)
+
+
+def s_stage_removed() -> type:
+    class State(Protobuf, package="compat", reserved=(1,)):
+        pass
+
+    return State
+
+
 def s_unit_to_struct() -> type:
     class Stage(Oneof, package="compat"):
         pass
@@ -594,6 +605,17 @@ CASES: list[Case] = [
     Case("a field of an enum without zero is removed, reserved", "mode_no_zero_and_a",
          s_a_and_mode_no_zero, s_array_removed, {"FIELD_REMOVED_REQUIRED"},
          [({"a": 1, "mode": 1}, {"a": 1})], [({"a": 1}, None)]),
+    Case("a Oneof field loses `| None`", "stage_or_none", s_stage_or_none, s_stage(),
+         {"FIELD_NULLABLE_CHANGED"},
+         [({"stage": None}, None), ({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})],
+         [({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})]),
+    Case("a Oneof field gains `| None`", "stage_annotated", s_stage(), s_stage_or_none,
+         {"FIELD_NULLABLE_CHANGED"},
+         [({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})],
+         [({"stage": None}, None), ({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})]),
+    Case("a `Oneof | None` field is removed, reserved", "stage_or_none", s_stage_or_none,
+         s_stage_removed, set(), [({"stage": ("Run", {"x": 3})}, {})],
+         [({}, {"stage": None})]),
     Case("rename a root", "root_state", lambda: RootState, lambda: Saved, {"ROOT_RENAMED"},
          [({"a": 5}, {"a": 5})], proof=proof_type_url),
     Case("move a root to another package", "pkg_old", lambda: OldPkgState, lambda: NewPkgState,

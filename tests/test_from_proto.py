@@ -29,7 +29,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from hypothesis import HealthCheck, given, settings
 
-from savestate import Oneof, Protobuf, field, proto_files, savedstate, u8, u32
+from savestate import Oneof, Protobuf, f64, field, proto_files, savedstate, u8, u32
 from savestate.cli import main
 from savestate.model.registry import (
     UnknownTypeName,
@@ -180,6 +180,16 @@ class _TinyUnit(_Tiny, variant=1):
         list[list[_Item] | None],
         dict[u32, tuple[u32] | None],
         _Tiny,
+        # Each one's text differs from the one below it only by `// nullable`.
+        _Tiny | None,
+        tuple[_Item],
+        tuple[dict[str, u32]],
+        dict[str, u32] | None,
+        tuple[datetime.timedelta],
+        list[datetime.timedelta | None],
+        dict[f64, _Item],
+        dict[f64, _Item | None],
+        dict[str, datetime.timedelta | None],
     ],
 )
 def test_nested_shapes_text_round_trip(annotation: Any, tmp_path_factory: Any) -> None:

@@ -54,7 +54,7 @@ from ..model.plan import (
 )
 from ..model.scalars import ScalarKind
 from .discover import DiscoveryError, load_roots
-from .proto import NO_ZERO_NOTE, collect_definitions
+from .proto import NO_ZERO_NOTE, NULLABLE_NOTE, collect_definitions
 
 __all__ = [
     "RULES",
@@ -143,6 +143,9 @@ _RULE_LIST = [
          "a root of the baseline is no longer declared: blobs of its type URL cannot restore"),
     Rule("FIELD_SAME_DEFAULT", BOTH, "error",
          "a field's default changed: state that omits the field decodes to another value"),
+    Rule("FIELD_NULLABLE_CHANGED", BOTH, "error",
+         "a required message field (a Oneof, or a message holding a required field) gained or "
+         "lost `| None`: None is written as no field, which the side without it refuses"),
     Rule("FIELD_JSON_NAME_CHANGED", BOTH, "warning",
          "a field's JSON name changed: JSON written before fails to load", JSON),
     Rule("ENUM_VALUE_NAME_CHANGED", BOTH, "warning",
@@ -696,6 +699,8 @@ def comment_notes(comment: str) -> dict[str, Any]:
             notes["array"] = True
         elif part == NO_ZERO_NOTE:
             notes["no_zero"] = True
+        elif part == NULLABLE_NOTE:
+            notes["nullable"] = True
         elif part in _KIND_BY_NAME and _KIND_BY_NAME[part].is_integer:
             notes["kind"] = _KIND_BY_NAME[part]
         elif len(words) == 2 and words[0] == "length" and words[1].isdigit():
@@ -798,6 +803,8 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
                 )
                 if fdp.HasField("oneof_index") and not optional:
                     fld.oneof = oneofs[fdp.oneof_index]
+                if proto == "message" and notes.get("nullable"):
+                    fld.nullable = True
                 if "length" in notes:
                     fld.array = notes["length"]
                 elif notes.get("array"):
@@ -1213,6 +1220,7 @@ class _Checker:
             return
         self.arrays(of, nf, path)
         self.defaults(of, nf, path)
+        self.nullable(of, nf, path)
         if (
             oc == "singular"
             and of.ty.proto not in ("message",)
@@ -1227,6 +1235,27 @@ class _Checker:
                 f"{'optional' if of.label == 'optional' else 'implicit'} presence -> "
                 f"{'optional' if nf.label == 'optional' else 'implicit'}",
                 effect,
+            )
+
+    def nullable(self, of: Fld, nf: Fld, path: str) -> None:
+        """``T | None`` added or removed where ``T`` is required: None is no field at all."""
+        if of.nullable == nf.nullable or of.cardinality != "singular" or of.ty.proto != "message":
+            return
+        if of.file in self.old.plain_files:
+            return  # a plain baseline does not say which message fields may be None
+        if of.nullable and _requires(nf):
+            self.add(
+                "FIELD_NULLABLE_CHANGED", BACKWARD, path, nf.number,
+                f"{of.ty.ref} | None -> {nf.ty.ref}",
+                f"old state holding None lacks the field, and it is {_why_required(nf)}: "
+                "decoding fails",
+            )
+        elif nf.nullable and _requires(of):
+            self.add(
+                "FIELD_NULLABLE_CHANGED", FORWARD, path, nf.number,
+                f"{of.ty.ref} -> {nf.ty.ref} | None",
+                f"new state holding None lacks the field, which old code requires "
+                f"({_why_required(of)})",
             )
 
     def defaults(self, of: Fld, nf: Fld, path: str) -> None:

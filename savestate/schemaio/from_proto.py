@@ -25,7 +25,9 @@ message, named after its field                         ``list[T] | None``, ``lis
 ``google.protobuf.Any`` / ``Duration``                 ``SavedStateBlob`` / ``timedelta``
 a proto ``enum``                                       an ``IntEnum`` (the ``ENUM_`` prefix dropped)
 ``optional`` scalar                                    ``T | None``
-a singular message field                               ``T | None`` (it has presence in proto3)
+a singular message field                               ``T | None`` (it has presence in proto3; in
+                                                       savestate's annotated text, only one marked
+                                                       ``// nullable``)
 ``// u8``, ``// length 4``, ``// packed repr only``    the width, ``field(length=4)``
 ``reserved``                                           ``reserved=``
 =====================================================  ============================================
@@ -452,7 +454,11 @@ class _Generator:
         if n > 1:
             return True
         f = m.fields[0]
-        return not f.repeated and not f.optional and f.type not in (_MESSAGE,)
+        if f.repeated or f.optional:
+            return False
+        # `{Msg field1 = 1}` is a one-element tuple or the wrapper of `Msg | None`: savestate's
+        # annotated text tells them apart by the wrapper's `// nullable`; other text, never.
+        return f.type != _MESSAGE or (m.annotated and not f.notes.get("nullable"))
 
     @staticmethod
     def _wrapper_shaped(m: _Message) -> bool:
@@ -580,7 +586,10 @@ class _Generator:
             if length is not None:
                 return self.fixed_wrapper(f, mod, length)
             t = self.value_of(f, mod, allow_seq=True)
-            if struct and t.message:
+            # savestate's annotated text marks the message fields that may be None (`//
+            # nullable`); elsewhere any message field may be absent, as in proto3.
+            nullable = f.notes.get("nullable") or (struct and not f.owner.annotated)
+            if nullable and (t.message or f.owner.annotated) and not t.optional:
                 t = _opt(t)
             return t, None, []
         text, comments = self.scalar(f, mod)
@@ -644,7 +653,12 @@ class _Generator:
             if self._wrapper_shaped(m):
                 self._take(m)
                 inner = self.wrapped(m, mod)
-                if inner.optional or not allow_seq:
+                # Where a sequence may stand, the wrapper is its `| None` (savestate's annotated
+                # text marks that field `// nullable`), else a one-element tuple.
+                tuple_of = inner.optional or not allow_seq or (
+                    f.owner.annotated and not f.notes.get("nullable")
+                )
+                if tuple_of:
                     return _Py(f"tuple[{inner.text}]", message=True)
                 return _opt(inner)
         return _Py(self.ref(full, mod, f.where), message=True)
@@ -659,8 +673,10 @@ class _Generator:
                 return None
             t = self.value_of(f, mod, allow_seq=allow_seq)
             # A value that may be a sequence is an entry message's: a plain message value
-            # would have made a proto map, so the entry's message value is `T | None`.
-            return (_opt(t) if allow_seq and t.message else t), []
+            # would have made a proto map (unless its key cannot be a map key, which only
+            # savestate's annotated text tells by its `// nullable`), so it is `T | None`.
+            nullable = bool(f.notes.get("nullable")) if f.owner.annotated else t.message
+            return (_opt(t) if allow_seq and nullable else t), []
         t, length, comments = self.field_type(f, mod, struct=False)
         if length is not None:
             return None
