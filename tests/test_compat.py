@@ -305,6 +305,22 @@ def s_added_array() -> type:
     return State
 
 
+def s_added_optional_array() -> type:
+    class State(Protobuf, package="compat"):
+        a: u32 = field(1, default=0)
+        regs: bytes | None = field(2, length=4, default=None)
+
+    return State
+
+
+def s_optional_packed_array() -> type:
+    class State(Protobuf, package="compat"):
+        a: u32 = field(1, default=0)
+        regs: list[u32] | None = field(2, length=2, default=None)
+
+    return State
+
+
 def s_added_oneof() -> type:
     stage = _stage()
     ns: dict[str, Any] = {
@@ -616,6 +632,14 @@ CASES: list[Case] = [
     Case("a `Oneof | None` field is removed, reserved", "stage_or_none", s_stage_or_none,
          s_stage_removed, set(), [({"stage": ("Run", {"x": 3})}, {})],
          [({}, {"stage": None})]),
+    Case("add an optional fixed array", "one_u32", s_one_u32, s_added_optional_array, set(),
+         [({"a": 1}, {"a": 1, "regs": None})], [({"a": 1, "regs": b"abcd"}, {"a": 1})]),
+    Case("a fixed array gains `| None`", "array_4", s_array_n(4), s_added_optional_array,
+         {"FIELD_NULLABLE_CHANGED"}, [({"a": 1, "regs": b"abcd"}, {"a": 1, "regs": b"abcd"})],
+         [({"a": 1, "regs": None}, None)]),
+    Case("an optional packed fixed array is removed, reserved", "opt_packed_array",
+         s_optional_packed_array, s_array_removed, set(),
+         [({"a": 1, "regs": [1, 2]}, {"a": 1})], [({"a": 1}, {"a": 1, "regs": None})]),
     Case("rename a root", "root_state", lambda: RootState, lambda: Saved, {"ROOT_RENAMED"},
          [({"a": 5}, {"a": 5})], proof=proof_type_url),
     Case("move a root to another package", "pkg_old", lambda: OldPkgState, lambda: NewPkgState,

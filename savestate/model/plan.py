@@ -331,6 +331,15 @@ class FieldPlan:
         return self.label is Label.REPEATED
 
     @property
+    def nullable(self) -> bool:
+        """Whether a message field or a fixed array is declared ``T | None`` (its absence
+        decodes to None). Their ``.proto`` label is the same either way, unlike a scalar's
+        ``optional``, while without ``| None`` a Oneof or a fixed array is required."""
+        return self.presence is Presence.EXPLICIT and (
+            isinstance(self.value, MessageValue) or self.length is not None
+        )
+
+    @property
     def message(self) -> MessagePlan | None:
         """The plan of the message the field holds, or None for a scalar or enum field."""
         return self.value.message if isinstance(self.value, MessageValue) else None

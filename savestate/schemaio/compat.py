@@ -46,8 +46,6 @@ from ..model.plan import (
     Form,
     Label,
     MessagePlan,
-    MessageValue,
-    Presence,
     ScalarValue,
     enum_value,
     plan_of,
@@ -144,7 +142,7 @@ _RULE_LIST = [
     Rule("FIELD_SAME_DEFAULT", BOTH, "error",
          "a field's default changed: state that omits the field decodes to another value"),
     Rule("FIELD_NULLABLE_CHANGED", BOTH, "error",
-         "a required message field (a Oneof, or a message holding a required field) gained or "
+         "a required field (fixed array, Oneof, message holding a required field) gained or "
          "lost `| None`: None is written as no field, which the side without it refuses"),
     Rule("FIELD_JSON_NAME_CHANGED", BOTH, "warning",
          "a field's JSON name changed: JSON written before fails to load", JSON),
@@ -370,7 +368,7 @@ class Fld:
     is_map: bool = False
     oneof: str | None = None
     array: int | None = None  # a length, ANY_LENGTH, UNKNOWN, or None: not a fixed array
-    nullable: bool = False  # a message field declared `T | None` (absence is fine)
+    nullable: bool = False  # a message field or fixed array declared `T | None` (absence is fine)
     json_name: str = ""
     default: str | None = ""  # a non-zero default as JSON text; "" the zero; None: not known
     file: str | None = None  # where the baseline declares it
@@ -501,7 +499,7 @@ class _ModelBuilder:
             label,
             is_map=f.is_map,
             array=f.length,
-            nullable=f.presence is Presence.EXPLICIT and isinstance(f.value, MessageValue),
+            nullable=f.nullable,
             json_name=f.json_name,
             default=f.default_text,
         )
@@ -803,8 +801,7 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
                 )
                 if fdp.HasField("oneof_index") and not optional:
                     fld.oneof = oneofs[fdp.oneof_index]
-                if proto == "message" and notes.get("nullable"):
-                    fld.nullable = True
+                fld.nullable = bool(notes.get("nullable"))
                 if "length" in notes:
                     fld.array = notes["length"]
                 elif notes.get("array"):
@@ -879,6 +876,8 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
 
 def _requires(f: Fld, seen: frozenset[int] = frozenset()) -> bool:
     """Whether a reader fails when field ``f`` is absent from the bytes."""
+    if f.nullable:
+        return False  # absence is None, fixed arrays and Oneofs too
     if f.array is not None and f.array != UNKNOWN:
         return True
     if f.label != "singular" or f.is_map:
@@ -886,7 +885,7 @@ def _requires(f: Fld, seen: frozenset[int] = frozenset()) -> bool:
     if f.ty.proto == "enum":
         return f.ty.enum is not None and f.ty.enum.has_zero is False
     msg = f.ty.msg
-    if f.ty.proto != "message" or msg is None or f.nullable or id(msg) in seen:
+    if f.ty.proto != "message" or msg is None or id(msg) in seen:
         return False
     if msg.is_oneof_enum:
         return True
@@ -1225,6 +1224,8 @@ class _Checker:
             oc == "singular"
             and of.ty.proto not in ("message",)
             and {of.label, nf.label} == {"singular", "optional"}
+            # A fixed array is always written: `optional` there is only `| None` (above).
+            and not any(f.array is not None and f.array != UNKNOWN for f in (of, nf))
         ):
             if nf.label == "optional":
                 effect = "a zero the old code did not write now decodes as None or the default"
@@ -1239,21 +1240,21 @@ class _Checker:
 
     def nullable(self, of: Fld, nf: Fld, path: str) -> None:
         """``T | None`` added or removed where ``T`` is required: None is no field at all."""
-        if of.nullable == nf.nullable or of.cardinality != "singular" or of.ty.proto != "message":
+        if of.nullable == nf.nullable:
             return
         if of.file in self.old.plain_files:
             return  # a plain baseline does not say which message fields may be None
         if of.nullable and _requires(nf):
             self.add(
                 "FIELD_NULLABLE_CHANGED", BACKWARD, path, nf.number,
-                f"{of.ty.ref} | None -> {nf.ty.ref}",
+                f"{of.ty} | None -> {nf.ty}",
                 f"old state holding None lacks the field, and it is {_why_required(nf)}: "
                 "decoding fails",
             )
         elif nf.nullable and _requires(of):
             self.add(
                 "FIELD_NULLABLE_CHANGED", FORWARD, path, nf.number,
-                f"{of.ty.ref} -> {nf.ty.ref} | None",
+                f"{of.ty} -> {nf.ty} | None",
                 f"new state holding None lacks the field, which old code requires "
                 f"({_why_required(of)})",
             )

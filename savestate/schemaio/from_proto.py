@@ -581,7 +581,10 @@ class _Generator:
             unpacked = f.packed is False or (f.owner.proto2 and f.packed is None)
             if unpacked and f.type not in (_STRING, _BYTES):
                 comments.append(f"{f.name}: written packed (readers accept both forms)")
-            return _Py(f"list[{text}]", seq=True), length, comments
+            t = _Py(f"list[{text}]", seq=True)
+            if length is not None and f.notes.get("nullable"):
+                t = _opt(t)  # a fixed array that may be None: its text says so only here
+            return t, length, comments
         if f.type == _MESSAGE:
             if length is not None:
                 return self.fixed_wrapper(f, mod, length)

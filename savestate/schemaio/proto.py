@@ -27,7 +27,8 @@ be accepted by ``protoc``), it does:
 - A scalar field whose default is not zero is written even when zero, so it is ``optional``: a
   reader can then tell "zero" (present) from "the default" (absent). With ``annotate=True`` its
   trailing comment records the default as JSON (``// default 5``, an enum by its number, bytes
-  in base64), a message field declared ``T | None`` is marked ``// nullable``, and a
+  in base64), a message field or fixed array declared ``T | None`` is marked ``// nullable``,
+  and a
   ``// savestate: root`` line precedes each saved-state root.
 - A class marked as a well-known type (``__savestate_wellknown__``, as ``SavedStateBlob`` is for
   ``google.protobuf.Any``) is referenced by its well-known name, with its import.
@@ -56,8 +57,6 @@ from ..model.plan import (
     Form,
     Label,
     MessagePlan,
-    MessageValue,
-    Presence,
     ScalarValue,
     enum_value,
     plan_of,
@@ -83,9 +82,9 @@ DEFAULT_NOTE = "default "
 # an enum without a zero member. proto3 requires a zero, so the text alone cannot say that the
 # Python enum rejects 0 (a missing field): the checker reads this note back.
 NO_ZERO_NOTE = "no zero member"
-# With ``annotate=True``: the trailing-comment part of a message field declared ``T | None``.
-# The text is the same either way (a proto3 message field always has presence), but a field
-# holding a Oneof is required unless it may be None, which the checker must know.
+# With ``annotate=True``: the trailing-comment part of a message field or fixed array declared
+# ``T | None`` (``FieldPlan.nullable``). The text is the same either way, but a Oneof or a fixed
+# array is required unless it may be None, which the checker must know.
 NULLABLE_NOTE = "nullable"
 
 
@@ -364,7 +363,7 @@ class _File:
         notes = [PACKED_ONLY] if f.length is not None and f.label is Label.REPEATED else []
         if self.annotate:
             notes += f.notes
-            if f.presence is Presence.EXPLICIT and isinstance(f.value, MessageValue):
+            if f.nullable:
                 notes.append(NULLABLE_NOTE)
             if f.default_text:
                 notes.append(DEFAULT_NOTE + f.default_text)
