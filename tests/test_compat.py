@@ -640,6 +640,11 @@ CASES: list[Case] = [
     Case("an optional packed fixed array is removed, reserved", "opt_packed_array",
          s_optional_packed_array, s_array_removed, set(),
          [({"a": 1, "regs": [1, 2]}, {"a": 1})], [({"a": 1}, {"a": 1, "regs": None})]),
+    # A forward-only break inside a renamed message stays forward-only (a warning by default).
+    Case("rename a message and widen a field in it", "reg", s_reg(), s_reg("Register", u64),
+         {"FIELD_SAME_MESSAGE_TYPE"},
+         [({"reg": ("Reg", {"x": 1, "y": 2})}, {"reg": ("Register", {"x": 1, "y": 2})})],
+         [({"reg": ("Register", {"x": 1, "y": 2**40})}, None)]),
     Case("rename a root", "root_state", lambda: RootState, lambda: Saved, {"ROOT_RENAMED"},
          [({"a": 5}, {"a": 5})], proof=proof_type_url),
     Case("move a root to another package", "pkg_old", lambda: OldPkgState, lambda: NewPkgState,

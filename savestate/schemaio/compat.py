@@ -1343,14 +1343,21 @@ class _Checker:
         sub = _Checker(self.old, self.new, self.checked, self.json_checked)
         sub.pairs = set(self.pairs)
         sub.messages(om, nm, nt.ref)
-        errors = [f for f in sub.findings if RULES[f.rule].level == "error"]
+        # A break of the inner messages is one in the directions it breaks in: a widening
+        # inside is a forward break (a warning unless forward is checked), as it is when the
+        # message keeps its name.
+        breaks = [f for f in sub.findings if RULES[f.rule].level == "error"]
         oldp, _, olds = ot.ref.rpartition(".")
         newp, _, news = nt.ref.rpartition(".")
-        if errors:
-            first = errors[0]
+        if breaks:
+            directions = {f.direction for f in breaks}
+            direction = directions.pop() if len(directions) == 1 else BOTH
+            first = min(breaks, key=lambda f: _LEVEL_ORDER[f.level])
             self.add(
-                "FIELD_SAME_MESSAGE_TYPE", BOTH, path, number, f"type {ot.ref} -> {nt.ref}",
-                f"the new message does not read the old one: {first.change} [{first.rule}]",
+                "FIELD_SAME_MESSAGE_TYPE", direction, path, number,
+                f"type {ot.ref} -> {nt.ref}",
+                f"the {'old' if direction == FORWARD else 'new'} message does not read the "
+                f"{'new' if direction == FORWARD else 'old'} one: {first.change} [{first.rule}]",
             )
         elif olds == news and oldp != newp:
             self.add(
