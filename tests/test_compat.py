@@ -16,6 +16,7 @@ text describes those classes exactly.
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from savestate import (
     i8,
     i32,
     i64,
+    int32,
+    int64,
     savedstate,
     u8,
     u16,
@@ -645,6 +648,17 @@ CASES: list[Case] = [
          {"FIELD_SAME_MESSAGE_TYPE"},
          [({"reg": ("Reg", {"x": 1, "y": 2})}, {"reg": ("Register", {"x": 1, "y": 2})})],
          [({"reg": ("Register", {"x": 1, "y": 2**40})}, None)]),
+    # A timedelta reads whole microseconds only: (1, 5) is 1 s and 5 ns.
+    Case("tuple[int64, int32] -> timedelta", "tuple_i64_i32",
+         s_scalar(tuple[int64, int32], (0, 0)), s_scalar(datetime.timedelta, datetime.timedelta()),
+         {"FIELD_SAME_MESSAGE_TYPE", "FIELD_JSON_NAME_CHANGED"},
+         [({"a": (1, 5)}, None),
+          ({"a": (1, 2000)}, {"a": datetime.timedelta(seconds=1, microseconds=2)})],
+         [({"a": datetime.timedelta(seconds=1)}, {"a": (1, 0)})]),
+    Case("timedelta -> tuple[int64, int32]", "duration_field",
+         s_scalar(datetime.timedelta, datetime.timedelta()), s_scalar(tuple[int64, int32], (0, 0)),
+         {"FIELD_SAME_MESSAGE_TYPE", "FIELD_JSON_NAME_CHANGED"},
+         [({"a": datetime.timedelta(seconds=1)}, {"a": (1, 0)})], [({"a": (1, 5)}, None)]),
     Case("rename a root", "root_state", lambda: RootState, lambda: Saved, {"ROOT_RENAMED"},
          [({"a": 5}, {"a": 5})], proof=proof_type_url),
     Case("move a root to another package", "pkg_old", lambda: OldPkgState, lambda: NewPkgState,
@@ -746,3 +760,13 @@ def test_the_table_covers_every_rule() -> None:
     compatible = [c for c in CASES if not any(RULES[r].direction != "forward"
                                               and RULES[r].level == "error" for r in c.rules)]
     assert len(compatible) >= 12
+
+
+def test_findings_inside_a_well_known_message_point_at_the_baseline() -> None:
+    # Duration's fields are declared in protobuf's own file, which is not in the baseline.
+    report = check_compatible([s_scalar(tuple[int64, int32], (0, 0))()],
+                              against=baseline("duration_field"), direction="both")
+    assert len(report.findings) == 3
+    assert {(Path(str(f.file)).parent.name, f.line) for f in report.findings} == {
+        ("duration_field", 10)
+    }

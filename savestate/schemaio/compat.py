@@ -41,6 +41,7 @@ from ..errors import SavestateError
 from ..model import scalars
 from ..model.names import WRAPPER_MESSAGES
 from ..model.plan import (
+    DURATION,
     EnumValue,
     FieldPlan,
     Form,
@@ -1046,11 +1047,12 @@ class _Checker:
         for number, of in sorted(om.fields.items()):
             nf = nm.fields.get(number)
             where = f"{path}.{of.name}"
-            # A wrapper's field is declared in protobuf's own file: point at the field using it.
-            here = self.where if om.full_name in _WRAPPERS else _at(of)
+            # A well-known message's field is declared in protobuf's own file, not in the
+            # baseline: point at the field using it.
+            here = self.where if om.full_name.startswith("google.protobuf.") else _at(of)
             if nf is not None:
                 if om.full_name not in _WRAPPERS and nm.full_name not in _WRAPPERS:
-                    self.names(om, of, nf, f"{path}.{nf.name}")
+                    self.names(om, of, nf, f"{path}.{nf.name}", here)
                 saved, self.where = self.where, here
                 try:
                     self.fields(of, nf, f"{path}.{nf.name}")
@@ -1131,7 +1133,7 @@ class _Checker:
                         at=_at(om),
                     )
 
-    def names(self, om: Msg, of: Fld, nf: Fld, path: str) -> None:
+    def names(self, om: Msg, of: Fld, nf: Fld, path: str, at: Where) -> None:
         """The JSON name of a field (a Oneof variant's too) is the key JSON is written under."""
         old_json, new_json = of.json_name or of.name, nf.json_name or nf.name
         if old_json == new_json:
@@ -1144,7 +1146,7 @@ class _Checker:
             f"(JSON {old_json!r} -> {new_json!r})",
             f"JSON written before (savestate decode, to_json) holds {old_json!r}: loading it "
             "fails (unknown field)",
-            at=_at(of),
+            at=at,
         )
 
     def enums(self, oe: Enm, ne: Enm, path: str) -> None:
@@ -1326,6 +1328,19 @@ class _Checker:
         wkt = ot.ref.startswith("google.protobuf.")
         if ot.ref == nt.ref and (wkt or (om.top_level and nm.top_level)):
             return  # compared once, by name
+        duration = DURATION[0]
+        if (ot.ref == duration) != (nt.ref == duration):
+            # A Duration is read as a timedelta, which holds whole microseconds within
+            # Duration's range: another message of the same fields (tuple[int64, int32]) writes
+            # what it refuses. The other way, every timedelta reads as its seconds and nanos.
+            reader = "new" if nt.ref == duration else "old"
+            self.add(
+                "FIELD_SAME_MESSAGE_TYPE", BACKWARD if reader == "new" else FORWARD, path,
+                number, f"type {ot.ref} -> {nt.ref}",
+                f"the {reader} code reads a timedelta: "
+                f"{'old' if reader == 'new' else 'new'} values whose nanos are not whole "
+                "microseconds, or out of Duration's range, fail to decode",
+            )
         if (ot.ref in _WRAPPERS) != (nt.ref in _WRAPPERS):
             old_json, new_json = (
                 "a bare value" if ref in _WRAPPERS else "an object" for ref in (ot.ref, nt.ref)
