@@ -121,6 +121,38 @@ def test_cli_empty_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "no .proto files" in capsys.readouterr().err
 
 
+_HOSTILE_NOTE = """// savestate: widths and lengths in trailing comments.
+syntax = "proto3";
+package compat;
+message State {{
+  {field} // {note}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("field", "note", "message"),
+    [
+        ("bytes a = 1;", "length \u00b2", "length"),  # a digit to isdigit(), not to int()
+        ("bytes a = 1;", "length " + "9" * 5000, "length"),
+        ("uint32 a = 1;", "default " + "[" * 100_000, "nested too deep"),
+    ],
+    ids=["superscript", "huge", "deep"],
+)
+def test_cli_hostile_note_is_a_baseline_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, note: str, message: str
+) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "compat.proto").write_text(_HOSTILE_NOTE.format(field=field, note=note), "utf-8")
+    status = main(["check", _module(tmp_path, "u8"), "--against", str(base)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "compat.proto:5:" in err and message in err
+    with pytest.raises(BaselineError, match=message):
+        load_baseline(base)
+
+
 def test_library_and_pytest_helper() -> None:
     class State(Protobuf, package="compat"):
         a: u8 = field(1, default=0)

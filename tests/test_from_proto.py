@@ -468,6 +468,18 @@ def test_no_savestate_form(tmp_path: Path, text: str, message: str, path: str) -
     assert not isinstance(info.value, ProtoInputError)
 
 
+@pytest.mark.parametrize("note", ["length \u00b2", "default " + "[" * 100_000])
+def test_unreadable_note(tmp_path: Path, note: str) -> None:
+    (tmp_path / "e.proto").write_text(
+        '// savestate: widths and lengths in trailing comments.\nsyntax = "proto3"; package e;'
+        f" message A {{ bytes y = 2; // {note}\n}}",
+        encoding="utf-8",
+    )
+    with pytest.raises(FromProtoError) as info:
+        generate([tmp_path])
+    assert info.value.path_text == "A.y"
+
+
 def test_proto2_zero_default_and_optional(tmp_path: Path) -> None:
     (tmp_path / "e.proto").write_text(
         'syntax = "proto2"; package e2; message A { optional int32 x = 1 [default = 0]; '

@@ -678,18 +678,26 @@ def baseline_directory(against: str | os.PathLike[str]) -> Iterator[tuple[Path, 
         yield Path(tmp), directory
 
 
+_MAX_LENGTH_DIGITS = 18  # a fixed array's length fits an int64 (no number of 4300 digits)
 _DEFAULT_NOTE = re.compile(r"(?:^|;\s*)default (.*)$", re.S)
 
 
 def comment_notes(comment: str) -> dict[str, Any]:
-    """The structured parts of a trailing comment: width, length, key/value widths, array."""
+    """The structured parts of a trailing comment: width, length, key/value widths, array.
+
+    Raises :class:`BaselineError` for a note that cannot be one savestate wrote: a length that
+    is not a plain decimal number, a default nested too deep to read."""
     notes: dict[str, Any] = {}
     # The default comes last, as JSON text (which may hold ";"): take it off first.
     found = _DEFAULT_NOTE.search(comment.strip())
     if found is not None:
-        with contextlib.suppress(ValueError):
+        try:
             json.loads(found.group(1))
             notes["default"] = found.group(1).strip()
+        except ValueError:
+            pass  # not JSON: a comment that only starts like a note
+        except RecursionError as exc:
+            raise BaselineError(f"the note `default ...` is nested too deep: {exc}") from exc
         comment = comment.strip()[: found.start()]
     for raw in comment.replace("\n", ";").split(";"):
         part = " ".join(raw.split())
@@ -703,10 +711,21 @@ def comment_notes(comment: str) -> dict[str, Any]:
         elif part in _KIND_BY_NAME and _KIND_BY_NAME[part].is_integer:
             notes["kind"] = _KIND_BY_NAME[part]
         elif len(words) == 2 and words[0] == "length" and words[1].isdigit():
+            # isdigit() accepts digits int() does not read ("²") and numbers of any size
+            if not (words[1].isascii() and len(words[1]) <= _MAX_LENGTH_DIGITS):
+                raise BaselineError(f"the note {part!r} does not give a length savestate reads")
             notes["length"] = int(words[1])
         elif len(words) == 2 and words[0] in ("key", "value") and words[1] in _KIND_BY_NAME:
             notes[words[0]] = _KIND_BY_NAME[words[1]]
     return notes
+
+
+def _notes(comment: str, file: str, line: int | None) -> dict[str, Any]:
+    """:func:`comment_notes`, its error naming the baseline file and line."""
+    try:
+        return comment_notes(comment)
+    except BaselineError as exc:
+        raise BaselineError(f"{file}:{line}: {exc}") from exc
 
 
 def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
@@ -752,7 +771,8 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
                 value_path = (*path, 2, j)
                 if value_path in lines:
                     value_lines[v.number] = lines[value_path]
-                if v.number == 0 and comment_notes(comments.get(value_path, "")).get("no_zero"):
+                value_notes = _notes(comments.get(value_path, ""), file_name, lines.get(value_path))
+                if v.number == 0 and value_notes.get("no_zero"):
                     has_zero = False
             enums[full] = Enm(
                 full, {v.number: v.name for v in ed.value}, has_zero=has_zero,
@@ -781,7 +801,9 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
             oneofs = [o.name for o in md.oneof_decl]
             for i, fdp in enumerate(md.field):
                 proto = _TYPE_NAMES[fdp.type]
-                notes = comment_notes(comments.get((*path, 2, i), ""))
+                notes = _notes(
+                    comments.get((*path, 2, i), ""), file_name, lines.get((*path, 2, i))
+                )
                 kind: ScalarKind | None = None
                 if proto in _PROTO_KIND:
                     kind = notes.get("kind") or (

@@ -167,6 +167,14 @@ class _Message:
         return self.full.removeprefix(f"{self.package}.").split(".")
 
 
+def _notes(comment: str, where: list[str]) -> dict[str, Any]:
+    """The notes of a trailing comment; one savestate cannot read is a FromProtoError."""
+    try:
+        return comment_notes(comment)
+    except BaselineError as exc:
+        raise FromProtoError(str(exc), where) from exc
+
+
 def _clean_comment(text: str) -> str | None:
     """A comment as protoc gives it (each line with its leading space) as doc text."""
     lines = [line[1:] if line.startswith(" ") else line for line in text.split("\n")]
@@ -251,7 +259,7 @@ class _Reader:
             # the class would read a missing field as it instead of refusing it.
             if not (
                 annotated and v.number == 0
-                and comment_notes(trailing.get((*path, 2, j), "")).get("no_zero")
+                and _notes(trailing.get((*path, 2, j), ""), [ed.name, v.name]).get("no_zero")
             )
         ]
         found = _Enum(
@@ -312,7 +320,7 @@ class _Reader:
                     oneof=oneof,
                     packed=fdp.options.packed if fdp.options.HasField("packed") else None,
                     doc=_clean_comment(leading.get((*path, 2, j), "")),
-                    notes=comment_notes(trailing.get((*path, 2, j), "")), owner=m,
+                    notes=_notes(trailing.get((*path, 2, j), ""), fwhere), owner=m,
                 )
             )
         for j, nd in enumerate(md.nested_type):
