@@ -251,6 +251,26 @@ def test_against_a_git_revision(
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_revision_directory_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _old, new, base = _release(repo)
+    shutil.copytree(base, repo / "baseline-\u00fc")  # git quotes such a name unless -z
+    _git(repo, "init", "-q")
+    _git(repo, "add", "proto", "baseline-\u00fc")
+    _git(repo, "commit", "-q", "-m", "release 1")
+    monkeypatch.chdir(repo)
+    capsys.readouterr()
+    for directory in ("baseline-\u00fc", "proto/../proto", "proto/", "./proto"):
+        assert main(["check", new, "--against", f"git:HEAD:{directory}"]) == 1, directory
+        assert "ci.cli.proto:9: error  ci.cli.State.a (1): " in capsys.readouterr().out
+    assert main(["check", new, "--against", "git:HEAD:proto/ci.cli.proto"]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
 def test_proto_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old, new, base = _release(tmp_path)
     capsys.readouterr()

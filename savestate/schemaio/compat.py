@@ -29,6 +29,7 @@ import dataclasses
 import enum
 import json
 import os
+import posixpath
 import re
 import subprocess
 import tempfile
@@ -663,16 +664,20 @@ def baseline_directory(against: str | os.PathLike[str]) -> Iterator[tuple[Path, 
     ref, sep, directory = spec[len(GIT_PREFIX):].partition(":")
     if not sep or not ref or not directory:
         raise BaselineError(f"a git baseline is git:REF:DIR (e.g. git:main:proto), not {spec!r}")
-    directory = directory.rstrip("/") or "."
-    listed = _git(["ls-tree", "-r", "--name-only", ref, "--", directory], spec)
-    names = [n for n in listed.decode("utf-8", "replace").splitlines() if n.endswith(".proto")]
+    # git lists normalised paths: `proto/../proto` must be `proto` to take them apart.
+    directory = posixpath.normpath(directory)
+    # -z: without it git quotes a name that is not ASCII ("baseline-\303\274/...").
+    listed = _git(["ls-tree", "-r", "-z", "--name-only", ref, "--", directory], spec)
+    names = [os.fsdecode(n) for n in listed.split(b"\0") if n.endswith(b".proto")]
+    if directory in names:
+        raise BaselineError(f"baseline {spec}: {directory} is a file, not a directory")
     if not names:
         raise BaselineError(f"baseline {spec} holds no .proto files")
     with tempfile.TemporaryDirectory(prefix="savestate-baseline-") as tmp:
-        base = Path(directory)
+        prefix = "" if directory == "." else directory + "/"
         for name in names:
             text = _git(["show", f"{ref}:./{name}"], f"{name} at {ref}")
-            target = Path(tmp) / Path(name).relative_to(base)
+            target = Path(tmp) / name.removeprefix(prefix)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(text)
         yield Path(tmp), directory
