@@ -480,6 +480,56 @@ def test_unreadable_note(tmp_path: Path, note: str) -> None:
     assert info.value.path_text == "A.y"
 
 
+_DEFAULT_FIELD = (
+    '// savestate: widths and lengths in trailing comments.\nsyntax = "proto3"; package {pkg};'
+    " message A {{ optional {proto} y = 1; // {note}\n}}"
+)
+
+
+@pytest.mark.parametrize(
+    ("proto", "note", "message"),
+    [
+        ("uint32", "u8; default 300", "out of range for u8"),
+        ("sint32", "default -2147483649", "out of range for i32"),
+        ("string", "default true", "does not fit"),
+        ("bool", "default 1", "does not fit"),
+        ("uint64", "default 1.5", "does not fit"),
+        ("bytes", 'default "not base64!"', "not base64"),
+    ],
+)
+def test_default_that_does_not_fit(tmp_path: Path, proto: str, note: str, message: str) -> None:
+    (tmp_path / "e.proto").write_text(
+        _DEFAULT_FIELD.format(pkg="e", proto=proto, note=note), encoding="utf-8"
+    )
+    with pytest.raises(FromProtoError, match=message) as info:
+        generate([tmp_path])
+    assert info.value.path_text == "A.y"
+
+
+@pytest.mark.parametrize(
+    ("proto", "note", "expected"),
+    [
+        ("uint32", "u8; default 255", 255),
+        ("double", "default NaN", "nan"),
+        ("float", "default -Infinity", float("-inf")),
+        ("double", "default 5", 5.0),
+    ],
+)
+def test_default_that_fits_imports(
+    tmp_path: Path, proto: str, note: str, expected: Any
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    pkg = f"defaults{next(_packages)}"
+    (src / "e.proto").write_text(
+        _DEFAULT_FIELD.format(pkg=pkg, proto=proto, note=note), encoding="utf-8"
+    )
+    generated = _generate(src)
+    with ported(generated, tmp_path / "out") as modules:
+        value = modules[pkg].A().y
+    assert repr(value) == expected if isinstance(expected, str) else value == expected
+
+
 def test_proto2_zero_default_and_optional(tmp_path: Path) -> None:
     (tmp_path / "e.proto").write_text(
         'syntax = "proto2"; package e2; message A { optional int32 x = 1 [default = 0]; '

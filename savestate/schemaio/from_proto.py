@@ -49,6 +49,7 @@ from __future__ import annotations
 import base64
 import json
 import keyword
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SchemaError
+from ..model import scalars
 from ..model.names import WRAPPER_MESSAGES, snake_case, upper_camel_case
 from ..model.plan import NARROW
 from .compat import BaselineError, comment_notes, run_protoc
@@ -85,6 +87,10 @@ _SCALAR = {
     _DOUBLE: "f64", _FLOAT: "f32", _INT64: "int64", _UINT64: "u64", _INT32: "int32",
     _FIXED64: "fixed64", _FIXED32: "fixed32", _BOOL: "bool", _STRING: "str", _BYTES: "bytes",
     _UINT32: "u32", _SFIXED32: "sfixed32", _SFIXED64: "sfixed64", _SINT32: "i32", _SINT64: "i64",
+}
+# Each scalar annotation's kind (its range), to check a recorded default.
+_KINDS: dict[str, scalars.ScalarKind] = {
+    k.name: k for k in vars(scalars).values() if isinstance(k, scalars.ScalarKind)
 }
 # The narrower kinds a width comment may give each proto type.
 _NARROWER = {_UINT32: ("u8", "u16"), _SINT32: ("i8", "i16")}
@@ -750,11 +756,13 @@ class _Generator:
             # savestate's emitter wrote a non-zero default: the field is `optional` on the wire
             # only because it is always written; in Python it is the plain type.
             out.annotation = t.text.removesuffix(" | None")
-            out.default = self.default(f, mod)
+            out.default = self.default(f, mod, out.annotation)
         return out
 
-    def default(self, f: _Field, mod: _Module) -> str:
-        """The Python expression of the default recorded (as JSON) in ``f``'s comment."""
+    def default(self, f: _Field, mod: _Module, annotation: str = "") -> str:
+        """The Python expression of the default recorded (as JSON) in ``f``'s comment, checked
+        against the field's type ``annotation`` (a module that declares a default its field
+        cannot hold does not import)."""
         text = f.notes["default"]
         try:
             value = json.loads(text)
@@ -766,13 +774,30 @@ class _Generator:
                 if number == value:
                     return f"{self.ref(e.full, mod, f.where)}.{member}"
             raise FromProtoError(f"the default {text} is no value of {e.name}", f.where)
+        kind = _KINDS.get(annotation)
         if f.type == _BYTES and isinstance(value, str):
-            return repr(base64.b64decode(value))
+            try:
+                return repr(base64.b64decode(value, validate=True))
+            except ValueError as exc:
+                raise FromProtoError(f"the default {text} is not base64", f.where) from exc
         if f.type == _STRING and isinstance(value, str):
             return _literal(value)
-        if isinstance(value, (bool, int, float)):
+        if f.type == _BOOL and isinstance(value, bool):
             return repr(value)
-        raise FromProtoError(f"the default {text} does not fit the field", f.where)
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if kind is not None and kind.is_integer and is_int:
+            if not kind.lo <= value <= kind.hi:
+                raise FromProtoError(
+                    f"the default {text} is out of range for {kind.name}", f.where
+                )
+            return repr(value)
+        if f.type in (_DOUBLE, _FLOAT) and (is_int or isinstance(value, float)):
+            as_float = float(value)
+            # json reads NaN and Infinity, whose repr is no Python expression
+            return repr(as_float) if math.isfinite(as_float) else f'float("{as_float!r}")'
+        raise FromProtoError(
+            f"the default {text} does not fit the field ({annotation or 'its type'})", f.where
+        )
 
     def reserved(self, m: _Message, out: _ClassOut) -> str:
         parts: list[str] = []
