@@ -12,6 +12,7 @@ from savestate import Oneof, Protobuf, SchemaError, field, proto_files, u8, u16,
 from savestate.model.names import snake_case, upper_camel_case
 
 from . import proto_constructs as pc
+from .proto_support import run_protoc
 
 
 def test_header_and_layout() -> None:
@@ -132,6 +133,54 @@ def test_nested_name_clash_is_an_error() -> None:
 
     with pytest.raises(SchemaError, match="clashes"):
         proto_files([Clash])
+
+
+def test_enum_values_of_two_enums_that_share_a_name_is_an_error() -> None:
+    # protoc scopes enum values beside their enum: Mode.X_ON and ModeX.ON are both MODE_X_ON.
+    class Mode(enum.IntEnum):
+        OFF = 0
+        X_ON = 1
+
+    class ModeX(enum.IntEnum):
+        OFF = 0
+        ON = 1
+
+    class Both(Protobuf, package="emit.enum_scope"):
+        a: Mode = field(1)
+        b: ModeX = field(2)
+
+    with pytest.raises(SchemaError, match="value MODE_X_ON of enum ModeX clashes with the value "
+                                          "MODE_X_ON of enum Mode"):
+        proto_files([Both])
+
+
+def test_an_enum_value_named_like_a_message_is_an_error() -> None:
+    class Mode(enum.IntEnum):
+        OFF = 0
+
+    class MODE_OFF(Protobuf, package="emit.enum_message"):
+        x: u8 = field(1)
+
+    class Holder(Protobuf, package="emit.enum_message"):
+        mode: Mode = field(1)
+        other: MODE_OFF = field(2, default_factory=lambda: MODE_OFF(x=0))
+
+    with pytest.raises(SchemaError, match=r"value MODE_OFF of enum Mode clashes with MODE_OFF"):
+        proto_files([Holder])
+
+
+def test_control_characters_in_a_doc_are_escaped(tmp_path: Path) -> None:
+    class Noted(Protobuf, package="emit.control"):
+        """A NUL \x00 and a bell \x07, which protoc refuses in a comment."""
+
+        x: u8 = field(1, doc="an escape \x1b")
+
+    text = proto_files([Noted])["emit.control.proto"]
+    assert "// A NUL \\x00 and a bell \\x07, which protoc refuses" in text
+    assert "  // an escape \\x1b\n" in text
+    paths = write_proto(tmp_path / "proto", [Noted])
+    status, messages = run_protoc(tmp_path / "proto", tmp_path / "py")
+    assert (status, messages) == (0, ""), paths
 
 
 def test_transparent_sequences_are_wrapped() -> None:

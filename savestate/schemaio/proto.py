@@ -231,9 +231,20 @@ def _doc_lines(doc: str | None, indent: str) -> list[str]:
         return []
     out = []
     for line in inspect.cleandoc(doc).splitlines():
-        line = line.rstrip()
+        line = _printable(line.rstrip())
         out.append(f"{indent}// {line}" if line else f"{indent}//")
     return out
+
+
+def _printable(line: str) -> str:
+    """A comment line that protoc reads and UTF-8 can write: control characters and lone
+    surrogates are spelt as escapes (``\\x00``, ``\\ud800``)."""
+    if line.isprintable():
+        return line
+    return "".join(
+        c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode("ascii")
+        for c in line
+    )
 
 
 def _enum_doc(cls: type) -> str | None:
@@ -269,6 +280,7 @@ class _File:
         self.imports: set[str] = set()
 
     def render(self) -> str:
+        self.check_names()
         blocks = [self.definition(self.defs[name]) for name in sorted(self.defs)]
         header = HEADER + ANNOTATED if self.annotate else HEADER
         out = [header, 'syntax = "proto3";', f"package {self.package};", ""]
@@ -280,6 +292,25 @@ class _File:
                 out.append("")
             out += block
         return "\n".join(out) + "\n"
+
+    def check_names(self) -> None:
+        """Enum values are scoped like C++ enumerators: beside the package's messages and
+        enums, not inside their enum, so two enums (``Mode.X_ON``, ``ModeX.ON``) can give one
+        name that protoc refuses."""
+        taken: dict[str, str] = {name: f"{name} ({_where(cls)})" for name, cls in self.defs.items()}
+        for name in sorted(self.defs):
+            cls = self.defs[name]
+            if not issubclass(cls, enum.IntEnum):
+                continue
+            for value in enum_value(cls).names.values():
+                previous = taken.get(value)
+                if previous is not None:
+                    raise SchemaError(
+                        f"the .proto value {value} of enum {name} clashes with {previous}: "
+                        f"enum values share their package's scope; rename a member or an enum",
+                        [name],
+                    )
+                taken[value] = f"the value {value} of enum {name}"
 
     def definition(self, cls: type) -> list[str]:
         if issubclass(cls, enum.IntEnum):
