@@ -156,6 +156,9 @@ def _f32_shape(cls: type, f: dataclasses.Field[Any]) -> str | None:
     return None
 
 
+_SELF = "__savestate_self__"
+
+
 def _generated_init(
     cls: type, fields: list[dataclasses.Field[Any]], kw_only: bool = True
 ) -> Callable[..., None]:
@@ -185,18 +188,19 @@ def _generated_init(
         if f.default is not dataclasses.MISSING:
             env[f"_d_{f.name}"] = f.default
             params.append(f"{f.name}=_d_{f.name}")
-            body.append(f"self.{f.name} = {stored}")
+            body.append(f"{_SELF}.{f.name} = {stored}")
         elif f.default_factory is not dataclasses.MISSING:
             env[f"_f_{f.name}"] = f.default_factory
             params.append(f"{f.name}=_MISSING")
             body.append(f"if {f.name} is _MISSING: {f.name} = _f_{f.name}()")
-            body.append(f"self.{f.name} = {stored}")
+            body.append(f"{_SELF}.{f.name} = {stored}")
         else:
             params.append(f.name)
-            body.append(f"self.{f.name} = {stored}")
-    body.append("self._pb_unknown = None")
+            body.append(f"{_SELF}.{f.name} = {stored}")
+    body.append(f"{_SELF}._pb_unknown = None")
     marker = "*, " if kw_only else ""
-    signature = f"self, {marker}{', '.join(params)}" if params else "self"
+    # The instance is a mangled name, as in dataclasses, so that a field may be named `self`.
+    signature = f"{_SELF}, {marker}{', '.join(params)}" if params else _SELF
     source = f"def __init__({signature}):\n" + "".join(f"    {line}\n" for line in body)
     # Loaded with the first declaration, not with `import savestate`.
     from .codec.cache import compiled
@@ -277,6 +281,8 @@ class ProtobufMeta(type):
 
         if kind == "oneof":
             namespace.setdefault("__slots__", ())
+        else:
+            _check_dataclass_body(name, bases, namespace)
         annotations: dict[str, Any] = namespace.get("__annotations__", {})
         numbers: dict[str, int] = {}
         for fname, annotation in annotations.items():
@@ -292,6 +298,8 @@ class ProtobufMeta(type):
                     f"`{fname}: ... = field(N)`",
                     [name, fname],
                 )
+            if value.default is not dataclasses.MISSING:
+                _check_shared_default(name, fname, value.default)
             numbers[fname] = options.number
         if kind == "oneof" and numbers:
             raise SchemaError(
@@ -356,6 +364,48 @@ class ProtobufMeta(type):
         _try_build(cls)
         result: ProtobufMeta = cls
         return result
+
+
+def _check_dataclass_body(
+    name: str, bases: builtins.tuple[type, ...], namespace: dict[str, Any]
+) -> None:
+    """Refuse what ``dataclasses`` would refuse with a bare exception, or take in without the
+    model seeing it, naming the class (and the field) instead."""
+    if "__slots__" in namespace:
+        raise SchemaError(
+            "a savestate class must not declare __slots__: it is slotted already, one slot per "
+            "field, and holds nothing else (keep other state outside the saved state)",
+            [name],
+        )
+    for base in bases:
+        for c in base.__mro__:
+            if info_of(c) is not None or not dataclasses.is_dataclass(c):
+                continue
+            for f in dataclasses.fields(c):
+                # Its fields would join the class's without a number: every field of a
+                # message is declared in the class itself.
+                raise SchemaError(
+                    f"inherits the dataclass field {f.name!r} from {c.__name__}: declare every "
+                    f"field in the class itself, as `{f.name}: ... = field(N)`",
+                    [name, f.name],
+                )
+
+
+def _check_shared_default(name: str, fname: str, default: Any) -> None:
+    """A default that is mutable (unhashable, as ``dataclasses`` judges it) would be one object
+    shared by every value constructed without it."""
+    if type(default).__hash__ is not None:
+        return
+    try:
+        empty = type(default)() == default
+    except Exception:  # no argument-free constructor: suggest a lambda instead
+        empty = False
+    factory = type(default).__name__ if empty else f"lambda: {reprlib.repr(default)}"
+    raise SchemaError(
+        f"a mutable default ({type(default).__name__}) would be shared by every value: use "
+        f"default_factory={factory}",
+        [name, fname],
+    )
 
 
 _CLASS_KEYWORDS = (

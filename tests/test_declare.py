@@ -592,3 +592,72 @@ def test_a_recursive_value_reprs_without_recursing_forever() -> None:
     cell = Cell()
     cell.items.append(cell)
     assert repr(cell) == f"{Cell.__qualname__}(items=[...])"
+
+
+@pytest.mark.parametrize(
+    ("default", "factory"),
+    [([], "list"), ({}, "dict"), (bytearray(), "bytearray"), ([1, 2], "lambda: [1, 2]")],
+)
+def test_a_mutable_default_is_a_schema_error_naming_a_factory(
+    default: object, factory: str
+) -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Shared(Protobuf):
+            a: list[u8] = field(1, default=default)
+
+    assert str(info.value).startswith("Shared.a: a mutable default")
+    assert f"use default_factory={factory}" in str(info.value)
+
+
+def test_a_message_default_is_a_schema_error_naming_a_factory() -> None:
+    class Inner(Protobuf):
+        x: u8 = field(1, default=0)
+
+    with pytest.raises(SchemaError) as info:
+
+        class Outer(Protobuf):
+            inner: Inner = field(1, default=Inner())
+
+    assert str(info.value) == (
+        "Outer.inner: a mutable default (Inner) would be shared by every value: use "
+        "default_factory=Inner"
+    )
+
+
+def test_a_dataclass_base_with_fields_is_a_schema_error() -> None:
+    @dataclasses.dataclass
+    class Base:
+        x: int = 0
+
+    with pytest.raises(SchemaError, match=r"^Mixed\.x: inherits the dataclass field 'x' from Base"):
+
+        class Mixed(Base, Protobuf):
+            a: u8 = field(1)
+
+    @dataclasses.dataclass
+    class Empty:
+        pass
+
+    class Fine(Empty, Protobuf):  # a dataclass base without fields adds none
+        a: u8 = field(1)
+
+    assert Fine(a=1).a == 1
+
+
+def test_own_slots_are_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match=r"^Slotted: a savestate class must not declare __slots"):
+
+        class Slotted(Protobuf):
+            __slots__ = ("cache",)
+            a: u8 = field(1)
+
+
+def test_a_field_may_be_named_self() -> None:
+    class Me(Protobuf):
+        self: u8 = field(1)
+        other: u8 = field(2, default=3)
+
+    me = Me(self=4)
+    assert (me.self, me.other) == (4, 3)
+    assert Me.decode(bytes(me)) == me
