@@ -157,6 +157,8 @@ def _f32_shape(cls: type, f: dataclasses.Field[Any]) -> str | None:
 
 
 _SELF = "__savestate_self__"
+_MISSING = "__savestate_missing__"
+_ROUND = "__savestate_round_f32__"
 
 
 def _generated_init(
@@ -166,15 +168,17 @@ def _generated_init(
     float32 (:func:`round_f32`) and clears the slot for unknown fields."""
     params: list[str] = []
     body: list[str] = []
-    env: dict[str, Any] = {"_MISSING": dataclasses.MISSING, "_round_f32": round_f32}
+    # Every name the generated code adds is of the form __savestate_...__, which no field may
+    # take (see _check_field_name): a field named like a helper would shadow it.
+    env: dict[str, Any] = {_MISSING: dataclasses.MISSING, _ROUND: round_f32}
     for f in fields:
         shape = _f32_shape(cls, f)
         if shape == "scalar":
-            stored = f"_round_f32({f.name})"
+            stored = f"{_ROUND}({f.name})"
         elif shape == "list":
             stored = (
                 f"{f.name} if {f.name} is None or type({f.name}) is not list "
-                f"else [_round_f32(v) for v in {f.name}]"
+                f"else [{_ROUND}(v) for v in {f.name}]"
             )
         else:
             stored = f.name
@@ -186,13 +190,15 @@ def _generated_init(
                 [cls.__name__, f.name],
             )
         if f.default is not dataclasses.MISSING:
-            env[f"_d_{f.name}"] = f.default
-            params.append(f"{f.name}=_d_{f.name}")
+            default = f"__savestate_default_{f.name}__"
+            env[default] = f.default
+            params.append(f"{f.name}={default}")
             body.append(f"{_SELF}.{f.name} = {stored}")
         elif f.default_factory is not dataclasses.MISSING:
-            env[f"_f_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_MISSING")
-            body.append(f"if {f.name} is _MISSING: {f.name} = _f_{f.name}()")
+            factory = f"__savestate_factory_{f.name}__"
+            env[factory] = f.default_factory
+            params.append(f"{f.name}={_MISSING}")
+            body.append(f"if {f.name} is {_MISSING}: {f.name} = {factory}()")
             body.append(f"{_SELF}.{f.name} = {stored}")
         else:
             params.append(f.name)
@@ -298,6 +304,7 @@ class ProtobufMeta(type):
                     f"`{fname}: ... = field(N)`",
                     [name, fname],
                 )
+            _check_field_name(name, fname)
             if value.default is not dataclasses.MISSING:
                 _check_shared_default(name, fname, value.default)
             numbers[fname] = options.number
@@ -389,6 +396,28 @@ def _check_dataclass_body(
                     f"field in the class itself, as `{f.name}: ... = field(N)`",
                     [name, f.name],
                 )
+
+
+def _check_field_name(name: str, fname: str) -> None:
+    """A field's attribute would hide what the class needs under that name."""
+    where = [name, fname]
+    if fname in _API_NAMES:
+        raise SchemaError(
+            f"a field cannot be named {fname!r}: it would hide the method {fname}() that every "
+            "savestate class has; choose another name",
+            where,
+        )
+    if fname.startswith("_pb_"):
+        raise SchemaError(
+            f"a field cannot be named {fname!r}: names starting with _pb_ are savestate's own",
+            where,
+        )
+    if fname.startswith("__") and fname.endswith("__"):
+        raise SchemaError(
+            f"a field cannot be named {fname!r}: names of the form __name__ belong to Python "
+            "and to savestate (the generated __init__ uses __savestate_...__ names)",
+            where,
+        )
 
 
 def _check_shared_default(name: str, fname: str, default: Any) -> None:
@@ -688,3 +717,10 @@ def _codec_of(cls: type) -> Codec:
     from .codec.front import codec_of
 
     return codec_of(cls)
+
+
+# The public methods of every message, Oneof and variant: a field of one of these names would
+# replace the method on the class.
+_API_NAMES = frozenset(
+    n for c in (Protobuf, Oneof) for n in vars(c) if not n.startswith("_")
+)

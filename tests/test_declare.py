@@ -17,6 +17,7 @@ from savestate import (
     Oneof,
     Protobuf,
     SchemaError,
+    f32,
     field,
     savedstate,
     schema_of,
@@ -523,8 +524,6 @@ def test_decoded_defaults_are_never_shared() -> None:
 
 
 def test_a_float_too_large_for_a_double_is_an_encode_error() -> None:
-    from savestate import f32
-
     class F(Protobuf):
         x: float = field(1)
         y: f32 = field(2)
@@ -661,3 +660,37 @@ def test_a_field_may_be_named_self() -> None:
     me = Me(self=4)
     assert (me.self, me.other) == (4, 3)
     assert Me.decode(bytes(me)) == me
+
+
+@pytest.mark.parametrize(
+    ("fname", "why"),
+    [
+        ("decode", "it would hide the method decode()"),
+        ("to_dict", "it would hide the method to_dict()"),
+        ("from_json", "it would hide the method from_json()"),
+        ("_pb_unknown", "names starting with _pb_ are savestate's own"),
+        ("_pb_values", "names starting with _pb_ are savestate's own"),
+        ("__savestate_missing__", "names of the form __name__ belong to Python"),
+    ],
+)
+def test_a_field_name_that_hides_the_class_api_is_a_schema_error(fname: str, why: str) -> None:
+    namespace = {"__annotations__": {fname: u8}, fname: field(1)}
+    with pytest.raises(SchemaError) as info:
+        type(Protobuf)("Hiding", (Protobuf,), namespace)
+    assert str(info.value).startswith(f"Hiding.{fname}: a field cannot be named {fname!r}: ")
+    assert why in str(info.value)
+
+
+def test_field_names_like_the_generated_init_helpers_do_not_shadow_them() -> None:
+    class Helpers(Protobuf):
+        _round_f32: u8 = field(1, default=0)
+        _MISSING: u8 = field(2, default=0)
+        _d_level: u8 = field(3, default=0)
+        _f_items: u8 = field(4, default=0)
+        level: f32 = field(5, default=0.5)
+        items: list[u8] = field(6, default_factory=list)
+
+    value = Helpers(level=0.1)
+    assert value.items == []
+    assert value.level == 0.10000000149011612
+    assert Helpers.decode(bytes(value)) == value
