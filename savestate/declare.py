@@ -12,6 +12,7 @@ import builtins
 import contextlib
 import dataclasses
 import operator
+import re
 import reprlib
 import struct
 import sys
@@ -291,8 +292,10 @@ class ProtobufMeta(type):
             _check_dataclass_body(name, bases, namespace)
         annotations: dict[str, Any] = namespace.get("__annotations__", {})
         numbers: dict[str, int] = {}
+        classvars: set[str] = set()
         for fname, annotation in annotations.items():
-            if _is_classvar(annotation):
+            if _is_classvar(annotation, namespace.get("__module__")):
+                classvars.add(fname)
                 continue
             value = namespace.get(fname, dataclasses.MISSING)
             options = (
@@ -340,7 +343,14 @@ class ProtobufMeta(type):
         if not documented:
             cls.__doc__ = "-"
         make_dataclass: Any = dataclasses.dataclass(init=False, repr=False, eq=False, slots=True)
+        if classvars:
+            # dataclasses sees only the fields: it tells a string ClassVar by a narrower rule
+            # (no typing_extensions, no name imported in the function), and would make one a
+            # field without a number. The class keeps its annotations as written.
+            cls.__annotations__ = {k: v for k, v in annotations.items() if k not in classvars}
         cls = make_dataclass(cls)
+        if classvars:
+            cls.__annotations__ = annotations
         if not documented:
             cls.__doc__ = None
         fields: list[dataclasses.Field[Any]] = list(dataclasses.fields(cls))
@@ -494,10 +504,33 @@ def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
     return tuple(sorted(set(numbers)))
 
 
-def _is_classvar(annotation: Any) -> bool:
-    if isinstance(annotation, str):
-        return annotation.startswith(("ClassVar", "typing.ClassVar"))
-    return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+# The head of a string annotation: `ClassVar`, `t.ClassVar` in `t.ClassVar[int]`.
+_HEAD = re.compile(r"\s*(?:(\w+)\s*\.\s*)?(\w+)\s*(?:\[|$)")
+_TYPING_MODULES = ("typing", "typing_extensions")
+
+
+def _is_classvar(annotation: Any, module: str | None) -> bool:
+    """Whether an annotation is ``ClassVar`` (bare or subscripted). A string annotation (under
+    ``from __future__ import annotations``) cannot be evaluated yet; its head is looked up in
+    the class's module, as dataclasses does, so that an alias (``import typing as t``,
+    ``from typing import ClassVar as CV``) is recognised and a name that only starts like one
+    (``ClassVarious``) is not."""
+    if not isinstance(annotation, str):
+        return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+    match = _HEAD.match(annotation)
+    if match is None:
+        return False
+    qualifier, head = match.groups()
+    mod = sys.modules.get(module) if module else None
+    ns: dict[str, Any] = vars(mod) if mod is not None else {}
+    if qualifier is not None:
+        owner = ns.get(qualifier)
+        if owner is None and qualifier in _TYPING_MODULES:  # imported in the declaring function
+            owner = sys.modules.get(qualifier)
+        return getattr(owner, head, None) is ClassVar
+    if head in ns:
+        return ns[head] is ClassVar
+    return head == "ClassVar"  # imported in the declaring function, not in its module
 
 
 def _kind(cls: type) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -694,3 +694,77 @@ def test_field_names_like_the_generated_init_helpers_do_not_shadow_them() -> Non
     assert value.items == []
     assert value.level == 0.10000000149011612
     assert Helpers.decode(bytes(value)) == value
+
+
+def _module_from(name: str, source: str) -> dict[str, object]:
+    """Run ``source`` as the module ``name`` (registered while it runs, as an import does)."""
+    import sys
+    import types
+
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    try:
+        exec(compile(source, f"<{name}>", "exec"), vars(module))
+    finally:
+        del sys.modules[name]
+    return vars(module)
+
+
+def test_a_classvar_spelt_through_an_alias_is_not_a_field() -> None:
+    ns = _module_from(
+        "classvar_aliases",
+        "from __future__ import annotations\n"
+        "import typing as t\n"
+        "import typing_extensions as te\n"
+        "from typing import ClassVar as CV\n"
+        "from savestate import Protobuf, field, u8\n"
+        "class Limits(Protobuf):\n"
+        "    MAX: t.ClassVar[int] = 10\n"
+        "    MIN: CV[int] = 1\n"
+        "    STEP: te.ClassVar = 2\n"
+        "    level: u8 = field(1)\n",
+    )
+    limits: Any = ns["Limits"]
+    assert [f.name for f in dataclasses.fields(limits)] == ["level"]
+    assert (limits.MAX, limits.MIN, limits.STEP) == (10, 1, 2)
+
+
+def test_a_class_named_like_classvar_is_a_field_type() -> None:
+    ns = _module_from(
+        "classvar_lookalike",
+        "from __future__ import annotations\n"
+        "from savestate import Protobuf, field, u8\n"
+        "class ClassVarious(Protobuf):\n"
+        "    a: u8 = field(1)\n"
+        "class Holder(Protobuf):\n"
+        "    inner: ClassVarious = field(1)\n",
+    )
+    holder: Any = ns["Holder"]
+    inner: Any = ns["ClassVarious"]
+    assert [f.name for f in dataclasses.fields(holder)] == ["inner"]
+    value = holder(inner=inner(a=1))
+    assert holder.decode(bytes(value)) == value
+    with pytest.raises(SchemaError, match=r"^Twice\.again: field number 1 is already used"):
+        _module_from(
+            "classvar_lookalike_numbers",
+            "from __future__ import annotations\n"
+            "from savestate import Protobuf, field, u8\n"
+            "class ClassVarious(Protobuf):\n"
+            "    a: u8 = field(1)\n"
+            "class Twice(Protobuf):\n"
+            "    inner: ClassVarious = field(1)\n"
+            "    again: u8 = field(1)\n",
+        )
+
+
+def test_a_classvar_imported_in_the_declaring_function_is_not_a_field() -> None:
+    import typing_extensions
+
+    class Local(Protobuf):
+        LIMIT: typing_extensions.ClassVar[int] = 3
+        x: u8 = field(1)
+
+    assert [f.name for f in dataclasses.fields(Local)] == ["x"]
+    # The class keeps its annotations as written.
+    assert Local.__annotations__ == {"LIMIT": "typing_extensions.ClassVar[int]", "x": "u8"}
+    assert Local.LIMIT == 3
