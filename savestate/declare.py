@@ -126,10 +126,14 @@ def round_f32(value: Any) -> Any:
 _F32 = struct.Struct("<f")
 
 
-def _f32_shape(cls: type, f: dataclasses.Field[Any]) -> str | None:
+def _f32_shape(
+    cls: type, f: dataclasses.Field[Any], localns: Mapping[str, Any]
+) -> str | None:
     """``"scalar"`` for a field annotated ``f32`` or ``f32 | None``, ``"list"`` for
-    ``list[f32]`` (and its optional form), else None. The annotation is evaluated in the class's
-    module; one that does not resolve yet (a forward reference) names no f32."""
+    ``list[f32]`` (and its optional form), else None. The annotation is evaluated where the
+    schema resolves it, in the class's module and the locals of the call that declared it
+    (``localns``, from ``remember_scope``); one that does not resolve yet (a forward
+    reference) names no f32."""
     from .model.scalars import F32
 
     annotation: Any = f.type
@@ -137,7 +141,7 @@ def _f32_shape(cls: type, f: dataclasses.Field[Any]) -> str | None:
         module = sys.modules.get(cls.__module__)
         try:
             # The module's own namespace, not a copy: evaluating an expression adds nothing.
-            annotation = eval(annotation, vars(module) if module else {})
+            annotation = eval(annotation, vars(module) if module else {}, localns)
         except Exception:  # a forward reference or a name defined later: not an f32 field
             return None
 
@@ -163,7 +167,10 @@ _ROUND = "__savestate_round_f32__"
 
 
 def _generated_init(
-    cls: type, fields: list[dataclasses.Field[Any]], kw_only: bool = True
+    cls: type,
+    fields: list[dataclasses.Field[Any]],
+    localns: Mapping[str, Any],
+    kw_only: bool = True,
 ) -> Callable[..., None]:
     """The ``__init__``: keyword-only unless ``kw_only=False``; it stores f32 fields rounded to
     float32 (:func:`round_f32`) and clears the slot for unknown fields."""
@@ -173,7 +180,7 @@ def _generated_init(
     # take (see _check_field_name): a field named like a helper would shadow it.
     env: dict[str, Any] = {_MISSING: dataclasses.MISSING, _ROUND: round_f32}
     for f in fields:
-        shape = _f32_shape(cls, f)
+        shape = _f32_shape(cls, f, localns)
         if shape == "scalar":
             stored = f"{_ROUND}({f.name})"
         elif shape == "list":
@@ -359,12 +366,13 @@ class ProtobufMeta(type):
         # Our own __init__: keyword-only (positional too with kw_only=False, which type
         # checkers read as dataclass_transform's kw_only), f32 values rounded to float32, and
         # the slot of unknown fields cleared.
-        cls.__init__ = _generated_init(cls, fields, kw_only=kw_only)
+        localns = remember_scope(cls)
+        cls.__init__ = _generated_init(cls, fields, localns, kw_only=kw_only)
         # Positional patterns (`case Point(x, y)`) match fields in declaration order.
         cls.__match_args__ = names  # type: ignore[misc]
         cls.__savestate__ = info
         register_type(cls)
-        info.localns = remember_scope(cls)
+        info.localns = localns
         if kind == "variant":
             parent = oneof_bases[0]
             pinfo = _info(parent)

@@ -120,3 +120,17 @@ def test_union_of_some_variants_is_an_error() -> None:
             light: Red | Green = field(1)
 
         bytes(Partial(light=Red()))
+
+
+def test_f32_named_in_the_declaring_function_is_rounded() -> None:
+    # A name only the function knows: resolved where the schema resolves it, not in the module.
+    from savestate import f32 as single
+
+    class Local(Protobuf):
+        level: single = field(1, default=0.1)
+        samples: list[single] = field(2, default_factory=list)
+
+    local = Local(samples=[0.1])
+    assert local.level == _as_float32(0.1)
+    assert local.samples == [_as_float32(0.1)]
+    assert Local.decode(bytes(local)) == local
