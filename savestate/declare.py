@@ -171,9 +171,14 @@ def _generated_init(
     fields: list[dataclasses.Field[Any]],
     localns: Mapping[str, Any],
     kw_only: bool = True,
-) -> Callable[..., None]:
+) -> tuple[Callable[..., None], Callable[..., None]]:
     """The ``__init__``: keyword-only unless ``kw_only=False``; it stores f32 fields rounded to
-    float32 (:func:`round_f32`) and clears the slot for unknown fields."""
+    float32 (:func:`round_f32`), clears the slot for unknown fields and, last, calls the class's
+    ``__post_init__`` if it has one, as a dataclass does.
+
+    Returned with the same initialiser without the ``__post_init__`` call (the same function
+    when there is none), for building values from JSON: a value read back from saved data is
+    not constructed anew, as neither a decode nor ``pickle`` constructs one."""
     params: list[str] = []
     body: list[str] = []
     # Every name the generated code adds is of the form __savestate_...__, which no field may
@@ -216,6 +221,13 @@ def _generated_init(
     # The instance is a mangled name, as in dataclasses, so that a field may be named `self`.
     signature = f"{_SELF}, {marker}{', '.join(params)}" if params else _SELF
     source = f"def __init__({signature}):\n" + "".join(f"    {line}\n" for line in body)
+    hook = hasattr(cls, "__post_init__")
+    if hook:
+        source = source.replace("def __init__(", "def __savestate_fill__(", 1) + (
+            f"def __init__({signature}):\n"
+            + "".join(f"    {line}\n" for line in body)
+            + f"    {_SELF}.__post_init__()\n"
+        )
     # Loaded with the first declaration, not with `import savestate`.
     from .codec.cache import compiled
 
@@ -223,7 +235,8 @@ def _generated_init(
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    return init
+    fill: Callable[..., None] = env["__savestate_fill__"] if hook else init
+    return init, fill
 
 
 
@@ -367,7 +380,7 @@ class ProtobufMeta(type):
         # checkers read as dataclass_transform's kw_only), f32 values rounded to float32, and
         # the slot of unknown fields cleared.
         localns = remember_scope(cls)
-        cls.__init__ = _generated_init(cls, fields, localns, kw_only=kw_only)
+        cls.__init__, cls._pb_fill = _generated_init(cls, fields, localns, kw_only=kw_only)
         # Positional patterns (`case Point(x, y)`) match fields in declaration order.
         cls.__match_args__ = names  # type: ignore[misc]
         cls.__savestate__ = info
@@ -396,6 +409,13 @@ def _check_dataclass_body(
 ) -> None:
     """Refuse what ``dataclasses`` would refuse with a bare exception, or take in without the
     model seeing it, naming the class (and the field) instead."""
+    if "__init__" in namespace:
+        raise SchemaError(
+            "a savestate class must not define __init__: it is generated (one keyword "
+            "argument per field); check or adjust the values in __post_init__, which it calls, "
+            "or construct values another way in a classmethod",
+            [name, "__init__"],
+        )
     if "__slots__" in namespace:
         raise SchemaError(
             "a savestate class must not declare __slots__: it is slotted already, one slot per "
@@ -572,6 +592,8 @@ class Protobuf(metaclass=ProtobufMeta):
     __savestate__: ClassVar[ClassInfo]
     # The fields' values as one tuple (one value when there is one field): what __eq__ compares.
     _pb_values: ClassVar[Callable[[Any], Any]]
+    # __init__ without the __post_init__ call: what building a value from JSON calls.
+    _pb_fill: ClassVar[Callable[..., None]]
     __match_args__: ClassVar[builtins.tuple[str, ...]] = ()
 
     def encode(self, *, max_depth: int = 100) -> bytes:

@@ -768,3 +768,39 @@ def test_a_classvar_imported_in_the_declaring_function_is_not_a_field() -> None:
     # The class keeps its annotations as written.
     assert Local.__annotations__ == {"LIMIT": "typing_extensions.ClassVar[int]", "x": "u8"}
     assert Local.LIMIT == 3
+
+
+def test_post_init_runs_after_construction_but_not_when_read_back() -> None:
+    calls: list[tuple[int, float]] = []
+
+    class Checked(Protobuf):
+        a: u8 = field(1, default=0)
+        level: f32 = field(2, default=0.5)
+
+        def __post_init__(self) -> None:
+            calls.append((self.a, self.level))  # every field is set, f32 rounded
+            if self.a > 100:
+                raise ValueError("a is at most 100")
+
+    value = Checked(a=5, level=0.1)
+    assert calls == [(5, value.level)] and value.level != 0.1
+    with pytest.raises(ValueError, match="at most 100"):
+        Checked(a=200)
+    assert dataclasses.replace(value, a=6).a == 6
+    assert calls[-1] == (6, value.level)
+    calls.clear()
+    # Saved data is read back, not constructed anew: no hook runs, as for a pickle.
+    assert Checked.decode(b"\x08\xc8\x01").a == 200
+    assert Checked.from_json('{"a": 200}').a == 200
+    assert Checked.from_dict({"a": 200}).a == 200
+    assert calls == []
+
+
+def test_an_own_init_is_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match=r"^Custom\.__init__: a savestate class must not define"):
+
+        class Custom(Protobuf):
+            a: u8 = field(1, default=0)
+
+            def __init__(self, a: int = 7) -> None:
+                self.a = a

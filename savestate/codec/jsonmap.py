@@ -525,7 +525,10 @@ def _build(m: MessagePlan, values: list[Any], unknown: bytes | None) -> Any:
     if m.form is Form.STRUCT:
         assert m.cls is not None
         kwargs = {str(f.attr): v for f, v in zip(m.fields, values, strict=True)}
-        result = m.cls(**kwargs)
+        # Read back, not constructed: __post_init__ is not called, as a decode calls none.
+        cls: Any = m.cls
+        result = object.__new__(cls)
+        cls._pb_fill(result, **kwargs)
         object.__setattr__(result, "_pb_unknown", unknown)
         return result
     if m.form is Form.WRAPPER:
