@@ -300,10 +300,15 @@ class ProtobufMeta(type):
         elif transparent and kind == "oneof":
             raise SchemaError("a Oneof cannot be transparent: its variants can", [name])
         # The naming rules load with the first declaration, not with `import savestate`.
-        from .model.names import check_json_names, check_package
+        from .model.names import check_identifier, check_json_names, check_package
 
         if package is not None:
             check_package(package, [name])
+        if proto_name is not None:
+            check_identifier(proto_name, "the message name", [name])
+        else:
+            check_identifier(name, "the class name (its message name unless name= is given)",
+                             [name])
         reserved_numbers = _reserved_numbers(name, reserved)
 
         if kind == "oneof":
@@ -328,6 +333,7 @@ class ProtobufMeta(type):
                     [name, fname],
                 )
             _check_field_name(name, fname)
+            check_identifier(fname, "the field name", [name, fname])
             if value.default is not dataclasses.MISSING:
                 _check_shared_default(name, fname, value.default)
             numbers[fname] = options.number
@@ -529,6 +535,12 @@ def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
             numbers.append(item)
         else:
             raise SchemaError(f"reserved= takes numbers and ranges, got {item!r}", [name])
+    for number in numbers:
+        # Only field numbers can be reserved: protoc refuses the .proto file otherwise.
+        if not 1 <= number <= MAX_FIELD_NUMBER:
+            raise SchemaError(
+                f"reserved number {number} is outside 1..{MAX_FIELD_NUMBER}", [name]
+            )
     return tuple(sorted(set(numbers)))
 
 

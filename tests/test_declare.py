@@ -804,3 +804,52 @@ def test_an_own_init_is_a_schema_error() -> None:
 
             def __init__(self, a: int = 7) -> None:
                 self.a = a
+
+
+@pytest.mark.parametrize("proto_name", ["1x", "x.y", "a-b", "Größe", ""])
+def test_a_message_name_that_is_not_a_protobuf_identifier_is_a_schema_error(
+    proto_name: str,
+) -> None:
+    with pytest.raises(SchemaError, match=r"^Named: "):
+
+        class Named(Protobuf, package="t.names", name=proto_name):
+            a: u8 = field(1)
+
+
+def test_names_that_are_not_protobuf_identifiers_are_schema_errors() -> None:
+    with pytest.raises(SchemaError) as info:
+
+        class Sizes(Protobuf):
+            größe: u8 = field(1)
+
+    assert str(info.value) == (
+        "Sizes.größe: the field name 'größe' is not a protobuf identifier: ASCII letters, "
+        "digits and underscores, not starting with a digit"
+    )
+    with pytest.raises(SchemaError, match=r"^Maße: the class name \(its message name"):
+
+        class Maße(Protobuf):
+            a: u8 = field(1)
+
+    class Maß2(Protobuf, name="Mass2"):  # name= gives the message another name
+        a: u8 = field(1)
+
+    assert schema_of(Maß2).name == "Mass2"
+
+
+@pytest.mark.parametrize("reserved", [[0], [-5], [2**40], [1 << 29], range(0, 3)])
+def test_a_reserved_number_that_is_no_field_number_is_a_schema_error(reserved: object) -> None:
+    with pytest.raises(SchemaError, match=r"^Kept: reserved number -?\d+ is outside 1\.\."):
+
+        class Kept(Protobuf, reserved=reserved):
+            a: u8 = field(1)
+
+
+def test_the_edges_of_field_numbers_can_be_reserved() -> None:
+    class Edges(Protobuf, reserved=[1, (1 << 29) - 1, range(19000, 20000)]):
+        a: u8 = field(2)
+
+    with pytest.raises(SchemaError, match=r"^Taken\.a: field number 536870911 is reserved"):
+
+        class Taken(Protobuf, reserved=[(1 << 29) - 1]):
+            a: u8 = field((1 << 29) - 1)

@@ -16,6 +16,7 @@ from ..errors import SchemaError
 __all__ = [
     "MAP_KEYS",
     "WRAPPER_MESSAGES",
+    "check_identifier",
     "check_json_names",
     "check_package",
     "enum_value_names",
@@ -85,6 +86,21 @@ def check_package(package: object, where: list[str]) -> None:
             f"package {package!r} is not a protobuf package name: dot-separated identifiers "
             "of letters, digits and underscores, each not starting with a digit "
             "(e.g. 'chipset.pic'); it becomes part of every type URL and cannot change later",
+            where,
+        )
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_identifier(name: str, what: str, where: list[str]) -> None:
+    """Raise :class:`SchemaError` unless ``name`` is a protobuf identifier (ASCII letters,
+    digits and underscores, not starting with a digit): protoc refuses anything else, and a
+    message name is part of its type URL. ``what`` says what the name is, for the message."""
+    if _IDENTIFIER.fullmatch(name) is None:
+        raise SchemaError(
+            f"{what} {name!r} is not a protobuf identifier: ASCII letters, digits and "
+            "underscores, not starting with a digit",
             where,
         )
 
