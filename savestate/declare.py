@@ -93,7 +93,7 @@ def field(
     return dataclasses.field(metadata=metadata)
 
 
-def _check_numbers(name: str, numbers: dict[str, int], reserved: tuple[int, ...]) -> None:
+def _check_numbers(name: str, numbers: dict[str, int], reserved: tuple[range, ...]) -> None:
     seen: dict[int, str] = {}
     for fname, number in numbers.items():
         where = [name, fname]
@@ -105,7 +105,7 @@ def _check_numbers(name: str, numbers: dict[str, int], reserved: tuple[int, ...]
             )
         if number in seen:
             raise SchemaError(f"field number {number} is already used by {seen[number]!r}", where)
-        if number in reserved:
+        if _is_reserved(reserved, number):
             raise SchemaError(f"field number {number} is reserved", where)
         seen[number] = fname
 
@@ -515,7 +515,7 @@ def _check_variant_number(parent: type, name: str, number: Any) -> None:
     if not 1 <= number <= MAX_FIELD_NUMBER or number in RESERVED_RANGE:
         raise SchemaError(f"variant number {number} is not a valid field number", where)
     pinfo = _info(parent)
-    if number in pinfo.reserved:
+    if _is_reserved(pinfo.reserved, number):
         raise SchemaError(f"variant number {number} is reserved", where)
     with LOCK:
         for other in pinfo.variants:
@@ -525,23 +525,41 @@ def _check_variant_number(parent: type, name: str, number: Any) -> None:
                 )
 
 
-def _reserved_numbers(name: str, reserved: Any) -> tuple[int, ...]:
-    numbers: list[int] = []
+def _reserved_numbers(name: str, reserved: Any) -> tuple[range, ...]:
+    """``reserved=`` as sorted, disjoint, non-adjacent ranges of step 1. A range stays a range
+    (``range(1000, 1 << 29)`` is protobuf's ``reserved 1000 to max;``, half a billion
+    numbers), so a check against it costs one comparison per range."""
+    spans: list[range] = []
     items = reserved if isinstance(reserved, (tuple, list, set, frozenset)) else (reserved,)
     for item in items:
         if isinstance(item, range):
-            numbers.extend(item)
+            if item.step != 1:
+                raise SchemaError(f"reserved= takes ranges of step 1, got {item!r}", [name])
+            if not item:
+                raise SchemaError(f"reserved= range {item!r} is empty", [name])
+            span = item
         elif isinstance(item, int) and not isinstance(item, bool):
-            numbers.append(item)
+            span = range(item, item + 1)
         else:
             raise SchemaError(f"reserved= takes numbers and ranges, got {item!r}", [name])
-    for number in numbers:
         # Only field numbers can be reserved: protoc refuses the .proto file otherwise.
-        if not 1 <= number <= MAX_FIELD_NUMBER:
-            raise SchemaError(
-                f"reserved number {number} is outside 1..{MAX_FIELD_NUMBER}", [name]
-            )
-    return tuple(sorted(set(numbers)))
+        for number in (span.start, span.stop - 1):
+            if not 1 <= number <= MAX_FIELD_NUMBER:
+                raise SchemaError(
+                    f"reserved number {number} is outside 1..{MAX_FIELD_NUMBER}", [name]
+                )
+        spans.append(span)
+    merged: list[range] = []
+    for span in sorted(spans, key=lambda r: r.start):
+        if merged and span.start <= merged[-1].stop:
+            last = merged.pop()
+            span = range(last.start, max(last.stop, span.stop))
+        merged.append(span)
+    return tuple(merged)
+
+
+def _is_reserved(reserved: tuple[range, ...], number: int) -> bool:
+    return any(number in span for span in reserved)
 
 
 # The head of a string annotation: `ClassVar`, `t.ClassVar` in `t.ClassVar[int]`.

@@ -853,3 +853,43 @@ def test_the_edges_of_field_numbers_can_be_reserved() -> None:
 
         class Taken(Protobuf, reserved=[(1 << 29) - 1]):
             a: u8 = field((1 << 29) - 1)
+
+
+def test_a_reserved_range_stays_a_range() -> None:
+    # protobuf's `reserved 1000 to max;`: half a billion numbers, kept as one range.
+    class Wide(Protobuf, package="t.wide", reserved=[7, 5, 6, range(1000, 1 << 29)]):
+        a: u8 = field(1)
+
+    assert Wide.__savestate__.reserved == (range(5, 8), range(1000, 1 << 29))
+    text = savestate.proto_files([Wide])["t.wide.proto"]
+    assert "  reserved 5 to 7, 1000 to 536870911;\n" in text
+    with pytest.raises(SchemaError, match=r"^Inside\.a: field number 123456 is reserved"):
+
+        class Inside(Protobuf, reserved=range(1000, 1 << 29)):
+            a: u8 = field(123456)
+
+    class Stage(Oneof, reserved=range(10, 1 << 29)):
+        pass
+
+    with pytest.raises(SchemaError, match=r"^Stage\.Far: variant number 99999 is reserved"):
+
+        class Far(Stage, variant=99999):
+            pass
+
+    from savestate.schemaio.compat import model_side
+
+    @savedstate
+    class WideRoot(Protobuf, package="t.wide", reserved=range(1000, 1 << 29)):
+        a: u8 = field(1)
+
+    msg = model_side([WideRoot]).messages["t.wide.WideRoot"]
+    assert msg.reserved == [(1000, 1 << 29)]
+    assert msg.is_reserved(123456) and not msg.is_reserved(999)
+
+
+@pytest.mark.parametrize("reserved", [range(1, 10, 2), range(5, 5)])
+def test_a_stepped_or_empty_reserved_range_is_a_schema_error(reserved: range) -> None:
+    with pytest.raises(SchemaError, match=r"^Odd: reserved= "):
+
+        class Odd(Protobuf, reserved=reserved):
+            a: u8 = field(11)

@@ -564,3 +564,19 @@ def test_hand_written_nesting(tmp_path: Path) -> None:
     assert "class OuterKind(IntEnum):" in text
     assert "    a: OuterInner | None = field(1)" in text
     _bytes_case(tmp_path, tmp_path / "b", 20)
+
+
+def test_a_reserved_range_to_max_comes_back_as_a_range(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "wide.proto").write_text(
+        'syntax = "proto3";\npackage wide;\n'
+        "message State {\n  uint32 a = 1;\n  reserved 2, 1000 to max;\n}\n",
+        encoding="utf-8",
+    )
+    generated = _generate(src)
+    source = "".join(generated.files.values())
+    assert "reserved=(2, range(1000, 536870912))" in source
+    with ported(generated, tmp_path):
+        (state,) = _root_classes(generated)
+        assert state.__savestate__.reserved == (range(2, 3), range(1000, 1 << 29))

@@ -392,7 +392,7 @@ class MessagePlan:
     described_as: tuple[str, str] | None = None
     plain_wrapper: tuple[str, str] | None = None
     doc: str | None = None
-    reserved: tuple[int, ...] = ()
+    reserved: tuple[range, ...] = ()  # sorted, disjoint ranges of step 1
     root: bool = False
     foreign: ForeignMessageType | None = None
     by_number: Mapping[int, FieldPlan] = field(default_factory=dict, compare=False)
@@ -1121,7 +1121,8 @@ def _spelling(cls: type) -> tuple[str, list[object], list[type]]:
 
 
 _spellings: dict[type, tuple[str, list[object], list[type]]] = {}
-_PLAIN: frozenset[type] = frozenset({bool, int, float, str, bytes, type(None)})
+# A range (reserved numbers) is plain too: its repr spells it exactly.
+_PLAIN: frozenset[type] = frozenset({bool, int, float, str, bytes, range, type(None)})
 # How _spell reads an object of each type met so far: "plain" values are spelled with repr;
 # "member" values (the plan's own enums, scalar kinds) by name; a getter reads the fields of a
 # plan dataclass (and its class, so that it returns a tuple even for one field); "items" and

@@ -100,7 +100,8 @@ class ClassInfo:
         self.name = name
         self.package = package
         self.root = False
-        self.reserved: tuple[int, ...] = ()
+        # Sorted, disjoint ranges of step 1 (a number is a range of one).
+        self.reserved: tuple[range, ...] = ()
         self.variant: int | None = None
         self.tuple = False
         self.transparent = False

@@ -297,7 +297,7 @@ class MessageSchema:
     package: str | None
     fields: tuple[FieldSchema, ...]
     doc: str | None = None
-    reserved: tuple[int, ...] = ()
+    reserved: tuple[range, ...] = ()  # sorted, disjoint ranges of step 1
 
     @property
     def full_name(self) -> str:
@@ -344,7 +344,7 @@ class OneofSchema:
     package: str | None
     variants: tuple[VariantSchema, ...]
     doc: str | None = None
-    reserved: tuple[int, ...] = ()  # variant numbers kept from reuse
+    reserved: tuple[range, ...] = ()  # variant numbers kept from reuse, as in a message
 
     @property
     def full_name(self) -> str:

@@ -483,7 +483,7 @@ class _ModelBuilder:
 
     def message(self, m: MessagePlan, full: str, package: str, top: bool = True) -> Msg:
         msg = Msg(full, top_level=top, is_oneof_enum=m.form is Form.ONEOF, annotated=True)
-        msg.reserved = [(n, n + 1) for n in m.reserved]
+        msg.reserved = [(r.start, r.stop) for r in m.reserved]
         for f in m.fields:
             fld = self.field(f, full, package)
             if m.form is Form.ONEOF:

@@ -108,7 +108,6 @@ _DURATION = "google.protobuf.Duration"
 _ZERO_DEFAULTS = frozenset({"", "0", "false", "0.0", "-0", "0e0"})
 # savestate's emitter writes this comment line before each root (annotated files only).
 ROOT_MARK = "savestate: root"
-_MAX_RESERVED = 1 << 16  # a wider reserved range is left as a comment (savestate lists numbers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -802,9 +801,7 @@ class _Generator:
     def reserved(self, m: _Message, out: _ClassOut) -> str:
         parts: list[str] = []
         for start, end in m.reserved:
-            if end - start > _MAX_RESERVED:
-                out.comments.append(f"reserved {start} to {end - 1} in the .proto (too wide)")
-            elif end - start == 1:
+            if end - start == 1:
                 parts.append(str(start))
             else:
                 parts.append(f"range({start}, {end})")

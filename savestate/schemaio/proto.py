@@ -254,19 +254,14 @@ def _enum_doc(cls: type) -> str | None:
     return str(doc)
 
 
-def _ranges(numbers: tuple[int, ...]) -> str:
+def _ranges(spans: tuple[range, ...]) -> str:
+    """``reserved`` text: a run of three numbers or more as ``a to b``, shorter ones listed."""
     parts: list[str] = []
-    ordered = sorted(set(numbers))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        if j - i >= 2:
-            parts.append(f"{ordered[i]} to {ordered[j]}")
+    for span in spans:
+        if len(span) >= 3:
+            parts.append(f"{span.start} to {span.stop - 1}")
         else:
-            parts += [str(n) for n in ordered[i : j + 1]]
-        i = j + 1
+            parts += [str(n) for n in span]
     return ", ".join(parts)
 
 
