@@ -9,7 +9,6 @@ recursive messages work.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import dataclasses
 import operator
 import re
@@ -604,11 +603,16 @@ def _info(cls: type) -> ClassInfo:
 
 
 def _try_build(cls: type) -> None:
-    """Build the schema now if every annotation already resolves; else on first use."""
+    """Build the schema now if every annotation already resolves; else on first use. A built
+    schema's fields are lowered too, so that a type the wire cannot hold is reported now."""
     from .model.introspect import build_schema
+    from .model.plan import check_fields
 
-    with contextlib.suppress(NameError):
+    try:
         build_schema(cls)
+    except NameError:
+        return
+    check_fields(cls)
 
 
 class Protobuf(metaclass=ProtobufMeta):
