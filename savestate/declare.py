@@ -127,9 +127,10 @@ _F32 = struct.Struct("<f")
 
 def _f32_shape(
     cls: type, f: dataclasses.Field[Any], localns: Mapping[str, Any]
-) -> str | None:
+) -> str | Callable[[Any], Any] | None:
     """``"scalar"`` for a field annotated ``f32`` or ``f32 | None``, ``"list"`` for
-    ``list[f32]`` (and its optional form), else None. The annotation is evaluated where the
+    ``list[f32]`` (and its optional form), the rounder of any other container that holds
+    f32 values (:func:`_f32_rounder`), else None. The annotation is evaluated where the
     schema resolves it, in the class's module and the locals of the call that declared it
     (``localns``, from ``remember_scope``); one that does not resolve yet (a forward
     reference) names no f32."""
@@ -157,7 +158,50 @@ def _f32_shape(
         return "scalar"
     if typing.get_origin(annotation) is list and is_f32(typing.get_args(annotation)[0]):
         return "list"
+    return _f32_rounder(annotation, is_f32)
+
+
+def _f32_rounder(t: Any, is_f32: Callable[[Any], bool]) -> Callable[[Any], Any] | None:
+    """A function that rounds the f32 values inside a container of type ``t`` (a dict's
+    values, a tuple's items, ``list[f32 | None]``, lists of lists), or None when ``t`` holds
+    none outside a message (a message rounds its own). A value of another shape is left to the
+    encoder, which refuses it with the field path."""
+    if is_f32(t):
+        return round_f32
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        present = _f32_rounder(inner[0], is_f32) if len(inner) == 1 else None
+        if present is None:
+            return None
+        return lambda v: v if v is None else present(v)
+    if origin is list and args:
+        each = _f32_rounder(args[0], is_f32)
+        if each is None:
+            return None
+        return lambda v: [each(x) for x in v] if type(v) is list else v
+    if origin is dict and len(args) == 2:
+        keys, values = _f32_rounder(args[0], is_f32), _f32_rounder(args[1], is_f32)
+        if keys is None and values is None:
+            return None
+        key = keys or _same
+        value = values or _same
+        return lambda v: {key(k): value(x) for k, x in v.items()} if type(v) is dict else v
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        items = [_f32_rounder(a, is_f32) or _same for a in args]
+        if all(r is _same for r in items):
+            return None
+        n = len(items)
+        return lambda v: (
+            tuple(r(x) for r, x in zip(items, v, strict=True))
+            if type(v) is tuple and len(v) == n
+            else v
+        )
     return None
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 _SELF = "__savestate_self__"
@@ -192,6 +236,10 @@ def _generated_init(
                 f"{f.name} if {f.name} is None or type({f.name}) is not list "
                 f"else [{_ROUND}(v) for v in {f.name}]"
             )
+        elif shape is not None:
+            rounder = f"__savestate_round_{f.name}__"
+            env[rounder] = shape
+            stored = f"{rounder}({f.name})"
         else:
             stored = f.name
         if not kw_only and f.default is dataclasses.MISSING and (

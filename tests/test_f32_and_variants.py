@@ -33,6 +33,29 @@ def test_f32_is_rounded_when_constructed_so_the_round_trip_is_equal() -> None:
     assert again == gauge and bytes(again) == bytes(gauge)
 
 
+class Nested(Protobuf, package="tests.f32"):
+    by_id: dict[u8, f32] = field(1, default_factory=dict)
+    pair: tuple[f32, u8] = field(2, default=(0.0, 0))
+    maybe: list[f32 | None] = field(3, default_factory=list)
+    rows: list[list[f32]] = field(4, default_factory=list)
+    table: dict[u8, list[f32]] | None = field(5, default=None)
+
+
+def test_f32_inside_containers_is_rounded_when_constructed() -> None:
+    value = Nested(
+        by_id={1: 0.1}, pair=(0.1, 7), maybe=[0.1, None], rows=[[0.1], []], table={2: [0.3]}
+    )
+    tenth = _as_float32(0.1)
+    assert value.by_id == {1: tenth}
+    assert value.pair == (tenth, 7)
+    assert value.maybe == [tenth, None]
+    assert value.rows == [[tenth], []]
+    assert value.table == {2: [_as_float32(0.3)]}
+    assert Nested.decode(bytes(value)) == value
+    wrong = [0.1, 7]  # a shape the encoder refuses is left for it to name
+    assert Nested(pair=wrong).pair is wrong  # type: ignore[arg-type]
+
+
 def test_f32_leaves_what_it_cannot_round_to_the_encoder() -> None:
     from savestate import EncodeError
 
