@@ -234,6 +234,40 @@ def test_a_restore_that_runs_out_of_time_is_rolled_back() -> None:
     assert first.calls == 2 and slow.calls == 2
 
 
+class Values(SaveRestore[Counter]):
+    def __init__(self, values: list[int]) -> None:
+        self.values = values
+
+    def save(self) -> Counter:
+        return Counter(value=0, values=self.values)
+
+    def restore(self, state: Counter) -> None:
+        self.values = state.values
+
+
+def test_an_async_rollback_puts_nested_units_back_under_wide_limits() -> None:
+    # The nested units' current state is over the caller's max_size, the incoming one is not:
+    # the rollback's inner restore (run after an async unit fails) must not be held to the
+    # caller's limit.
+    big = Values(list(range(1000, 3000)))
+    failing = AsyncDevice(1)
+
+    async def refuse_the_new_state() -> None:
+        if failing.value == 2:
+            raise RestoreError.InvalidSavedState("refused")
+
+    failing.before_restore = refuse_the_new_state
+    units = StateUnits({"inner": StateUnits({"big": big}), "failing": failing})
+    state = run(StateUnits({"inner": StateUnits({"big": Values([7])}),
+                            "failing": AsyncDevice(2)}).save_async())
+    with pytest.raises(RestoreError) as info:
+        run(units.restore_async(state, max_size=1024))
+    assert str(info.value) == (
+        "failed to restore child device failing: saved state is invalid: refused")
+    assert getattr(info.value, "rollback_failures", []) == []
+    assert (big.values, failing.value) == (list(range(1000, 3000)), 1)
+
+
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), "1", True])
 def test_a_time_limit_must_be_a_positive_number(bad: Any) -> None:
     units = StateUnits({"a": AsyncDevice()})

@@ -14,6 +14,7 @@ from examples.vm.ioapic import IoApicDevice
 from examples.vm.rtc import Rtc
 from examples.vm.uart import Serial16550
 from savestate import (
+    Protobuf,
     RestoreError,
     SavedStateBlob,
     SavedStateNotSupported,
@@ -21,10 +22,13 @@ from savestate import (
     SaveError,
     SaveRestore,
     StateUnits,
+    field,
     restore_blob,
     save_blob,
+    savedstate,
+    u32,
 )
-from savestate.state.units import SavedStateUnits
+from savestate.state.units import SavedStateUnits, restore_children, save_children
 
 STEPS = 1200
 
@@ -255,3 +259,75 @@ def test_units_with_unsupported_and_failing_members() -> None:
         "failed to save child device inner/com1: SavedState.scratch: value 300 out of range "
         "for u8 (0..255)"
     )
+
+
+@savedstate(package="tests.units_rollback")
+class Blob(Protobuf, package="tests.units_rollback"):
+    data: bytes = field(1, default=b"")
+    depth: u32 = field(2, default=0)
+    below: Chain | None = field(3, default=None)
+
+
+class Chain(Protobuf, package="tests.units_rollback"):
+    below: Chain | None = field(1, default=None)
+
+
+def _chain(depth: int) -> Chain | None:
+    chain: Chain | None = None
+    for _ in range(depth):
+        chain = Chain(below=chain)
+    return chain
+
+
+class BlobDevice(SaveRestore[Blob]):
+    def __init__(self, data: bytes = b"", depth: int = 0, refuse: int = -1) -> None:
+        self.data, self.depth, self.refuse = data, depth, refuse
+
+    def save(self) -> Blob:
+        return Blob(data=self.data, depth=self.depth, below=_chain(self.depth))
+
+    def restore(self, state: Blob) -> None:
+        if state.depth == self.refuse:
+            raise RestoreError.InvalidSavedState("refused")
+        self.data, self.depth = state.data, state.depth
+
+
+@savedstate(package="tests.units_rollback")
+class Parent(Protobuf, package="tests.units_rollback"):
+    children: list[tuple[str, SavedStateBlob]] = field(1, default_factory=list)
+
+
+class ParentDevice(SaveRestore[Parent]):
+    """A device keeping its children as blobs, restored with ``restore_children``."""
+
+    def __init__(self, children: dict[str, SaveRestore[Any]]) -> None:
+        self.children = children
+
+    def save(self) -> Parent:
+        return Parent(children=save_children(self.children))
+
+    def restore(self, state: Parent) -> None:
+        restore_children(self.children, state.children)
+
+
+def _inners(kind: str, device: BlobDevice) -> SaveRestore[Any]:
+    return StateUnits({"dev": device}) if kind == "units" else ParentDevice({"dev": device})
+
+
+@pytest.mark.parametrize("kind", ["units", "children"])
+@pytest.mark.parametrize("limit", ["max_size", "max_depth"])
+def test_rollback_puts_nested_units_back_under_wide_limits(kind: str, limit: str) -> None:
+    # The current state is bigger (or deeper) than the caller's limits allow, the incoming one
+    # is small: when a later unit fails, the nested unit must still be put back.
+    dev = BlobDevice(data=b"A" * 200_000, depth=0) if limit == "max_size" else BlobDevice(
+        depth=20)
+    machine = StateUnits({"inner": _inners(kind, dev), "bad": BlobDevice(refuse=5)})
+    incoming = StateUnits({"inner": _inners(kind, BlobDevice(data=b"new", depth=1)),
+                           "bad": BlobDevice(depth=5)}).save()
+    before = (dev.data, dev.depth)
+    limits = {"max_size": 64 << 10} if limit == "max_size" else {"max_depth": 10}
+    with pytest.raises(RestoreError.ChildError) as info:
+        machine.restore(incoming, **limits)
+    assert str(info.value) == "failed to restore child device bad: saved state is invalid: refused"
+    assert getattr(info.value, "rollback_failures", []) == []
+    assert (dev.data, dev.depth) == before

@@ -346,10 +346,17 @@ async def _roll_back(
     for member, backup in backups:
         try:
             # The backup is what this process just encoded: decode it under the widest limits,
-            # not the caller's (which bound untrusted input).
-            state = parse_for(member.obj, backup, max(len(backup.value), DEFAULT_MAX_SIZE),
-                              MAX_ALLOWED_DEPTH)
-            await member.restore(state, timeout)
+            # not the caller's (which bound untrusted input). The unit's own restore runs under
+            # them too: a unit that is itself a ``StateUnits`` (or a device calling
+            # ``restore_children``) decodes its inner blobs with ``current_limits()``, and under
+            # the caller's narrower limits a current state bigger or deeper than the incoming
+            # one could not be put back. Every inner blob lies within this one, so its size
+            # bounds theirs.
+            with restore_limits(max(len(backup.value), DEFAULT_MAX_SIZE), MAX_ALLOWED_DEPTH) as (
+                size, depth
+            ):
+                state = parse_for(member.obj, backup, size, depth)
+                await member.restore(state, timeout)
         except BaseException as exc:
             if not isinstance(exc, RestoreError):
                 interrupted = interrupted or exc
