@@ -351,6 +351,29 @@ def test_a_failing_progress_callback_leaves_the_old_file(tmp_path: Path) -> None
     assert [p.name for p in tmp_path.iterdir()] == ["f.snapshot"]
 
 
+@pytest.mark.parametrize("state", [big_state(), Memory(generation=1, data=b"x", text="")],
+                         ids=["large", "small"])
+def test_a_progress_callback_failing_on_its_last_call_leaves_the_old_file(
+    tmp_path: Path, state: Memory
+) -> None:
+    # The last call, (total, total), comes before the rename: an exception from it still
+    # aborts the write, as the documentation promises.
+    path = tmp_path / "f.snapshot"
+    snapshot.write(path, SavedStateBlob(type_url="x", value=b"old"))
+    calls: list[tuple[int, int]] = []
+
+    def fail_at_the_end(done: int, total: int) -> None:
+        calls.append((done, total))
+        if done == total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        snapshot.write(path, state, max_size=4 * BIG, progress=fail_at_the_end)
+    assert calls[-1][0] == calls[-1][1]
+    assert snapshot.read(path).value == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.snapshot"]
+
+
 # -- the CLI's progress bar ----------------------------------------------------------------------
 
 

@@ -125,7 +125,9 @@ _R = TypeVar("_R")
 
 Progress: TypeAlias = Callable[[int, int], None]
 """A progress callback: called with ``(done, total)`` in bytes of the file, ``done`` never
-decreasing, the last call with ``done == total`` once the operation has succeeded."""
+decreasing, the last call with ``done == total`` once the work is done (for ``write``: the file
+written and synced, before it replaces the previous one, so that an exception from that call
+still aborts the write)."""
 
 # Writes and checksums go in chunks of this much: progress is reported after each. A write
 # hashes a chunk and then hands it to the kernel, which copies it into the page cache: a chunk
@@ -360,7 +362,8 @@ def write(
     The payload is streamed to the file from the encoder's parts: the large bytes and string
     fields of the state (or a blob's value) are hashed and written where they are, never
     copied. ``progress``, when given, is called with ``(bytes written, file size)`` after each
-    chunk, and with ``(file size, file size)`` once the file is durable and in place.
+    chunk, and with ``(file size, file size)`` once the whole file is written and synced, just
+    before it replaces ``path``.
 
     Saving errors are ``SaveError``; I/O errors are ``OSError``, and leave any previous file at
     ``path`` as it was, except ``DurabilityUnconfirmed``: the new file is in place, but the
@@ -391,6 +394,10 @@ def write(
             fcntl.flock(fd, fcntl.LOCK_EX)  # released when this process ends
         _stream(fd, payload.parts, total, progress)
         os.fsync(fd)
+        # The last report comes before the rename, the point of no return: an exception from
+        # ``progress`` must still leave the previous file in place, as any other abort does.
+        if progress is not None:
+            progress(total, total)
         with contextlib.suppress(FileNotFoundError):  # keep the mode of the file replaced
             os.chmod(tmp, os.stat(target).st_mode & 0o7777)
         os.replace(tmp, target)
@@ -404,8 +411,6 @@ def write(
         _fsync_directory(directory)
     except OSError as exc:
         raise DurabilityUnconfirmed(target, exc) from exc
-    if progress is not None:
-        progress(total, total)
     return total
 
 
