@@ -11,6 +11,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -295,3 +296,59 @@ def test_library_proto_packages_do_not_collide_with_the_import_name() -> None:
     assert all(not name.startswith("savestate") for name in files)
     blob = savestate.SavedStateBlob.new(SavedStateUnits())
     assert blob.type_url == "type.googleapis.com/state_units.SavedStateUnits"
+
+
+def _nested_units(tmp_path: Path, levels: int, leaf: bytes = b"") -> Path:
+    """A snapshot of units nested in units ``levels`` deep, each level one blob in the last."""
+    blob = SavedStateBlob(type_url="type.googleapis.com/x.Leaf", value=leaf)
+    for _ in range(levels):
+        blob = SavedStateBlob.new(SavedStateUnits(units=[SavedStateUnit(name="u", state=blob)]))
+    path = tmp_path / f"nested{levels}.snapshot"
+    path.write_bytes(snapshot.pack(blob))
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    status = main(list(argv))
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("levels", [33, 34, 400])
+def test_show_refuses_nesting_as_decode_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, levels: int
+) -> None:
+    # The snapshot's blob is one level of the limit, and each level of units three more (the
+    # units, the unit, its blob): 33 levels take exactly 100, 34 go past; 400 used to end in
+    # a RecursionError.
+    path = str(_nested_units(tmp_path, levels))
+    status, err = _run(capsys, "decode", path)
+    refused = err.removeprefix("savestate decode: ")
+    assert status == (0 if levels <= 33 else 1)
+    if status:
+        assert refused.endswith(".state: nesting deeper than the limit (max_depth), blobs "
+                                "expanded\n")
+    for argv in (["show"], ["show", "--sizes"], ["show", "--svg", str(tmp_path / "t.svg")]):
+        shown, err = _run(capsys, *argv, path)
+        assert (shown, err.removeprefix("savestate show: ")) == (
+            status, refused if status else ""), argv
+
+
+def test_show_sizes_splits_the_bytes_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blobs nested in blobs: every level's records come from one split of the payload, so the
+    # work is in proportion to the input, not to the input times the depth.
+    import savestate.cli.sizes as sizes
+
+    split: list[int] = []
+    real = sizes.decode_raw
+
+    def counting(data: bytes, max_depth: int = 100) -> list[Any]:
+        split.append(len(data))
+        return real(data, max_depth)
+
+    monkeypatch.setattr(sizes, "decode_raw", counting)
+    path = _nested_units(tmp_path, 30, leaf=b"\x08\x00" * 10_000)
+    status, err = _run(capsys, "show", "--sizes", str(path))
+    assert status == 0, err
+    assert split == [len(snapshot.read(path).value)]

@@ -12,8 +12,9 @@ import html
 from dataclasses import dataclass, field
 
 from ..codec.raw import RawField, decode_raw
-from ..errors import DecodeError
-from ..model.plan import MessagePlan, MessageValue, plan_of
+from ..errors import DecodeError, EncodeError
+from ..limits import DEFAULT_MAX_DEPTH
+from ..model.plan import Form, Label, MessagePlan, MessageValue, plan_of
 from ..model.registry import TYPE_URL_PREFIX, is_any, root_for_url
 
 __all__ = ["SizeNode", "format_sizes", "size_tree", "treemap_svg"]
@@ -32,21 +33,43 @@ class SizeNode:
     children: list[SizeNode] = field(default_factory=list)
 
 
-def size_tree(data: bytes, type_url: str, label: str = "state") -> SizeNode:
-    """The size tree of ``data``, the encoded state of the type named by ``type_url``."""
+def size_tree(
+    data: bytes,
+    type_url: str,
+    label: str = "state",
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    path: list[str] | None = None,
+) -> SizeNode:
+    """The size tree of ``data``, the encoded state of the type named by ``type_url``.
+
+    The bytes are split into records once, nested blobs included, so the cost is in proportion
+    to the input however deep the blobs nest. ``max_depth`` bounds the levels of messages
+    walked, the state's own included and blobs expanded, counted as ``to_dict`` (and so
+    ``savestate decode``) counts them; past it, an ``EncodeError`` as ``to_dict`` raises, at
+    the field path below ``path`` (where ``data`` sits).
+    """
     root = SizeNode(f"{label} ({_short(type_url)})" if type_url else label, len(data))
-    plan = _plan_for_url(type_url)
+    where = list(path or [])
+    cls = root_for_url(type_url) if type_url else None
+    if cls is not None and max_depth <= 0:
+        raise EncodeError(_TOO_DEEP_BLOBS, where)
     try:
-        records = decode_raw(data)
+        # Deep enough for every level the walk may enter: a message's records are one level of
+        # raw nesting below its parent's, so none is split again.
+        records = decode_raw(data, max_depth=max(max_depth, 0) + 2)
     except DecodeError:
         return root  # not protobuf bytes: one opaque block
-    root.children = _message_children(records, plan)
+    plan = plan_of(cls) if cls is not None else None
+    if cls is not None:
+        where.append(cls.__name__)
+    root.children = _message_children(records, plan, max_depth - 1, where)
     return root
 
 
-def _plan_for_url(url: str) -> MessagePlan | None:
-    cls = root_for_url(url) if url else None
-    return plan_of(cls) if cls is not None else None
+# As ``to_dict`` words them, so that ``show`` and ``decode`` refuse a state in the same words.
+_TOO_DEEP = "nesting deeper than the limit (max_depth)"
+_TOO_DEEP_BLOBS = "nesting deeper than the limit (max_depth), blobs expanded"
 
 
 def _short(url: str) -> str:
@@ -67,14 +90,16 @@ def _record_size(f: RawField) -> int:
         return tag + 8
     if f.wire == 5:
         return tag + 4
-    payload = f.value
-    assert isinstance(payload, bytes)
-    return tag + _varint_size(len(payload)) + len(payload)
+    return tag + _varint_size(f.size) + f.size  # from the offsets: the payload is not copied
 
 
 def _message_children(
-    records: list[RawField] | tuple[RawField, ...], plan: MessagePlan | None
+    records: list[RawField] | tuple[RawField, ...],
+    plan: MessagePlan | None,
+    left: int,
+    path: list[str],
 ) -> list[SizeNode]:
+    """The nodes of a message's records; ``left``: the levels its nested messages may take."""
     groups: dict[int, list[RawField]] = {}
     for f in records:
         groups.setdefault(f.number, []).append(f)
@@ -87,42 +112,59 @@ def _message_children(
         inner = None
         if fplan is not None and isinstance(fplan.value, MessageValue):
             inner = fplan.value.message
-        if inner is not None and all(f.wire == 2 for f in group):
+        if fplan is not None and inner is not None and all(f.wire == 2 for f in group):
+            here = [*path, fplan.pyname]
+            repeated = fplan.label is Label.REPEATED
             if len(group) == 1:
-                node.children = _payload_children(group[0], inner)
+                node.children = _payload_children(
+                    group[0], inner, left, [*here, "[0]"] if repeated else here)
             elif len(group) <= MAX_ELEMENTS_SHOWN:
-                node.children = [_element(i, f, inner) for i, f in enumerate(group)]
+                node.children = [_element(i, f, inner, left, [*here, f"[{i}]"])
+                                 for i, f in enumerate(group)]
         nodes.append(node)
     nodes.sort(key=lambda n: -n.size)
     return nodes
 
 
-def _element(index: int, f: RawField, plan: MessagePlan) -> SizeNode:
+def _element(index: int, f: RawField, plan: MessagePlan, left: int, path: list[str]) -> SizeNode:
     label = f"[{index}]"
     name = next((x for x in f.message or () if x.number == 1 and x.wire == 2), None)
     name_field = plan.by_number.get(1)
     if name is not None and name_field is not None and name_field.name == "name":
         label += f" {name.text!r}"  # a state unit, or any record named by its first field
-    return SizeNode(label, _record_size(f), _payload_children(f, plan))
+    return SizeNode(label, _record_size(f), _payload_children(f, plan, left, path))
 
 
-def _payload_children(f: RawField, plan: MessagePlan) -> list[SizeNode]:
-    payload = f.value
-    assert isinstance(payload, bytes)
+def _payload_children(f: RawField, plan: MessagePlan, left: int, path: list[str]) -> list[SizeNode]:
+    """The nodes of a nested message (one level, of the ``left`` its parent has), from the
+    records its payload was split into with the rest."""
+    if left <= 0 and plan.form is not Form.FOREIGN:
+        raise EncodeError(_TOO_DEEP, path)
+    left -= 1
     if plan.cls is not None and is_any(plan.cls):
         url = next((x.text or "" for x in f.message or () if x.number == 1), "")
         value = next((x for x in f.message or () if x.number == 2), None)
         nodes = [SizeNode("type_url", _record_size(x)) for x in f.message or () if x.number == 1]
         if value is not None:
-            blob = value.value
-            assert isinstance(blob, bytes)
-            inner = size_tree(blob, url, "value")
-            inner.size = _record_size(value)
-            nodes.append(inner)
+            nodes.append(_blob_value(value, url, left, path))
         return sorted(nodes, key=lambda n: -n.size)
     if f.message is None:
         return []
-    return _message_children(f.message, plan)
+    return _message_children(f.message, plan, left, path)
+
+
+def _blob_value(value: RawField, url: str, left: int, path: list[str]) -> SizeNode:
+    """The node of a blob's value: the state of the type its URL names, read from the records
+    its bytes were already split into (the payload that did not split is one opaque block)."""
+    node = SizeNode(f"value ({_short(url)})" if url else "value", _record_size(value))
+    cls = root_for_url(url) if url else None
+    if cls is not None and left <= 0:
+        raise EncodeError(_TOO_DEEP_BLOBS, path)
+    if value.message is not None:
+        plan = plan_of(cls) if cls is not None else None
+        where = [*path, cls.__name__] if cls is not None else path
+        node.children = _message_children(value.message, plan, left - 1, where)
+    return node
 
 
 def format_sizes(root: SizeNode, total: int | None = None) -> list[str]:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..codec.raw import decode_raw, format_raw, raw_to_json
-from ..errors import DecodeError, SavestateError
+from ..errors import DecodeError, EncodeError, SavestateError
+from ..limits import DEFAULT_MAX_DEPTH
 from ..model.registry import (
     TYPE_URL_PREFIX,
     UnknownTypeName,
@@ -191,19 +192,34 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"  payload {length} bytes, sha256 {digest.hex()}",
     ]
     if args.sizes or args.svg:
-        tree = size_tree(blob.value, blob.type_url)
+        # The snapshot's blob is the first level of the nesting limit, as decode counts it.
+        tree = size_tree(blob.value, blob.type_url, max_depth=DEFAULT_MAX_DEPTH - 1,
+                         path=[type(blob).__name__])
         if args.svg:
             Path(args.svg).write_text(treemap_svg(tree), encoding="utf-8")
             lines.append(f"  treemap written to {args.svg}")
         if args.sizes:
             lines += ["  sizes (bytes, share of the state):", *format_sizes(tree)]
     if not args.sizes:
-        lines += _show_blob(blob, "  ", "state")
+        lines += _show_blob(blob, "  ", "state", DEFAULT_MAX_DEPTH, [type(blob).__name__])
     print("\n".join(lines))
     return 0
 
 
-def _show_blob(blob: SavedStateBlob, indent: str, label: str) -> list[str]:
+# As ``to_dict`` words them, so that ``show`` and ``decode`` refuse a state in the same words.
+_TOO_DEEP = "nesting deeper than the limit (max_depth)"
+_TOO_DEEP_BLOBS = "nesting deeper than the limit (max_depth), blobs expanded"
+
+
+def _show_blob(
+    blob: SavedStateBlob, indent: str, label: str, left: int, path: list[str]
+) -> list[str]:
+    """A blob's lines; ``left`` is the levels of messages the blob may take, itself and its
+    contents expanded, counted as ``to_dict`` counts them: past them, the ``EncodeError`` that
+    ``decode`` gives, at ``path``."""
+    if left <= 0:
+        raise EncodeError(_TOO_DEEP, path)
+    left -= 1
     lines = [f"{indent}{label}: {blob.type_url or '(empty)'} ({len(blob.value)} bytes)"]
     cls = root_for_url(blob.type_url)
     inner = indent + "  "
@@ -214,14 +230,20 @@ def _show_blob(blob: SavedStateBlob, indent: str, label: str) -> list[str]:
         except DecodeError as exc:
             lines.append(f"{inner}(not protobuf bytes: {exc})")
         return lines
-    value: Any = blob.parse(cls, max_size=len(blob.value))  # bounded by the read already
+    if left <= 0:
+        raise EncodeError(_TOO_DEEP_BLOBS, path)
+    # The size is bounded by the read already; the depth by what is left of the limit.
+    value: Any = blob.parse(cls, max_size=len(blob.value), max_depth=left)
+    here = [*path, cls.__name__]
     if isinstance(value, SavedStateUnits):
         lines[0] = f"{indent}{label}: {blob.type_url} ({len(blob.value)} bytes, " \
                    f"{len(value.units)} units)"
         for i, unit in enumerate(value.units):
-            lines += _show_blob(unit.state, inner, f"unit [{i}] {unit.name!r}")
+            # Two levels on the way: the units container, and the unit's record.
+            lines += _show_blob(unit.state, inner, f"unit [{i}] {unit.name!r}", left - 2,
+                                [*here, "units", f"[{i}]", "state"])
         return lines
-    lines += _tree(value, inner)
+    lines += _tree(value, inner, left - 1, here)
     return lines
 
 
@@ -273,10 +295,11 @@ def _leaf_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _tree(value: Any, indent: str) -> list[str]:
+def _tree(value: Any, indent: str, left: int, path: list[str]) -> list[str]:
     """A decoded state as indented ``name: value`` lines: integers as numbers, bytes in hex
     (a dump with offsets when long), a variant under its class name, a blob as its type URL
-    with its fields when that type is known."""
+    with its fields when that type is known. ``left``: the levels of messages below ``value``
+    (a message or a container) that its blobs may take (the decode bounded the rest)."""
     lines: list[str] = []
     for key, v in _children(value) or []:
         if isinstance(v, (bytes, bytearray)):
@@ -286,7 +309,7 @@ def _tree(value: Any, indent: str) -> list[str]:
                 lines.append(f"{indent}{key}: {len(v)} bytes")
                 lines += _hex_dump(bytes(v), indent + "  ")
         elif isinstance(v, SavedStateBlob):
-            lines += _show_blob(v, indent, key)
+            lines += _show_blob(v, indent, key, left, [*path, key])
         else:
             parts = _children(v)
             if parts is None:
@@ -297,7 +320,9 @@ def _tree(value: Any, indent: str) -> list[str]:
             else:
                 variant = f" {type(v).__name__}" if _is_variant(v) else ""
                 lines.append(f"{indent}{key}:{variant}")
-                lines += _tree(v, indent + "  ")
+                # A message (or a tuple, one on the wire) takes a level; a list or a map not.
+                below = left if isinstance(v, (list, dict)) else left - 1
+                lines += _tree(v, indent + "  ", below, [*path, key])
     return lines
 
 
