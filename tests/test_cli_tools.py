@@ -53,6 +53,32 @@ def test_decode_encode_snapshot_round_trip(
     assert again.read_bytes() == snap.read_bytes()
 
 
+def test_encode_snapshot_of_a_state_of_type(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # With --type, the JSON may be a state of that type (as decode --type prints a snapshot's)
+    # or the blob decode prints; either way a snapshot of that state is written.
+    root = pc.OtherRoot(where=pc.Point(x=3, y=4), level=pc.Level.low)
+    snap = tmp_path / "s.snapshot"
+    snap.write_bytes(snapshot.pack(SavedStateBlob.new(root)))
+    kind = "constructs.other.OtherRoot"
+    for typed in (["--type", kind], []):
+        status, out, err = run(capsys, "decode", str(snap), "-m", MOD, *typed)
+        assert status == 0, err
+        (tmp_path / "s.json").write_text(out)
+        again = tmp_path / "again.snapshot"
+        status, _, err = run(capsys, "encode", "--snapshot", "--type", kind, "-m", MOD,
+                             str(tmp_path / "s.json"), "-o", str(again))
+        assert status == 0, err
+        assert again.read_bytes() == snap.read_bytes()
+    # A blob of another type is not a state of --type.
+    (tmp_path / "other.json").write_text('{"@type": "type.googleapis.com/x.Y", "@value": "CAc="}')
+    status, _, err = run(capsys, "encode", "--snapshot", "--type", kind, "-m", MOD,
+                         str(tmp_path / "other.json"), "-o", str(tmp_path / "no.snapshot"))
+    assert status == 1 and "expected type.googleapis.com/constructs.other.OtherRoot" in err
+    assert not (tmp_path / "no.snapshot").exists()
+
+
 def test_decode_encode_typed_with_unknown_fields(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

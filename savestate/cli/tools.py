@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..codec.jsonmap import JsonError
 from ..codec.raw import decode_raw, format_raw, raw_to_json
 from ..errors import DecodeError, EncodeError, SavestateError
 from ..limits import DEFAULT_MAX_DEPTH
@@ -165,20 +166,34 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     _load_modules(args.module)
     text = _read_bytes(args.file, args.max_size)
     if args.snapshot:
-        cls: Any = SavedStateBlob
+        out = snapshot.pack(_snapshot_blob(text, args.type))
     elif args.type is None:
         raise _Usage("give the type to encode with --type (or --snapshot for a snapshot file)")
     else:
-        cls = _find_type(args.type)
-    value = cls.from_json(text)
-    if args.snapshot:
-        if args.type is not None and args.type != "google.protobuf.Any":
-            value = SavedStateBlob.new(_find_type(args.type).from_json(text))
-        out = snapshot.pack(value)
-    else:
-        out = value.encode()
+        cls: Any = _find_type(args.type)
+        out = cls.from_json(text).encode()
     _write_out(out, args.output)
     return 0
+
+
+def _snapshot_blob(text: bytes, type_name: str | None) -> SavedStateBlob:
+    """The blob of the snapshot ``encode --snapshot`` writes: the JSON is a blob as ``decode``
+    prints a snapshot (``{"@type": ...}``), or, given ``--type``, a state of that type as
+    ``decode --type`` prints it."""
+    if type_name is None or type_name == "google.protobuf.Any":
+        return SavedStateBlob.from_json(text)
+    cls: Any = _find_type(type_name)
+    try:
+        return SavedStateBlob.new(cls.from_json(text))
+    except JsonError as exc:
+        # Not a state of --type: it may be the blob decode prints, which must then hold one
+        # (the type URL checked, the value decoded). Else the state's error is the one to show.
+        try:
+            blob = SavedStateBlob.from_json(text)
+        except JsonError:
+            raise exc from None
+        blob.parse(cls, max_size=len(blob.value))
+        return blob
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
