@@ -189,3 +189,18 @@ def test_type_names_any_declared_message_not_only_roots(
     status, _, err = run(capsys, "decode", str(tmp_path / "n.bin"), "--type",
                          "constructs.other.Node", "-m", MOD)
     assert status == 2 and "unknown type 'constructs.other.Node'" in err
+
+
+def test_an_unwritable_output_is_named_not_the_input(
+    capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    (tmp_path / "s.json").write_text("{}")
+    for argv in (["decode", str(snap), "-o", str(missing / "out.json")],
+                 ["show", str(snap), "--svg", str(missing / "t.svg")],
+                 ["encode", str(tmp_path / "s.json"), "--type", "constructs.other.OtherRoot",
+                  "-m", MOD, "-o", str(missing / "out.bin")]):
+        status, _, err = run(capsys, *argv)
+        assert status == 1, argv
+        assert err.startswith(f"savestate {argv[0]}: error: cannot write {missing}/"), err
+        assert str(snap) not in err and "s.json" not in err

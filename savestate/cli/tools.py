@@ -61,6 +61,10 @@ class _Failure(Exception):
     pass
 
 
+class _OutputFailure(_Failure):
+    """An output that could not be written: its message names the output, not the input."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Inputs
 
@@ -137,7 +141,21 @@ def _write_out(data: bytes, output: str | None) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        Path(output).write_bytes(data)
+        _write_file(output, data)
+
+
+def _write_file(path: str, data: bytes | str) -> None:
+    """Write an output file (text as UTF-8); a failure names ``path``: the input was read, it
+    is not to blame."""
+    try:
+        if isinstance(data, str):
+            Path(path).write_text(data, encoding="utf-8")
+        else:
+            Path(path).write_bytes(data)
+    except BrokenPipeError:
+        raise  # a FIFO's reader gone, as a closed standard output: ends quietly
+    except OSError as exc:
+        raise _OutputFailure(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +176,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        _write_file(args.output, text)
     return 0
 
 
@@ -211,7 +229,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         tree = size_tree(blob.value, blob.type_url, max_depth=DEFAULT_MAX_DEPTH - 1,
                          path=[type(blob).__name__])
         if args.svg:
-            Path(args.svg).write_text(treemap_svg(tree), encoding="utf-8")
+            _write_file(args.svg, treemap_svg(tree))
             lines.append(f"  treemap written to {args.svg}")
         if args.sizes:
             lines += ["  sizes (bytes, share of the state):", *format_sizes(tree)]
@@ -431,6 +449,8 @@ def _classify(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
     if isinstance(exc, BrokenPipeError):
         _quiet_stdout()
         return 0, ""
+    if isinstance(exc, _OutputFailure):
+        return EXIT_FAILURE, f"error: {exc}"
     where = getattr(args, "file", None) or getattr(args, "snapshot", None) or ""
     if getattr(args, "command", "") == "diff":
         where = f"{args.a} / {args.b}"
