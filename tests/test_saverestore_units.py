@@ -331,3 +331,96 @@ def test_rollback_puts_nested_units_back_under_wide_limits(kind: str, limit: str
     assert str(info.value) == "failed to restore child device bad: saved state is invalid: refused"
     assert getattr(info.value, "rollback_failures", []) == []
     assert (dev.data, dev.depth) == before
+
+
+def _nested(levels: int, leaf: SaveRestore[Any]) -> StateUnits:
+    units = StateUnits({"leaf": leaf})
+    for _ in range(levels - 1):
+        units = StateUnits({"u": units})
+    return units
+
+
+def test_units_nested_in_units_decode_each_blob_twice_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each level checked every blob below it again: ~levels²/2 decodes, each copying the
+    # bytes below. Now the blobs are checked once, by the outermost restore, and each level
+    # decodes its own entries.
+    levels = 30
+    state = _nested(levels, BlobDevice(data=b"x" * 1000, depth=3)).save()
+    target = _nested(levels, BlobDevice())
+    parses = 0
+    real = SavedStateBlob.parse
+
+    def counting(self: SavedStateBlob, cls: type[Any], **limits: int) -> Any:
+        nonlocal parses
+        parses += 1
+        return real(self, cls, **limits)
+
+    monkeypatch.setattr(SavedStateBlob, "parse", counting)
+    target.restore(state)
+    assert parses <= 2 * levels
+    leaf = target
+    for _ in range(levels - 1):
+        leaf = leaf["u"]  # type: ignore[assignment]
+    assert (leaf["leaf"].data, leaf["leaf"].depth) == (b"x" * 1000, 3)  # type: ignore[union-attr]
+
+
+def _corrupt_blob() -> SavedStateBlob:
+    # tests.units_rollback.Blob with depth = 2**35 - 1: out of range for its u32.
+    return SavedStateBlob(type_url=SavedStateBlob.new(Blob()).type_url,
+                          value=bytes.fromhex("10ffffffff7f"))
+
+
+def test_a_corrupt_blob_deep_in_nested_units_restores_nothing() -> None:
+    levels = 6
+    state = _nested(levels, BlobDevice(depth=1)).save()
+    inner = state
+    for _ in range(levels - 1):
+        inner = inner.units[0].state.parse(SavedStateUnits)
+    inner.units[0].state = _corrupt_blob()
+    for _ in range(levels - 1):  # encode the levels again, the corrupt blob at the bottom
+        inner = SavedStateUnits(units=[SavedStateUnit(name="u", state=SavedStateBlob.new(inner))])
+    calls: list[int] = []
+
+    class Watched(BlobDevice):
+        def restore(self, state: Blob) -> None:
+            calls.append(state.depth)
+
+    target = _nested(levels, Watched())
+    with pytest.raises(RestoreError.ChildError) as info:
+        target.restore(inner)
+    assert info.value.names == ["u"]
+    assert "Blob.depth: value 34359738367 out of range for u32" in str(info.value)
+    assert calls == []
+
+
+def test_a_blob_changed_by_a_restore_is_checked_again() -> None:
+    # A device that gives a checked blob another value before restoring its children: that
+    # value was never checked, so the blobs nested in it are checked before any child's
+    # restore runs (else "a" would be restored, then rolled back when "b" meets the bad leaf).
+    restored: list[int] = []
+
+    class Leaf(BlobDevice):
+        def restore(self, state: Blob) -> None:
+            restored.append(state.depth)
+
+    def inner() -> ParentDevice:
+        return ParentDevice({"a": Leaf(), "b": ParentDevice({"leaf": Leaf()})})
+
+    bad = Parent(children=[
+        ("a", SavedStateBlob.new(Blob(depth=1))),
+        ("b", SavedStateBlob.new(Parent(children=[("leaf", _corrupt_blob())]))),
+    ])
+
+    class Changing(ParentDevice):
+        def restore(self, state: Parent) -> None:
+            state.children[0][1].value = SavedStateBlob.new(bad).value
+            restore_children(self.children, state.children)
+
+    state = Changing({"inner": inner()}).save()
+    with pytest.raises(RestoreError.ChildError) as info:
+        StateUnits({"dev": Changing({"inner": inner()})}).restore(SavedStateUnits(units=[
+            SavedStateUnit(name="dev", state=SavedStateBlob.new(state))]))
+    assert info.value.names == ["dev", "inner", "b", "leaf"]
+    assert restored == []

@@ -24,6 +24,7 @@ it can because it refuses async units first.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import inspect
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
@@ -219,7 +220,19 @@ async def _restore_members(
     """Check names, decode every entry, then restore in order, rolling back from encoded
     backups on any failure (``BaseException`` included: a ``KeyboardInterrupt``, a cancelled
     task). The one implementation behind the synchronous and the async restores."""
-    decoded = _decode_entries(members, entries, max_size, max_depth)
+    decoded, below = _decode_entries(members, entries, max_size, max_depth)
+    # The units restored here find the blobs of these states already checked, all the way
+    # down: they check none of it again (for as long as this restore runs, no longer).
+    token = _CHECKED.set(below)
+    try:
+        await _restore_decoded(decoded, timeout, concurrent=concurrent)
+    finally:
+        _CHECKED.reset(token)
+
+
+async def _restore_decoded(
+    decoded: list[tuple[_Member, Any]], timeout: float | None, *, concurrent: bool
+) -> None:
     # Everything decoded: save and encode each unit's current state so that a failed restore
     # can be undone. Encoded, because a ``restore`` may mutate in place the very objects a
     # ``save`` returned (its live state), which would leave nothing to roll back to.
@@ -241,17 +254,31 @@ async def _restore_members(
             raise
 
 
+# Blobs whose nested blobs have all been checked (decoded, under the limits noted), found
+# in the states that the restore running decoded: the units it restores get them as their
+# entries, and decode each (their own level) but check nothing below it again, which made
+# units nested in units quadratic (each level checked every blob under it once more). Keyed
+# by id; the blob and its value are kept to tell that it is the very blob checked, unchanged.
+_Checked: TypeAlias = "dict[int, tuple[SavedStateBlob, bytes, str, int, int]]"
+_CHECKED: contextvars.ContextVar[_Checked | None] = contextvars.ContextVar(
+    "savestate_checked_blobs", default=None
+)
+
+
 def _decode_entries(
     members: Sequence[_Member],
     entries: Iterable[tuple[str, SavedStateBlob]],
     max_size: int,
     max_depth: int,
-) -> list[tuple[_Member, Any]]:
+) -> tuple[list[tuple[_Member, Any]], _Checked]:
     """Check names and decode every entry (blobs nested in them too), calling nothing;
-    the result is in the order the units were added."""
+    the result is in the order the units were added, with the blobs of the decoded states
+    (all checked) for the units restored next."""
     by_name = {member.name: member for member in members}
     seen: set[str] = set()
     decoded: list[tuple[_Member, Any]] = []
+    checked = _CHECKED.get() or {}
+    below: _Checked = {}
     for name, blob in entries:
         member = by_name.get(name)
         if member is None:
@@ -261,15 +288,57 @@ def _decode_entries(
         seen.add(name)
         try:
             state = parse_for(member.obj, blob, max_size, max_depth)
-            check_nested_blobs(state, max_size=max_size, max_depth=max_depth)
+            limits = _checked_under(checked, blob, max_size, max_depth)
+            if limits is None:
+                check_nested_blobs(state, max_size=max_size, max_depth=max_depth)
+                limits = (max_size, max_depth)
         except RestoreError as exc:
             raise RestoreError.ChildError(name, exc) from exc
+        for inner in _blobs_within(state):
+            below[id(inner)] = (inner, inner.value, inner.type_url, *limits)
         decoded.append((member, state))
     # Restore in the order the objects were added (as documented, and as they were saved),
     # whatever the order of the records: a unit may depend on an earlier one (a clock).
     order = {member.name: i for i, member in enumerate(members)}
     decoded.sort(key=lambda entry: order[entry[0].name])
-    return decoded
+    return decoded, below
+
+
+def _checked_under(
+    checked: _Checked, blob: SavedStateBlob, max_size: int, max_depth: int
+) -> tuple[int, int] | None:
+    """The limits under which the blobs nested in ``blob`` were all checked, when they were
+    and those limits are no wider than these (what passed narrower limits passes these);
+    else None: they are to be checked now."""
+    entry = checked.get(id(blob))
+    if entry is None:
+        return None
+    same, value, url, size, depth = entry
+    if same is not blob or value is not blob.value or url != blob.type_url:
+        return None  # another blob, or this one given another value since
+    if size > max_size or depth > max_depth:
+        return None
+    return size, depth
+
+
+def _blobs_within(state: Any) -> Iterator[SavedStateBlob]:
+    """The blobs of a registered type reachable from ``state`` without decoding one: those
+    ``check_nested_blobs`` decodes first."""
+    stack: list[Any] = [state]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, SavedStateBlob):
+            if root_for_url(value.type_url) is not None:
+                yield value
+        elif isinstance(value, Protobuf):
+            for f in dataclasses.fields(value):
+                item = getattr(value, f.name)
+                if isinstance(item, _WITH_BLOBS):
+                    stack.append(item)
+        elif isinstance(value, dict):
+            stack.extend(v for v in value.values() if isinstance(v, _WITH_BLOBS))
+        elif isinstance(value, (list, tuple)):
+            stack.extend(v for v in value if isinstance(v, _WITH_BLOBS))
 
 
 # Blobs nested in blobs: a parse's own ``max_depth`` bounds the nesting inside one blob; this
@@ -333,6 +402,7 @@ def _child_error(names: tuple[str, ...], exc: DecodeError) -> RestoreError:
 
 
 _CONTAINERS = (Protobuf, list, tuple, dict)
+_WITH_BLOBS = (SavedStateBlob, *_CONTAINERS)
 
 
 async def _roll_back(
