@@ -4,6 +4,7 @@ bytes and errors as before, the read-back check, progress callbacks and the CLI'
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pty
 import struct
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,6 +224,62 @@ def test_read_copies_nothing_but_the_value_it_returns(tmp_path: Path) -> None:
     assert used < BIG + (1 << 20)
     data = path.read_bytes()
     used, blob = peak(lambda: snapshot.unpack(data))
+    assert used < BIG + (1 << 20)
+
+
+class ShortReads(io.RawIOBase):
+    """A file whose every read gives at most ``piece`` bytes, as a read of more than about
+    2 GiB does on Linux."""
+
+    def __init__(self, path: str | os.PathLike[str], piece: int) -> None:
+        self.raw = io.FileIO(path, "rb")
+        self.piece = piece
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self.raw.readinto(memoryview(buffer)[: self.piece])
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def test_short_reads_fill_one_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reads that each give a piece of the payload: the pieces were joined into the value, a
+    # second copy of it. Now they fill the one ``bytes`` the value is, for read and read_state.
+    path = tmp_path / "short.snapshot"
+    value = os.urandom(BIG)
+    snapshot.write(path, SavedStateBlob(type_url="x", value=value))
+    state = Memory(generation=7, data=value, text="")
+    state_path = tmp_path / "state.snapshot"
+    snapshot.write(state_path, state)
+    snapshot.read(path)
+    snapshot.read_state(state_path, Memory)
+
+    def short_open(file: Any, mode: str = "r", buffering: int = -1) -> ShortReads:
+        assert (mode, buffering) == ("rb", 0)
+        return ShortReads(file, BIG // 7)
+
+    monkeypatch.setattr(snapshot, "open", short_open, raising=False)
+    used, blob = peak(lambda: snapshot.read(path))
+    assert type(blob.value) is bytes and blob.value == value
+    assert used < BIG + (1 << 20)
+    used, got = peak(lambda: snapshot.read_state(state_path, Memory))
+    assert type(got.data) is bytes and got == state
     assert used < BIG + (1 << 20)
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import stat
@@ -50,7 +51,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import IO, Any, TypeAlias, TypeVar
+from typing import IO, Any, TypeAlias, TypeVar, cast
 
 from ..codec.front import codec_of
 from ..codec.wire import WireError, read_varint, skip_field, varint_bytes
@@ -660,20 +661,19 @@ class _Checker:
 
 
 def _read_exact(f: IO[bytes], size: int) -> bytes:
-    """``size`` bytes of ``f`` (fewer at its end), in one ``bytes`` read into directly when
-    one read gives them all, as it does for a regular file of up to 2 GiB."""
-    data = f.read(size)
-    if len(data) == size or not data:
-        return data
-    chunks = [data]
-    got = len(data)
-    while got < size:
-        chunk = f.read(size - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+    """``size`` bytes of ``f`` (fewer at its end), in one ``bytes`` read into directly however
+    many reads it takes: one read gives at most about 2 GiB on Linux, and joining the pieces
+    would copy the payload (a ``bytearray`` filled in place could not become the ``bytes``
+    the result keeps without a copy either). A buffered reader of that file does it: its
+    ``read`` makes the ``bytes`` and has the file read into it until it is full; with a
+    buffer of one byte it reads nothing ahead, so the file is left just past what was read.
+    """
+    # Every caller's ``f`` is a file opened unbuffered: a raw stream.
+    reader = io.BufferedReader(cast(io.RawIOBase, f), buffer_size=1)
+    try:
+        return reader.read(size)
+    finally:
+        reader.detach()  # the file stays open: it is not the reader's to close
 
 
 def _open_value(head: bytes, length: int) -> tuple[int, int, int] | None:
