@@ -380,6 +380,24 @@ def test_progress_of_write_read_and_restore(tmp_path: Path, state: Memory) -> No
     assert device.value == state
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_a_file_of_no_stated_size_is_read_to_its_end(tmp_path: Path) -> None:
+    # /proc files state a size of 0 and hold text all the same: what they hold is not a
+    # snapshot (it was refused as a truncated one, from its stated size). A file that is
+    # empty is still truncated.
+    assert os.stat("/proc/self/status").st_size == 0
+    with pytest.raises(snapshot.BadMagic):
+        snapshot.read("/proc/self/status")
+    with pytest.raises(snapshot.BadMagic):
+        snapshot.read_state("/proc/self/status", Memory)
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with pytest.raises(snapshot.Truncated, match="the file has 0"):
+        snapshot.read(empty)
+    with pytest.raises(snapshot.Truncated, match="the file has 0"):
+        snapshot.read_state(empty, Memory)
+
+
 def test_progress_of_a_fifo_read(tmp_path: Path) -> None:
     if not hasattr(os, "mkfifo"):
         pytest.skip("needs FIFOs")

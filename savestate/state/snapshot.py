@@ -707,10 +707,10 @@ def _read_opened(
     progress: Progress | None,
 ) -> tuple[SavedStateBlob, int]:
     """``read``'s work on the file already open as ``f`` (``info`` its status): the blob and
-    the file's size. A FIFO or a device is read once, to its end, so it is never opened
-    twice."""
+    the file's size. A FIFO, a device or a file of no stated size is read once, to its end,
+    so it is never opened twice."""
     limit = HEADER_SIZE + max_size
-    if stat.S_ISREG(info.st_mode):
+    if _sized(info):
         if info.st_size > limit:
             raise TooLarge(
                 f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus "
@@ -722,6 +722,13 @@ def _read_opened(
             f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
             "header", path)
     return unpack(data, path, max_size=max_size, max_depth=max_depth), len(data)
+
+
+def _sized(info: os.stat_result) -> bool:
+    """Whether a file is read by the size it states: a regular file, but not one of size 0,
+    which may hold text all the same (``/proc`` and ``/sys`` files state no size); read to
+    its end, an empty file still reads as empty."""
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
 
 def read_state(
@@ -754,7 +761,7 @@ def read_state(
     value: Any = _NOT_HANDLED
     with open(path, "rb", buffering=0) as f:
         info = os.fstat(f.fileno())
-        if fields and stat.S_ISREG(info.st_mode) and info.st_size <= HEADER_SIZE + max_size:
+        if fields and _sized(info) and info.st_size <= HEADER_SIZE + max_size:
             value = _read_state_file(f, path, info.st_size, cls, fields, max_size, max_depth,
                                      progress)
             f.seek(0)
