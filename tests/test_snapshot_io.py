@@ -113,6 +113,24 @@ def test_write_gives_the_bytes_of_the_format(tmp_path: Path, name: str) -> None:
     assert blob.parse(type(state)) == state
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_a_new_file_has_the_mode_of_the_umask_and_a_replaced_one_keeps_its_own(
+    tmp_path: Path, mask: int
+) -> None:
+    state = STATES["small"]
+    old = os.umask(mask)
+    try:
+        snapshot.write(tmp_path / "new.snapshot", state)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.snapshot").stat().st_mode & 0o777 == 0o666 & ~mask
+    kept = tmp_path / "kept.snapshot"
+    kept.write_bytes(b"")
+    kept.chmod(0o640)
+    snapshot.write(kept, state)
+    assert kept.stat().st_mode & 0o777 == 0o640
+
+
 def test_a_blob_is_written_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "b.snapshot"
     blob = SavedStateBlob.decode(bytes(SavedStateBlob(type_url="x", value=b"v" * 100_000))

@@ -399,8 +399,11 @@ def write(
         # ``progress`` must still leave the previous file in place, as any other abort does.
         if progress is not None:
             progress(total, total)
-        with contextlib.suppress(FileNotFoundError):  # keep the mode of the file replaced
-            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+        try:  # keep the mode of the file replaced
+            mode = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:  # a new file gets the mode open() would give it, not 0600
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -413,6 +416,21 @@ def write(
     except OSError as exc:
         raise DurabilityUnconfirmed(target, exc) from exc
     return total
+
+
+def _umask() -> int:
+    """The process's umask. Linux reports it in /proc without changing it; elsewhere it is
+    read by setting it and putting it back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _stream(
