@@ -9,6 +9,7 @@ recursive messages work.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import operator
 import re
@@ -156,9 +157,15 @@ def _f32_shape(
     annotation = strip_none(annotation)
     if is_f32(annotation):
         return "scalar"
-    if typing.get_origin(annotation) is list and is_f32(typing.get_args(annotation)[0]):
+    origin = typing.get_origin(annotation)
+    if origin is list and is_f32(typing.get_args(annotation)[0]):
         return "list"
+    if origin not in _F32_CONTAINERS:  # a scalar, enum or message: nothing inside to round
+        return None
     return _f32_rounder(annotation, is_f32)
+
+
+_F32_CONTAINERS = (list, dict, tuple, typing.Union, types.UnionType)
 
 
 def _f32_rounder(t: Any, is_f32: Callable[[Any], bool]) -> Callable[[Any], Any] | None:
@@ -476,6 +483,8 @@ def _check_dataclass_body(
             [name],
         )
     for base in bases:
+        if info_of(base) is not None:  # a declared class: its own bases were checked then
+            continue
         for c in base.__mro__:
             if info_of(c) is not None or not dataclasses.is_dataclass(c):
                 continue
@@ -622,6 +631,10 @@ def _is_classvar(annotation: Any, module: str | None) -> bool:
     (``ClassVarious``) is not."""
     if not isinstance(annotation, str):
         return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+    if annotation.isidentifier():  # most are one name (`u8`, `Register`): no pattern needed
+        mod = sys.modules.get(module) if module else None
+        found = vars(mod).get(annotation) if mod is not None else None
+        return found is ClassVar or (found is None and annotation == "ClassVar")
     match = _HEAD.match(annotation)
     if match is None:
         return False
@@ -651,16 +664,11 @@ def _info(cls: type) -> ClassInfo:
 
 
 def _try_build(cls: type) -> None:
-    """Build the schema now if every annotation already resolves; else on first use. A built
-    schema's fields are lowered too, so that a type the wire cannot hold is reported now."""
+    """Build the schema now if every annotation already resolves; else on first use."""
     from .model.introspect import build_schema
-    from .model.plan import check_fields
 
-    try:
+    with contextlib.suppress(NameError):
         build_schema(cls)
-    except NameError:
-        return
-    check_fields(cls)
 
 
 class Protobuf(metaclass=ProtobufMeta):

@@ -893,34 +893,3 @@ def test_a_stepped_or_empty_reserved_range_is_a_schema_error(reserved: range) ->
 
         class Odd(Protobuf, reserved=reserved):
             a: u8 = field(11)
-
-
-def test_a_type_the_wire_cannot_hold_is_reported_when_the_class_is_created() -> None:
-    with pytest.raises(SchemaError) as info:
-
-        class Frames(Protobuf):
-            frames: list[list[u8]] = field(1)
-
-    assert str(info.value) == (
-        "Frames.frames: cannot encode a list of list[u8]: declare its elements as bytes"
-    )
-
-    class Stage(Oneof):
-        pass
-
-    with pytest.raises(SchemaError, match=r"^Run\.frames: cannot encode a list of list\[u8\]"):
-
-        class Run(Stage, variant=1):
-            frames: list[list[u8]] = field(1)
-
-
-def test_a_type_the_wire_cannot_hold_behind_a_later_class_is_reported_at_first_use() -> None:
-    class Early(Protobuf):
-        later: Later | None = field(1, default=None)
-        frames: list[list[u8]] = field(2, default_factory=list)
-
-    class Later(Protobuf):
-        x: u8 = field(1)
-
-    with pytest.raises(SchemaError, match=r"^Early\.frames: cannot encode a list of"):
-        bytes(Early())

@@ -127,12 +127,12 @@ def test_import_cycle_is_an_error() -> None:
 
 
 def test_nested_name_clash_is_an_error() -> None:
-    # Reported when the class is created: its annotations resolve then.
-    with pytest.raises(SchemaError, match="clashes"):
+    class Clash(Protobuf, package="emit.clash"):
+        Pair: u32 = field(1)
+        pair: tuple[u32, u32] = field(2)
 
-        class Clash(Protobuf, package="emit.clash"):
-            Pair: u32 = field(1)
-            pair: tuple[u32, u32] = field(2)
+    with pytest.raises(SchemaError, match="clashes"):
+        proto_files([Clash])
 
 
 def test_enum_values_of_two_enums_that_share_a_name_is_an_error() -> None:

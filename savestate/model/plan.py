@@ -98,7 +98,6 @@ __all__ = [
     "ScalarValue",
     "ValuePlan",
     "ZeroTest",
-    "check_fields",
     "duration_json",
     "fingerprint",
     "plan_of",
@@ -925,24 +924,6 @@ def _lower_struct(schema: MessageSchema, root: bool) -> MessagePlan:
     )
 
 
-def check_fields(cls: type) -> None:
-    """Lower the fields of a declared message or variant whose schema is built, for the
-    :class:`SchemaError` a field's type may raise (``list[list[u8]]``), when the class is
-    created rather than at first use.
-
-    A message's plan is kept on its info for :func:`plan_of` (not in its cache, which would
-    keep a function-local class that nobody uses alive); a variant's fields are lowered again
-    with its Oneof."""
-    info = info_of(cls)
-    schema = info.schema if info is not None else None
-    if info is None or not isinstance(schema, MessageSchema):
-        return
-    if info.kind == "message":
-        info.plan = _lower_struct(schema, root=info.root)
-    elif not info.transparent:  # a transparent variant is checked as a oneof member
-        _struct_fields(schema.fields, cls.__name__, _Scope(), proto_names=not info.tuple)
-
-
 def _lower_oneof(schema: OneofSchema) -> MessagePlan:
     """``message E { oneof variant { ... } }``: the nested messages of struct variants come
     first, then those of the other variants, as the derive's writer orders them."""
@@ -1043,10 +1024,7 @@ def plan_of(cls: type) -> MessagePlan:
     if isinstance(schema, OneofSchema):
         plan = _lower_oneof(schema)
     else:
-        root = info is not None and info.root
-        early = info.plan if info is not None else None
-        # Lowered when the class was created (check_fields), unless it became a root since.
-        plan = early if early is not None and early.root == root else _lower_struct(schema, root)
+        plan = _lower_struct(schema, root=info is not None and info.root)
     with _lock:
         return _plans.setdefault(cls, plan)
 

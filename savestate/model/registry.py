@@ -34,7 +34,6 @@ from ..errors import SchemaError
 
 if TYPE_CHECKING:
     from ..codec.front import Codec
-    from .plan import MessagePlan
     from .schema import MessageSchema, OneofSchema
 
 __all__ = [
@@ -87,7 +86,6 @@ class ClassInfo:
         "lock",
         "name",
         "package",
-        "plan",
         "reserved",
         "root",
         "transparent",
@@ -112,8 +110,6 @@ class ClassInfo:
         self.localns: Mapping[str, Any] = {}
         self._schema: MessageSchema | OneofSchema | None = None
         self.codec: Codec | None = None
-        # The message's wire plan when lowered at class creation, until plan_of caches it.
-        self.plan: MessagePlan | None = None
 
     @property
     def schema(self) -> MessageSchema | OneofSchema | None:
