@@ -632,13 +632,12 @@ def _is_classvar(annotation: Any, module: str | None) -> bool:
     if not isinstance(annotation, str):
         return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
     if annotation.isidentifier():  # most are one name (`u8`, `Register`): no pattern needed
-        mod = sys.modules.get(module) if module else None
-        found = vars(mod).get(annotation) if mod is not None else None
-        return found is ClassVar or (found is None and annotation == "ClassVar")
-    match = _HEAD.match(annotation)
-    if match is None:
-        return False
-    qualifier, head = match.groups()
+        qualifier, head = None, annotation
+    else:
+        match = _HEAD.match(annotation)
+        if match is None:
+            return False
+        qualifier, head = match.groups()
     mod = sys.modules.get(module) if module else None
     ns: dict[str, Any] = vars(mod) if mod is not None else {}
     if qualifier is not None:
