@@ -311,6 +311,30 @@ def test_large_lists_agree() -> None:
         assert NATIVE.decode(data) == obj
 
 
+@needs_c
+def test_a_made_up_enum_value_in_a_packed_list_is_refused() -> None:
+    """A value of the enum's class that is none of its members (made by ``int.__new__``) is
+    refused by the helper, as by the generated loop, so that the interpreter names it: its
+    number is not written."""
+    c = accel.speedups
+    assert c is not None and NATIVE is not None
+    made_up = int.__new__(Color, 7)
+    obj = _obj({"a_color": [Color.BLUE, made_up]})
+    for codec in (NATIVE, PURE):
+        with pytest.raises(EncodeError, match=r"a_color\[1\]: 7 is not a value of Color"):
+            codec.encode(obj)
+    members = {m.value: m for m in Color}
+    buf = bytearray(b"kept")
+    with pytest.raises(Mismatch):
+        c.encode_packed(buf, [Color.BLUE, made_up], 4, 32, Color, members)
+    assert buf == b"kept"
+    # One that has a member's number is still not that member: the interpreter decides.
+    with pytest.raises(Mismatch):
+        c.encode_packed(buf, [int.__new__(Color, 5)], 4, 32, Color, members)
+    c.encode_packed(buf, [Color.BLUE, Color.NEG], 4, 32, Color, members)
+    assert buf == b"kept\x05" + b"\xfd" + b"\xff" * 8 + b"\x01"
+
+
 def test_module_attribute_says_which_path() -> None:
     assert savestate.ACCELERATED is accel.ACCELERATED
     if os.environ.get("SAVESTATE_EXPECT_ACCELERATED") == "1":
@@ -351,6 +375,8 @@ def test_helper_arguments_are_checked() -> None:
             c.decode_packed(b"\x01", pos, end, [], 0, 32)
     with pytest.raises(TypeError):
         c.encode_packed(b"", [1], 0, 32)
+    with pytest.raises(TypeError):  # an enum needs its members
+        c.encode_packed(bytearray(), [Color.BLUE], 4, 32, Color, None)
     with pytest.raises(mismatch):
         c.encode_packed(bytearray(), (1,), 0, 32)
     buf = bytearray(b"kept")
@@ -386,7 +412,7 @@ def _leak_cases() -> list[tuple[str, Callable[[], Any]]]:
         ("decode truncated", swallow(lambda: c.decode_packed(b"\x01\xff", 0, 2, [], 0, 64))),
         ("encode ok", lambda: c.encode_packed(bytearray(), big, 0, 64)),
         ("encode enum", lambda: c.encode_packed(bytearray(), [Color.NEG, Color.BLUE], 4, 32,
-                                                Color)),
+                                                Color, members)),
         ("encode bad type", swallow(lambda: c.encode_packed(bytearray(), [1, None], 2, 64))),
         ("encode overflow", swallow(lambda: c.encode_packed(bytearray(), [1, 1 << 70], 1, 64))),
         ("codec", lambda: NATIVE.decode(NATIVE.encode(_obj({"a_u64": big})))),  # type: ignore[union-attr]
@@ -424,7 +450,7 @@ def test_arguments_keep_their_reference_counts() -> None:
     for _ in range(1000):
         out: list[Any] = []
         c.decode_packed(data, 0, 2, out, 4, 32, members)
-        c.encode_packed(bytearray(), values, 4, 32, Color)
+        c.encode_packed(bytearray(), values, 4, 32, Color, members)
         del out
     after = [sys.getrefcount(x) for x in (members, values, Color, data, Color.BLUE)]
     assert after == before

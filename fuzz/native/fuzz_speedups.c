@@ -1029,13 +1029,14 @@ call_decode(PyObject *data, Py_ssize_t pos, Py_ssize_t end, PyObject *out, int m
 static PyObject *
 call_encode(PyObject *buf, PyObject *values, int mode, int bits)
 {
-    PyObject *args[5];
+    PyObject *args[6];
     args[0] = buf;
     args[1] = values;
     args[2] = PyLong_FromLong(mode);
     args[3] = PyLong_FromLong(bits);
     args[4] = enum_cls;
-    PyObject *r = speedups_encode_packed(NULL, args, mode == MODE_ENUM ? 5 : 4);
+    args[5] = enum_members;
+    PyObject *r = speedups_encode_packed(NULL, args, mode == MODE_ENUM ? 6 : 4);
     Py_DECREF(args[2]);
     Py_DECREF(args[3]);
     return r;

@@ -313,21 +313,29 @@ element_varint(PyObject *x, int mode, int bits, PyObject *enum_cls, uint64_t *ou
 }
 
 /*
- * encode_packed(buf, values, mode, bits, enum_cls=None) -> None
+ * encode_packed(buf, values, mode, bits, enum_cls=None, members=None) -> None
  *
  * Append the varint of every element of the list ``values`` to the bytearray ``buf`` (no tag,
  * no length). An element of the wrong type or out of range raises Mismatch; ``buf`` is then
- * left as it was.
+ * left as it was. An enum's element is one of its ``members`` ({number: member}): a value of
+ * its class made up by other means (``int.__new__``) is refused, as the generated loop refuses
+ * it, and its number is not written.
  */
 static PyObject *
 speedups_encode_packed(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 && nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "encode_packed() takes 4 or 5 arguments");
+    if (nargs != 4 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "encode_packed() takes 4 or 6 arguments");
         return NULL;
     }
     PyObject *buf = args[0], *values = args[1];
-    PyObject *enum_cls = (nargs == 5 && args[4] != Py_None) ? args[4] : NULL;
+    PyObject *enum_cls = (nargs == 6 && args[4] != Py_None) ? args[4] : NULL;
+    PyObject *members = (nargs == 6 && args[5] != Py_None) ? args[5] : NULL;
+    if ((enum_cls == NULL) != (members == NULL) ||
+        (members != NULL && !PyDict_Check(members))) {
+        PyErr_SetString(PyExc_TypeError, "an enum's class goes with its members, a dict");
+        return NULL;
+    }
     if (!PyByteArray_CheckExact(buf)) {
         PyErr_SetString(PyExc_TypeError, "encode_packed() appends to a bytearray");
         return NULL;
@@ -357,11 +365,25 @@ speedups_encode_packed(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     unsigned char *base = (unsigned char *)PyByteArray_AS_STRING(buf);
     unsigned char *q = base + start;
-    /* No Python code runs in this loop (exact ints, bools and enum members only; no __index__),
-       so the list cannot change under it. */
+    /* No Python code runs in this loop (exact ints, bools and enum members only; no __index__;
+       the members' keys are ints), so the list cannot change under it. */
     for (Py_ssize_t i = 0; i < count; i++) {
         uint64_t v;
-        if (element_varint(PyList_GET_ITEM(values, i), mode, bits, enum_cls, &v) < 0) {
+        PyObject *x = PyList_GET_ITEM(values, i);
+        int failed = element_varint(x, mode, bits, enum_cls, &v) < 0;
+        if (!failed && mode == MODE_ENUM) {
+            PyObject *number = PyLong_FromLongLong((long long)v);
+            PyObject *member = number == NULL ? NULL
+                                              : PyDict_GetItemWithError(members, number);
+            Py_XDECREF(number);
+            if (member != x) {
+                failed = 1;
+                if (!PyErr_Occurred()) {
+                    raise_mismatch();
+                }
+            }
+        }
+        if (failed) {
             PyObject *type, *value, *tb;
             PyErr_Fetch(&type, &value, &tb);
             (void)PyByteArray_Resize(buf, start); /* shrinking cannot fail */
@@ -2025,7 +2047,7 @@ static PyMethodDef speedups_methods[] = {
      "decode_packed(data, pos, end, out, mode, bits, members=None) -> end\n\n"
      "Append the values of the packed varint record data[pos:end] to the list out."},
     {"encode_packed", (PyCFunction)(void (*)(void))speedups_encode_packed, METH_FASTCALL,
-     "encode_packed(buf, values, mode, bits, enum_cls=None)\n\n"
+     "encode_packed(buf, values, mode, bits, enum_cls=None, members=None)\n\n"
      "Append the varints of the list values to the bytearray buf."},
     {"decode_messages", speedups_decode_messages, METH_VARARGS,
      "decode_messages(data, pos, end, out, depth, budget, layout, tag) -> pos\n\n"

@@ -717,7 +717,7 @@ class _ClassGen:
             return f"{args}, {self.enum_members(vp)}"
         if not vp.closed:  # the helpers check the class; the Python loop checks membership
             return None
-        return f"{args}, {self.const(vp.cls.__name__, vp.cls)}"
+        return f"{args}, {self.const(vp.cls.__name__, vp.cls)}, {self.enum_members(vp)}"
 
     def enum_members(self, vp: EnumValue) -> str:
         # The plan's own dict (never changed): a cached codec finds it again in the plan.
