@@ -46,7 +46,7 @@ from savestate import (
     uint32,
     uint64,
 )
-from savestate.codec import accel, compiler
+from savestate.codec import accel, compiler, interp
 from savestate.codec.front import SIGNALS, Codec, codec_of
 from savestate.codec.runtime import Mismatch
 from savestate.model.plan import plan_of
@@ -59,6 +59,21 @@ class Color(enum.IntEnum):
     RED = 0
     GREEN = 1
     BLUE = 5
+
+
+class Renumbered(enum.IntEnum):
+    """An enum whose ``int()`` is not its member's number: what every path writes."""
+
+    ZERO = 0
+    ONE = 1
+    TWO = 2
+
+    def __int__(self) -> int:
+        return 2 if self.value == 1 else self.value
+
+
+class RenumberedList(Protobuf, package="test.accel"):
+    values: list[Renumbered] = field(1)
 
 
 class IntSub(int):
@@ -333,6 +348,15 @@ def test_a_made_up_enum_value_in_a_packed_list_is_refused() -> None:
         c.encode_packed(buf, [int.__new__(Color, 5)], 4, 32, Color, members)
     c.encode_packed(buf, [Color.BLUE, Color.NEG], 4, 32, Color, members)
     assert buf == b"kept\x05" + b"\xfd" + b"\xff" * 8 + b"\x01"
+
+
+def test_an_enum_with_its_own_int_is_written_by_it_on_both_paths() -> None:
+    """A list of an enum that says what ``int()`` of a member is: written as the interpreter
+    writes it, by the Python loop, not by the helper, which reads the member's number."""
+    obj = RenumberedList(values=[Renumbered.ONE, Renumbered.ZERO, Renumbered.TWO])
+    expected = b"\x0a\x03\x02\x00\x02"
+    assert interp.encode(RenumberedList, obj) == expected
+    assert codec_of(RenumberedList).encode(obj) == expected
 
 
 def test_module_attribute_says_which_path() -> None:

@@ -717,6 +717,8 @@ class _ClassGen:
             return f"{args}, {self.enum_members(vp)}"
         if not vp.closed:  # the helpers check the class; the Python loop checks membership
             return None
+        if (vp.cls.__int__, vp.cls.__index__) != (int.__int__, int.__index__):
+            return None  # the Python loop writes int(member); the helpers, the number itself
         return f"{args}, {self.const(vp.cls.__name__, vp.cls)}, {self.enum_members(vp)}"
 
     def enum_members(self, vp: EnumValue) -> str:
