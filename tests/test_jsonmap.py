@@ -249,6 +249,12 @@ class Hostile(Protobuf, package="jsonmap.hostile"):
         # Known field numbers in "@unknown" would decode as the field, and change it.
         ('{"count": 5, "@unknown": "EAk="}', "Hostile.@unknown: holds field 2, which is "
                                              "Hostile.count"),
+        # Field numbers past 2**29 - 1 would encode to bytes that no decode reads back (the
+        # second is 2**32 + 2, which a decoder truncating tags to 32 bits reads as field 2).
+        ('{"@unknown": "gICAgBAB"}', "Hostile.@unknown: not protobuf records: field number "
+                                     "536870912 is out of range"),
+        ('{"@unknown": "kICAgIABAQ=="}', "Hostile.@unknown: not protobuf records: field "
+                                         "number 4294967298 is out of range"),
     ],
 )
 def test_hostile_json_is_a_json_error(text: str, message: str) -> None:

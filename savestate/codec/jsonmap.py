@@ -51,7 +51,7 @@ from ..model.plan import (
 from ..model.registry import info_of, is_any, root_for_url
 from ..model.scalars import U8, ScalarKind
 from .duration import MAX_DURATION_SECONDS, duration_from_parts, duration_parts, expected
-from .interp import check_enum, check_scalar, unwrap
+from .interp import MAX_FIELD, check_enum, check_scalar, unwrap
 from .wire import WireError, read_varint, skip_field
 
 __all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "to_dict",
@@ -461,6 +461,8 @@ def _parse_unknown(m: MessagePlan, data: Mapping[str, Any], path: list[str]) -> 
             tag, pos = read_varint(records, pos, len(records))
             if tag >> 3 == 0:
                 raise WireError("field number 0")
+            if tag >> 3 > MAX_FIELD:  # a decode refuses it, so the state would not load again
+                raise WireError(f"field number {tag >> 3} is out of range")
             known = m.by_number.get(tag >> 3)
             if known is not None:  # a decode reads it as the field, never keeps it unknown
                 raise _fail(f"holds field {tag >> 3}, which is {m.name}.{known.name}", where)
