@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
+from google.protobuf import duration_pb2, json_format
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -284,3 +284,26 @@ def test_any_mapping_is_a_json_object() -> None:
 
     value = Hostile.from_dict(MappingProxyType({"count": 3, "text": "x"}))
     assert (value.count, value.text) == (3, "x")
+
+
+class WithGoogleDuration(Protobuf, package="jsonmap.foreign"):
+    wait: duration_pb2.Duration | None = field(1)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        # seconds = 10**12, past Duration's range
+        (bytes.fromhex("0a070880a094a58d1d"), "Seconds 1000000000000 must be in range"),
+        # seconds = 1, nanos = -5
+        (bytes.fromhex("0a0d080110fbffffffffffffffff01"), "Sign mismatch"),
+    ],
+)
+def test_foreign_json_refusal_is_an_encode_error(data: bytes, reason: str) -> None:
+    # Bytes that Google's runtime decodes, but whose JSON it refuses to write: the error is
+    # savestate's, at the field, so that `savestate decode` reports it instead of crashing.
+    value = WithGoogleDuration.decode(data)
+    with pytest.raises(EncodeError) as info:
+        value.to_json()
+    assert info.value.path == ["WithGoogleDuration", "wait"]
+    assert reason in str(info.value), str(info.value)

@@ -174,7 +174,10 @@ def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any
         data = foreign.encode(m.foreign, value)
     except TypeError as exc:
         raise EncodeError(str(exc), path) from None
-    return foreign.to_json(m.foreign, value), not data
+    try:
+        return foreign.to_json(m.foreign, value), not data
+    except ValueError as exc:
+        raise EncodeError(str(exc), path) from None
 
 
 def _bare_json(m: MessagePlan, value: Any, path: list[str]) -> Any:

@@ -104,10 +104,15 @@ def _json_format() -> Any:
 
 
 def to_json(t: ForeignMessageType, value: Any) -> Any:
-    """The proto3 JSON of ``value``, by its own library."""
-    if t.library == "google":
-        return _json_format().MessageToDict(value)
-    return value.to_dict()
+    """The proto3 JSON of ``value``, by its own library (ValueError when it refuses: bytes it
+    decoded may hold what its JSON cannot, such as a Duration out of range or an ``Any`` of a
+    type it does not know)."""
+    try:
+        if t.library == "google":
+            return _json_format().MessageToDict(value)
+        return value.to_dict()
+    except Exception as exc:  # the other library's errors vary: report them as one kind
+        raise ValueError(f"{t.library} could not write {t.full_name} as JSON: {exc}") from None
 
 
 def from_json(t: ForeignMessageType, data: Any) -> Any:
