@@ -155,6 +155,10 @@ def test_raw(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert format_raw(decode_raw(data)) == (
         '1 {\n  1: 5\n  2: 8\n}\n2: 2\n4 {\n  13: 105\n}\n5: 0x3f800000\n'
     )
+    # Quoted as protoc quotes: C escapes for tab, CR, quotes and backslash; octal otherwise.
+    assert format_raw(decode_raw(b"\x0a\x0aa\tb\rc'\"\\\x00\xff")) == (
+        '1: "a\\tb\\rc\\\'\\"\\\\\\000\\377"\n'
+    )
     (tmp_path / "r.bin").write_bytes(data)
     status, out, _ = run(capsys, "decode", "--raw", "--json", "--compact", str(tmp_path / "r.bin"))
     assert status == 0

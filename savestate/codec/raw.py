@@ -204,18 +204,19 @@ def format_raw(fields: list[RawField] | tuple[RawField, ...], indent: str = "") 
     return "\n".join(line for line in lines if line) + ("\n" if lines else "")
 
 
+# The escapes protoc's C-style quoting uses; any other byte outside printable ASCII is octal.
+_ESCAPES = {ord('"'): '\\"', ord("'"): "\\'", ord("\\"): "\\\\", ord("\n"): "\\n",
+            ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
 def _quote(data: bytes) -> str:
     out = []
     for b in data:
-        c = chr(b)
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
+        escape = _ESCAPES.get(b)
+        if escape is not None:
+            out.append(escape)
         elif 32 <= b < 127:
-            out.append(c)
-        elif c == "\n":
-            out.append("\\n")
+            out.append(chr(b))
         else:
             out.append(f"\\{b:03o}")
     return '"' + "".join(out) + '"'
