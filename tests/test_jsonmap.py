@@ -33,6 +33,7 @@ from savestate import (
     write_proto,
 )
 from savestate.codec.jsonmap import JsonError, from_dict, to_dict
+from savestate.errors import UnknownFieldsDropped
 from savestate.model.names import json_name
 
 from . import proto_constructs as pc
@@ -178,6 +179,27 @@ def test_one_element_tuples() -> None:
     assert from_dict(Holder, d) == value
     with pytest.raises(EncodeError, match=r"Holder.wrapped\[0\]: expected Ticks, got int"):
         to_dict(replace(value, wrapped=(5,)))
+
+
+def test_bare_tuple_variant_json_says_it_drops_unknown_fields() -> None:
+    """A one-field tuple variant keeps unknown fields in its bytes, but its JSON is a bare
+    value, which cannot hold them: they are dropped with a warning, never silently."""
+
+    class Signal(Oneof, package="json.bare"):
+        pass
+
+    class Amount(Signal, variant=1, tuple=True):
+        n: u32 = field(1)
+
+    class Line(Protobuf, package="json.bare"):
+        signal: Signal = field(1)
+
+    data = bytes.fromhex("0a060a0408053807")  # Amount(5), with field 7 = 7 in its record
+    value = Line.decode(data)
+    assert bytes(value) == data
+    with pytest.warns(UnknownFieldsDropped,
+                      match=r"^Line\.signal\.Amount: 2 bytes of unknown fields dropped"):
+        assert value.to_dict() == {"signal": {"amount": 5}}
 
 
 def test_unknown_fields_round_trip() -> None:

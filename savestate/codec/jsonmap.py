@@ -29,11 +29,12 @@ import json
 import math
 import re
 import struct
+import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from ..errors import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text
 from ..model import foreign
 from ..model.plan import (
     Absent,
@@ -136,9 +137,17 @@ def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any
             body = _any_json(value, path)
             return body, not body
         out = _fields_json(m, value, path)
-        if m.value_wrapper:  # a tuple variant written as a google.protobuf.*Value: bare
-            return _bare_json(m, getattr(value, m.fields[0].attr), path), not out  # type: ignore[arg-type]
         unknown = value._pb_unknown
+        if m.value_wrapper:  # a tuple variant written as a google.protobuf.*Value: bare
+            if unknown:  # a bare value has nowhere to keep them: said, as a decode says it
+                warnings.warn(
+                    UnknownFieldsDropped(
+                        f"{path_text(path)}: {len(unknown)} bytes of unknown fields dropped: "
+                        "the JSON of a one-field tuple variant is its bare value"
+                    ),
+                    stacklevel=2,
+                )
+            return _bare_json(m, getattr(value, m.fields[0].attr), path), not out  # type: ignore[arg-type]
         if unknown:
             out[UNKNOWN_KEY] = _b64(unknown)
         return out, not out
