@@ -159,6 +159,15 @@ def test_raw(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert format_raw(decode_raw(b"\x0a\x0aa\tb\rc'\"\\\x00\xff")) == (
         '1: "a\\tb\\rc\\\'\\"\\\\\\000\\377"\n'
     )
+    # Groups (proto2, wire types 3 and 4) are shown as messages, as protoc shows them, at the
+    # top and inside a length-delimited value; an end without its start is an error.
+    assert format_raw(decode_raw(bytes.fromhex("0b130818140c0a020b0c"))) == (
+        "1 {\n  2 {\n    1: 24\n  }\n}\n1 {\n  1 {\n  }\n}\n"
+    )
+    with pytest.raises(DecodeError, match="at byte 1: field 3: end of a group that was not"):
+        decode_raw(bytes.fromhex("0b1c0c"))
+    with pytest.raises(DecodeError, match="at byte 1: field 1: group not ended"):
+        decode_raw(b"\x0b")
     (tmp_path / "r.bin").write_bytes(data)
     status, out, _ = run(capsys, "decode", "--raw", "--json", "--compact", str(tmp_path / "r.bin"))
     assert status == 0

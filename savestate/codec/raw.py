@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ..errors import DecodeError
 from .wire import WireError, read_varint
 
 __all__ = ["RawField", "decode_raw", "format_raw", "raw_to_json"]
 
-WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "len", 5: "fixed32"}
+WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "len", 3: "group", 5: "fixed32"}
 
 
 class RawField:
     """One record: its field number, wire type, and value. ``value`` is an int (varint,
     fixed32, fixed64) or, for a length-delimited record, the payload's bytes; ``message`` holds
     the payload's records when it parses as a message, and ``text`` its text when it is
-    printable UTF-8.
+    printable UTF-8. A group (wire type 3, up to its end-group tag) has its records in
+    ``message`` and its body's bytes as ``value``.
 
     A record keeps only offsets into the input it was read from (one buffer shared by every
     record, at any depth), so the memory of a decode is linear in the input with a small
@@ -109,59 +111,76 @@ def _records(
 ) -> list[RawField] | None:
     """Parse records; in non-strict mode (a guess at a nested message) return None instead of
     raising when the bytes are not records."""
-    out: list[RawField] = []
 
-    def fail(reason: str, at: int) -> None:
+    def fail(reason: str, at: int) -> NoReturn:
         if strict:
             raise DecodeError(f"at byte {at}: {reason}")
         raise _NotRecords(reason)
 
     try:
-        while pos < end:
-            start = pos
-            try:
-                tag, pos = read_varint(data, pos, end)
-            except WireError as exc:
-                fail(f"bad tag: {exc}", start)
-            number, wire = tag >> 3, tag & 7
-            if number == 0 or number > (1 << 29) - 1:
-                fail(f"invalid field number {number}", start)
-            if wire == 0:
-                value_start = pos
-                try:
-                    pos = read_varint(data, pos, end)[1]
-                except WireError as exc:
-                    fail(f"field {number}: {exc}", pos)
-                out.append(RawField(number, wire, data, value_start, pos))
-            elif wire in (1, 5):
-                size = 8 if wire == 1 else 4
-                if end - pos < size:
-                    fail(f"field {number}: truncated fixed-width value", pos)
-                out.append(RawField(number, wire, data, pos, pos + size))
-                pos += size
-            elif wire == 2:
-                try:
-                    length, pos = read_varint(data, pos, end)
-                except WireError as exc:
-                    fail(f"field {number}: bad length: {exc}", pos)
-                if length > end - pos:
-                    fail(f"field {number}: length {length} runs past the end", pos)
-                nested = None
-                if length and depth > 1:
-                    try:
-                        found = _records(data, pos, pos + length, depth - 1, strict=False)
-                        nested = tuple(found) if found else None
-                    except _NotRecords:
-                        nested = None
-                out.append(RawField(number, wire, data, pos, pos + length, nested))
-                pos += length
-            else:
-                fail(f"field {number}: invalid wire type {wire}", start)
+        return _parse(data, pos, end, depth, fail, 0)[0]
     except _NotRecords:
         if strict:  # pragma: no cover
             raise
         return None
-    return out
+
+
+def _parse(
+    data: bytes, pos: int, end: int, depth: int, fail: Callable[[str, int], NoReturn], group: int
+) -> tuple[list[RawField], int, int]:
+    """The records from ``pos``, up to ``end`` or, inside group ``group`` (non-zero), up to its
+    end-group tag: the records, where they end, and the position after that tag."""
+    out: list[RawField] = []
+    while pos < end:
+        start = pos
+        try:
+            tag, pos = read_varint(data, pos, end)
+        except WireError as exc:
+            fail(f"bad tag: {exc}", start)
+        number, wire = tag >> 3, tag & 7
+        if number == 0 or number > (1 << 29) - 1:
+            fail(f"invalid field number {number}", start)
+        if wire == 0:
+            value_start = pos
+            try:
+                pos = read_varint(data, pos, end)[1]
+            except WireError as exc:
+                fail(f"field {number}: {exc}", pos)
+            out.append(RawField(number, wire, data, value_start, pos))
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if end - pos < size:
+                fail(f"field {number}: truncated fixed-width value", pos)
+            out.append(RawField(number, wire, data, pos, pos + size))
+            pos += size
+        elif wire == 2:
+            try:
+                length, pos = read_varint(data, pos, end)
+            except WireError as exc:
+                fail(f"field {number}: bad length: {exc}", pos)
+            if length > end - pos:
+                fail(f"field {number}: length {length} runs past the end", pos)
+            nested = None
+            if length and depth > 1:
+                found = _records(data, pos, pos + length, depth - 1, strict=False)
+                nested = tuple(found) if found else None
+            out.append(RawField(number, wire, data, pos, pos + length, nested))
+            pos += length
+        elif wire == 3:  # a group (proto2): shown as a message, as protoc shows it
+            if depth <= 1:
+                fail(f"field {number}: groups nested deeper than the limit", start)
+            body = pos
+            fields, body_end, pos = _parse(data, pos, end, depth - 1, fail, number)
+            out.append(RawField(number, wire, data, body, body_end, tuple(fields)))
+        elif wire == 4 and number == group:
+            return out, start, pos
+        elif wire == 4:
+            fail(f"field {number}: end of a group that was not started", start)
+        else:
+            fail(f"field {number}: invalid wire type {wire}", start)
+    if group:
+        fail(f"field {group}: group not ended", pos)
+    return out, pos, pos
 
 
 def _text(payload: bytes | memoryview) -> str | None:
@@ -185,7 +204,7 @@ def format_raw(fields: list[RawField] | tuple[RawField, ...], indent: str = "") 
     """Text in the style of ``protoc --decode_raw``."""
     lines: list[str] = []
     for f in fields:
-        if f.wire != 2:
+        if f.wire not in (2, 3):
             value = f.value
             assert isinstance(value, int)
             if f.wire == 0:
