@@ -204,6 +204,57 @@ def test_type_names_any_declared_message_not_only_roots(
     assert status == 2 and "unknown type 'constructs.other.Node'" in err
 
 
+def test_an_output_that_fails_part_way_leaves_the_earlier_file(tmp_path: Path) -> None:
+    # A write cut off part way (here by a file size limit, as by a full disk) must leave the
+    # file it was to replace as it was, and no temporary file beside it.
+    resource = pytest.importorskip("resource")
+    import signal
+    import subprocess
+    import sys
+
+    blob = SavedStateBlob(type_url="type.googleapis.com/x.Y", value=bytes(range(256)) * 1000)
+    (tmp_path / "blob.json").write_text(blob.to_json())
+    out = tmp_path / "out.snapshot"
+    snapshot.write(out, blob)
+    before = out.read_bytes()
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write, not a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    for argv in (["encode", "--snapshot", str(tmp_path / "blob.json"), "-o", str(out)],
+                 ["decode", str(out), "-o", str(out)]):
+        done = subprocess.run([sys.executable, "-m", "savestate", *argv], capture_output=True,
+                              text=True, preexec_fn=small_files, check=False)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == f"savestate {argv[0]}: error: cannot write {out}: File too large\n"
+        assert out.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.json", "out.snapshot"]
+
+
+def test_an_output_file_keeps_its_mode_and_a_new_one_gets_the_umask(
+    capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
+) -> None:
+    import os
+
+    kept = tmp_path / "kept.json"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(kept)
+    assert run(capsys, "decode", str(snap), "-o", str(link))[0] == 0
+    assert link.is_symlink() and json.loads(kept.read_text())["@type"]
+    assert kept.stat().st_mode & 0o777 == 0o640
+    mask = os.umask(0o027)
+    try:
+        assert run(capsys, "decode", str(snap), "-o", str(tmp_path / "new.json"))[0] == 0
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o640
+    assert run(capsys, "decode", str(snap), "-o", os.devnull)[0] == 0  # written, not replaced
+    assert Path(os.devnull).is_char_device()
+
+
 def test_an_unwritable_output_is_named_not_the_input(
     capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
 ) -> None:
