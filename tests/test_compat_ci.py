@@ -24,6 +24,8 @@ from savestate import (
     Protobuf,
     SavedStateBlob,
     SchemaError,
+    f32,
+    f64,
     field,
     savedstate,
     u8,
@@ -354,6 +356,25 @@ def test_corpus_follows_nested_blobs(tmp_path: Path) -> None:
     (failure,) = check_corpus([new.State, new.Child], corpus)
     assert failure.path == "ci.corpus.State.child (ci.corpus.Child)"
     assert "Child.level: value 999 out of range for u8" in failure.change
+
+
+@savedstate
+class FpuState(Protobuf, package="ci.corpus_nan"):
+    st0: f64 = field(1)
+    xmm: list[f32] = field(2)
+    child: SavedStateBlob | None = field(3, default=None)
+
+
+def test_corpus_state_holding_nan_restores(tmp_path: Path) -> None:
+    # NaN != NaN: a float register holding one must not read as a state that changes when
+    # saved again, at the top or in a blob inside.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    nan = float("nan")
+    inner = FpuState(st0=1.0, xmm=[nan, 2.0])
+    snapshot.write(corpus / "fpu.snapshot",
+                   FpuState(st0=nan, xmm=[], child=SavedStateBlob.new(inner)))
+    assert check_corpus([FpuState], corpus) == []
 
 
 def _load(path: str) -> Any:
