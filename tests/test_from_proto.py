@@ -580,3 +580,36 @@ def test_a_reserved_range_to_max_comes_back_as_a_range(tmp_path: Path) -> None:
     with ported(generated, tmp_path):
         (state,) = _root_classes(generated)
         assert state.__savestate__.reserved == (range(2, 3), range(1000, 1 << 29))
+
+
+def test_messages_named_like_the_builtins_the_code_uses(tmp_path: Path) -> None:
+    # The generated module writes list[...], dict[...], reserved=(range(...),) and
+    # float("nan"): classes by those names must not stand for them.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "names.proto").write_text(
+        'syntax = "proto3";\npackage builtin.names;\n'
+        "message list { uint32 x = 1; }\n"
+        "message dict { uint32 y = 1; }\n"
+        "message tuple { uint32 z = 1; }\n"
+        "message range { uint32 w = 1; }\n"
+        "message float { uint32 v = 1; }\n"
+        "message State {\n"
+        "  repeated list items = 1;\n"
+        "  map<uint32, dict> by_id = 2;\n"
+        "  tuple t = 3;\n"
+        "  range r = 4;\n"
+        "  .builtin.names.float f = 5;\n"
+        "  optional double level = 6; // default NaN\n"
+        "  reserved 10 to 20;\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    generated = _generate(src)
+    with ported(generated, tmp_path):
+        (state,) = _root_classes(generated)
+        value = state.decode(bytes.fromhex("0a0208051206080112020802"))
+        assert [type(i).__name__ for i in value.items] == ["listMessage"]
+        assert value.items[0].x == 5 and value.by_id[1].y == 2
+        assert value.level != value.level  # NaN, the default
+        assert state.__savestate__.reserved == (range(10, 21),)

@@ -992,6 +992,9 @@ _RESERVED_NAMES = frozenset(
     {
         "Oneof", "Protobuf", "SavedStateBlob", "field", "savedstate", "IntEnum", "timedelta",
         "PACKAGE", *_SCALAR.values(), *NARROW, "annotations",
+        # builtins the generated code names (``list[...]``, ``reserved=(range(...),)``,
+        # ``float("nan")``): a class of the module by such a name would stand for them
+        "list", "dict", "tuple", "range", "float",
     }
 )
 
