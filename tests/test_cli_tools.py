@@ -255,6 +255,32 @@ def test_an_output_file_keeps_its_mode_and_a_new_one_gets_the_umask(
     assert Path(os.devnull).is_char_device()
 
 
+def test_a_full_standard_output_is_named_not_the_input(snap: Path, tmp_path: Path) -> None:
+    # Behind `> file` on a full disk, the failure is the output's: naming the input file read
+    # (`s.snapshot: No space left on device`) sent the user looking at the wrong file.
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    other = tmp_path / "other.snapshot"
+    snapshot.write(other, SavedStateBlob(type_url="type.googleapis.com/x.Y", value=b"\x08\x02"))
+    json_path = tmp_path / "s.json"
+    json_path.write_text(SavedStateBlob(type_url="type.googleapis.com/x.Y",
+                                        value=b"\x08\x02").to_json())
+    for argv in (["decode", str(snap)], ["decode", "--raw", str(snap)], ["show", str(snap)],
+                 ["show", "--sizes", str(snap)], ["diff", str(snap), str(other)],
+                 ["encode", "--snapshot", str(json_path)]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "savestate", *argv], stdout=full,
+                                  stderr=subprocess.PIPE, text=True, check=False)
+        assert done.returncode == 1, argv
+        assert done.stderr == (
+            f"savestate {argv[0]}: error: cannot write standard output: No space left on device\n"
+        ), argv
+
+
 def test_an_unwritable_output_is_named_not_the_input(
     capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import datetime
 import enum
+import errno
 import json
 import os
 import secrets
@@ -146,10 +147,27 @@ def _dump(value: Any, compact: bool) -> str:
 
 def _write_out(data: bytes, output: str | None) -> None:
     if output is None or output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        _write_stdout(data)
     else:
         _write_file(output, data)
+
+
+def _write_stdout(data: bytes | str) -> None:
+    """Write to standard output and flush it there, so that a failure to write (a full disk
+    behind ``>``, a closed descriptor) names standard output: the input is not to blame."""
+    try:
+        if sys.stdout is None:  # started with standard output closed
+            raise OSError(errno.EBADF, "it is closed")
+        if isinstance(data, str):
+            sys.stdout.write(data)
+            sys.stdout.flush()
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise  # the reader gone (``| head``): ends quietly
+    except OSError as exc:
+        raise _OutputFailure(f"cannot write standard output: {exc.strerror or exc}") from exc
 
 
 def _write_file(path: str, data: bytes | str) -> None:
@@ -222,8 +240,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         _load_modules(args.module)
         text = _dump(_state_json(data, args.file, args.type), args.compact) + "\n"
     if args.output is None or args.output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_stdout(text)
     else:
         _write_file(args.output, text)
     return 0
@@ -284,7 +301,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             lines += ["  sizes (bytes, share of the state):", *format_sizes(tree)]
     if not args.sizes:
         lines += _show_blob(blob, "  ", "state", DEFAULT_MAX_DEPTH, [type(blob).__name__])
-    print("\n".join(lines))
+    _write_stdout("\n".join(lines) + "\n")
     return 0
 
 
@@ -413,8 +430,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     a = _state_json(_read_bytes(args.a, args.max_size), args.a, args.type)
     b = _state_json(_read_bytes(args.b, args.max_size), args.b, args.type)
     changes = list(diff_json(a, b))
-    for path, old, new in changes:
-        print(f"{path or '.'}: {_describe(old)} -> {_describe(new)}")
+    _write_stdout("".join(
+        f"{path or '.'}: {_describe(old)} -> {_describe(new)}\n" for path, old, new in changes
+    ))
     return 1 if changes else 0
 
 
