@@ -495,6 +495,8 @@ _DEFAULT_FIELD = (
         ("bool", "default 1", "does not fit"),
         ("uint64", "default 1.5", "does not fit"),
         ("bytes", 'default "not base64!"', "not base64"),
+        # a lone surrogate, which no UTF-8 file (nor the wire) can hold
+        ("string", 'default "a\\ud800"', r"not UTF-8 text \(surrogates not allowed\)"),
     ],
 )
 def test_default_that_does_not_fit(tmp_path: Path, proto: str, note: str, message: str) -> None:

@@ -780,6 +780,13 @@ class _Generator:
             except ValueError as exc:
                 raise FromProtoError(f"the default {text} is not base64", f.where) from exc
         if f.type == _STRING and isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:  # JSON's "\ud800": a lone surrogate
+                    raise FromProtoError(
+                        f"the default {text} is not UTF-8 text ({exc.reason})", f.where
+                    ) from None
             return _literal(value)
         if f.type == _BOOL and isinstance(value, bool):
             return repr(value)
