@@ -480,6 +480,27 @@ def test_unreadable_note(tmp_path: Path, note: str) -> None:
     assert info.value.path_text == "A.y"
 
 
+@pytest.mark.parametrize(
+    ("field_text", "message"),
+    [
+        ("bytes y = 2; // length 0", "needs length >= 1"),
+        ("repeated uint32 y = 2; // length 0", "needs length >= 1"),
+        ("uint32 y = 2; // length 4", "must be bytes, repeated or a wrapper message"),
+        ("string y = 2; // length 4", "must be bytes, repeated or a wrapper message"),
+    ],
+)
+def test_length_note_a_declaration_refuses(tmp_path: Path, field_text: str, message: str) -> None:
+    # Refused when generating, as the declaration would be: else the module does not import.
+    (tmp_path / "e.proto").write_text(
+        '// savestate: widths and lengths in trailing comments.\nsyntax = "proto3"; package e;'
+        f" message A {{ {field_text}\n}}",
+        encoding="utf-8",
+    )
+    with pytest.raises(FromProtoError, match=message) as info:
+        generate([tmp_path])
+    assert info.value.path_text == "A.y"
+
+
 _DEFAULT_FIELD = (
     '// savestate: widths and lengths in trailing comments.\nsyntax = "proto3"; package {pkg};'
     " message A {{ optional {proto} y = 1; // {note}\n}}"

@@ -568,6 +568,16 @@ class _Generator:
         """The annotation of field ``f``: ``struct`` for a field of a class (where a message
         is ``T | None``), else an element of a tuple or map entry."""
         length = f.notes.get("length")
+        # Refused here, as a declaration would refuse it: else the module does not import.
+        if length is not None and length < 1:
+            raise FromProtoError(
+                f"`// length {length}`: a fixed-length array needs length >= 1", f.where
+            )
+        if (length is not None and not f.repeated
+                and f.type not in (_BYTES, _MESSAGE)):
+            raise FromProtoError(
+                "a `// length N` field must be bytes, repeated or a wrapper message", f.where
+            )
         if f.type == _MESSAGE and f.type_name in self.r.messages:
             m = self.r.messages[f.type_name]
             if m.map_entry:
