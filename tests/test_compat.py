@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from savestate import (
     u16,
     u32,
     u64,
+    write_proto,
 )
 from savestate.schemaio.compat import RULES, Report, check_compatible
 from savestate.testing import redeclaring
@@ -750,6 +752,20 @@ def test_rules_proven_by_bytes(case: Case) -> None:
         assert case.proof is not None or not breaks(report, "forward"), "needs a forward proof"
     if case.proof is not None:
         case.proof(old, new)
+
+
+def test_a_nan_default_matches_itself(tmp_path: Path) -> None:
+    # NaN != NaN: the baseline's `// default NaN`, written from these very classes, must read
+    # as the default they declare, not as a changed one.
+    @savedstate
+    class State(Protobuf, package="compat"):
+        a: f64 = field(1, default=math.nan)
+        b: f32 = field(2, default=math.nan)
+
+    write_proto(tmp_path, [State])
+    assert "// default NaN" in next(tmp_path.glob("*.proto")).read_text()
+    report = check_compatible([State], against=tmp_path, direction="both")
+    assert report.findings == ()
 
 
 def test_the_table_covers_every_rule() -> None:

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import enum
 import json
+import math
 import os
 import posixpath
 import re
@@ -1441,13 +1442,18 @@ def _members(e: Enm) -> dict[int, str]:
 
 
 def _default_value(text: str) -> Any:
-    """A recorded default, comparable: its JSON value (``""`` is the zero)."""
+    """A recorded default, comparable: its JSON value (``""`` is the zero; a NaN is
+    ``_NAN``, since NaN is not equal to itself and a NaN default would never match)."""
     if not text:
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text
+    return _NAN if isinstance(value, float) and math.isnan(value) else value
+
+
+_NAN: Any = object()
 
 
 def _split(a: int, b: int, used: set[int]) -> list[tuple[int, int]]:
