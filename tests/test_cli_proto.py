@@ -172,6 +172,33 @@ def test_schema_error_is_exit_1(
     assert message in err
 
 
+def test_an_output_directory_that_cannot_be_made_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One line naming the path, not a traceback.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out in (blocker, blocker / "below"):
+        assert main(["proto", "examples.quickstart", "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"savestate proto: error: {out}: "), err
+        assert err.count("\n") == 1
+
+
+def test_check_shows_a_file_that_is_not_utf8_as_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["proto", "examples.quickstart", "-o", str(out)]) == 0
+    written = out / "quickstart.pic.proto"
+    written.write_bytes(written.read_bytes() + b"// caf\xe9\n")  # Latin-1, as an editor saved it
+    capsys.readouterr()
+    assert main(["proto", "examples.quickstart", "-o", str(out), "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "-// caf\ufffd" in captured.out
+    assert "are not what the code writes" in captured.err
+
+
 def test_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([])

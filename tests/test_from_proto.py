@@ -427,6 +427,12 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no such file" in capsys.readouterr().err
     assert main(["from-proto", str(RUST_CASES), "-o", str(out), "--root", "mesh.Nope"]) == 1
     assert "mesh.Nope" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["from-proto", str(RUST_CASES), "-o", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"savestate from-proto: error: {blocker}"), err
+    assert err.count("\n") == 1
 
 
 def test_include_paths(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ revision), and with ``--corpus CORPUS`` decodes the states saved by that release
 compatible, 1 breaking, 2 a usage error or a baseline that does not parse.
 
 Exit statuses: 0 success; 1 a schema error (printed with its class and field); 2 a usage
-error: a module that cannot be imported, or that defines no roots.
+error: a module that cannot be imported, or that defines no roots, or a file or directory that
+cannot be read or written.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
     stale = 0
     for name, text in files.items():
         path = out / name
-        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        # A file that is not UTF-8 is not what the code writes: shown in the diff, not raised.
+        current = (path.read_bytes().decode("utf-8", "replace") if path.is_file() else None)
         if current == text:
             continue
         stale += 1
@@ -219,4 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SchemaError as exc:
         print(f"savestate {args.command}: schema error: {exc}", file=sys.stderr)
         return EXIT_SCHEMA
+    except OSError as exc:  # an output directory that cannot be made, a file not readable
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"savestate {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     return status

@@ -4,7 +4,8 @@
 writes one Python module per proto package under OUTDIR (see
 :mod:`savestate.schemaio.from_proto`) and prints the path of each module written. Exit
 statuses: 0 success; 1 a construct without a savestate form (named with its message and
-field); 2 input that cannot be read (a missing file, or text that protoc rejects).
+field); 2 input that cannot be read (a missing file, or text that protoc rejects), or an
+output directory that cannot be written.
 """
 
 from __future__ import annotations
