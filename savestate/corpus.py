@@ -96,11 +96,14 @@ def _check_file(path: Path, by_name: dict[str, type]) -> list[Finding]:
     while stack:
         item, where, level = stack.pop()
         name = item.type_url.removeprefix("https://").removeprefix(TYPE_URL_PREFIX)
-        label = f"{where} ({name})" if where else name
+        # Control characters of a URL (a terminal's escape sequences) are shown escaped.
+        shown = name if name.isprintable() else repr(name)
+        label = f"{where} ({shown})" if where else shown
         cls = by_name.get(name)
         if cls is None:
+            url = item.type_url if item.type_url.isprintable() else repr(item.type_url)
             findings.append(_fail(
-                path, label, f"no root of the checked code has the type URL {item.type_url}",
+                path, label, f"no root of the checked code has the type URL {url}",
                 "a state of this type cannot restore: its root was deleted, renamed or moved "
                 "(or its module is not checked)",
             ))

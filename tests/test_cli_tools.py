@@ -281,6 +281,43 @@ def test_a_full_standard_output_is_named_not_the_input(snap: Path, tmp_path: Pat
         ), argv
 
 
+def test_show_escapes_control_characters_of_a_type_url(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A type URL is bytes from the file: an escape sequence in it (here: clear the screen)
+    # must reach the terminal as text, as a unit's name does.
+    url = "type.googleapis.com/x.\x1b[2JY"
+    units = SavedStateUnits(units=[
+        SavedStateUnit(name="a\x1b[2J", state=SavedStateBlob(type_url=url, value=b"\x08\x07")),
+    ])
+    path = tmp_path / "c.snapshot"
+    snapshot.write(path, units)
+    status, out, _ = run(capsys, "show", str(path))
+    assert status == 0 and "\x1b" not in out
+    assert "unit [0] 'a\\x1b[2J': 'type.googleapis.com/x.\\x1b[2JY' (2 bytes)" in out
+    bare = tmp_path / "b.snapshot"
+    snapshot.write(bare, SavedStateBlob(type_url=url, value=b"\x08\x07"))
+    for argv in (["show", str(bare)], ["show", "--sizes", str(bare)]):
+        status, out, _ = run(capsys, *argv)
+        assert status == 0 and "\x1b" not in out and "\\x1b[2JY" in out, argv
+    # An error quoting it (the blob holds another type than the one asked for) escapes it too.
+    status, _, err = run(capsys, "decode", str(bare), "--type", "constructs.other.OtherRoot",
+                         "-m", MOD)
+    assert status == 1 and "\x1b" not in err
+    assert err.endswith("got type.googleapis.com/x.\\x1b[2JY\n"), err
+    # diff: a path names the keys of a map, strings of the state.
+    from savestate import Protobuf, field, u32
+
+    class Named(Protobuf, package="cli.escapes"):
+        by_name: dict[str, u32] = field(1)
+
+    for name, key in (("a.bin", "k\x1b[2J"), ("b.bin", "k")):
+        (tmp_path / name).write_bytes(bytes(Named(by_name={key: 1})))
+    status, out, _ = run(capsys, "diff", str(tmp_path / "a.bin"), str(tmp_path / "b.bin"),
+                         "--type", "cli.escapes.Named")
+    assert status == 1 and "\x1b" not in out and "byName.k\\x1b[2J: 1 -> (absent)" in out
+
+
 def test_an_unwritable_output_is_named_not_the_input(
     capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
 ) -> None:

@@ -377,6 +377,18 @@ def test_corpus_state_holding_nan_restores(tmp_path: Path) -> None:
     assert check_corpus([FpuState], corpus) == []
 
 
+def test_corpus_escapes_control_characters_of_a_type_url(tmp_path: Path) -> None:
+    # The type URL comes from the file: printed as it is, its escape sequence would reach the
+    # terminal (or a CI log) and act there.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    snapshot.write(corpus / "odd.snapshot",
+                   SavedStateBlob(type_url="type.googleapis.com/x.\x1b[2JY", value=b""))
+    (failure,) = check_corpus([FpuState], corpus)
+    assert "\x1b" not in failure.path + failure.change
+    assert failure.path == "'x.\\x1b[2JY'"
+
+
 def _load(path: str) -> Any:
     from savestate.schemaio.discover import import_module_spec
 

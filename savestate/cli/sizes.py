@@ -73,7 +73,9 @@ _TOO_DEEP_BLOBS = "nesting deeper than the limit (max_depth), blobs expanded"
 
 
 def _short(url: str) -> str:
-    return url.removeprefix("https://").removeprefix(TYPE_URL_PREFIX)
+    short = url.removeprefix("https://").removeprefix(TYPE_URL_PREFIX)
+    # Control characters (a terminal's escape sequences) shown escaped, as a unit's name is.
+    return short if short.isprintable() else repr(short)
 
 
 def _varint_size(value: int) -> int:

@@ -315,11 +315,13 @@ def _show_blob(
 ) -> list[str]:
     """A blob's lines; ``left`` is the levels of messages the blob may take, itself and its
     contents expanded, counted as ``to_dict`` counts them: past them, the ``EncodeError`` that
-    ``decode`` gives, at ``path``."""
+    ``decode`` gives, at ``path``. A type URL with control characters (escape sequences a
+    terminal would act on) is shown as its ``repr``, as a unit's name is."""
     if left <= 0:
         raise EncodeError(_TOO_DEEP, path)
     left -= 1
-    lines = [f"{indent}{label}: {blob.type_url or '(empty)'} ({len(blob.value)} bytes)"]
+    url = blob.type_url if blob.type_url.isprintable() else repr(blob.type_url)
+    lines = [f"{indent}{label}: {url or '(empty)'} ({len(blob.value)} bytes)"]
     cls = root_for_url(blob.type_url)
     inner = indent + "  "
     if cls is None:
@@ -430,8 +432,10 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     a = _state_json(_read_bytes(args.a, args.max_size), args.a, args.type)
     b = _state_json(_read_bytes(args.b, args.max_size), args.b, args.type)
     changes = list(diff_json(a, b))
+    # A path holds the keys of maps, strings from the files: escaped as an error line is.
     _write_stdout("".join(
-        f"{path or '.'}: {_describe(old)} -> {_describe(new)}\n" for path, old, new in changes
+        _escaped(f"{path or '.'}: {_describe(old)} -> {_describe(new)}") + "\n"
+        for path, old, new in changes
     ))
     return 1 if changes else 0
 
@@ -492,10 +496,18 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
                 raise
             status, text = _classify(exc, args)
             if text:
-                print(f"savestate {args.command}: {text}", file=sys.stderr)
+                print(f"savestate {args.command}: {_escaped(text)}", file=sys.stderr)
             return status
 
     return wrapper
+
+
+def _escaped(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``): an error quotes what the
+    input holds (a type URL), and a terminal must not act on an escape sequence in it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def _quiet_stdout() -> None:
