@@ -318,6 +318,23 @@ def test_show_escapes_control_characters_of_a_type_url(
     assert status == 1 and "\x1b" not in out and "byName.k\\x1b[2J: 1 -> (absent)" in out
 
 
+def test_a_closed_standard_input_is_a_one_line_error() -> None:
+    import subprocess
+    import sys
+
+    for argv in (["decode", "--raw"], ["encode", "--type", "constructs.other.OtherRoot",
+                                        "-m", MOD]):
+        done = subprocess.run([sys.executable, "-c",
+                               "import os, sys; os.close(0); sys.stdin = None; "
+                               "from savestate.cli import main; sys.exit(main(sys.argv[1:]))",
+                               *argv], capture_output=True, text=True, check=False,
+                              cwd=Path(__file__).resolve().parent.parent)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == (
+            f"savestate {argv[0]}: error: cannot read standard input: it is closed\n"
+        )
+
+
 def test_an_unwritable_output_is_named_not_the_input(
     capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
 ) -> None:

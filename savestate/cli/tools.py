@@ -81,6 +81,8 @@ class _OutputFailure(_Failure):
 def _read_bytes(spec: str, max_size: int) -> bytes:
     """The bytes of a command's input, bounded by ``--max-size`` (see ``cli.inputs``); what
     was read is then decoded with no smaller limit than its own length."""
+    if spec == "-" and sys.stdin is None:  # started with standard input closed
+        raise _Failure("cannot read standard input: it is closed")
     if spec == "-" and sys.stdin.isatty():  # FILE forgotten: say what is awaited
         print("reading standard input (end it with Ctrl-D; give a FILE to read a file)",
               file=sys.stderr)
