@@ -416,6 +416,24 @@ def test_a_file_of_no_stated_size_is_read_to_its_end(tmp_path: Path) -> None:
         snapshot.read_state(empty, Memory)
 
 
+def test_a_stream_that_is_no_snapshot_is_refused_by_its_first_bytes(tmp_path: Path) -> None:
+    # A FIFO (or /dev/zero) holding more than max_size of something else is BadMagic from its
+    # header, as a file is: it was read up to max_size first, then refused as TooLarge.
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs FIFOs")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c",
+                               f"import contextlib\n"
+                               f"with contextlib.suppress(BrokenPipeError):\n"
+                               f"    open({str(fifo)!r}, 'wb').write(bytes(100_000))"])
+    try:
+        with pytest.raises(snapshot.BadMagic):
+            snapshot.read(fifo, max_size=1000)
+    finally:
+        writer.wait()
+
+
 def test_progress_of_a_fifo_read(tmp_path: Path) -> None:
     if not hasattr(os, "mkfifo"):
         pytest.skip("needs FIFOs")

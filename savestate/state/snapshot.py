@@ -734,7 +734,11 @@ def _read_opened(
                 f"the file is {info.st_size} bytes, more than max_size ({max_size}) plus "
                 f"the {HEADER_SIZE}-byte header", path)
         return _read_file(f, path, info.st_size, max_size, max_depth, progress), info.st_size
-    data = read_bounded(f, limit)
+    # The header first, as a regular file's: a device or a FIFO that holds no snapshot
+    # (``/dev/zero``) is refused by its first bytes, not once max_size of it has been read.
+    head = _read_exact(f, HEADER_SIZE)
+    _parse_header(head, path, max_size)
+    data = head + read_bounded(f, limit - len(head))
     if len(data) > limit:
         raise TooLarge(
             f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
