@@ -16,14 +16,12 @@ line naming the file, the type and the field path; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime
 import enum
 import errno
 import json
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -50,11 +48,6 @@ from ..state.units import SavedStateUnits
 from .inputs import DEFAULT_MAX_SIZE, InputMissing, InputTooLarge, parse_size, read_input
 from .progress import progress_bar
 from .sizes import format_sizes, size_tree, treemap_svg
-
-try:  # POSIX: the lock that keeps ``snapshot.write`` from removing a live temporary file
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["add_commands"]
 
@@ -182,49 +175,18 @@ def _write_file(path: str, data: bytes | str) -> None:
     written in place, since renaming over it would replace the device, not write to it."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        target = os.path.realpath(path)  # through symbolic links: keep the link
         try:
-            info: os.stat_result | None = os.stat(target)
+            info: os.stat_result | None = os.stat(path)  # of what a symbolic link points to
         except FileNotFoundError:
             info = None
         if info is not None and not stat.S_ISREG(info.st_mode):
             Path(path).write_bytes(raw)
-        else:
-            _replace_file(target, raw, None if info is None else stat.S_IMODE(info.st_mode))
+        else:  # as a snapshot file is written, and with the same temporary names
+            snapshot.replace_file(path, lambda fd: snapshot.write_all(fd, raw))
     except BrokenPipeError:
         raise  # a FIFO's reader gone, as a closed standard output: ends quietly
     except OSError as exc:
         raise _OutputFailure(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _replace_file(target: str, data: bytes, mode: int | None) -> None:
-    """Put ``data`` at ``target`` by writing a temporary file next to it and renaming it
-    over; ``mode`` is that of the file replaced (None: a new file, given the mode ``open``
-    gives under the umask)."""
-    directory, name = os.path.split(target)
-    while True:
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        if fcntl is not None:  # named as snapshot.write names its own: locked till renamed
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        if mode is not None:
-            os.chmod(fd, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------

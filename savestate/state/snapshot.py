@@ -110,8 +110,10 @@ __all__ = [
     "read",
     "read_bounded",
     "read_state",
+    "replace_file",
     "restore",
     "write",
+    "write_all",
 ]
 
 MAGIC = b"\x89SVSNAP\n"
@@ -182,15 +184,16 @@ class UnreadableState(SaveError):
 
 
 class DurabilityUnconfirmed(OSError):
-    """The new snapshot file is in place (renamed over ``path``), but the fsync of its
-    directory failed, so the rename may not survive a crash. ``__cause__`` is the failure."""
+    """The new file (a snapshot, or another file ``replace_file`` wrote) is in place, renamed
+    over ``path``, but the fsync of its directory failed, so the rename may not survive a
+    crash. ``__cause__`` is the failure."""
 
     def __init__(self, path: str, cause: OSError) -> None:
         self.path = path
         self.__cause__ = cause
         super().__init__(
             cause.errno,
-            f"{path}: the new snapshot file is in place, but its durability is unconfirmed "
+            f"{path}: the new file is in place, but its durability is unconfirmed "
             f"(fsync of its directory failed: {cause.strerror or cause})",
         )
 
@@ -385,6 +388,33 @@ def write(
     except (DecodeError, RestoreError) as exc:  # the read-back check
         raise UnreadableState(exc) from exc
     total = HEADER_SIZE + payload.size
+    # The last report comes before the rename, the point of no return: an exception from
+    # ``progress`` must still leave the previous file in place, as any other abort does.
+    replace_file(
+        path,
+        lambda fd: _stream(fd, payload.parts, total, progress),
+        before_rename=None if progress is None else lambda: progress(total, total),
+    )
+    return total
+
+
+def replace_file(
+    path: str | os.PathLike[str],
+    fill: Callable[[int], None],
+    *,
+    before_rename: Callable[[], None] | None = None,
+) -> None:
+    """Replace the file at ``path`` atomically with what ``fill(fd)`` writes to a descriptor:
+    a temporary file next to it (``.<name>.XXXXXXXX.tmp``, locked while it is written) is
+    filled, synced, given the mode of the file it replaces (a new file: the mode ``open``
+    gives under the umask) and renamed over ``path``; a symbolic link is kept and the file it
+    points to replaced. ``before_rename``, when given, runs after the sync, just before the
+    rename.
+
+    Any failure, of ``fill`` or ``before_rename`` too, removes the temporary file and leaves
+    the previous file as it was, except ``DurabilityUnconfirmed``: the new file is in place,
+    but the fsync of its directory failed. Stale temporary files of this naming are removed
+    first (``remove_stale_temporaries``)."""
     target = os.path.realpath(os.fspath(path))  # through symbolic links: keep the link
     directory = os.path.dirname(target)
     name = os.path.basename(target)
@@ -393,12 +423,10 @@ def write(
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released when this process ends
-        _stream(fd, payload.parts, total, progress)
+        fill(fd)
         os.fsync(fd)
-        # The last report comes before the rename, the point of no return: an exception from
-        # ``progress`` must still leave the previous file in place, as any other abort does.
-        if progress is not None:
-            progress(total, total)
+        if before_rename is not None:
+            before_rename()
         try:  # keep the mode of the file replaced
             mode = os.stat(target).st_mode & 0o7777
         except FileNotFoundError:  # a new file gets the mode open() would give it, not 0600
@@ -415,7 +443,6 @@ def write(
         _fsync_directory(directory)
     except OSError as exc:
         raise DurabilityUnconfirmed(target, exc) from exc
-    return total
 
 
 def _umask() -> int:
@@ -438,7 +465,7 @@ def _stream(
 ) -> None:
     """Write the header's place, then the payload in chunks, hashing each as it goes, then
     the header over its place: no part is copied or joined."""
-    _write_all(fd, bytes(HEADER_SIZE))
+    write_all(fd, bytes(HEADER_SIZE))
     digest = hashlib.sha256()
     done = 0
     for part in parts:
@@ -446,15 +473,16 @@ def _stream(
         for start in range(0, len(view), CHUNK):
             chunk = view[start : start + CHUNK]
             digest.update(chunk)
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
     os.lseek(fd, 0, os.SEEK_SET)
-    _write_all(fd, _header(total - HEADER_SIZE, digest.digest()))
+    write_all(fd, _header(total - HEADER_SIZE, digest.digest()))
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of ``data`` to the descriptor ``fd`` (``os.write`` may write less)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
