@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from savestate import DecodeError, EncodeError, Protobuf, field, proto_files, u32
+from savestate import DecodeError, EncodeError, Protobuf, SchemaError, field, proto_files, u8, u32
 from savestate.codec import interp
 
 from . import wire_constructs as w
@@ -242,3 +242,38 @@ def test_transparent_optional_and_transparent_array_in_a_map() -> None:
                       pairs={"a": Pair(values=[1, 2])})
     assert bytes(with_pair).hex() == "2a07" "0a0161" "12020102"
     assert Holds.decode(bytes(with_pair)) == with_pair
+
+
+class PackedPair(Protobuf, transparent=True):
+    values: list[u32] = field(1, length=2)
+
+
+class ArrayOfByteLists(Protobuf):
+    rows: list[list[u8]] = field(1, length=2)
+
+
+class ArrayOfPackedArrays(Protobuf):
+    pairs: list[PackedPair] = field(1, length=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        # [Vec<u8>; 2]: each row is a bytes record, not a wrapped element; it was accepted and
+        # then failed to encode any value, and decoded rows as bytes objects.
+        (ArrayOfByteLists(rows=[[1], []]),
+         "ArrayOfByteLists.rows: cannot encode a fixed-length array of list[u8]: declare its "
+         "elements as bytes"),
+        # [[u32; 2]; 1]: the derive writes each element as a packed record, which no .proto
+        # describes; it was accepted, then valid bytes failed to decode.
+        (ArrayOfPackedArrays(pairs=[PackedPair(values=[1, 2])]),
+         "ArrayOfPackedArrays.pairs: cannot encode a fixed-length array of PackedPair: its "
+         "elements are fixed-length arrays of numbers, each written as one packed record, "
+         "which no .proto can describe (declare a message holding the array as the element)"),
+    ],
+)
+def test_fixed_array_of_unwrapped_sequences_is_a_schema_error(value: Any, message: str) -> None:
+    for use in (bytes, lambda v: type(v).decode(b""), lambda v: interp.encode(type(v), v)):
+        with pytest.raises(SchemaError) as info:
+            use(value)
+        assert str(info.value) == message

@@ -595,6 +595,19 @@ def _shape(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
     raise AssertionError(t)  # pragma: no cover - introspection admits no other type
 
 
+def _nested_sequence(what: str, t: TypeSchema, elem: _Shape, where: list[str]) -> SchemaError:
+    """The error for a list or array whose elements are themselves a byte list or a packed
+    array: each would be a record of its own, which no element of a .proto message is."""
+    if elem.label is Label.REPEATED:
+        return SchemaError(
+            f"cannot encode {what} of {t}: its elements are fixed-length arrays of numbers, "
+            "each written as one packed record, which no .proto can describe (declare a "
+            "message holding the array as the element)",
+            where,
+        )
+    return SchemaError(f"cannot encode {what} of {t}: declare its elements as bytes", where)
+
+
 def _element(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
     """The shape of one element of a list, an optional's payload or a map's value: a sequence
     is wrapped in a message ``{field1 = 1}`` named after the field."""
@@ -638,6 +651,10 @@ def _fixed(t: FixedArrayType, place: _Place, where: list[str]) -> _Shape:
         )
     scope = _Scope()
     elem = _element(t.elem, _Place("Field1", scope), where)
+    if elem.container is not Container.NONE or elem.label is Label.REPEATED:
+        # A byte list or a packed array is not wrapped as an element (the derive writes each
+        # as a record of its own), so the wrapper below would hold it as one scalar.
+        raise _nested_sequence("a fixed-length array", t.elem, elem, where)
     if elem.value.packable and not elem.unwrap:
         return _Shape(
             elem.value, label=Label.REPEATED, packed=True, container=Container.LIST,
