@@ -256,6 +256,10 @@ class ArrayOfPackedArrays(Protobuf):
     pairs: list[PackedPair] = field(1, length=1)
 
 
+class ListOfPackedArrays(Protobuf):
+    pairs: list[PackedPair] = field(1)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -270,9 +274,14 @@ class ArrayOfPackedArrays(Protobuf):
          "ArrayOfPackedArrays.pairs: cannot encode a fixed-length array of PackedPair: its "
          "elements are fixed-length arrays of numbers, each written as one packed record, "
          "which no .proto can describe (declare a message holding the array as the element)"),
+        # Vec<[u32; 2]>: the same, and the error told to declare the elements as bytes.
+        (ListOfPackedArrays(pairs=[PackedPair(values=[1, 2])]),
+         "ListOfPackedArrays.pairs: cannot encode a list of PackedPair: its elements are "
+         "fixed-length arrays of numbers, each written as one packed record, which no .proto "
+         "can describe (declare a message holding the array as the element)"),
     ],
 )
-def test_fixed_array_of_unwrapped_sequences_is_a_schema_error(value: Any, message: str) -> None:
+def test_array_or_list_of_unwrapped_sequences_is_a_schema_error(value: Any, message: str) -> None:
     for use in (bytes, lambda v: type(v).decode(b""), lambda v: interp.encode(type(v), v)):
         with pytest.raises(SchemaError) as info:
             use(value)

@@ -576,9 +576,7 @@ def _shape(t: TypeSchema, place: _Place, where: list[str]) -> _Shape:
             return _Shape(ScalarValue(scalars.BYTES), container=Container.BYTES_LIST)
         elem = _element(t.elem, place, where)
         if elem.container is not Container.NONE or elem.label is Label.REPEATED:
-            raise SchemaError(
-                f"cannot encode a list of {t.elem}: declare its elements as bytes", where
-            )
+            raise _nested_sequence("a list", t.elem, elem, where)
         return _Shape(
             elem.value,
             label=Label.REPEATED,
