@@ -58,6 +58,54 @@ def test_names() -> None:
     assert upper_camel_case("field1") == "Field1"
 
 
+@pytest.mark.parametrize(
+    ("name", "snake", "camel"),
+    [
+        # Split into words as heck (the derive's case conversion) splits them: digits do not
+        # end a word, so a capital after them starts the next one only before a lowercase run.
+        ("VT100Mode", "vt100_mode", "Vt100Mode"),
+        ("SHA256Hash", "sha256_hash", "Sha256Hash"),
+        ("COM1Port", "com1_port", "Com1Port"),
+        ("ABC123Def456", "abc123_def456", "Abc123Def456"),
+        ("ABC123DEf456", "abc123d_ef456", "Abc123dEf456"),
+        ("ABC123def456", "abc123def456", "Abc123def456"),
+        ("ABC123dEEf456FOO", "abc123d_e_ef456_foo", "Abc123dEEf456Foo"),
+        ("99BOTTLES", "99bottles", "99bottles"),
+        ("FieldNamE11", "field_nam_e11", "FieldNamE11"),
+        ("abc123DEf456", "abc123_d_ef456", "Abc123DEf456"),
+        ("XMLHttpRequest", "xml_http_request", "XmlHttpRequest"),
+    ],
+)
+def test_names_split_as_the_derive_splits_them(name: str, snake: str, camel: str) -> None:
+    assert snake_case(name) == snake
+    assert upper_camel_case(name) == camel
+
+
+def test_variant_names_with_digits_are_the_derives() -> None:
+    class Port(Oneof, package="emit.digits"):
+        pass
+
+    class VT100Mode(Port, variant=1):
+        rows: u32 = field(1)
+
+    class COM1Port(Port, variant=2, tuple=True):
+        a: u32 = field(1)
+        b: u32 = field(2)
+
+    class Holder(Protobuf, package="emit.digits"):
+        port: Port = field(1)
+
+    text = proto_files([Holder], annotate=False)["emit.digits.proto"]
+    # A struct variant's message keeps the variant's name; a tuple variant's is the member's
+    # name in UpperCamelCase; the member is the variant's name in snake_case.
+    assert "  message VT100Mode {\n    uint32 rows = 1;\n  }\n" in text
+    assert "  message Com1Port {\n" in text
+    assert "    VT100Mode vt100_mode = 1;\n    Com1Port com1_port = 2;\n" in text
+    assert Holder(port=COM1Port(a=1, b=2)).to_dict() == {
+        "port": {"com1Port": {"field1": 1, "field2": 2}}
+    }
+
+
 def test_enum_values_are_prefixed_and_zero_is_added() -> None:
     class Speed(enum.IntEnum):
         SLOW = 1

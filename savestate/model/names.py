@@ -25,7 +25,10 @@ __all__ = [
     "upper_camel_case",
 ]
 
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+# A word, split as the Rust derive's names are (heck): leading digits, then capitals and digits
+# up to a capital that starts a lowercase run, then lowercase letters and digits. Digits do not
+# end a word: ``SHA256Hash`` is ``sha256_hash``, ``VT100Mode`` is ``vt100_mode``.
+_WORD = re.compile(r"(?=[A-Za-z0-9])[0-9]*(?:[A-Z](?:[A-Z](?![a-z])|[0-9])*)?(?:[a-z][a-z0-9]*)?")
 
 # The google.protobuf.*Value wrapper of a one-element tuple of a builtin (none for sint/fixed).
 WRAPPER_MESSAGES = {
