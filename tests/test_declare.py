@@ -90,6 +90,19 @@ def test_unsupported_annotation(annotation: object) -> None:
     assert info.value.path == ["Bad", "x"]
 
 
+def test_empty_tuple_is_refused_as_such() -> None:
+    # Rust's `()` has no savestate form; the error said a tuple needs fixed element types.
+    with pytest.raises(SchemaError) as info:
+        type(Protobuf)(
+            "Bad", (Protobuf,),
+            {"__annotations__": {"x": tuple[()]}, "x": field(1), "__module__": __name__},
+        )
+    assert str(info.value) == (
+        "Bad.x: cannot encode a field of type tuple: an empty tuple (Rust's `()`) has no "
+        "savestate form; declare a message class with no fields"
+    )
+
+
 def test_length_only_for_arrays() -> None:
     with pytest.raises(SchemaError) as info:
 

@@ -457,12 +457,17 @@ def _to_type(annotation: Any, where: list[str], length: int | None) -> TypeSchem
         return RepeatedType(elem)
 
     if origin is tuple:
+        # ``tuple[()]`` has the arguments ``((),)`` before Python 3.11 and none from 3.11 on,
+        # when only a bare ``Tuple`` lacks ``__args__``.
+        if args == ((),) or (not args and getattr(annotation, "__args__", None) == ()):
+            raise _unsupported(
+                annotation, where, ": an empty tuple (Rust's `()`) has no savestate form; "
+                "declare a message class with no fields",
+            )
         if not args or (len(args) == 2 and args[1] is Ellipsis):
             raise _unsupported(
                 annotation, where, ": a tuple needs fixed element types (use list for variable)"
             )
-        if args == ((),):
-            raise _unsupported(annotation, where, ": empty tuple")
         return TupleType(tuple(_to_type(a, where, None) for a in args))
 
     if origin is dict:
