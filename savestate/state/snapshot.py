@@ -85,7 +85,7 @@ from .saverestore import (
     save_blob,
     state_type,
 )
-from .units import check_nested_blobs
+from .units import check_nested_blobs, encoded_units_parts
 
 try:  # POSIX: a writer holds a lock on its temporary file, so a live one is never removed
     import fcntl
@@ -288,9 +288,12 @@ def _check_version(data: bytes, file: str | os.PathLike[str]) -> None:
 
 class _Payload:
     """A snapshot's payload (the blob's encoding) in parts, with what the read-back check
-    needs: the state's own parts when ``write`` encoded it, or the blob it was given."""
+    needs: the state's own parts when ``write`` encoded it, or the blob it was given; for
+    state units whose large blob values are parts of their own, the state itself and the
+    stand-in that leaves those values out."""
 
-    __slots__ = ("blob", "parts", "size", "state_cls", "state_parts", "type_url")
+    __slots__ = ("blob", "parts", "size", "stand_in", "state", "state_cls", "state_parts",
+                 "type_url")
 
     def __init__(
         self,
@@ -299,6 +302,8 @@ class _Payload:
         state_parts: list[bytes | bytearray] | None = None,
         blob: SavedStateBlob | None = None,
         state_cls: type | None = None,
+        state: Any = None,
+        stand_in: bytes | bytearray | None = None,
     ) -> None:
         self.state_cls = state_cls
         self.parts = parts
@@ -306,6 +311,8 @@ class _Payload:
         self.type_url = type_url
         self.state_parts = state_parts
         self.blob = blob
+        self.state = state
+        self.stand_in = stand_in
 
 
 def _payload_of(state: Any, max_depth: int) -> _Payload:
@@ -336,6 +343,14 @@ def _payload_of(state: Any, max_depth: int) -> _Payload:
 
 def _state_payload(value: Any, max_depth: int) -> _Payload:
     url = type_url_of(type(value))
+    # State units (what ``StateUnits.save`` gives) hold their large states as blob values,
+    # which the compiled encoder would copy: they are parts of their own.
+    units_parts = encoded_units_parts(value, max_depth)
+    if units_parts is not None:
+        stand_in = encoded_units_parts(value, max_depth, emptied=True)
+        assert stand_in is not None  # as the parts: the same records, the same checks
+        return _Payload(encoded_blob_parts(url, units_parts), url, state_parts=units_parts,
+                        state_cls=type(value), state=value, stand_in=stand_in[0])
     state_parts = codec_of(type(value)).encode_parts(value, max_depth)
     return _Payload(encoded_blob_parts(url, state_parts), url, state_parts=state_parts,
                     state_cls=type(value))
@@ -516,11 +531,18 @@ def _check_readable(payload: _Payload, max_size: int, max_depth: int) -> None:
             return
         # The stand-in holds for the class that encoded it (another class of the same type
         # URL could read those fields as something else).
-        stand_in = _stand_in(payload.state_parts) if cls is payload.state_cls else None
+        stand_in: bytes | bytearray | None = None
+        if cls is payload.state_cls:
+            stand_in = (_stand_in(payload.state_parts) if payload.stand_in is None
+                        else payload.stand_in)
         try:
             if stand_in is None:
                 raise DecodeError("no stand-in")
             value = cls.decode(stand_in, max_depth=max_depth, max_size=max_size)
+            # State units' stand-in has their large blob values left out: their blobs are
+            # checked in the state given, which decodes to the same blobs.
+            if payload.stand_in is not None:
+                value = payload.state
         except DecodeError:
             value = cls.decode(b"".join(payload.state_parts), max_depth=max_depth,
                                max_size=max_size)

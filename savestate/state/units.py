@@ -30,11 +30,13 @@ import inspect
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
+from ..codec.compiler import LARGE_PAYLOAD
+from ..codec.wire import varint_bytes
 from ..declare import Protobuf, field, savedstate
-from ..errors import DecodeError
+from ..errors import DecodeError, EncodeError
 from ..limits import DEFAULT_MAX_SIZE, MAX_ALLOWED_DEPTH
 from ..model.registry import root_for_url
-from .blob import SavedStateBlob
+from .blob import SavedStateBlob, encoded_blob_parts
 from .saverestore import (
     AsyncSaveRestore,
     AsyncSaveRestoreWith,
@@ -66,6 +68,7 @@ __all__ = [
     "SavedStateUnit",
     "SavedStateUnits",
     "StateUnits",
+    "encoded_units_parts",
     "restore_children",
     "save_children",
 ]
@@ -87,6 +90,81 @@ class SavedStateUnits(Protobuf, package="state_units"):
     """The saved state of a collection of state units (the shape of a VM's saved state)."""
 
     units: list[SavedStateUnit] = field(1, default_factory=list, doc="One record per unit.")
+
+
+# The tags of ``SavedStateUnits.units`` (field 1) and ``SavedStateUnit.state`` (field 2), both
+# length-delimited.
+_UNITS_TAG = 0x0A
+_STATE_TAG = 0x12
+# The levels of messages a unit's blob sits at: the units, the unit, its blob.
+_BLOB_LEVEL = 3
+
+
+def _holds_unknown(record: Any) -> bool:
+    """Whether ``record`` holds unknown fields that a decode kept (written after its own)."""
+    return bool(record._pb_unknown)
+
+
+def encoded_units_parts(
+    units: SavedStateUnits, max_depth: int, *, emptied: bool = False
+) -> list[bytes | bytearray] | None:
+    """The encoding of ``units`` (the bytes ``units.encode(max_depth=max_depth)`` gives) in
+    parts, for a writer that streams them: encoded bytes at even positions and, at odd
+    positions, the value of each unit's blob of more than ``LARGE_PAYLOAD`` bytes, uncopied,
+    each right after the part that ends with its length. The compiled encoder hands over only
+    the large fields of the root itself, and a unit's state is two messages below it.
+
+    With ``emptied``, one part: the same encoding with each of those values written as empty
+    (the lengths around it follow), which decodes as the whole would, but for those values.
+
+    None when no blob value is that large, or when the encoder must judge the value itself: a
+    record of a subclass or holding unknown fields, a value of another type, a ``max_depth``
+    below the blobs' level, or anything it would refuse (it then raises the precise error).
+    """
+    if type(units) is not SavedStateUnits or _holds_unknown(units) or max_depth < _BLOB_LEVEL:
+        return None
+    records = units.units
+    if type(records) is not list:
+        return None
+    large = False
+    for unit in records:
+        blob = unit.state if type(unit) is SavedStateUnit else None
+        if type(blob) is not SavedStateBlob or _holds_unknown(unit) or _holds_unknown(blob):
+            return None
+        value = blob.value
+        large = large or (type(value) is bytes and len(value) > LARGE_PAYLOAD)
+    if not large:  # the compiled encoder copies nothing large
+        return None
+    parts: list[bytes | bytearray] = []
+    head = bytearray()
+    try:
+        for unit in records:
+            blob = unit.state
+            value = blob.value
+            if type(value) is not bytes or len(value) <= LARGE_PAYLOAD:
+                body = unit.encode(max_depth=max_depth - 1)
+                head.append(_UNITS_TAG)
+                head += varint_bytes(len(body))
+                head += body
+                continue
+            kept = b"" if emptied else value
+            blob_head = encoded_blob_parts(blob.type_url, [kept])[0]
+            blob_size = len(blob_head) + len(kept)
+            record = bytearray(SavedStateUnit(name=unit.name).encode())
+            record.append(_STATE_TAG)
+            record += varint_bytes(blob_size)
+            record += blob_head
+            head.append(_UNITS_TAG)
+            head += varint_bytes(len(record) + len(kept))
+            head += record
+            if not emptied:
+                parts.append(bytes(head))
+                parts.append(value)
+                head = bytearray()
+    except EncodeError:
+        return None
+    parts.append(bytes(head))
+    return parts
 
 
 class _Member:
