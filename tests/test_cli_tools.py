@@ -79,6 +79,25 @@ def test_encode_snapshot_of_a_state_of_type(
     assert not (tmp_path / "no.snapshot").exists()
 
 
+def test_encode_snapshot_refuses_what_restore_could_not_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A unit's state given as raw bytes ("@value") that its registered type cannot decode: a
+    # snapshot of it would fail every restore, so it is refused as snapshot.write refuses it.
+    source = tmp_path / "bad.json"
+    source.write_text(json.dumps({
+        "@type": "type.googleapis.com/state_units.SavedStateUnits",
+        "units": [{"name": "a", "state": {
+            "@type": "type.googleapis.com/constructs.other.OtherRoot", "@value": "/w=="}}],
+    }))
+    out = tmp_path / "bad.snapshot"
+    status, _, err = run(capsys, "encode", "--snapshot", "-m", MOD, str(source), "-o", str(out))
+    assert status == 1
+    assert "refusing to write a snapshot that could not be read back" in err
+    assert "OtherRoot" in err
+    assert not out.exists()
+
+
 def test_decode_encode_typed_with_unknown_fields(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

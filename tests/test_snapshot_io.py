@@ -290,6 +290,19 @@ def test_state_units_are_written_without_copying_their_large_states(tmp_path: Pa
     assert restored == state
 
 
+def test_encode_gives_the_file_write_writes_and_checks_it_alike(tmp_path: Path) -> None:
+    path = tmp_path / "e.snapshot"
+    for state in (big_state(), _units(b"a", os.urandom(BIG)), SavedStateBlob(type_url="x")):
+        snapshot.write(path, state, max_size=4 * BIG)
+        assert snapshot.encode(state, max_size=4 * BIG) == path.read_bytes()
+    corrupt = SavedStateBlob(type_url=type_url_of(Memory), value=b"\xff")
+    for check in (lambda: snapshot.write(path, corrupt), lambda: snapshot.encode(corrupt)):
+        with pytest.raises(snapshot.UnreadableState, match="could not be read back"):
+            check()
+    with pytest.raises(snapshot.UnreadableState):
+        snapshot.encode(big_state(), max_size=BIG)  # past max_size, as write refuses it
+
+
 def test_state_units_parts_are_the_encoding() -> None:
     large = os.urandom(LARGE_PAYLOAD + 1)
     cases = [

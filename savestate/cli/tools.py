@@ -214,7 +214,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     _load_modules(args.module)
     text = _read_bytes(args.file, args.max_size)
     if args.snapshot:
-        out = snapshot.pack(_snapshot_blob(text, args.type))
+        out = snapshot.encode(_snapshot_blob(text, args.type))
     elif args.type is None:
         raise _Usage("give the type to encode with --type (or --snapshot for a snapshot file)")
     else:

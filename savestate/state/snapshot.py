@@ -107,6 +107,7 @@ __all__ = [
     "Truncated",
     "UnreadableState",
     "UnsupportedVersion",
+    "encode",
     "read",
     "read_bounded",
     "read_state",
@@ -389,6 +390,36 @@ def write(
     fsync of its directory failed. An exception raised by ``progress`` aborts the write the
     same way.
     """
+    payload = _checked_payload(state, max_size, max_depth)
+    total = HEADER_SIZE + payload.size
+    # The last report comes before the rename, the point of no return: an exception from
+    # ``progress`` must still leave the previous file in place, as any other abort does.
+    replace_file(
+        path,
+        lambda fd: _stream(fd, payload.parts, total, progress),
+        before_rename=None if progress is None else lambda: progress(total, total),
+    )
+    return total
+
+
+def encode(
+    state: Any, *, max_size: int = DEFAULT_MAX_SIZE, max_depth: int = DEFAULT_MAX_DEPTH
+) -> bytes:
+    """The bytes of the snapshot file ``write`` would write for ``state`` (a
+    ``SavedStateBlob``, a root, or a ``SaveRestore`` object), checked as ``write`` checks
+    them: a state that ``read`` and ``restore`` with the same ``max_size`` and ``max_depth``
+    could not read back is refused with ``UnreadableState``. (``pack`` makes the bytes of a
+    blob without that check.)"""
+    payload = _checked_payload(state, max_size, max_depth)
+    digest = hashlib.sha256()
+    for part in payload.parts:
+        digest.update(part)
+    return b"".join([_header(payload.size, digest.digest()), *payload.parts])
+
+
+def _checked_payload(state: Any, max_size: int, max_depth: int) -> _Payload:
+    """The payload of ``state``, checked as ``read`` and ``restore`` with these limits would
+    read it back (``UnreadableState`` else)."""
     check_limits(max_size, max_depth)
     try:
         payload = _payload_of(state, max_depth)
@@ -402,15 +433,7 @@ def write(
         raise UnreadableState(cause) from cause
     except (DecodeError, RestoreError) as exc:  # the read-back check
         raise UnreadableState(exc) from exc
-    total = HEADER_SIZE + payload.size
-    # The last report comes before the rename, the point of no return: an exception from
-    # ``progress`` must still leave the previous file in place, as any other abort does.
-    replace_file(
-        path,
-        lambda fd: _stream(fd, payload.parts, total, progress),
-        before_rename=None if progress is None else lambda: progress(total, total),
-    )
-    return total
+    return payload
 
 
 def replace_file(
