@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .declare import Oneof, Protobuf, field, savedstate
+from .declare import Oneof, Protobuf, field, replace, savedstate
 from .errors import DecodeError, EncodeError, SavestateError, SchemaError
 from .model.registry import roots, type_by_name
 from .model.scalars import (
@@ -134,6 +134,7 @@ __all__ = [
     "int32",
     "int64",
     "proto_files",
+    "replace",
     "restore_blob",
     "restore_blob_async",
     "roots",

@@ -42,7 +42,7 @@ from .model.registry import (
 if TYPE_CHECKING:
     from .codec.front import Codec
 
-__all__ = ["Oneof", "Protobuf", "ProtobufMeta", "field", "savedstate"]
+__all__ = ["Oneof", "Protobuf", "ProtobufMeta", "field", "replace", "savedstate"]
 
 _T = TypeVar("_T")
 
@@ -698,6 +698,17 @@ class Protobuf(metaclass=ProtobufMeta):
         codec = type(self).__savestate__.codec
         return (codec or _codec_of(type(self))).encode(self)
 
+    def __replace__(self, **changes: Any) -> Self:
+        """A new value with ``changes``, made as ``dataclasses.replace`` makes one (through
+        ``__init__``, so ``f32`` fields are rounded and ``__post_init__`` runs), which also
+        keeps the unknown fields a decode kept: what ``copy.replace`` calls (Python 3.13), and
+        what :func:`replace` calls on every version."""
+        values = {name: getattr(self, name) for name in self.__match_args__}
+        values.update(changes)
+        new = type(self)(**values)
+        new._pb_unknown = self._pb_unknown  # type: ignore[attr-defined]  # the base's slot
+        return new
+
     def __eq__(self, other: object) -> bool:
         """Equal when ``other`` is of the same class and every field is equal (as a dataclass
         compares; unknown fields kept from decoding are not compared)."""
@@ -793,6 +804,14 @@ _C = TypeVar("_C", bound=type)
 
 
 _P = TypeVar("_P", bound=Protobuf)
+
+
+def replace(value: _P, /, **changes: Any) -> _P:
+    """``dataclasses.replace`` for savestate values: a new value with ``changes`` that keeps
+    the unknown fields ``value`` holds (fields of a newer release, kept by a decode), which
+    ``dataclasses.replace`` drops, since it builds the value anew through ``__init__``. An
+    unknown field name is a ``TypeError``, as there."""
+    return value.__replace__(**changes)
 
 
 @overload

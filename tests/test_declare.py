@@ -906,3 +906,35 @@ def test_a_stepped_or_empty_reserved_range_is_a_schema_error(reserved: range) ->
 
         class Odd(Protobuf, reserved=reserved):
             a: u8 = field(11)
+
+
+class Replaced(Protobuf, package="t.declare.replaced"):
+    count: u32 = field(1)
+    ratio: f32 = field(2)
+    seen: ClassVar[list[int]] = []
+
+    def __post_init__(self) -> None:
+        Replaced.seen.append(self.count)
+
+
+class ReplacedPair(Protobuf, package="t.declare.replaced", kw_only=False):
+    value: u32 = field(1)
+    other: u32 = field(2)
+
+
+def test_replace_keeps_unknown_fields_that_dataclasses_replace_drops() -> None:
+    # Field 9 is a field of a newer release: a decode keeps it, and so must a changed copy.
+    newer = bytes.fromhex("0801") + bytes.fromhex("4805")
+    value = Replaced.decode(newer)
+    assert bytes(dataclasses.replace(value, count=2)) == bytes.fromhex("0802")
+    Replaced.seen.clear()
+    changed = savestate.replace(value, count=2, ratio=0.1)
+    assert Replaced.seen == [2]  # __post_init__ ran, as with dataclasses.replace
+    assert bytes(changed) == bytes(Replaced(count=2, ratio=0.1)) + bytes.fromhex("4805")
+    assert changed.ratio == Replaced(count=0, ratio=0.1).ratio  # rounded, as __init__ does
+    assert bytes(value) == newer  # the original is left as it was
+    assert bytes(value.__replace__()) == newer
+    with pytest.raises(TypeError):
+        savestate.replace(value, counts=3)
+    pair = ReplacedPair.decode(bytes.fromhex("0801" "1002" "4805"))
+    assert bytes(savestate.replace(pair, value=7)) == bytes.fromhex("0807" "1002" "4805")
