@@ -286,3 +286,25 @@ def test_array_or_list_of_unwrapped_sequences_is_a_schema_error(value: Any, mess
         with pytest.raises(SchemaError) as info:
             use(value)
         assert str(info.value) == message
+
+
+class TransparentPoint(Protobuf, package="t.wire.transparent_alone"):
+    x: u32 = field(1)
+
+
+class TransparentWrapper(Protobuf, package="t.wire.transparent_alone", transparent=True):
+    inner: TransparentPoint = field(1)
+
+
+class TransparentHolder(Protobuf, package="t.wire.transparent_alone"):
+    wrapped: TransparentWrapper = field(2)
+
+
+def test_a_transparent_class_by_itself_is_a_message_of_one_field() -> None:
+    # As a field it is exactly its field (the reference's bytes); encoded by itself it is a
+    # message of one field, where the reference writes the value inside (README: "Where
+    # savestate differs from the Rust reference").
+    value = TransparentWrapper(inner=TransparentPoint(x=3))
+    assert bytes(TransparentHolder(wrapped=value)).hex() == "12020803"
+    assert bytes(value).hex() == "0a020803"
+    assert TransparentWrapper.decode(bytes.fromhex("0a020803")) == value
