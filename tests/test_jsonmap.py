@@ -8,9 +8,11 @@ with savestate's ``from_json`` back to the value. Hand-written cases pin the det
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from savestate import (
     Protobuf,
     SavedStateBlob,
     field,
+    savedstate,
     u8,
     u32,
     u64,
@@ -35,6 +38,7 @@ from savestate import (
 from savestate.codec.jsonmap import JsonError, from_dict, to_dict
 from savestate.errors import UnknownFieldsDropped
 from savestate.model.names import json_name
+from savestate.state.blob import type_url_of
 
 from . import proto_constructs as pc
 from .proto_support import import_generated, pb_class, run_protoc
@@ -329,3 +333,44 @@ def test_foreign_json_refusal_is_an_encode_error(data: bytes, reason: str) -> No
         value.to_json()
     assert info.value.path == ["WithGoogleDuration", "wait"]
     assert reason in str(info.value), str(info.value)
+
+
+@savedstate(package="json.blob_keeps")
+class WithTuple(Protobuf, package="json.blob_keeps"):
+    pair: tuple[u32, u32] = field(1)
+
+
+class BlobSignal(Oneof, package="json.blob_keeps"):
+    pass
+
+
+class BlobAmount(BlobSignal, variant=1, tuple=True):
+    n: u32 = field(1)
+
+
+@savedstate(package="json.blob_keeps")
+class WithBareVariant(Protobuf, package="json.blob_keeps"):
+    signal: BlobSignal = field(1)
+
+
+def test_a_blob_that_its_json_would_lose_fields_of_is_kept_as_its_bytes() -> None:
+    # A tuple cannot keep unknown fields (a decode drops them, warning), nor can the bare JSON
+    # of a one-field tuple variant; a blob's JSON has the lossless form, its bytes ("@value"),
+    # so a decode then encode of the blob gives back every byte, and nothing is said.
+    cases = [
+        (WithTuple, bytes.fromhex("0a06" "0801" "1002" "1803")),  # field 3 inside the tuple
+        (WithBareVariant, bytes.fromhex("0a060a0408053807")),  # field 7 inside the variant
+    ]
+    for cls, data in cases:
+        blob = SavedStateBlob(type_url=type_url_of(cls), value=data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d = blob.to_dict()
+        assert d == {"@type": type_url_of(cls), "@value": base64.b64encode(data).decode()}
+        assert bytes(SavedStateBlob.from_dict(d)) == bytes(blob)
+    # Without such fields the blob's contents are shown, as always.
+    blob = SavedStateBlob.new(WithTuple(pair=(1, 2)))
+    assert blob.to_dict() == {"@type": type_url_of(WithTuple), "pair": {"field1": 1, "field2": 2}}
+    # Outside a blob there is no such form: the value's own JSON drops them, and says so.
+    with pytest.warns(UnknownFieldsDropped):
+        WithTuple.decode(cases[0][1])

@@ -13,6 +13,9 @@ import enum
 import math
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text, short_repr
@@ -35,7 +38,7 @@ from .duration import duration_from_parts, duration_parts, expected
 from .runtime import built_cost
 from .wire import MASK64, WireError, read_varint, skip_field, write_varint
 
-__all__ = ["check_scalar", "decode", "encode"]
+__all__ = ["check_scalar", "decode", "drops_refused", "encode", "refusing_drops"]
 
 MAX_FIELD = (1 << 29) - 1
 
@@ -48,6 +51,28 @@ _FIXED = {
     "float": struct.Struct("<f"),
     "double": struct.Struct("<d"),
 }
+
+
+# Set (by ``refusing_drops``) while the caller has a lossless alternative to a value that
+# lost the unknown fields a tuple or map entry cannot keep: the decode then fails instead.
+_drops_refused: ContextVar[bool] = ContextVar("savestate_drops_refused", default=False)
+
+
+@contextmanager
+def refusing_drops() -> Iterator[None]:
+    """Within it, a decode that would drop unknown fields (with an ``UnknownFieldsDropped``
+    warning) raises a ``DecodeError`` instead: for a caller that then keeps the bytes as they
+    are (the JSON of a blob, as its raw bytes)."""
+    token = _drops_refused.set(True)
+    try:
+        yield
+    finally:
+        _drops_refused.reset(token)
+
+
+def drops_refused() -> bool:
+    """Whether this runs within ``refusing_drops``."""
+    return _drops_refused.get()
 
 
 def _tag(number: int, wire: int) -> int:
@@ -476,6 +501,9 @@ def _decode_message(d: _Decoder, m: MessagePlan, spans: Spans, depth: int) -> An
             pos = _read_field(d, f, acc, wire, pos, end, depth)
             _leave(d, count)
     if dropped:
+        if _drops_refused.get():
+            raise d.fail(f"{dropped} bytes of unknown fields that a {_FORM_NAMES[m.form]} "
+                         "cannot keep")
         warnings.warn(
             UnknownFieldsDropped(
                 f"{path_text(d.path)}: {dropped} bytes of unknown fields "

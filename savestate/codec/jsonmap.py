@@ -52,7 +52,7 @@ from ..model.plan import (
 from ..model.registry import info_of, is_any, root_for_url
 from ..model.scalars import U8, ScalarKind
 from .duration import MAX_DURATION_SECONDS, duration_from_parts, duration_parts, expected
-from .interp import MAX_FIELD, check_enum, check_scalar, unwrap
+from .interp import MAX_FIELD, check_enum, check_scalar, drops_refused, refusing_drops, unwrap
 from .wire import WireError, read_varint, skip_field
 
 __all__ = ["UNKNOWN_KEY", "VALUE_KEY", "JsonError", "from_dict", "from_json", "to_dict",
@@ -140,6 +140,8 @@ def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any
         unknown = value._pb_unknown
         if m.value_wrapper:  # a tuple variant written as a google.protobuf.*Value: bare
             if unknown:  # a bare value has nowhere to keep them: said, as a decode says it
+                if drops_refused():
+                    raise _DropRefused
                 warnings.warn(
                     UnknownFieldsDropped(
                         f"{path_text(path)}: {len(unknown)} bytes of unknown fields dropped: "
@@ -327,6 +329,10 @@ def _map_json(f: FieldPlan, value: dict[Any, Any], path: list[str]) -> Any:
     return entries
 
 
+class _DropRefused(Exception):
+    """The JSON of a value would drop unknown fields, within ``refusing_drops``."""
+
+
 def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
     url, value, unknown = blob.type_url, blob.value, blob._pb_unknown
     if not url and not value and not unknown:
@@ -337,16 +343,20 @@ def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
     if root is not None and left <= 0:
         raise EncodeError("nesting deeper than the limit (max_depth), blobs expanded", path)
     if root is not None:
-        try:  # the blob's contents, within what is left of the limit
-            inner = root.decode(value, max_depth=left)  # type: ignore[attr-defined]
-        except DecodeError:
-            inner = None
-        if inner is not None:
-            if is_any(root):
-                out["value"] = _any_json(inner, [*path, "value"])
-            else:
-                body, _ = _message_json(plan_of(root), inner, [*path, root.__name__])
-                out.update(body)
+        # The blob's contents, within what is left of the limit, unless a decode or the JSON
+        # would drop unknown fields held where they cannot be kept: then its bytes, which
+        # keep everything.
+        try:
+            with refusing_drops():
+                inner = root.decode(value, max_depth=left)  # type: ignore[attr-defined]
+                if is_any(root):
+                    expanded = {"value": _any_json(inner, [*path, "value"])}
+                else:
+                    expanded, _ = _message_json(plan_of(root), inner, [*path, root.__name__])
+        except (DecodeError, _DropRefused):
+            expanded = None
+        if expanded is not None:
+            out.update(expanded)
             return out
     out[VALUE_KEY] = _b64(value)
     if unknown:
