@@ -49,7 +49,8 @@ from savestate import (
 from savestate.codec import accel, compiler, interp
 from savestate.codec.front import SIGNALS, Codec, codec_of
 from savestate.codec.runtime import Mismatch
-from savestate.model.plan import plan_of
+from savestate.model.plan import enum_value as plan_value
+from savestate.model.plan import fingerprint, plan_of
 
 needs_c = pytest.mark.skipif(not accel.ACCELERATED, reason="the C accelerator is not active")
 
@@ -357,6 +358,48 @@ def test_an_enum_with_its_own_int_is_written_by_it_on_both_paths() -> None:
     expected = b"\x0a\x03\x02\x00\x02"
     assert interp.encode(RenumberedList, obj) == expected
     assert codec_of(RenumberedList).encode(obj) == expected
+
+
+class AlwaysTrue(enum.IntEnum):
+    """An enum whose zero member is true: written by its number, which is 0, so left out."""
+
+    OFF = 0
+    ON = 1
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class Converting(Protobuf, package="test.accel"):
+    first: AlwaysTrue = field(1)
+    second: Renumbered = field(2)
+
+
+class PlainAlike(enum.IntEnum):
+    """``AlwaysTrue`` without its ``__bool__``: the same members, the same plan otherwise."""
+
+    OFF = 0
+    ON = 1
+
+
+class NotConverting(Protobuf, package="test.accel"):
+    first: PlainAlike = field(1)
+    second: Renumbered = field(2)
+
+
+def test_an_enum_field_is_left_out_by_its_number_on_both_paths() -> None:
+    for value in (
+        Converting(first=AlwaysTrue.OFF, second=Renumbered.ZERO),
+        Converting(first=AlwaysTrue.ON, second=Renumbered.ONE),
+        Converting(first=AlwaysTrue.OFF, second=Renumbered.TWO),
+    ):
+        assert codec_of(Converting).encode(value) == interp.encode(Converting, value)
+    assert bytes(Converting(first=AlwaysTrue.OFF, second=Renumbered.ZERO)) == b""
+    assert bytes(Converting(first=AlwaysTrue.ON, second=Renumbered.ONE)) == b"\x08\x01\x10\x02"
+    # Whether a class converts its members is part of its plan, so a codec kept in the code
+    # cache for one enum is never taken for another that differs only there.
+    assert plan_value(AlwaysTrue).converts and not plan_value(PlainAlike).converts
+    assert fingerprint(Converting)[0] != fingerprint(NotConverting)[0]
 
 
 def test_module_attribute_says_which_path() -> None:

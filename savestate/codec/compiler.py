@@ -498,6 +498,8 @@ class _ClassGen:
             return
         if isinstance(vp, EnumValue):
             self.emit_check_enum(w, vp, v)
+            if vp.converts:  # its number is what int() gives, zero included
+                w(f"{v} = int({v})")
             if not always:
                 w(f"if {v}:")
                 w.depth += 1
@@ -717,7 +719,7 @@ class _ClassGen:
             return f"{args}, {self.enum_members(vp)}"
         if not vp.closed:  # the helpers check the class; the Python loop checks membership
             return None
-        if (vp.cls.__int__, vp.cls.__index__) != (int.__int__, int.__index__):
+        if vp.converts:
             return None  # the Python loop writes int(member); the helpers, the number itself
         return f"{args}, {self.const(vp.cls.__name__, vp.cls)}, {self.enum_members(vp)}"
 

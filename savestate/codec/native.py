@@ -251,10 +251,7 @@ def _holds_field(f: FieldPlan) -> bool:
     elif f.container is not Container.NONE:
         return False
     if isinstance(vp, EnumValue):
-        # ``if value:`` skips a zero member and ``int(value)`` is written: the C code reads
-        # the number itself.
-        number = (vp.cls.__bool__, vp.cls.__int__, vp.cls.__index__)
-        return number == (int.__bool__, int.__int__, int.__index__)
+        return not vp.converts  # the C code reads the number a member holds
     if isinstance(vp, ScalarValue):
         return True
     return _holds_message(vp)

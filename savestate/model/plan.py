@@ -219,16 +219,16 @@ class EnumValue:
     cls: type[enum.IntEnum]
     members: Mapping[int, enum.IntEnum]
     names: Mapping[int, str]
+    #: Whether the class holds only its members: it has no ``_missing_`` of its own that could
+    #: make up a pseudo-member for another number (which is not written).
+    closed: bool = True
+    #: Whether the class reads its members as numbers its own way (its own ``__int__``,
+    #: ``__index__`` or ``__bool__``): a member is then written as ``int(member)``, and zero
+    #: by that number, as the interpreter writes it, not by the number the member holds.
+    converts: bool = False
     wire = WIRE_VARINT
     packable = True
     proto = "enum"
-
-    @property
-    def closed(self) -> bool:
-        """Whether the class holds only its members: it has no ``_missing_`` of its own that
-        could make up a pseudo-member for another number (which is not written)."""
-        missing = getattr(self.cls._missing_, "__func__", None)
-        return missing is getattr(enum.Enum._missing_, "__func__", None)
 
     @property
     def zero(self) -> enum.IntEnum | None:
@@ -882,7 +882,11 @@ def enum_value(cls: type[enum.IntEnum]) -> EnumValue:
         found = _enum_cache.get(cls)
         if found is None:
             members = {int(m.value): m for m in cls}
-            found = EnumValue(cls, members, enum_value_names(cls))
+            missing = getattr(cls._missing_, "__func__", None)
+            closed = missing is getattr(enum.Enum._missing_, "__func__", None)
+            converts = (cls.__bool__, cls.__int__, cls.__index__) != (
+                int.__bool__, int.__int__, int.__index__)
+            found = EnumValue(cls, members, enum_value_names(cls), closed, converts)
             _enum_cache[cls] = found
         return found
 
