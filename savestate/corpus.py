@@ -22,6 +22,7 @@ from typing import Any
 
 from .declare import Protobuf
 from .errors import SavestateError
+from .limits import DEFAULT_MAX_SIZE
 from .model.registry import TYPE_URL_PREFIX, full_name
 from .model.registry import roots as registered_roots
 from .schemaio.compat import CORPUS_RULE, BaselineError, Finding
@@ -83,11 +84,14 @@ def _fail(file: Path, where: str, change: str, reason: str) -> Finding:
 
 def _check_file(path: Path, by_name: dict[str, type]) -> list[Finding]:
     data = path.read_bytes()
+    # A corpus file is the project's own, read whole: its size, not the 64 MiB default for
+    # untrusted input, bounds every decode of it (a state may be larger than that).
+    limit = max(len(data), DEFAULT_MAX_SIZE)
     try:
         if data.startswith(snapshot.MAGIC):
-            blob = snapshot.unpack(data, path)
+            blob = snapshot.unpack(data, path, max_size=limit)
         else:
-            blob = SavedStateBlob.decode(data)
+            blob = SavedStateBlob.decode(data, max_size=limit)
     except SavestateError as exc:
         return [_fail(path, "google.protobuf.Any", f"not a snapshot file or a state blob: {exc}",
                       "the corpus holds states saved by an earlier release")]
@@ -109,14 +113,14 @@ def _check_file(path: Path, by_name: dict[str, type]) -> list[Finding]:
             ))
             continue
         try:
-            value: Any = item.parse(cls)
+            value: Any = item.parse(cls, max_size=limit)
         except SavestateError as exc:
             findings.append(_fail(path, label, f"fails to decode: {exc}",
                                   "the new classes cannot read the old bytes"))
             continue
         try:
             encoded = bytes(value)
-            again = cls.decode(encoded)  # type: ignore[attr-defined]
+            again = cls.decode(encoded, max_size=max(len(encoded), limit))  # type: ignore[attr-defined]
         except SavestateError as exc:
             findings.append(_fail(path, label, f"fails to re-encode: {exc}",
                                   "the decoded state cannot be saved again"))

@@ -377,6 +377,22 @@ def test_corpus_state_holding_nan_restores(tmp_path: Path) -> None:
     assert check_corpus([FpuState], corpus) == []
 
 
+@savedstate
+class GuestRam(Protobuf, package="ci.corpus_large"):
+    data: bytes = field(1)
+
+
+def test_corpus_checks_states_larger_than_the_default_input_limit(tmp_path: Path) -> None:
+    # The limit for untrusted input (64 MiB) is not one for the project's own corpus: a
+    # larger snapshot was reported as "not a snapshot file or a state blob".
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    size = snapshot.DEFAULT_MAX_SIZE + 1
+    snapshot.write(corpus / "ram.snapshot", GuestRam(data=bytes(size)), max_size=2 * size)
+    (corpus / "ram.bin").write_bytes(bytes(SavedStateBlob.new(GuestRam(data=b"\x01" * size))))
+    assert check_corpus([GuestRam], corpus) == []
+
+
 def test_corpus_escapes_control_characters_of_a_type_url(tmp_path: Path) -> None:
     # The type URL comes from the file: printed as it is, its escape sequence would reach the
     # terminal (or a CI log) and act there.
