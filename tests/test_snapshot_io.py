@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from savestate import (
     Protobuf,
@@ -343,6 +345,35 @@ def test_state_units_parts_are_the_encoding() -> None:
     assert encoded_units_parts(bad, 100) is None
     with pytest.raises(EncodeError, match=r"units\[0\]\.name"):
         snapshot.write("/nonexistent/never", bad)
+
+
+_SIZES = st.sampled_from([0, 1, 200, LARGE_PAYLOAD, LARGE_PAYLOAD + 1, LARGE_PAYLOAD + 300])
+_UNIT = st.tuples(
+    st.text(max_size=20), st.text(max_size=40), _SIZES, st.integers(0, 255),
+    st.sampled_from([None, b"\x18\x01", b"\xa2\x06\x02hi"]),  # unknown fields of the blob
+)
+
+
+@given(st.lists(_UNIT, max_size=5))
+def test_state_units_parts_are_the_encoding_of_any_units(units: list[Any]) -> None:
+    records = []
+    for name, url, size, fill, unknown in units:
+        blob = SavedStateBlob(type_url=url, value=bytes([fill]) * size)
+        if unknown is not None:
+            blob = SavedStateBlob.decode(bytes(blob) + unknown)
+        records.append(SavedStateUnit(name=name, state=blob))
+    value = SavedStateUnits(units=records)
+    parts = encoded_units_parts(value, 100)
+    large = any(len(u.state.value) > LARGE_PAYLOAD for u in records)
+    unknowns = any(unknown is not None for *_, unknown in units)
+    assert (parts is not None) == (large and not unknowns)
+    if parts is not None:
+        assert b"".join(parts) == bytes(value)
+        emptied = encoded_units_parts(value, 100, emptied=True)
+        assert emptied is not None
+        decoded = SavedStateUnits.decode(emptied[0])
+        assert [(u.name, u.state.type_url) for u in decoded.units] == [
+            (u.name, u.state.type_url) for u in records]
 
 
 def test_read_copies_nothing_but_the_value_it_returns(tmp_path: Path) -> None:
