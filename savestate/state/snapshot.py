@@ -643,14 +643,15 @@ def _fsync_directory(directory: str) -> None:
 READ_CHUNK = 1 << 20
 
 
-def read_bounded(stream: IO[bytes], limit: int) -> bytes:
+def read_bounded(stream: IO[bytes], limit: int, *, start: bytes = b"") -> bytes:
     """At most ``limit + 1`` bytes of ``stream``, read in chunks (a FIFO, a device or a pipe
     is never read past that, and nothing is allocated in proportion to ``limit``): a result
-    longer than ``limit`` means the input is too large."""
+    longer than ``limit`` means the input is too large. ``start``, bytes already read from
+    the stream, comes first and counts toward ``limit`` (joined once, with the rest)."""
     if limit.__class__ is not int or limit < 0:
         raise ValueError("limit must be a non-negative int")
-    chunks: list[bytes] = []
-    remaining = limit + 1
+    chunks: list[bytes] = [start] if start else []
+    remaining = limit + 1 - len(start)
     while remaining > 0:
         chunk = stream.read(min(remaining, READ_CHUNK))
         if not chunk:
@@ -811,7 +812,7 @@ def _read_opened(
     # (``/dev/zero``) is refused by its first bytes, not once max_size of it has been read.
     head = _read_exact(f, HEADER_SIZE)
     _parse_header(head, path, max_size)
-    data = head + read_bounded(f, limit - len(head))
+    data = read_bounded(f, limit, start=head)
     if len(data) > limit:
         raise TooLarge(
             f"the file holds more than max_size ({max_size}) plus the {HEADER_SIZE}-byte "
