@@ -206,7 +206,11 @@ def _header(length: int, digest: bytes) -> bytes:
 
 def pack(blob: SavedStateBlob) -> bytes:
     """The bytes of a snapshot file holding ``blob``."""
-    parts = codec_of(SavedStateBlob).encode_parts(blob)
+    return _file_bytes(codec_of(SavedStateBlob).encode_parts(blob))
+
+
+def _file_bytes(parts: Sequence[bytes | bytearray]) -> bytes:
+    """A snapshot file's bytes: the header, then the payload, joined from its parts."""
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
@@ -410,11 +414,7 @@ def encode(
     them: a state that ``read`` and ``restore`` with the same ``max_size`` and ``max_depth``
     could not read back is refused with ``UnreadableState``. (``pack`` makes the bytes of a
     blob without that check.)"""
-    payload = _checked_payload(state, max_size, max_depth)
-    digest = hashlib.sha256()
-    for part in payload.parts:
-        digest.update(part)
-    return b"".join([_header(payload.size, digest.digest()), *payload.parts])
+    return _file_bytes(_checked_payload(state, max_size, max_depth).parts)
 
 
 def _checked_payload(state: Any, max_size: int, max_depth: int) -> _Payload:
