@@ -322,8 +322,7 @@ class ProtobufMeta(type):
         proto_name, name = name, cls_name
         if proto_name is not None and (not isinstance(proto_name, str) or not proto_name):
             raise SchemaError(f"name must be a non-empty string, got {proto_name!r}", [name])
-        # dataclasses re-creates the class to add __slots__; and the library's own bases.
-        if "__dataclass_fields__" in namespace or namespace.get("_pb_base"):
+        if namespace.get("_pb_base"):  # the library's own bases
             return super().__new__(mcls, name, bases, namespace, **kwargs)
         if kwargs and not _takes_subclass_keywords(bases):
             raise SchemaError(_unknown_keywords(kwargs), [name])
@@ -404,6 +403,14 @@ class ProtobufMeta(type):
             assert variant is not None
             _check_variant_number(oneof_bases[0], name, variant)
 
+        # The class is slotted from the start, one slot per field, and created once: were
+        # dataclasses to add the slots, it would create a second class, and a method that uses
+        # ``super()`` (its ``__class__`` cell names the first) could not be declared at all.
+        # Each field's ``field()`` leaves the namespace for a slot, and comes back for as long
+        # as dataclasses reads it.
+        specs = {fname: namespace.pop(fname) for fname in numbers}
+        if kind != "oneof":
+            namespace["__slots__"] = builtins.tuple(numbers)
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         info = ClassInfo(kind, proto_name or name, package)
         info.reserved = reserved_numbers
@@ -422,13 +429,19 @@ class ProtobufMeta(type):
         documented = bool(cls.__doc__)
         if not documented:
             cls.__doc__ = "-"
-        make_dataclass: Any = dataclasses.dataclass(init=False, repr=False, eq=False, slots=True)
+        make_dataclass: Any = dataclasses.dataclass(init=False, repr=False, eq=False)
+        slots = {fname: cls.__dict__[fname] for fname in specs}
+        for fname, spec in specs.items():
+            setattr(cls, fname, spec)
+            spec.__set_name__(cls, fname)  # as the class statement would have called it
         if classvars:
             # dataclasses sees only the fields: it tells a string ClassVar by a narrower rule
             # (no typing_extensions, no name imported in the function), and would make one a
             # field without a number. The class keeps its annotations as written.
             cls.__annotations__ = {k: v for k, v in annotations.items() if k not in classvars}
         cls = make_dataclass(cls)
+        for fname, slot in slots.items():
+            setattr(cls, fname, slot)
         if classvars:
             cls.__annotations__ = annotations
         if not documented:

@@ -187,6 +187,43 @@ def test_dataclass_behaviour() -> None:
     assert schema_of(Regs).full_name == "t.regs.Regs"
 
 
+def test_methods_may_use_super_and_the_class_is_created_once() -> None:
+    named: list[tuple[type, str]] = []
+
+    class Mode(enum.IntEnum):
+        """A default that learns where it is stored, as a descriptor would."""
+
+        OFF = 0
+        ON = 1
+
+        def __set_name__(self, owner: type, name: str) -> None:
+            if issubclass(owner, Protobuf):
+                named.append((owner, name))
+
+    class Device(Protobuf, package="t.device"):
+        irq: u8 = field(1, default=3)
+        mode: Mode = field(2, default=Mode.ON)
+
+        def __post_init__(self) -> None:
+            super().__init_subclass__()  # a method using super() has a __class__ cell
+            if self.irq > 15:
+                raise ValueError("irq is at most 15")
+
+        def described(self) -> str:
+            return f"{__class__.__name__}: {super().__repr__()}"
+
+    assert Device().described() == f"Device: {Device()!r}"
+    with pytest.raises(ValueError, match="at most 15"):
+        Device(irq=16)
+    # Created once: the class the methods' __class__ cell names is the declared one, and the
+    # default saw that class as its owner, once.
+    assert named == [(Device, "mode")]
+    assert type(Device.__dict__["irq"]).__name__ == "member_descriptor"
+    assert Device.__slots__ == ("irq", "mode")
+    assert [f.default for f in dataclasses.fields(Device)] == [3, Mode.ON]
+    assert not hasattr(Device(), "__dict__")
+
+
 def test_classvars_are_not_fields() -> None:
     class WithConst(Protobuf):
         LIMIT: ClassVar[int] = 4
