@@ -442,6 +442,10 @@ class ProtobufMeta(type):
         cls = make_dataclass(cls)
         for fname, slot in slots.items():
             setattr(cls, fname, slot)
+        if "__replace__" not in namespace and "__replace__" in cls.__dict__:
+            # Python 3.13's dataclasses add their own, which drops the unknown fields that
+            # Protobuf.__replace__ keeps (``copy.replace`` and ``savestate.replace`` call it).
+            del cls.__replace__
         if classvars:
             cls.__annotations__ = annotations
         if not documented:

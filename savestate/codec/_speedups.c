@@ -25,6 +25,19 @@
 #include <stdint.h>
 #include <string.h>
 
+/* What Python 3.10 spells differently, or only privately, under the names 3.11 gave it. */
+#if PY_VERSION_HEX < 0x030B0000
+#  if defined(_MSC_VER)
+#    define Py_NO_INLINE __declspec(noinline)
+#  else
+#    define Py_NO_INLINE __attribute__((noinline))
+#  endif
+#  define PyFloat_Pack4(x, p, le) _PyFloat_Pack4((x), (unsigned char *)(p), (le))
+#  define PyFloat_Pack8(x, p, le) _PyFloat_Pack8((x), (unsigned char *)(p), (le))
+#  define PyFloat_Unpack4(p, le) _PyFloat_Unpack4((const unsigned char *)(p), (le))
+#  define PyFloat_Unpack8(p, le) _PyFloat_Unpack8((const unsigned char *)(p), (le))
+#endif
+
 enum { MODE_UNSIGNED = 0, MODE_SIGNED = 1, MODE_ZIGZAG = 2, MODE_BOOL = 3, MODE_ENUM = 4 };
 
 /* The Mismatch exception class, set by bind(), and what the message helpers need (also set
