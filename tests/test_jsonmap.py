@@ -266,6 +266,12 @@ class Hostile(Protobuf, package="jsonmap.hostile"):
         # Numbers past every width: the error names them by size, never by a 4,300-digit text.
         ('{"number": %s}' % ("1" * 400), "Hostile.number: value int of 1326 bits out of range"),
         ('{"number": 1e400}', "Hostile.number: value float inf out of range for f64"),
+        # Past the digits Python converts: not its advice to raise that limit.
+        ('{"count": %s}' % ("9" * 4301), "Hostile: invalid JSON: an integer of 4301 digits, "
+                                         "longer than any field holds"),
+        ('{"big": -%s}' % ("9" * 5000), "Hostile: invalid JSON: an integer of 5000 digits"),
+        ('{"count": "%s"}' % ("9" * 41), 'Hostile.count: value str "999999999999999999999999999'
+                                         '999999999... out of range for u8 (0..255)'),
         ('{"wait": "%ss"}' % ("9" * 5000), "Hostile.wait: duration seconds str"),
         ('{"big": " 7"}', 'Hostile.big: expected an integer for u64, got str " 7"'),
         ('{"number": NaN}', 'Hostile: invalid JSON: NaN is not JSON (write the string "NaN")'),

@@ -399,9 +399,16 @@ def from_json(cls: type, text: str | bytes, *, max_depth: int = 100) -> Any:
     """Parse proto3 JSON text as a ``cls`` value (raises ``JsonError`` and nothing else, for
     any text)."""
     try:
-        data = json.loads(text, object_pairs_hook=_object_once, parse_constant=_no_constant)
+        data = json.loads(
+            text, object_pairs_hook=_object_once, parse_constant=_no_constant, parse_int=_json_int
+        )
     except _RepeatedKey as exc:
         raise JsonError(f"key {exc.args[0]!r} given twice in one object", [cls.__name__]) from None
+    except _LongInteger as exc:
+        raise JsonError(
+            f"invalid JSON: an integer of {exc.args[0]} digits, longer than any field holds",
+            [cls.__name__],
+        ) from None
     except RecursionError:
         raise JsonError("invalid JSON: nested too deeply", [cls.__name__]) from None
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
@@ -411,6 +418,18 @@ def from_json(cls: type, text: str | bytes, *, max_depth: int = 100) -> Any:
 
 class _RepeatedKey(ValueError):
     """A JSON object that names one key twice, which ``json.loads`` would collapse to the last."""
+
+
+class _LongInteger(ValueError):
+    """An integer literal past the digits Python converts (``sys.get_int_max_str_digits``),
+    whose own error would suggest raising that limit: no field holds such a number."""
+
+
+def _json_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _LongInteger(len(text.lstrip("-"))) from None
 
 
 def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -683,7 +702,9 @@ def _parse_int(kind: ScalarKind, raw: Any, path: list[str]) -> int:
         isinstance(raw, str) and _INT_TEXT.fullmatch(raw)
     ):
         if isinstance(raw, str) and len(raw) > 40:  # no integer of a width has more digits
-            raise _fail(f"value {_describe(raw)} out of range for {kind.name}", path)
+            raise _fail(
+                f"value {_describe(raw)} out of range for {kind.name} ({kind.lo}..{kind.hi})", path
+            )
         v = int(raw)
     else:
         raise _fail(f"expected an integer for {kind.name}, got {_describe(raw)}", path)
