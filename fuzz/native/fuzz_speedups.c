@@ -1148,8 +1148,13 @@ make_element(const uint8_t **p, const uint8_t *end)
         return PyFloat_FromDouble((double)take(p, end, 1));
     case 7:
         return Py_NewRef(Py_None);
-    case 8:
-    case 9: {
+    case 9: /* of the enum's class, not a member (int.__new__(Color, n)), any number */
+        if ((sort >> 4) & 1) {
+            return PyObject_CallMethod((PyObject *)&PyLong_Type, "__new__", "Oi", enum_cls,
+                                       (int)(int8_t)take(p, end, 1));
+        }
+        /* fall through: a member, on the other half */
+    case 8: {
         Py_ssize_t count = PyDict_Size(enum_members);
         Py_ssize_t i = 0, index = (Py_ssize_t)(take(p, end, 1) % (uint64_t)count);
         PyObject *key, *value;
@@ -1165,6 +1170,25 @@ make_element(const uint8_t **p, const uint8_t *end)
     default:
         return PyLong_FromLongLong(-(int64_t)take(p, end, 4));
     }
+}
+
+/* Whether a list holds an object of the enum's class whose number is none of its members'
+   (int.__new__(Color, 7)): what an enum list's encoder must refuse, since no decode reads that
+   number back. One with a member's number is that member on the wire, and is written. */
+static int
+holds_a_stranger(PyObject *values)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        PyObject *item = PyList_GET_ITEM(values, i);
+        if (Py_TYPE(item) == (PyTypeObject *)enum_cls
+                && PyDict_GetItemWithError(enum_members, item) == NULL) {
+            if (PyErr_Occurred()) {
+                fail("looking up an enum member");
+            }
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void
@@ -1190,6 +1214,9 @@ fuzz_encode(const uint8_t *data, size_t size, int mode, int bits)
     }
     else {
         Py_DECREF(r);
+        if (mode == MODE_ENUM && holds_a_stranger(values)) {
+            fail("encode accepted a value of the enum's class that is none of its members");
+        }
         PyObject *bytes = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf),
                                                     PyByteArray_GET_SIZE(buf));
         PyObject *out = PyList_New(0);
