@@ -1,6 +1,6 @@
 """The command line as users expect it: library types without -m, typed `show` values (numbers,
-hex dumps), `decode -o`, a quiet end on a closed pipe, `--raw` as protoc prints it, and the
-size tree and treemap of `show --sizes` / `--svg`."""
+hex dumps), `decode -o`, a quiet end on a closed pipe (with each command's own exit status),
+`--raw` as protoc prints it, and the size tree and treemap of `show --sizes` / `--svg`."""
 
 from __future__ import annotations
 
@@ -130,6 +130,63 @@ def test_closed_pipe_ends_quietly(vm_snapshot: Path) -> None:
     status = show.wait(timeout=300)
     assert status == 0
     assert show.stderr.read() == b""
+
+
+def _closed_stdout(*args: str, cwd: Path = ROOT) -> tuple[int, str]:
+    """Run the command line with a standard output whose reader is gone before it starts (as
+    `| head -1` once it has its line): (exit status, standard error)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "savestate", *args], cwd=cwd, env=ENV, stdout=write_end,
+            stderr=subprocess.PIPE, text=True, check=False, timeout=300,
+        )
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+_NARROWED = """
+from savestate import field, savedstate, {kind}
+
+@savedstate(package="pipe.check")
+class State:
+    a: {kind} = field(1)
+"""
+
+
+def test_a_closed_pipe_keeps_each_commands_own_status(tmp_path: Path) -> None:
+    # `check` says by its status whether a change breaks: a reader gone (`| head -1` in CI)
+    # must not turn a breaking result into a usage error (2), nor into a success.
+    for kind in ("u32", "u8"):
+        (tmp_path / f"pipe_{kind}.py").write_text(_NARROWED.format(kind=kind), encoding="utf-8")
+    base = tmp_path / "base"
+    assert _cli("proto", "pipe_u32.py", "-o", str(base), cwd=tmp_path).returncode == 0
+    assert _closed_stdout("check", "pipe_u8.py", "--against", str(base), cwd=tmp_path) == (1, "")
+    assert _closed_stdout("check", "pipe_u32.py", "--against", str(base), cwd=tmp_path) == (0, "")
+    assert _closed_stdout("proto", "pipe_u8.py", "-o", str(base), "--check", cwd=tmp_path) == (
+        1, f"savestate proto --check: 1 file(s) in {base} are not what the code writes: run "
+        f"`savestate proto ... -o {base}` and commit the result\n")
+    # Commands that write files write them all, though only the first path was wanted.
+    proto = tmp_path / "proto"
+    assert _closed_stdout("proto", "examples.vm", "-o", str(proto)) == (0, "")
+    written = sorted(p.name for p in proto.iterdir())
+    assert len(written) > 1 and written == sorted(
+        Path(line).name for line in _cli("proto", "examples.vm", "-o", str(proto)).stdout.split())
+    ported = tmp_path / "ported"
+    assert _closed_stdout("from-proto", str(proto), "-o", str(ported)) == (0, "")
+    modules = _cli("from-proto", str(proto), "-o", str(tmp_path / "again")).stdout.split()
+    assert modules and all((ported / Path(m).relative_to(tmp_path / "again")).is_file()
+                           for m in modules)
+
+
+def test_a_closed_pipe_keeps_the_status_of_diff(vm_snapshot: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.snapshot"
+    other.write_bytes(snapshot.pack(SavedStateBlob.new(NoSavedState())))
+    assert _closed_stdout("diff", str(vm_snapshot), str(other)) == (1, "")
+    assert _closed_stdout("diff", str(vm_snapshot), str(vm_snapshot)) == (0, "")
+    assert _closed_stdout("decode", str(vm_snapshot)) == (0, "")
 
 
 def test_terminal_stdin_gets_a_hint() -> None:

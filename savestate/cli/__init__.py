@@ -30,6 +30,7 @@ from ..codec import accel
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
 from ..schemaio.proto import proto_files, write_proto
+from .output import write_stdout
 from .porting import add_from_proto
 from .tools import add_commands
 
@@ -48,8 +49,17 @@ def _cmd_proto(args: argparse.Namespace) -> int:
     if args.check:
         return _check_proto(args.output, proto_files(roots, annotate=not args.plain))
     for path in write_proto(args.output, roots, annotate=not args.plain):
-        print(path)
+        _print_out(f"{path}\n")  # a reader gone (`| head -1`) stops no file from being written
     return 0
+
+
+def _print_out(text: str) -> None:
+    """Print ``text`` on standard output (see ``cli.output``: a reader gone is not an error, the
+    command goes on); a failure to write is a usage error naming standard output."""
+    try:
+        write_stdout(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write standard output: {exc.strerror or exc}") from exc
 
 
 def _check_proto(directory: str, files: dict[str, str]) -> int:
@@ -65,16 +75,16 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
         if current == text:
             continue
         stale += 1
-        sys.stdout.writelines(difflib.unified_diff(
+        _print_out("".join(difflib.unified_diff(
             [] if current is None else current.splitlines(keepends=True),
             text.splitlines(keepends=True),
             fromfile=str(path) if current is not None else "/dev/null",
             tofile=str(path),
-        ))
+        )))
     extra = sorted(p for p in out.glob("*.proto") if p.name not in files) if out.is_dir() else []
     for path in extra:
         stale += 1
-        print(f"{path}: not written by the code (a package no longer declared?)")
+        _print_out(f"{path}: not written by the code (a package no longer declared?)\n")
     if stale:
         print(
             f"savestate proto --check: {stale} file(s) in {directory} are not what the code "
@@ -82,7 +92,7 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"{directory}: up to date ({len(files)} file(s))")
+    _print_out(f"{directory}: up to date ({len(files)} file(s))\n")
     return 0
 
 
@@ -106,11 +116,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except BaselineError as exc:
         raise UsageError(str(exc)) from exc
     if args.format == "json":
-        print(report.json())
+        text = report.json()
     elif args.format == "github":
-        print(report.github())
+        text = report.github()
     else:
-        print(report.text())
+        text = report.text()
+    # The verdict is the exit status: it stands when the reader goes away (`| head -1`).
+    _print_out(text + "\n")
     return 0 if report.ok else 1
 
 
@@ -206,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_cmd_check)
     add_commands(commands)  # decode, encode, show, diff
-    add_from_proto(commands, UsageError)
+    add_from_proto(commands, UsageError, _print_out)
     return parser
 
 

@@ -11,6 +11,7 @@ output directory that cannot be written.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["add_from_proto"]
@@ -31,13 +32,16 @@ def _cmd_from_proto(args: argparse.Namespace) -> int:
     except ProtoInputError as exc:
         raise args.usage_error(str(exc)) from exc
     for path in paths:
-        print(path)
+        args.print_out(f"{path}\n")
     return 0
 
 
-def add_from_proto(commands: Any, usage_error: type[Exception]) -> None:
+def add_from_proto(
+    commands: Any, usage_error: type[Exception], print_out: Callable[[str], None]
+) -> None:
     """Add the ``from-proto`` command to the subparsers ``commands``; ``usage_error`` is the
-    exception the command line reports as a usage error."""
+    exception the command line reports as a usage error, ``print_out`` how it prints (a reader
+    gone is not an error)."""
     parser = commands.add_parser(
         "from-proto",
         help="write savestate declarations for .proto files",
@@ -63,4 +67,4 @@ def add_from_proto(commands: Any, usage_error: type[Exception]) -> None:
         "--prefix", metavar="PACKAGE",
         help="put the package tree under this dotted Python package",
     )
-    parser.set_defaults(run=_cmd_from_proto, usage_error=usage_error)
+    parser.set_defaults(run=_cmd_from_proto, usage_error=usage_error, print_out=print_out)

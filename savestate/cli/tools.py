@@ -7,10 +7,11 @@ library's own, known without ``--module``: ``google.protobuf.Any``, the state un
 ``SavedStateUnits`` and ``NoSavedState``). ``--type`` takes any declared message by its full
 proto name (:func:`savestate.type_by_name`).
 
-Exit statuses: 0 success (``diff``: no difference; also when the reader of the output closes
-it early, as ``head`` does), 1 a failure (bad bytes, bad JSON, a value
+Exit statuses: 0 success (``diff``: no difference), 1 a failure (bad bytes, bad JSON, a value
 that does not fit; ``diff``: the states differ), 2 a usage error. A failure is reported as one
 line naming the file, the type and the field path; ``--debug`` shows the traceback instead.
+When the reader of the output closes it early, as ``head`` does, a command ends quietly with
+the status it would have had (``diff``: 1 when the states differ), see ``cli.output``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import dataclasses
 import datetime
 import enum
-import errno
 import json
 import os
 import stat
@@ -46,6 +46,7 @@ from ..state import snapshot
 from ..state.blob import SavedStateBlob
 from ..state.units import SavedStateUnits
 from .inputs import DEFAULT_MAX_SIZE, InputMissing, InputTooLarge, parse_size, read_input
+from .output import quiet_stdout, write_stdout
 from .progress import progress_bar
 from .sizes import format_sizes, size_tree, treemap_svg
 
@@ -148,19 +149,11 @@ def _write_out(data: bytes, output: str | None) -> None:
 
 
 def _write_stdout(data: bytes | str) -> None:
-    """Write to standard output and flush it there, so that a failure to write (a full disk
-    behind ``>``, a closed descriptor) names standard output: the input is not to blame."""
+    """Write to standard output (see ``cli.output``): a failure to write (a full disk behind
+    ``>``, a closed descriptor) names standard output, since the input is not to blame; a
+    reader gone (``| head``) is not a failure."""
     try:
-        if sys.stdout is None:  # started with standard output closed
-            raise OSError(errno.EBADF, "it is closed")
-        if isinstance(data, str):
-            sys.stdout.write(data)
-            sys.stdout.flush()
-        else:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-    except BrokenPipeError:
-        raise  # the reader gone (``| head``): ends quietly
+        write_stdout(data)
     except OSError as exc:
         raise _OutputFailure(f"cannot write standard output: {exc.strerror or exc}") from exc
 
@@ -474,23 +467,11 @@ def _escaped(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
-def _quiet_stdout() -> None:
-    """The reader of the output went away (``savestate show ... | head``): as other Unix tools,
-    stop quietly with status 0. Standard output is pointed at the null device, so that Python's
-    flush at exit does not report the closed pipe again."""
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (OSError, ValueError):  # no real file descriptor (a test's captured stream)
-        pass
-
-
 def _classify(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
     if isinstance(exc, _Usage):
         return EXIT_USAGE, f"error: {exc}"
-    if isinstance(exc, BrokenPipeError):
-        _quiet_stdout()
+    if isinstance(exc, BrokenPipeError):  # a FIFO given as an output file, its reader gone
+        quiet_stdout()
         return 0, ""
     if isinstance(exc, _OutputFailure):
         return EXIT_FAILURE, f"error: {exc}"
