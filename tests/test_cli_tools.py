@@ -367,3 +367,21 @@ def test_an_unwritable_output_is_named_not_the_input(
         assert status == 1, argv
         assert err.startswith(f"savestate {argv[0]}: error: cannot write {missing}/"), err
         assert str(snap) not in err and "s.json" not in err
+
+
+def test_a_library_warning_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Python's form of a warning names a file and a source line inside savestate; the
+    # command line's names the command and says only the message (which names the field).
+    module = tmp_path / "cli_warned.py"
+    module.write_text(
+        "from savestate import field, savedstate, u32\n\n"
+        "@savedstate(package='cli.warned')\nclass T:\n    pair: tuple[u32, u32] = field(1)\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"\x0a\x06\x08\x01\x10\x02\x18\x05")  # the tuple holds a field 3
+    status, out, err = run(capsys, "decode", "--type", "cli.warned.T", "-m", str(module),
+                           str(data), "--compact")
+    assert (status, out) == (0, '{"pair":{"field1":1,"field2":2}}\n')
+    assert err == "savestate decode: warning: T.pair: 2 bytes of unknown fields dropped: a " \
+                  "tuple has nowhere to keep them\n"

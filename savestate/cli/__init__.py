@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from ..codec import accel
 from ..errors import SchemaError
 from ..schemaio.discover import DiscoveryError, load_roots
 from ..schemaio.proto import proto_files, write_proto
-from .output import write_stdout
+from .output import warning_printer, write_stdout
 from .porting import add_from_proto
 from .tools import add_commands
 
@@ -226,7 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        status: int = args.run(args)
+        with warnings.catch_warnings():
+            if not getattr(args, "debug", False):  # --debug: where in savestate, as Python says
+                warnings.showwarning = warning_printer(args.command)
+            status: int = args.run(args)
     except (UsageError, DiscoveryError) as exc:
         print(f"savestate {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

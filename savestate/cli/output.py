@@ -1,4 +1,5 @@
-"""Standard output of the command line, shared by every command.
+"""Standard output of the command line, shared by every command, and the form of its warnings
+and of the input it quotes on standard error.
 
 Output is flushed as it is written, so that a failure to write is raised where the command can
 report it, not at interpreter exit. When the reader goes away (``savestate ... | head -1``), a
@@ -12,8 +13,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Callable
+from typing import TextIO
 
-__all__ = ["quiet_stdout", "write_stdout"]
+__all__ = ["escaped", "quiet_stdout", "warning_printer", "write_stdout"]
 
 
 def write_stdout(data: bytes | str) -> bool:
@@ -47,3 +50,29 @@ def quiet_stdout() -> None:
         os.close(null)
     except (OSError, ValueError, AttributeError):  # no real file descriptor (a test's stream)
         pass
+
+
+def escaped(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``): an error quotes what the
+    input holds (a type URL), and a terminal must not act on an escape sequence in it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
+def warning_printer(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` for the command line: each warning the library emits (an
+    ``UnknownFieldsDropped``) as one line on standard error, ``savestate COMMAND: warning:
+    MESSAGE``. Python's own form names a file and a source line inside savestate, which say
+    nothing about the input; the message names where in the input."""
+
+    def show(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int,
+        file: TextIO | None = None, line: str | None = None,
+    ) -> None:
+        stream = sys.stderr if file is None else file
+        if stream is not None:  # started with standard error closed: nowhere to say it
+            text = escaped(str(message)).replace("\n", "\\n")  # one line, as an error is
+            print(f"savestate {command}: warning: {text}", file=stream)
+
+    return show

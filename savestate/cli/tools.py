@@ -46,7 +46,7 @@ from ..state import snapshot
 from ..state.blob import SavedStateBlob
 from ..state.units import SavedStateUnits
 from .inputs import DEFAULT_MAX_SIZE, InputMissing, InputTooLarge, parse_size, read_input
-from .output import quiet_stdout, write_stdout
+from .output import escaped, quiet_stdout, write_stdout
 from .progress import progress_bar
 from .sizes import format_sizes, size_tree, treemap_svg
 
@@ -391,7 +391,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     changes = list(diff_json(a, b))
     # A path holds the keys of maps, strings from the files: escaped as an error line is.
     _write_stdout("".join(
-        _escaped(f"{path or '.'}: {_describe(old)} -> {_describe(new)}") + "\n"
+        escaped(f"{path or '.'}: {_describe(old)} -> {_describe(new)}") + "\n"
         for path, old, new in changes
     ))
     return 1 if changes else 0
@@ -453,18 +453,10 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
                 raise
             status, text = _classify(exc, args)
             if text:
-                print(f"savestate {args.command}: {_escaped(text)}", file=sys.stderr)
+                print(f"savestate {args.command}: {escaped(text)}", file=sys.stderr)
             return status
 
     return wrapper
-
-
-def _escaped(text: str) -> str:
-    """``text`` with its control characters escaped (``\\x1b``): an error quotes what the
-    input holds (a type URL), and a terminal must not act on an escape sequence in it."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def _classify(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
