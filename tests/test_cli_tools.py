@@ -145,7 +145,12 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     status, _, err = run(capsys, "decode", str(bad), "--type", "no.Such", "-m", MOD)
     assert status == 2 and "unknown type 'no.Such'" in err
     status, _, err = run(capsys, "decode", str(bad))
-    assert status == 2 and "give its type with --type" in err
+    assert (status, err) == (2, f"savestate decode: error: {bad}: not a snapshot file: give its "
+                                "type with --type (or use --raw)\n")
+    # diff has no --raw: it is not suggested
+    status, _, err = run(capsys, "diff", str(bad), str(bad))
+    assert (status, err) == (2, f"savestate diff: error: {bad}: not a snapshot file: give its "
+                                "type with --type\n")
     js = tmp_path / "bad.json"
     js.write_text('{"where": {"x": "a"}}')
     status, _, err = run(capsys, "encode", str(js), "--type", "constructs.other.OtherRoot",

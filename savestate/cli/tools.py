@@ -120,8 +120,9 @@ def _is_snapshot(data: bytes) -> bool:
     return data.startswith(snapshot.MAGIC)
 
 
-def _state_json(data: bytes, file: str, type_name: str | None) -> Any:
-    """The JSON of the bytes of a file: a snapshot's blob, or a state of ``type_name``."""
+def _state_json(data: bytes, file: str, type_name: str | None, *, has_raw: bool = False) -> Any:
+    """The JSON of the bytes of a file: a snapshot's blob, or a state of ``type_name``.
+    ``has_raw``: the command has ``--raw`` (``decode``), which reads bytes of no known type."""
     if _is_snapshot(data):
         blob = snapshot.unpack(data, file, max_size=len(data))
         if type_name is not None and type_name != "google.protobuf.Any":
@@ -129,7 +130,8 @@ def _state_json(data: bytes, file: str, type_name: str | None) -> Any:
             return blob.parse(cls, max_size=len(blob.value)).to_dict()
         return blob.to_dict()
     if type_name is None:
-        raise _Usage(f"{file}: not a snapshot file: give its type with --type (or use --raw)")
+        hint = " (or use --raw)" if has_raw else ""  # a hint only where the option exists
+        raise _Usage(f"{file}: not a snapshot file: give its type with --type{hint}")
     cls = _find_type(type_name)
     value: Any = cls.decode(data, max_size=len(data))
     return value.to_dict()
@@ -195,7 +197,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         text = _dump(raw_to_json(fields), args.compact) + "\n" if args.json else format_raw(fields)
     else:
         _load_modules(args.module)
-        text = _dump(_state_json(data, args.file, args.type), args.compact) + "\n"
+        text = _dump(_state_json(data, args.file, args.type, has_raw=True), args.compact) + "\n"
     if args.output is None or args.output == "-":
         _write_stdout(text)
     else:
