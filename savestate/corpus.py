@@ -38,8 +38,12 @@ MAX_BLOB_NESTING = 100
 
 def corpus_files(corpus: str | os.PathLike[str]) -> list[Path]:
     """The files of a corpus directory, sorted (hidden files and ``*.md``/``*.txt`` notes left
-    out); raises :class:`BaselineError` for a missing or empty directory."""
+    out); raises :class:`BaselineError` for a missing or empty directory, or a path that is not
+    a directory."""
     base = Path(corpus)
+    if base.exists() and not base.is_dir():  # a snapshot file given for its directory
+        raise BaselineError(f"corpus {os.fspath(corpus)} is not a directory (give the "
+                            "directory that holds the snapshot files and state blobs)")
     if not base.is_dir():
         raise BaselineError(f"corpus directory {os.fspath(corpus)} does not exist")
     files = sorted(

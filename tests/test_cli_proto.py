@@ -199,6 +199,23 @@ def test_check_shows_a_file_that_is_not_utf8_as_stale(
     assert "are not what the code writes" in captured.err
 
 
+def test_check_corpus_that_is_a_file_is_exit_2(
+    module_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = _module(module_dir, GOOD.format(n=next(_ids)))
+    base = tmp_path / "base"
+    assert main(["proto", name, "-o", str(base)]) == 0
+    state = tmp_path / "state.snapshot"  # a file of the corpus, not its directory
+    state.write_bytes(b"")
+    capsys.readouterr()
+    assert main(["check", name, "--against", str(base), "--corpus", str(state)]) == 2
+    assert capsys.readouterr().err == (
+        f"savestate check: error: corpus {state} is not a directory (give the directory that "
+        "holds the snapshot files and state blobs)\n")
+    assert main(["check", name, "--against", str(base), "--corpus", str(tmp_path / "no")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([])
