@@ -79,6 +79,28 @@ def test_encode_snapshot_of_a_state_of_type(
     assert not (tmp_path / "no.snapshot").exists()
 
 
+def test_encode_snapshot_of_a_state_without_type_asks_for_type(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # JSON that is a state (as decode --type prints it), not a blob with its "@type"
+    state = tmp_path / "state.json"
+    state.write_text('{"where": {"x": 1}}')
+    status, out, err = run(capsys, "encode", "--snapshot", str(state), "-o",
+                           str(tmp_path / "s.snapshot"))
+    assert (status, out) == (1, "")
+    assert err == (f'savestate encode: error: {state}: SavedStateBlob: a blob needs "@type" '
+                   "(its type URL), got NoneType null; for a state of a declared type, give "
+                   "the type with --type PKG.NAME (and its module with -m)\n")
+    assert not (tmp_path / "s.snapshot").exists()
+    # which is the remedy
+    assert run(capsys, "encode", "--snapshot", str(state), "-o", str(tmp_path / "s.snapshot"),
+               "--type", "constructs.other.OtherRoot", "-m", MOD)[:2] == (0, "")
+    # JSON that is no object gets no such hint: it is neither
+    state.write_text("[1]")
+    status, _, err = run(capsys, "encode", "--snapshot", str(state), "-o", str(tmp_path / "t"))
+    assert status == 1 and "--type" not in err
+
+
 def test_encode_snapshot_refuses_what_restore_could_not_read(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

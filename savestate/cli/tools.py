@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..codec.jsonmap import JsonError
+from ..codec.jsonmap import TYPE_KEY, JsonError
 from ..codec.raw import decode_raw, format_raw, raw_to_json
 from ..errors import DecodeError, EncodeError, SavestateError
 from ..limits import DEFAULT_MAX_DEPTH
@@ -224,7 +224,14 @@ def _snapshot_blob(text: bytes, type_name: str | None) -> SavedStateBlob:
     prints a snapshot (``{"@type": ...}``), or, given ``--type``, a state of that type as
     ``decode --type`` prints it."""
     if type_name is None or type_name == "google.protobuf.Any":
-        return SavedStateBlob.from_json(text)
+        try:
+            return SavedStateBlob.from_json(text)
+        except JsonError as exc:
+            if type_name is None and _lacks_type_url(text):
+                # Most likely a state as `decode --type` prints it: --type says which.
+                raise _Failure(f"{exc}; for a state of a declared type, give the type with "
+                               "--type PKG.NAME (and its module with -m)") from exc
+            raise
     cls: Any = _find_type(type_name)
     try:
         return SavedStateBlob.new(cls.from_json(text))
@@ -237,6 +244,15 @@ def _snapshot_blob(text: bytes, type_name: str | None) -> SavedStateBlob:
             raise exc from None
         blob.parse(cls, max_size=len(blob.value))
         return blob
+
+
+def _lacks_type_url(text: bytes) -> bool:
+    """Whether ``text`` is a JSON object without the ``"@type"`` of a blob."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON at all: the error says so, no hint
+        return False
+    return isinstance(value, dict) and TYPE_KEY not in value
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
