@@ -204,6 +204,33 @@ def test_terminal_stdin_gets_a_hint() -> None:
     assert err.decode().splitlines()[0].startswith("reading standard input (end it with Ctrl-D")
 
 
+def test_encode_refuses_to_write_binary_to_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    state = tmp_path / "state.json"
+    state.write_text("{}")
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "savestate", "encode", "--type", "save_restore.NoSavedState",
+             str(state)], cwd=ROOT, env=ENV, stdout=follower, stderr=subprocess.PIPE,
+            text=True, check=False, timeout=120,
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert (done.returncode, done.stderr) == (2, "savestate encode: error: not writing binary "
+                                              "to a terminal: give an output file with -o "
+                                              "FILE, or redirect standard output\n")
+    # Standard output redirected (here to a pipe) is written as before.
+    piped = subprocess.run(
+        [sys.executable, "-m", "savestate", "encode", "--snapshot", str(state), "--type",
+         "save_restore.NoSavedState"], cwd=ROOT, env=ENV, capture_output=True, check=False,
+        timeout=120,
+    )
+    assert piped.returncode == 0 and piped.stdout.startswith(snapshot.MAGIC), piped.stderr
+
+
 def _protoc_decode_raw(data: bytes) -> str:
     pytest.importorskip("grpc_tools")
     done = subprocess.run(

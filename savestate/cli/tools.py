@@ -206,6 +206,11 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
+    # Refused before anything is read (standard input may be typed): binary bytes on a terminal
+    # are unreadable and can be taken as control sequences, as gzip refuses them.
+    if (args.output is None or args.output == "-") and _is_terminal(sys.stdout):
+        raise _Usage("not writing binary to a terminal: give an output file with -o FILE, or "
+                     "redirect standard output")
     _load_modules(args.module)
     text = _read_bytes(args.file, args.max_size)
     if args.snapshot:
@@ -217,6 +222,13 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         out = cls.from_json(text).encode()
     _write_out(out, args.output)
     return 0
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (OSError, ValueError):  # a closed stream: whatever it is, it is no terminal
+        return False
 
 
 def _snapshot_blob(text: bytes, type_name: str | None) -> SavedStateBlob:
@@ -555,7 +567,8 @@ def add_commands(commands: Any) -> None:
     encode.add_argument("file", nargs="?", default="-", metavar="FILE",
                         help="the JSON to encode (default: - for standard input)")
     _common(encode)
-    encode.add_argument("-o", "--output", metavar="OUT", help="write here, not to stdout")
+    encode.add_argument("-o", "--output", metavar="OUT",
+                        help="write here, not to stdout (which must not be a terminal)")
     encode.add_argument(
         "--snapshot", action="store_true",
         help="write a snapshot file: the JSON is a blob as decode prints a snapshot "
