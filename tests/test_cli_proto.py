@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -214,6 +216,54 @@ def test_check_corpus_that_is_a_file_is_exit_2(
         "holds the snapshot files and state blobs)\n")
     assert main(["check", name, "--against", str(base), "--corpus", str(tmp_path / "no")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+_WIDE = """
+    from savestate import field, savedstate, {kind}
+
+    @savedstate(package="cli.gitdir")
+    class State:
+        x: {kind} = field(1)
+"""
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_baseline_directory_is_read_as_git_show_reads_it(
+    module_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # module_dir: the class `check` declares is forgotten after
+    # git show REF:DIR reads DIR from the root of the repository, REF:./DIR and REF:../DIR
+    # from the current directory: git:REF:DIR reads the same files, from a subdirectory too.
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    modules = {}
+    for kind in ("u32", "u8"):
+        modules[kind] = tmp_path / f"cli_gitdir_{kind}.py"
+        modules[kind].write_text(textwrap.dedent(_WIDE.format(kind=kind)), encoding="utf-8")
+    new = str(modules["u8"])
+    # Each baseline by a process of its own: one process cannot declare both classes.
+    for kind, baseline in (("u32", repo / "proto"), ("u8", repo / "sub" / "proto")):
+        subprocess.run(
+            [sys.executable, "-m", "savestate", "proto", str(modules[kind]), "-o", str(baseline)],
+            cwd=Path(__file__).resolve().parent.parent, check=True, capture_output=True,
+        )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "release 1"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    monkeypatch.chdir(repo / "sub")
+    capsys.readouterr()
+    for against, status, file in [
+        ("git:HEAD:proto", 1, "proto/cli.gitdir.proto"),
+        ("git:HEAD:../proto", 1, "proto/cli.gitdir.proto"),
+        ("git:HEAD:./proto", 0, None),
+        ("git:HEAD:sub/proto", 0, None),
+    ]:
+        assert main(["check", new, "--against", against, "--format", "json"]) == status, against
+        findings = json.loads(capsys.readouterr().out)["findings"]
+        assert [f["file"] for f in findings] == ([file] if file else []), against
+    assert main(["check", new, "--against", "git:HEAD:../.."]) == 2
+    assert capsys.readouterr().err == (
+        "savestate check: error: baseline git:HEAD:../..: ../.. is outside the repository\n")
 
 
 def test_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

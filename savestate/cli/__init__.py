@@ -189,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="DIR",
         help="directory of the baseline .proto files, or git:REF:DIR to read DIR as of a git "
-        "revision (e.g. git:v1.0:proto) without checking it out",
+        "revision (e.g. git:v1.0:proto) without checking it out; DIR is from the repository's "
+        "root, ./DIR or ../DIR from the current directory, as git show REF:DIR reads them",
     )
     check.add_argument(
         "--corpus",

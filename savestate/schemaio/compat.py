@@ -657,18 +657,32 @@ def _git(args: list[str], what: str) -> bytes:
 def baseline_directory(against: str | os.PathLike[str]) -> Iterator[tuple[Path, str]]:
     """``(directory to parse, name to show in findings)`` for a baseline: a directory, or
     ``git:REF:DIR`` (DIR as of revision REF, read with ``git show`` into a temporary
-    directory, without touching the work tree)."""
+    directory, without touching the work tree).
+
+    DIR is read as ``git show REF:DIR`` reads a path: from the root of the repository, unless
+    it starts with ``./`` or ``../`` (or is ``.`` or ``..``), which are from the current
+    directory. Findings name the files by their path in the repository."""
     spec = os.fspath(against)
     if not spec.startswith(GIT_PREFIX):
         yield Path(spec), spec
         return
-    ref, sep, directory = spec[len(GIT_PREFIX):].partition(":")
-    if not sep or not ref or not directory:
+    ref, sep, given = spec[len(GIT_PREFIX):].partition(":")
+    if not sep or not ref or not given:
         raise BaselineError(f"a git baseline is git:REF:DIR (e.g. git:main:proto), not {spec!r}")
+    directory = given
+    if directory in (".", "..") or directory.startswith(("./", "../")):
+        # The current directory's path in the repository ("sub/dir/", or "" at its root).
+        here = os.fsdecode(_git(["rev-parse", "--show-prefix"], spec).rstrip(b"\n"))
+        directory = posixpath.join(here, directory)
     # git lists normalised paths: `proto/../proto` must be `proto` to take them apart.
     directory = posixpath.normpath(directory)
-    # -z: without it git quotes a name that is not ASCII ("baseline-\303\274/...").
-    listed = _git(["ls-tree", "-r", "-z", "--name-only", ref, "--", directory], spec)
+    if directory == ".." or directory.startswith("../"):
+        raise BaselineError(f"baseline {spec}: {given} is outside the repository")
+    # --full-tree: the path and the names listed are from the root, whatever the current
+    # directory. -z: without it git quotes a name that is not ASCII ("baseline-\303\274/...").
+    listed = _git(
+        ["ls-tree", "-r", "-z", "--name-only", "--full-tree", ref, "--", directory], spec
+    )
     names = [os.fsdecode(n) for n in listed.split(b"\0") if n.endswith(b".proto")]
     if directory in names:
         raise BaselineError(f"baseline {spec}: {directory} is a file, not a directory")
@@ -677,7 +691,7 @@ def baseline_directory(against: str | os.PathLike[str]) -> Iterator[tuple[Path, 
     with tempfile.TemporaryDirectory(prefix="savestate-baseline-") as tmp:
         prefix = "" if directory == "." else directory + "/"
         for name in names:
-            text = _git(["show", f"{ref}:./{name}"], f"{name} at {ref}")
+            text = _git(["show", f"{ref}:{name}"], f"{name} at {ref}")  # from the root
             target = Path(tmp) / name.removeprefix(prefix)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(text)
@@ -1523,14 +1537,15 @@ def check_compatible(
 
     ``roots_or_modules``: root classes and/or module names (imported, as ``savestate check``
     does). ``against``: a directory of ``.proto`` files of an earlier release, or
-    ``git:REF:DIR`` to read DIR as of a git revision. ``direction``: ``"backward"`` (new code
-    reads old state; the default), ``"forward"`` (old code reads new state) or ``"both"``;
-    findings of the other direction are reported as warnings. ``json``: changes that break
-    the proto3 JSON round trip (renamed fields, enum values, Oneof variants) are errors, not
-    warnings. Every finding names the baseline file and line. Raises :class:`BaselineError`
-    when the baseline cannot be read, :class:`DiscoveryError` for a module that cannot be
-    imported or defines no roots, :class:`SchemaError` for a bad declaration: all
-    ``SavestateError``s.
+    ``git:REF:DIR`` to read DIR as of a git revision (DIR from the root of the repository,
+    ``./DIR`` or ``../DIR`` from the current directory, as ``git show`` reads them).
+    ``direction``: ``"backward"`` (new code reads old state; the default), ``"forward"`` (old
+    code reads new state) or ``"both"``; findings of the other direction are reported as
+    warnings. ``json``: changes that break the proto3 JSON round trip (renamed fields, enum
+    values, Oneof variants) are errors, not warnings. Every finding names the baseline file and
+    line. Raises :class:`BaselineError` when the baseline cannot be read,
+    :class:`DiscoveryError` for a module that cannot be imported or defines no roots,
+    :class:`SchemaError` for a bad declaration: all ``SavestateError``s.
     """
     checked = _directions(direction)
     with baseline_directory(against) as (directory, shown):
