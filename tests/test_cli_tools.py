@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import warnings
 from pathlib import Path
 
 import pytest
@@ -407,8 +408,10 @@ def test_a_library_warning_is_one_line(capsys: pytest.CaptureFixture[str], tmp_p
     )
     data = tmp_path / "data.bin"
     data.write_bytes(b"\x0a\x06\x08\x01\x10\x02\x18\x05")  # the tuple holds a field 3
-    status, out, err = run(capsys, "decode", "--type", "cli.warned.T", "-m", str(module),
-                           str(data), "--compact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as a command run by hand, whatever pytest's filters
+        status, out, err = run(capsys, "decode", "--type", "cli.warned.T", "-m", str(module),
+                               str(data), "--compact")
     assert (status, out) == (0, '{"pair":{"field1":1,"field2":2}}\n')
     assert err == "savestate decode: warning: T.pair: 2 bytes of unknown fields dropped: a " \
                   "tuple has nowhere to keep them\n"
