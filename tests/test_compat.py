@@ -288,7 +288,7 @@ def s_array_n(length: int) -> Callable[[], type]:
         ns: dict[str, Any] = {
             "__annotations__": {"a": u32, "regs": bytes},
             "a": field(1, default=0),
-            "regs": field(2, length=length, default=bytes(length)),
+            "regs": field(2, length=length),  # no default: required, as in the reference
         }
         return type(Protobuf)("State", (Protobuf,), ns, package="compat")
 
@@ -305,7 +305,7 @@ def s_array_removed() -> type:
 def s_added_array() -> type:
     class State(Protobuf, package="compat"):
         a: u32 = field(1, default=0)
-        regs: bytes = field(2, length=4, default=bytes(4))
+        regs: bytes = field(2, length=4)  # no default: required, as in the reference
 
     return State
 

@@ -534,6 +534,24 @@ def test_fixed_arrays() -> None:
     assert str(dinfo.value) == "Pit.timers: expected 3 elements, got 1"
 
 
+def test_a_missing_fixed_array_takes_its_declared_default() -> None:
+    class Timers(Protobuf):
+        count: u16 = field(1)
+
+    class Pit(Protobuf):
+        cmos: bytes = field(1, length=2, default=b"ab")
+        regs: list[u8] = field(2, length=4, default_factory=lambda: [9] * 4)
+        counts: list[u32] = field(3, length=2, default_factory=lambda: [1, 2])
+        timers: list[Timers] = field(4, length=1, default_factory=lambda: [Timers(count=3)])
+
+    # Still always written, as the reference writes a fixed array: the bytes do not change.
+    assert bytes(Pit()).hex() == "0a026162" "120409090909" "1a020102" "22040a020803"
+    assert Pit.decode(b"") == Pit()
+    assert Pit.from_json("{}") == Pit()
+    assert Pit.decode(b"").regs is not Pit.decode(b"").regs  # a new value each time
+    assert Pit.decode(bytes.fromhex("0a027879")) == Pit(cmos=b"xy")
+
+
 def test_unknown_fields_survive_decode_and_encode() -> None:
     class V1(Protobuf):
         a: u8 = field(1)

@@ -727,7 +727,11 @@ def _finish_field(
     if shape.optional:
         presence, absent = Presence.EXPLICIT, Absent.NONE
     elif shape.length is not None:
-        presence, absent = Presence.ALWAYS, Absent.REQUIRED
+        # Always written, as the reference writes it: only bytes from elsewhere (an older
+        # release, before the field was added) lack it. The reference refuses those; a default
+        # declared says what they mean, as it does for a Oneof.
+        presence = Presence.ALWAYS
+        absent = Absent.DEFAULT if f.has_default else Absent.REQUIRED
         required = "missing required field (a fixed-length array)"
     elif shape.container is Container.DICT:
         absent = Absent.EMPTY_DICT
