@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from savestate import (
@@ -16,7 +18,9 @@ from savestate import (
     SchemaError,
     field,
     restore_blob,
+    restore_blob_async,
     save_blob,
+    save_blob_async,
     savedstate,
     u8,
     u32,
@@ -169,6 +173,25 @@ def test_save_blob_and_restore_blob() -> None:
     dev = Dev()
     restore_blob(dev, blob)
     assert dev.reg == 7
+
+
+def test_blob_helpers_refuse_what_is_not_a_device() -> None:
+    with pytest.raises(TypeError) as info:
+        save_blob(object())  # type: ignore[arg-type]
+    assert str(info.value) == "save_blob() takes a device with save() (a SaveRestore), got object"
+    with pytest.raises(TypeError) as info:
+        save_blob(DevState(reg=7))  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "save_blob() takes a device with save() (a SaveRestore), got DevState, a saved state, "
+        "not the device that saves and restores it"
+    )
+    blob = save_blob(Dev(7))
+    with pytest.raises(TypeError, match=r"^restore_blob\(\) takes a device with restore\(\)"):
+        restore_blob(blob, blob)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^save_blob_async\(\) .* got object$"):
+        asyncio.run(save_blob_async(object()))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got SavedStateBlob, a blob of saved state$"):
+        asyncio.run(restore_blob_async(blob, blob))  # type: ignore[arg-type]
 
 
 def test_saved_state_not_supported() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from savestate import (
     restore_blob,
     save_blob,
     savedstate,
+    snapshot,
     u32,
 )
 from savestate.state.units import SavedStateUnits, restore_children, save_children
@@ -157,6 +160,46 @@ def test_duplicate_unit(running: Machine) -> None:
     assert fresh.save() == before
     with pytest.raises(ValueError, match="duplicate unit name"):
         fresh.units.add("cpu", fresh.cpu)
+
+
+def test_what_is_not_units_or_a_device_is_a_type_error_at_the_call(
+    running: Machine, tmp_path: Path
+) -> None:
+    path = tmp_path / "vm.snapshot"
+    snapshot.write(path, running.units)
+    fresh = Machine()
+    before = fresh.save()
+    hint = ("StateUnits.restore() takes a SavedStateUnits (what `units.save()` gives), got "
+            "SavedStateBlob: decode it first, `units.restore(blob.parse(SavedStateUnits))`, "
+            "or restore a snapshot file with `snapshot.restore(path, units)`")
+    with pytest.raises(TypeError) as info:
+        fresh.units.restore(snapshot.read(path))  # type: ignore[arg-type]
+    assert str(info.value) == hint
+    with pytest.raises(TypeError, match=r"^StateUnits\.restore_async\(\) takes .*restore_async"):
+        asyncio.run(fresh.units.restore_async(snapshot.read(path)))  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as info:
+        fresh.units.restore(running.rtc.save())  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "StateUnits.restore() takes a SavedStateUnits (what `units.save()` gives), got SavedState"
+    )
+    with pytest.raises(TypeError, match="takes SavedStateUnit records, got a SavedStateBlob"):
+        fresh.units.restore_records([snapshot.read(path)])  # type: ignore[list-item]
+    assert fresh.save() == before
+    fresh.units.restore(snapshot.read(path).parse(SavedStateUnits))  # what the hint says
+    assert fresh.save() == running.save()
+
+    with pytest.raises(TypeError) as info:
+        StateUnits({"x": object()})  # type: ignore[dict-item]
+    assert str(info.value) == (
+        "StateUnits (unit 'x') takes a device with save() and restore() (a SaveRestore), "
+        "got object"
+    )
+    units = StateUnits()
+    with pytest.raises(TypeError, match="got SavedState, a saved state, not the device"):
+        units.add("rtc", running.rtc.save())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unit 'ch'"):
+        units.add_with("ch", object(), None)  # type: ignore[arg-type]
+    assert len(units) == 0
 
 
 def _with_child(state: SavedStateUnits, unit: str, child: str, blob: SavedStateBlob) -> None:

@@ -366,6 +366,22 @@ def state_type(obj: object) -> type | None:
     return None
 
 
+def check_device(obj: object, call: str, needs: tuple[str, ...] = ("save", "restore")) -> None:
+    """Raise ``TypeError`` unless ``obj`` has the methods ``needs`` (a device: a
+    ``SaveRestore`` or one of its kinds), naming ``call`` and what it was given, before
+    anything runs: a state or a blob passed in place of the device is the usual mistake, and
+    would fail later as a bare ``AttributeError``."""
+    if all(callable(getattr(obj, name, None)) for name in needs):
+        return
+    given = type(obj).__name__
+    if isinstance(obj, SavedStateBlob):
+        given += ", a blob of saved state"
+    elif isinstance(obj, Protobuf):
+        given += ", a saved state, not the device that saves and restores it"
+    methods = " and ".join(f"{name}()" for name in needs)
+    raise TypeError(f"{call} takes a device with {methods} (a SaveRestore), got {given}")
+
+
 def _check_savable(obj: object) -> type | None:
     st = state_type(obj)
     if st is SavedStateNotSupported:
@@ -378,8 +394,10 @@ def save_blob(obj: SaveRestore[Any]) -> SavedStateBlob:
 
     Raises ``SaveError``: ``NotSupported`` for a ``SaveRestore[SavedStateNotSupported]``, the
     object's own ``SaveError``, or ``Other`` wrapping whatever else failed (an ``EncodeError``
-    naming the field, a state that is not a root).
+    naming the field, a state that is not a root). ``obj`` without a ``save`` method (a state
+    given instead of its device) is a ``TypeError``.
     """
+    check_device(obj, "save_blob()", ("save",))
     return saved_blob(obj, obj.save)
 
 
@@ -546,8 +564,10 @@ def restore_blob(
     this call is inside, else the defaults (64 MiB, 100).
 
     Raises ``RestoreError``: ``SavedStateNotSupported``, ``ProtobufDecode`` (type mismatch or
-    bad bytes, with the field path), the object's own ``RestoreError``, or ``Other``.
+    bad bytes, with the field path), the object's own ``RestoreError``, or ``Other``. ``obj``
+    without a ``restore`` method is a ``TypeError``, before anything is decoded.
     """
+    check_device(obj, "restore_blob()", ("restore",))
     with restore_limits(max_size, max_depth) as (size, depth):
         state = parse_for(obj, blob, size, depth)
         call_restore(obj, state)
@@ -605,6 +625,7 @@ async def save_blob_async(
     ``timeout`` (seconds; None: no limit) bounds the save; running out of time cancels it and
     raises ``SaveError.Other`` whose cause is a ``TimeoutError``.
     """
+    check_device(obj, "save_blob_async()", ("save",))
     check_timeout(timeout)
     return await saved_blob_async(obj, obj.save, timeout)
 
@@ -625,6 +646,7 @@ async def restore_blob_async(
     and raises ``RestoreError.Other`` whose cause is a ``TimeoutError``. Nothing is rolled
     back here (one object has nothing to roll back to): ``StateUnits.restore_async`` does.
     """
+    check_device(obj, "restore_blob_async()", ("restore",))
     check_timeout(timeout)
     with restore_limits(max_size, max_depth) as (size, depth):
         state = parse_for(obj, blob, size, depth)

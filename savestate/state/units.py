@@ -44,6 +44,7 @@ from .saverestore import (
     SaveError,
     SaveRestore,
     SaveRestoreWith,
+    check_device,
     check_timeout,
     current_limits,
     parse_for,
@@ -589,6 +590,7 @@ class StateUnits(SaveRestore[SavedStateUnits]):
             raise ValueError(f"a unit name must be a non-empty string, got {name!r}")
         if name in self._members:
             raise ValueError(f"duplicate unit name: {name}")
+        check_device(member.obj, f"StateUnits (unit {name!r})")
         self._members[name] = member
 
     def __getitem__(self, name: str) -> Unit:
@@ -621,7 +623,7 @@ class StateUnits(SaveRestore[SavedStateUnits]):
         An async unit is a ``RestoreError.ChildError`` naming it: use
         ``restore_records_async``."""
         _restore_members_sync(list(self._members.values()),
-                              ((r.name, r.state) for r in records), max_size, max_depth)
+                              _entries_of(records, "restore_records()"), max_size, max_depth)
 
     def save(self) -> SavedStateUnits:
         """The state of every unit, one record each."""
@@ -636,8 +638,10 @@ class StateUnits(SaveRestore[SavedStateUnits]):
     ) -> None:
         """Restore every unit from ``state``, all or nothing; ``max_size`` and ``max_depth``
         bound each unit's decode and the blobs nested in it (left out: those of the restore
-        this runs inside, e.g. ``snapshot.restore(..., max_depth=...)``, else the defaults)."""
-        self.restore_records(state.units, max_size=max_size, max_depth=max_depth)
+        this runs inside, e.g. ``snapshot.restore(..., max_depth=...)``, else the defaults).
+        A ``state`` that is not a ``SavedStateUnits`` is a ``TypeError``."""
+        self.restore_records(_units_of(state, "restore"), max_size=max_size,
+                             max_depth=max_depth)
 
     async def save_records_async(self, *, timeout: float | None = None) -> list[SavedStateUnit]:
         """One record per unit, the units saved concurrently (each save in a task of its own,
@@ -673,8 +677,8 @@ class StateUnits(SaveRestore[SavedStateUnits]):
         check_timeout(timeout)
         members = list(self._members.values())
         with restore_limits(max_size, max_depth) as (size, depth):
-            await _restore_members(members, [(r.name, r.state) for r in records], size, depth,
-                                   timeout, concurrent=True)
+            await _restore_members(members, _entries_of(records, "restore_records_async()"),
+                                   size, depth, timeout, concurrent=True)
 
     async def save_async(self, *, timeout: float | None = None) -> SavedStateUnits:
         """The state of every unit, saved concurrently (see ``save_records_async``)."""
@@ -689,9 +693,36 @@ class StateUnits(SaveRestore[SavedStateUnits]):
         timeout: float | None = None,
     ) -> None:
         """Restore every unit from ``state``, all or nothing, rolled back on any failure or
-        cancellation (see ``restore_records_async``)."""
-        await self.restore_records_async(state.units, max_size=max_size, max_depth=max_depth,
-                                         timeout=timeout)
+        cancellation (see ``restore_records_async``). A ``state`` that is not a
+        ``SavedStateUnits`` is a ``TypeError``."""
+        await self.restore_records_async(_units_of(state, "restore_async"), max_size=max_size,
+                                         max_depth=max_depth, timeout=timeout)
+
+
+def _units_of(state: object, method: str) -> list[SavedStateUnit]:
+    """The records of ``state``, which must be a ``SavedStateUnits``: a ``TypeError`` naming
+    what was given instead (a blob, as ``snapshot.read`` returns, says how to decode it)."""
+    if isinstance(state, SavedStateUnits):
+        return state.units
+    given = type(state).__name__
+    if isinstance(state, SavedStateBlob):
+        given += (f": decode it first, `units.{method}(blob.parse(SavedStateUnits))`, or"
+                  " restore a snapshot file with `snapshot.restore(path, units)`")
+    raise TypeError(
+        f"StateUnits.{method}() takes a SavedStateUnits (what `units.save()` gives), "
+        f"got {given}"
+    )
+
+
+def _entries_of(records: Iterable[SavedStateUnit], call: str) -> list[tuple[str, SavedStateBlob]]:
+    """``(name, blob)`` of each record, each a ``SavedStateUnit`` (a ``TypeError`` else)."""
+    entries: list[tuple[str, SavedStateBlob]] = []
+    for record in records:
+        if not isinstance(record, SavedStateUnit):
+            raise TypeError(f"StateUnits.{call} takes SavedStateUnit records, "
+                            f"got a {type(record).__name__}")
+        entries.append((record.name, record.state))
+    return entries
 
 
 def _records(entries: list[tuple[str, SavedStateBlob]]) -> list[SavedStateUnit]:
