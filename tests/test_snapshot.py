@@ -164,6 +164,20 @@ def test_a_leftover_temporary_file_does_not_matter(tmp_path: Path) -> None:
     assert snapshot.read(path).parse(Small).counter == 3
 
 
+def test_a_failed_write_names_the_path_given_not_the_temporary_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "x.snap"
+    with pytest.raises(FileNotFoundError) as info:
+        snapshot.write(missing, Small(counter=1, note=""))
+    assert info.value.filename == str(missing)
+    assert str(info.value) == f"[Errno 2] No such file or directory: '{missing}'"
+    (tmp_path / "dir.snap").mkdir()  # the rename over it fails
+    with pytest.raises(IsADirectoryError) as dinfo:
+        snapshot.write(tmp_path / "dir.snap", Small(counter=1, note=""))
+    assert dinfo.value.filename == str(tmp_path / "dir.snap")
+    assert ".tmp" not in str(dinfo.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.snap"]
+
+
 def test_write_rejects_other_values(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         snapshot.write(tmp_path / "x", object())

@@ -389,10 +389,10 @@ def write(
     chunk, and with ``(file size, file size)`` once the whole file is written and synced, just
     before it replaces ``path``.
 
-    Saving errors are ``SaveError``; I/O errors are ``OSError``, and leave any previous file at
-    ``path`` as it was, except ``DurabilityUnconfirmed``: the new file is in place, but the
-    fsync of its directory failed. An exception raised by ``progress`` aborts the write the
-    same way.
+    Saving errors are ``SaveError``; I/O errors are ``OSError`` naming ``path`` (not the
+    temporary file), and leave any previous file at ``path`` as it was, except
+    ``DurabilityUnconfirmed``: the new file is in place, but the fsync of its directory
+    failed. An exception raised by ``progress`` aborts the write the same way.
     """
     payload = _checked_payload(state, max_size, max_depth)
     total = HEADER_SIZE + payload.size
@@ -450,14 +450,18 @@ def replace_file(
     rename.
 
     Any failure, of ``fill`` or ``before_rename`` too, removes the temporary file and leaves
-    the previous file as it was, except ``DurabilityUnconfirmed``: the new file is in place,
+    the previous file as it was (an ``OSError`` of the temporary file's own steps names
+    ``path``), except ``DurabilityUnconfirmed``: the new file is in place,
     but the fsync of its directory failed. Stale temporary files of this naming are removed
     first (``remove_stale_temporaries``)."""
     target = os.path.realpath(os.fspath(path))  # through symbolic links: keep the link
     directory = os.path.dirname(target)
     name = os.path.basename(target)
     remove_stale_temporaries(directory, name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # a missing or read-only directory, which mkstemp words as the temporary
+        raise _naming(exc, path) from exc
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released when this process ends
@@ -471,9 +475,11 @@ def replace_file(
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename == tmp:  # its chmod, its rename
+            raise _naming(exc, path) from exc
         raise
     finally:
         os.close(fd)
@@ -481,6 +487,15 @@ def replace_file(
         _fsync_directory(directory)
     except OSError as exc:
         raise DurabilityUnconfirmed(target, exc) from exc
+
+
+def _naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc``, raised for the temporary file, as the same kind of ``OSError`` (errno and
+    strerror) naming ``path``: the caller never named the temporary file, and one that failed
+    is gone already."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, os.fspath(path))  # the subclass of that errno
 
 
 def _umask() -> int:
