@@ -32,13 +32,33 @@ def sizes(state: SavedStateUnits) -> list[tuple[str, str, int]]:
     return rows
 
 
+def steps(text: str) -> int:
+    """A ``--steps`` value: a whole number of steps, none or more (argparse words the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000, help="simulated 1 ms steps (3000)")
-    parser.add_argument("--out", type=Path, default=None, help="directory for the files")
+    parser = argparse.ArgumentParser(prog="python -m examples.vm",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=steps, default=3000, metavar="N",
+                        help="simulated 1 ms steps (3000)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="directory for the files")
     args = parser.parse_args(argv)
     out: Path = args.out or Path(tempfile.mkdtemp(prefix="savestate-vm-"))
-    out.mkdir(parents=True, exist_ok=True)
+    # A usage error, as argparse reports one (a line, status 2), not a traceback.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        parser.error(f"argument --out: {out} exists and is not a directory")
+    except OSError as exc:
+        parser.error(f"argument --out: cannot create {out}: {exc.strerror or exc}")
 
     return asyncio.run(run(args.steps, out))
 
