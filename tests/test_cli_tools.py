@@ -219,6 +219,11 @@ def test_raw(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, out, _ = run(capsys, "decode", "--raw", "--json", "--compact", str(tmp_path / "r.bin"))
     assert status == 0
     assert json.loads(out)[1] == {"field": 2, "wire": "varint", "value": 2}
+    # Without --raw, --json would be ignored: said at once, before anything is read.
+    status, out, err = run(capsys, "decode", "--json", str(tmp_path / "missing.bin"))
+    assert (status, out) == (2, "")
+    assert err == "savestate decode: error: --json goes with --raw (without it, decode prints " \
+                  "the state's JSON)\n"
 
 
 def test_raw_never_raises_anything_else() -> None:

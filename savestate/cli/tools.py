@@ -189,6 +189,8 @@ def _write_file(path: str, data: bytes | str) -> None:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
+    if args.json and not args.raw:  # its JSON is the state's own already: a mistaken flag
+        raise _Usage("--json goes with --raw (without it, decode prints the state's JSON)")
     data = _read_bytes(args.file, args.max_size)
     if args.raw:
         if _is_snapshot(data):
