@@ -310,6 +310,25 @@ def s_added_array() -> type:
     return State
 
 
+def s_added_array_with_default() -> type:
+    class State(Protobuf, package="compat"):
+        a: u32 = field(1, default=0)
+        regs: bytes = field(2, length=4, default=b"\x01\x02\x03\x04")
+
+    return State
+
+
+def s_added_oneof_with_default() -> type:
+    stage = _stage()
+    idle = getattr_variant(stage, "Idle")
+    ns: dict[str, Any] = {
+        "__annotations__": {"a": u32, "stage": stage},
+        "a": field(1, default=0),
+        "stage": field(2, default_factory=idle),
+    }
+    return type(Protobuf)("State", (Protobuf,), ns, package="compat")
+
+
 def s_added_optional_array() -> type:
     class State(Protobuf, package="compat"):
         a: u32 = field(1, default=0)
@@ -637,6 +656,22 @@ CASES: list[Case] = [
     Case("a `Oneof | None` field is removed, reserved", "stage_or_none", s_stage_or_none,
          s_stage_removed, set(), [({"stage": ("Run", {"x": 3})}, {})],
          [({}, {"stage": None})]),
+    # A fixed array or a Oneof declared with a default is not required: old state lacking it
+    # decodes to the default, and the baseline's `// has default` says so for the way back.
+    Case("add a fixed array with a default", "one_u32", s_one_u32, s_added_array_with_default,
+         set(), [({"a": 1}, {"a": 1, "regs": b"\x01\x02\x03\x04"})],
+         [({"a": 1, "regs": b"abcd"}, {"a": 1})]),
+    Case("add a Oneof field with a default", "one_u32", s_one_u32, s_added_oneof_with_default,
+         set(), [({"a": 1}, {"a": 1, "stage": ("Idle", {})})],
+         [({"a": 1, "stage": ("Run", {"x": 3})}, {"a": 1})]),
+    Case("a fixed array with a default is removed, reserved", "array_4_default",
+         s_added_array_with_default, s_array_removed, set(),
+         [({"a": 1, "regs": b"abcd"}, {"a": 1})],
+         [({"a": 1}, {"a": 1, "regs": b"\x01\x02\x03\x04"})]),
+    Case("a Oneof field with a default is removed, reserved", "stage_default",
+         s_added_oneof_with_default, s_array_removed, set(),
+         [({"a": 1, "stage": ("Run", {"x": 3})}, {"a": 1})],
+         [({"a": 1}, {"a": 1, "stage": ("Idle", {})})]),
     Case("add an optional fixed array", "one_u32", s_one_u32, s_added_optional_array, set(),
          [({"a": 1}, {"a": 1, "regs": None})], [({"a": 1, "regs": b"abcd"}, {"a": 1})]),
     Case("a fixed array gains `| None`", "array_4", s_array_n(4), s_added_optional_array,

@@ -227,8 +227,8 @@ def test_annotated_output() -> None:
     assert "  uint32 small = 1; // u8\n" in text
     assert "  optional uint32 medium = 2; // u16\n" in text
     assert "  uint32 wide = 3;\n" in text
-    assert "  repeated uint32 table = 4; // packed repr only; length 3; u16\n" in text
-    assert "  bytes raw = 5; // length 2\n" in text
+    assert "  repeated uint32 table = 4; // packed repr only; length 3; u16; has default\n" in text
+    assert "  bytes raw = 5; // length 2; has default\n" in text
     assert "  map<uint32, uint32> by_key = 6; // key u8; value u16\n" in text
     plain = savestate.proto_files([Regs], annotate=False)["compat.annotated.proto"]
     assert "// u8" not in plain and "savestate:" not in plain

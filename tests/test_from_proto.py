@@ -120,7 +120,19 @@ def test_golden_text_round_trip(case: str, tmp_path: Path) -> None:
     with ported(generated, tmp_path):
         files = proto_files(_root_classes(generated))
     expected = {p.name: p.read_text(encoding="utf-8") for p in src.glob("*.proto")}
-    assert files == expected
+    # A `has default` note records that a default exists, not its value: the generated class
+    # has none, and a comment over the field asks for it. Everything else comes back.
+    marked = sum(text.count(HAS_DEFAULT) for text in expected.values())
+    assert sum(module.count(ASK_FOR_DEFAULT) for module in generated.files.values()) == marked
+    assert files == {name: strip_has_default(text) for name, text in expected.items()}
+
+
+HAS_DEFAULT = "has default"
+ASK_FOR_DEFAULT = "The baseline declares a default here"
+
+
+def strip_has_default(text: str) -> str:
+    return text.replace("; has default\n", "\n").replace(" // has default\n", "\n")
 
 
 def _declare_root(message: type) -> type:

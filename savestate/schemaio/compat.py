@@ -44,6 +44,7 @@ from ..model import scalars
 from ..model.names import WRAPPER_MESSAGES
 from ..model.plan import (
     DURATION,
+    Absent,
     EnumValue,
     FieldPlan,
     Form,
@@ -55,7 +56,7 @@ from ..model.plan import (
 )
 from ..model.scalars import ScalarKind
 from .discover import DiscoveryError, load_roots
-from .proto import NO_ZERO_NOTE, NULLABLE_NOTE, collect_definitions
+from .proto import HAS_DEFAULT_NOTE, NO_ZERO_NOTE, NULLABLE_NOTE, collect_definitions
 
 __all__ = [
     "RULES",
@@ -372,6 +373,8 @@ class Fld:
     oneof: str | None = None
     array: int | None = None  # a length, ANY_LENGTH, UNKNOWN, or None: not a fixed array
     nullable: bool = False  # a message field or fixed array declared `T | None` (absence is fine)
+    # Absence decodes to a declared default (a fixed array's, a Oneof's, a message's): fine too.
+    has_default: bool = False
     json_name: str = ""
     default: str | None = ""  # a non-zero default as JSON text; "" the zero; None: not known
     file: str | None = None  # where the baseline declares it
@@ -503,6 +506,7 @@ class _ModelBuilder:
             is_map=f.is_map,
             array=f.length,
             nullable=f.nullable,
+            has_default=f.absent is Absent.DEFAULT,
             json_name=f.json_name,
             default=f.default_text,
         )
@@ -728,6 +732,8 @@ def comment_notes(comment: str) -> dict[str, Any]:
             notes["no_zero"] = True
         elif part == NULLABLE_NOTE:
             notes["nullable"] = True
+        elif part == HAS_DEFAULT_NOTE:
+            notes["has_default"] = True
         elif part in _KIND_BY_NAME and _KIND_BY_NAME[part].is_integer:
             notes["kind"] = _KIND_BY_NAME[part]
         elif len(words) == 2 and words[0] == "length" and words[1].isdigit():
@@ -845,6 +851,7 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
                 if fdp.HasField("oneof_index") and not optional:
                     fld.oneof = oneofs[fdp.oneof_index]
                 fld.nullable = bool(notes.get("nullable"))
+                fld.has_default = bool(notes.get("has_default") or notes.get("default"))
                 if "length" in notes:
                     fld.array = notes["length"]
                 elif notes.get("array"):
@@ -919,8 +926,8 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
 
 def _requires(f: Fld, seen: frozenset[int] = frozenset()) -> bool:
     """Whether a reader fails when field ``f`` is absent from the bytes."""
-    if f.nullable:
-        return False  # absence is None, fixed arrays and Oneofs too
+    if f.nullable or f.has_default:
+        return False  # absence is None or the default, for fixed arrays and Oneofs too
     if f.array is not None and f.array != UNKNOWN:
         return True
     if f.label != "singular" or f.is_map:

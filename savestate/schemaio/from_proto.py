@@ -766,6 +766,13 @@ class _Generator:
             # only because it is always written; in Python it is the plain type.
             out.annotation = t.text.removesuffix(" | None")
             out.default = self.default(f, mod, out.annotation)
+        elif f.notes.get("has_default"):
+            # Only a scalar's default is recorded as a value: without one, this field is
+            # required, and old state that lacks it would no longer decode.
+            out.comments.append(
+                "The baseline declares a default here, which its .proto does not record: "
+                "declare the same one (default= or default_factory=)."
+            )
         return out
 
     def default(self, f: _Field, mod: _Module, annotation: str = "") -> str:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from ..errors import SchemaError
 from ..model.plan import (
+    Absent,
     EnumValue,
     FieldPlan,
     Form,
@@ -86,6 +87,10 @@ NO_ZERO_NOTE = "no zero member"
 # ``T | None`` (``FieldPlan.nullable``). The text is the same either way, but a Oneof or a fixed
 # array is required unless it may be None, which the checker must know.
 NULLABLE_NOTE = "nullable"
+# With ``annotate=True``: the trailing-comment part of a fixed array, a Oneof or a message field
+# whose absence decodes to its declared default (one with no ``default ...`` note: its value is
+# not a scalar). Without a default such a field is required, which the checker must know.
+HAS_DEFAULT_NOTE = "has default"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,6 +398,8 @@ class _File:
                 notes.append(NULLABLE_NOTE)
             if f.default_text:
                 notes.append(DEFAULT_NOTE + f.default_text)
+            elif f.absent is Absent.DEFAULT:
+                notes.append(HAS_DEFAULT_NOTE)
         if notes:
             text += f" // {'; '.join(notes)}"
         return [*_doc_lines(f.doc, indent), indent + text]
