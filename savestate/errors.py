@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 __all__ = ["DecodeError", "EncodeError", "SavestateError", "SchemaError", "UnknownFieldsDropped",
-           "path_text", "short_repr"]
+           "path_text", "short_repr", "warn_unknown_dropped"]
+
+# Where savestate's own code runs: its package directory, and the code it generates (compiled
+# under names such as "<savestate codec pkg.Type>").
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_GENERATED = "<savestate "
 
 
 def short_repr(value: Any) -> str:
@@ -70,3 +78,16 @@ class UnknownFieldsDropped(UserWarning):
     """Unknown fields were read where a value cannot keep them (inside a tuple, a map entry, the
     wrapper of a nested list or optional, or a timedelta), and dropped: re-encoding the value
     will not write them. The message names where."""
+
+
+def warn_unknown_dropped(message: str) -> None:
+    """Warn ``UnknownFieldsDropped(message)`` at the caller's line that called into savestate
+    (its ``decode``, ``to_json``, ``restore``...), however deep in the library the drop was
+    found: that line is what the user can act on, and what the warning filters match."""
+    frame = sys._getframe(1)
+    level = 2  # warnings.warn's count for this function's caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(
+            (_PACKAGE_DIR, _GENERATED)):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(UnknownFieldsDropped(message), stacklevel=level)

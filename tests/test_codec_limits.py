@@ -235,13 +235,22 @@ def test_encode_refuses_what_decode_would() -> None:
 def test_unknown_fields_that_cannot_be_kept_are_reported() -> None:
     # pairs[0] is (1, 2) with an unknown field 3 inside the tuple's message.
     data = bytes.fromhex("0a06" "0801" "1002" "1801")
-    with pytest.warns(UnknownFieldsDropped, match=r"Holds\.pairs\[0\]: 2 bytes of unknown fields"):
+    with pytest.warns(UnknownFieldsDropped,
+                      match=r"Holds\.pairs\[0\]: 2 bytes of unknown fields") as warned:
         value = Holds.decode(data)
     assert value.pairs == [(1, 2)]
+    # Reported at the line that called decode, not deep in the library's decoder.
+    assert [(w.filename, w.lineno) for w in warned] == [(__file__, _line_of("Holds.decode(data)"))]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Holds.decode(bytes(value)) == value  # nothing to report on clean bytes
         Link.decode(bytes.fromhex("1001" "7801"))  # a message keeps its unknown fields
+
+
+def _line_of(text: str) -> int:
+    """The line of this file that holds ``text`` (the first)."""
+    with open(__file__, encoding="utf-8") as f:
+        return next(n for n, line in enumerate(f, 1) if text in line)
 
 
 class Weird(int):

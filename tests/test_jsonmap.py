@@ -202,8 +202,10 @@ def test_bare_tuple_variant_json_says_it_drops_unknown_fields() -> None:
     value = Line.decode(data)
     assert bytes(value) == data
     with pytest.warns(UnknownFieldsDropped,
-                      match=r"^Line\.signal\.Amount: 2 bytes of unknown fields dropped"):
+                      match=r"^Line\.signal\.Amount: 2 bytes of unknown fields dropped") as warned:
         assert value.to_dict() == {"signal": {"amount": 5}}
+    # Reported at the caller's line, not inside the library.
+    assert [w.filename for w in warned] == [__file__]
 
 
 def test_unknown_fields_round_trip() -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import enum
 import math
 import struct
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text, short_repr
+from ..errors import DecodeError, EncodeError, path_text, short_repr, warn_unknown_dropped
 from ..model import foreign
 from ..model.plan import (
     Absent,
@@ -504,12 +503,9 @@ def _decode_message(d: _Decoder, m: MessagePlan, spans: Spans, depth: int) -> An
         if _drops_refused.get():
             raise d.fail(f"{dropped} bytes of unknown fields that a {_FORM_NAMES[m.form]} "
                          "cannot keep")
-        warnings.warn(
-            UnknownFieldsDropped(
-                f"{path_text(d.path)}: {dropped} bytes of unknown fields "
-                f"dropped: a {_FORM_NAMES[m.form]} has nowhere to keep them"
-            ),
-            stacklevel=2,
+        warn_unknown_dropped(
+            f"{path_text(d.path)}: {dropped} bytes of unknown fields "
+            f"dropped: a {_FORM_NAMES[m.form]} has nowhere to keep them"
         )
     values = []
     for f in m.fields:

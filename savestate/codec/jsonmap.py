@@ -29,12 +29,11 @@ import json
 import math
 import re
 import struct
-import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from ..errors import DecodeError, EncodeError, UnknownFieldsDropped, path_text
+from ..errors import DecodeError, EncodeError, path_text, warn_unknown_dropped
 from ..model import foreign
 from ..model.plan import (
     Absent,
@@ -142,12 +141,9 @@ def _message_body_json(m: MessagePlan, value: Any, path: list[str]) -> tuple[Any
             if unknown:  # a bare value has nowhere to keep them: said, as a decode says it
                 if drops_refused():
                     raise _DropRefused
-                warnings.warn(
-                    UnknownFieldsDropped(
-                        f"{path_text(path)}: {len(unknown)} bytes of unknown fields dropped: "
-                        "the JSON of a one-field tuple variant is its bare value"
-                    ),
-                    stacklevel=2,
+                warn_unknown_dropped(
+                    f"{path_text(path)}: {len(unknown)} bytes of unknown fields dropped: "
+                    "the JSON of a one-field tuple variant is its bare value"
                 )
             return _bare_json(m, getattr(value, m.fields[0].attr), path), not out  # type: ignore[arg-type]
         if unknown:
