@@ -158,6 +158,23 @@ def test_diff(capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path) ->
     assert run(capsys, "diff", str(snap), str(snap), "-m", MOD)[:2] == (0, "")
 
 
+def test_diff_reports_trouble_as_2_not_as_a_difference(
+    capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
+) -> None:
+    # 1 means "the states differ": an input that cannot be compared is 2, as with diff(1).
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\x0a\x05\x08")
+    status, out, err = run(capsys, "diff", str(bad), str(bad), "--type",
+                           "constructs.other.OtherRoot", "-m", MOD)
+    assert (status, out) == (2, "") and "as constructs.other.OtherRoot: OtherRoot.where" in err
+    status, out, err = run(capsys, "diff", str(snap), str(tmp_path), "-m", MOD)
+    assert (status, out) == (2, "") and "Is a directory" in err
+    broken = tmp_path / "broken.snapshot"
+    broken.write_bytes(snap.read_bytes()[:-3])
+    status, out, err = run(capsys, "diff", str(snap), str(broken), "-m", MOD)
+    assert (status, out) == (2, "") and err.count("\n") == 1
+
+
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x0a\x05\x08")
@@ -327,7 +344,8 @@ def test_a_full_standard_output_is_named_not_the_input(snap: Path, tmp_path: Pat
         with open("/dev/full", "w") as full:
             done = subprocess.run([sys.executable, "-m", "savestate", *argv], stdout=full,
                                   stderr=subprocess.PIPE, text=True, check=False)
-        assert done.returncode == 1, argv
+        # diff's 1 says "they differ": its trouble is 2, as diff(1)'s
+        assert done.returncode == (2 if argv[0] == "diff" else 1), argv
         assert done.stderr == (
             f"savestate {argv[0]}: error: cannot write standard output: No space left on device\n"
         ), argv

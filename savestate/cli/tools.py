@@ -484,6 +484,10 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             if getattr(args, "debug", False) or isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             status, text = _classify(exc, args)
+            if status == EXIT_FAILURE and args.command == "diff":
+                # diff's 1 means "the states differ": like diff(1), it reports trouble as 2,
+                # so that a script never takes an unreadable state for a changed one.
+                status = EXIT_USAGE
             if text:
                 print(f"savestate {args.command}: {escaped(text)}", file=sys.stderr)
             return status
@@ -598,8 +602,9 @@ def add_commands(commands: Any) -> None:
         "diff",
         help="list the field paths whose values differ between two states",
         description="Compare two snapshot files (or two states of --type) field by field and "
-        "print 'path: old -> new' for each difference. Exit 0 when equal, 1 when they differ "
-        "(as diff(1) does), 2 for a usage error.",
+        "print 'path: old -> new' for each difference. Exit 0 when equal, 1 when they differ, "
+        "2 when they cannot be compared (a usage error, an input that is missing or does not "
+        "decode), as diff(1) does.",
     )
     diff.add_argument("a", metavar="A", help="the old state or snapshot file")
     diff.add_argument("b", metavar="B", help="the new state or snapshot file")
