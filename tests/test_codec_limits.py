@@ -360,6 +360,28 @@ def test_raw_decoder_memory_is_linear_in_the_input() -> None:
     assert peaks[2] <= 2.5 * peaks[1] + MEMORY_FLOOR, peaks
 
 
+def test_raw_json_of_deep_input_is_linear_in_the_input() -> None:
+    """``decode --raw --json`` gives each nested message as its records only: with the bytes
+    beside them, every level repeated the levels inside, 99 deep making 99 base64 copies."""
+    import json
+
+    from savestate.codec.raw import decode_raw, raw_to_json
+
+    leaf = _record(2, b"\x01" * 40_000)  # not records: printed once, in base64
+    data = leaf
+    for _ in range(98):
+        data = _record(1, data)
+    text = json.dumps(raw_to_json(decode_raw(data)), separators=(",", ":"))
+    assert len(text) <= 4 * len(data) // 3 + 100 * 98, len(text)
+    assert text.count(base64_of(b"\x01" * 40_000)) == 1
+
+
+def base64_of(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
 def test_json_of_a_blob_chain_stops_at_the_limit_in_linear_memory() -> None:
     peaks = []
     for links in (1_000, 2_000, 4_000):

@@ -242,21 +242,26 @@ def _quote(data: bytes) -> str:
 
 
 def raw_to_json(fields: list[RawField] | tuple[RawField, ...]) -> list[dict[str, Any]]:
-    """The records as JSON: ``{"field": n, "wire": "varint", "value": ...}`` each, with
-    ``"message"`` (nested records) and ``"text"`` guesses for length-delimited values, whose
-    ``"value"`` is base64."""
+    """The records as JSON: ``{"field": n, "wire": "varint", "value": ...}`` each. A
+    length-delimited value that parses as records is ``"message"`` (those records), as
+    ``format_raw`` shows it; any other is its ``"value"`` in base64, with a ``"text"`` guess.
+
+    A message's bytes are not given beside its records: every level would repeat the bytes of
+    all the levels inside it, so that deep input would print depth times its size."""
     out: list[dict[str, Any]] = []
     for f in fields:
         item: dict[str, Any] = {"field": f.number, "wire": WIRE_NAMES[f.wire]}
-        value = f.value
-        if isinstance(value, bytes):
-            item["value"] = base64.b64encode(value).decode("ascii")
-            text = f.text
-            if text is not None:
-                item["text"] = text
-            if f.message is not None:
-                item["message"] = raw_to_json(f.message)
+        if _guess_message(f):
+            assert f.message is not None
+            item["message"] = raw_to_json(f.message)
         else:
-            item["value"] = value
+            value = f.value
+            if isinstance(value, bytes):
+                item["value"] = base64.b64encode(value).decode("ascii")
+                text = f.text
+                if text is not None:
+                    item["text"] = text
+            else:
+                item["value"] = value
         out.append(item)
     return out
