@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 import pytest
 
 from savestate import (
+    AsyncSaveRestore,
     DecodeError,
     NoSavedState,
     Protobuf,
@@ -16,6 +18,7 @@ from savestate import (
     SaveError,
     SaveRestore,
     SchemaError,
+    StateUnits,
     field,
     restore_blob,
     restore_blob_async,
@@ -192,6 +195,50 @@ def test_blob_helpers_refuse_what_is_not_a_device() -> None:
         asyncio.run(save_blob_async(object()))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"got SavedStateBlob, a blob of saved state$"):
         asyncio.run(restore_blob_async(blob, blob))  # type: ignore[arg-type]
+
+
+class AsyncDev(AsyncSaveRestore[DevState]):
+    def __init__(self) -> None:
+        self.reg = 0
+
+    async def save(self) -> DevState:
+        return DevState(reg=self.reg)
+
+    async def restore(self, state: DevState) -> None:
+        self.reg = state.reg
+
+
+class AsyncRestoreDev(Dev):
+    async def restore(self, state: DevState) -> None:  # type: ignore[override]
+        self.reg = state.reg
+
+
+def test_sync_restores_refuse_an_async_device() -> None:
+    # Calling an async restore only makes a coroutine: the device kept its state while
+    # restore_blob and StateUnits.restore returned as if they had restored it.
+    blob = save_blob(Dev(7))
+    dev = AsyncDev()
+    with pytest.raises(TypeError) as info:
+        restore_blob(dev, blob)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "restore_blob() cannot restore AsyncDev, an async device: use "
+        "`await restore_blob_async(device, blob)`"
+    )
+    mixed = AsyncRestoreDev()
+    with pytest.raises(TypeError, match=r"^restore_blob\(\) cannot restore AsyncRestoreDev"):
+        restore_blob(mixed, blob)
+    units = StateUnits({"dev": mixed})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the coroutine is closed, never left unawaited
+        with pytest.raises(RestoreError.ChildError) as child:
+            units.restore(StateUnits({"dev": Dev(7)}).save())
+    assert str(child.value) == (
+        "failed to restore child device dev: restore() returned an awaitable: an async device "
+        "is restored with `await restore_blob_async()` or `await units.restore_async()`"
+    )
+    assert (dev.reg, mixed.reg) == (0, 0)
+    asyncio.run(restore_blob_async(dev, blob))
+    assert dev.reg == 7
 
 
 def test_saved_state_not_supported() -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from savestate import RestoreError, SavedStateBlob, field, savedstate, snapshot, u32
+from savestate import (
+    AsyncSaveRestore,
+    RestoreError,
+    SavedStateBlob,
+    SaveRestore,
+    field,
+    savedstate,
+    snapshot,
+    u32,
+)
 from savestate.state.snapshot import (
     HEADER_SIZE,
     BadMagic,
@@ -176,6 +185,53 @@ def test_a_failed_write_names_the_path_given_not_the_temporary_file(tmp_path: Pa
     assert dinfo.value.filename == str(tmp_path / "dir.snap")
     assert ".tmp" not in str(dinfo.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.snap"]
+
+
+class SmallDev(SaveRestore[Small]):
+    def __init__(self) -> None:
+        self.counter = 0
+
+    def save(self) -> Small:
+        return Small(counter=self.counter, note="")
+
+    def restore(self, state: Small) -> None:
+        self.counter = state.counter
+
+
+class AsyncSmallDev(AsyncSaveRestore[Small]):
+    def __init__(self) -> None:
+        self.counter = 0
+
+    async def save(self) -> Small:
+        return Small(counter=self.counter, note="")
+
+    async def restore(self, state: Small) -> None:
+        self.counter = state.counter
+
+
+def test_restore_refuses_what_it_cannot_restore(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    dev = SmallDev()
+    snapshot.restore(path, dev)
+    assert dev.counter == 7
+    # An async device: its restore made a coroutine that nobody ran, and restore returned
+    # as if the device had been restored.
+    adev = AsyncSmallDev()
+    with pytest.raises(TypeError) as info:
+        snapshot.restore(path, adev)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "snapshot.restore() cannot restore AsyncSmallDev, an async device: use "
+        "`await restore_blob_async(device, snapshot.read(path))`"
+    )
+    assert adev.counter == 0
+    # A state given in place of its device: a TypeError, as restore_blob gives, not a
+    # RestoreError.Other wrapping an AttributeError once the file was read.
+    with pytest.raises(TypeError) as info:
+        snapshot.restore(path, Small(counter=1, note=""))  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "snapshot.restore() takes a device with restore() (a SaveRestore), got Small, a saved "
+        "state, not the device that saves and restores it"
+    )
 
 
 def test_write_rejects_other_values(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import math
 import typing
 from collections.abc import Awaitable, Callable, Iterator
@@ -382,6 +383,19 @@ def check_device(obj: object, call: str, needs: tuple[str, ...] = ("save", "rest
     raise TypeError(f"{call} takes a device with {methods} (a SaveRestore), got {given}")
 
 
+def check_not_async(obj: object, call: str, instead: str) -> None:
+    """Raise ``TypeError`` when ``obj`` is an async device (an ``AsyncSaveRestore`` or
+    ``AsyncSaveRestoreWith``, or a ``restore`` that is a coroutine function), which the
+    synchronous ``call`` cannot run: calling its ``restore`` would only make a coroutine, and
+    the device would keep its state while the call returned as if it had restored it."""
+    if isinstance(obj, (AsyncSaveRestore, AsyncSaveRestoreWith)) or (
+        inspect.iscoroutinefunction(getattr(obj, "restore", None))
+    ):
+        raise TypeError(
+            f"{call} cannot restore {type(obj).__name__}, an async device: use {instead}"
+        )
+
+
 def _check_savable(obj: object) -> type | None:
     st = state_type(obj)
     if st is SavedStateNotSupported:
@@ -565,9 +579,11 @@ def restore_blob(
 
     Raises ``RestoreError``: ``SavedStateNotSupported``, ``ProtobufDecode`` (type mismatch or
     bad bytes, with the field path), the object's own ``RestoreError``, or ``Other``. ``obj``
-    without a ``restore`` method is a ``TypeError``, before anything is decoded.
+    without a ``restore`` method, or an async device (``restore_blob_async`` restores it), is a
+    ``TypeError``, before anything is decoded.
     """
     check_device(obj, "restore_blob()", ("restore",))
+    check_not_async(obj, "restore_blob()", "`await restore_blob_async(device, blob)`")
     with restore_limits(max_size, max_depth) as (size, depth):
         state = parse_for(obj, blob, size, depth)
         call_restore(obj, state)
@@ -589,15 +605,26 @@ def call_save(obj: SaveRestore[Any]) -> Any:
         raise SaveError.Other(exc) from exc
 
 
-def restored(restore: Callable[[], None]) -> None:
+def restored(restore: Callable[[], object]) -> None:
     """``restore()`` (a restore method bound to its state, and context if any), with any
-    failure turned into a ``RestoreError``: what ``call_restore`` does for each protocol."""
+    failure turned into a ``RestoreError``: what ``call_restore`` does for each protocol.
+    A ``restore`` that gives back an awaitable (an async method where a synchronous one was
+    expected) has restored nothing: that is ``RestoreError.Other`` too, never a success."""
     try:
-        restore()
+        result = restore()
     except RestoreError:
         raise
     except Exception as exc:
         raise as_restore_error(exc) from exc
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if callable(close):
+            close()  # never started: nothing ran, and no "never awaited" warning
+        refused = TypeError(
+            "restore() returned an awaitable: an async device is restored with "
+            "`await restore_blob_async()` or `await units.restore_async()`"
+        )
+        raise RestoreError.Other(refused) from refused
 
 
 async def restored_async(

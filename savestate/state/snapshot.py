@@ -78,7 +78,9 @@ from .saverestore import (
     SaveRestore,
     call_restore,
     call_save,
+    check_device,
     check_limits,
+    check_not_async,
     decoded_state,
     parse_for,
     restore_limits,
@@ -1082,8 +1084,13 @@ def restore(
     ``obj`` is restored (not at all when the state does not decode). When ``obj``'s class
     names its state type, the state is read as ``read_state`` reads it (a large ``bytes``
     field held once, not twice); the values and errors are those of
-    ``restore_blob(obj, read(path))``."""
+    ``restore_blob(obj, read(path))``. ``obj`` without a ``restore`` method (a state given
+    in place of its device), or an async device, is a ``TypeError``, before the file is
+    read."""
     check_limits(max_size, max_depth)
+    check_device(obj, "snapshot.restore()", ("restore",))
+    check_not_async(obj, "snapshot.restore()",
+                    "`await restore_blob_async(device, snapshot.read(path))`")
     st = state_type(obj)
     with restore_limits(max_size, max_depth):
         if st is None or st is SavedStateNotSupported or info_of(st) is None:
