@@ -175,6 +175,25 @@ def test_diff_reports_trouble_as_2_not_as_a_difference(
     assert (status, out) == (2, "") and err.count("\n") == 1
 
 
+def test_a_truncated_snapshot_is_reported_as_truncated(
+    capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
+) -> None:
+    # The file's own length was taken as the payload's limit: a file cut short was "more
+    # than max_size (its length)", as if --max-size had refused it.
+    cut = tmp_path / "cut.snapshot"
+    data = snap.read_bytes()
+    cut.write_bytes(data[: snapshot.HEADER_SIZE + 4])  # the payload is longer than the file
+    payload = len(data) - snapshot.HEADER_SIZE
+    assert payload > snapshot.HEADER_SIZE + 4
+    reason = f"{cut}: truncated: the payload is {payload} bytes, the file holds 4\n"
+    for argv in (["decode", str(cut)], ["decode", "--raw", str(cut)], ["show", str(cut)],
+                 ["show", "--sizes", str(cut)]):
+        status, out, err = run(capsys, *argv, "-m", MOD)
+        assert (status, out, err) == (1, "", f"savestate {argv[0]}: error: {reason}"), argv
+    status, out, err = run(capsys, "diff", str(snap), str(cut), "-m", MOD)
+    assert (status, out) == (2, "") and err.endswith(f": {reason}")
+
+
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x0a\x05\x08")

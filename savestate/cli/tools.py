@@ -120,11 +120,23 @@ def _is_snapshot(data: bytes) -> bool:
     return data.startswith(snapshot.MAGIC)
 
 
+def _unpack(data: bytes, file: str) -> SavedStateBlob:
+    """The blob of a snapshot file's bytes, all of them read already (within ``--max-size``).
+    The payload is decoded with no smaller limit than the bytes read; the length its header
+    declares is allowed whatever it is, so that a file cut short is ``Truncated`` (the header
+    promises more than the file holds), not a payload "more than max_size" of the file's own
+    length."""
+    limit = len(data)
+    if len(data) >= snapshot.HEADER_SIZE:
+        limit = max(limit, snapshot.HEADER_FIELDS.unpack_from(data)[3])
+    return snapshot.unpack(data, file, max_size=limit)
+
+
 def _state_json(data: bytes, file: str, type_name: str | None, *, has_raw: bool = False) -> Any:
     """The JSON of the bytes of a file: a snapshot's blob, or a state of ``type_name``.
     ``has_raw``: the command has ``--raw`` (``decode``), which reads bytes of no known type."""
     if _is_snapshot(data):
-        blob = snapshot.unpack(data, file, max_size=len(data))
+        blob = _unpack(data, file)
         if type_name is not None and type_name != "google.protobuf.Any":
             cls = _find_type(type_name)
             return blob.parse(cls, max_size=len(blob.value)).to_dict()
@@ -194,7 +206,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     data = _read_bytes(args.file, args.max_size)
     if args.raw:
         if _is_snapshot(data):
-            data = snapshot.unpack(data, args.file, max_size=len(data)).value
+            data = _unpack(data, args.file).value
         fields = decode_raw(data)
         text = _dump(raw_to_json(fields), args.compact) + "\n" if args.json else format_raw(fields)
     else:
@@ -272,7 +284,7 @@ def _lacks_type_url(text: bytes) -> bool:
 def _cmd_show(args: argparse.Namespace) -> int:
     _load_modules(args.module)
     data = _read_bytes(args.snapshot, args.max_size)
-    blob = snapshot.unpack(data, args.snapshot, max_size=len(data))
+    blob = _unpack(data, args.snapshot)
     _magic, version, _reserved, length, digest = snapshot.HEADER_FIELDS.unpack_from(data)
     lines = [
         f"snapshot {args.snapshot}",
