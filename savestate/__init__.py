@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         save_blob,
         save_blob_async,
     )
-    from .state.units import SavedStateUnit, StateUnits
+    from .state.units import SavedStateUnit, SavedStateUnits, StateUnits
 
 # Everything past declaring is imported on first use, so that `import savestate` stays cheap.
 _LAZY = {
@@ -80,6 +80,7 @@ _LAZY = {
     "restore_blob_async": "state.saverestore",
     "save_blob_async": "state.saverestore",
     "SavedStateUnit": "state.units",
+    "SavedStateUnits": "state.units",
     "StateUnits": "state.units",
     "ACCELERATED": "codec.accel",
     "warm_up": "codec.front",
@@ -118,6 +119,7 @@ __all__ = [
     "SavedStateBlob",
     "SavedStateNotSupported",
     "SavedStateUnit",
+    "SavedStateUnits",
     "SavestateError",
     "SchemaError",
     "StateUnits",

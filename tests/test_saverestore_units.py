@@ -65,6 +65,22 @@ def test_whole_machine_round_trip(running: Machine) -> None:
     assert out > 0
 
 
+def test_a_snapshot_read_by_hand_restores_as_the_readme_says(
+    running: Machine, tmp_path: Path
+) -> None:
+    # `units.restore(snapshot.read(path).parse(SavedStateUnits))`, with the name from where
+    # the README and StateUnits.restore's TypeError take it: `savestate` itself.
+    import savestate
+
+    path = tmp_path / "vm.snapshot"
+    snapshot.write(path, running)
+    fresh = Machine()
+    fresh.restore(snapshot.read(path).parse(savestate.SavedStateUnits))
+    assert fresh.save() == running.save()
+    assert savestate.SavedStateUnits is SavedStateUnits
+    assert "SavedStateUnits" in savestate.__all__
+
+
 def _devices(m: Machine) -> dict[str, SaveRestore[Any]]:
     return {"pic": m.pic, "pit": m.pit, "rtc": m.rtc, "ioapic": m.ioapic, "uart": m.uart,
             "storage": m.storage, "cpu": m.cpu, "debugcon": m.debugcon}
