@@ -146,6 +146,31 @@ def test_show(capsys: pytest.CaptureFixture[str], snap: Path) -> None:
     assert "unit [1] 'b'" in out and "type not known here" in out and "1: 7" in out
 
 
+def test_show_prints_the_unknown_fields_a_state_keeps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Fields of a newer release (or of a deleted field) are kept by the decode and written
+    # back by encode, but show left them out: the tree read as if the state had none.
+    where = bytes(pc.Point(x=1)) + b"\xf8\x07\x05"  # Point field 127 = 5
+    value = b"\x0a" + bytes([len(where)]) + where + b"\x18\x09"  # OtherRoot field 3 = 9
+    blob = SavedStateBlob(type_url=SavedStateBlob.new(pc.OtherRoot(where=pc.Point())).type_url,
+                          value=value)
+    path = tmp_path / "u.snapshot"
+    snapshot.write(path, blob)
+    status, out, _ = run(capsys, "show", str(path), "-m", MOD)
+    assert status == 0
+    assert out.endswith(
+        "    where:\n"
+        "      x: 1\n"
+        "      y: 0\n"
+        "      (unknown fields, 3 bytes)\n"
+        "        127: 5\n"
+        "    level: HIGH (2)\n"
+        "    (unknown fields, 2 bytes)\n"
+        "      3: 9\n"
+    ), out
+
+
 def test_diff(capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path) -> None:
     other = tmp_path / "o.snapshot"
     root = pc.OtherRoot(where=pc.Point(x=1, y=3), level=pc.Level.low)

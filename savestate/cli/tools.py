@@ -416,7 +416,7 @@ def _tree(value: Any, indent: str, left: int, path: list[str]) -> list[str]:
             parts = _children(v)
             if parts is None:
                 lines.append(f"{indent}{key}: {_leaf_text(v)}")
-            elif not parts:
+            elif not parts and not _unknown_of(v):
                 empty = type(v).__name__ if _is_variant(v) else "(empty)"
                 lines.append(f"{indent}{key}: {empty}")
             else:
@@ -425,7 +425,24 @@ def _tree(value: Any, indent: str, left: int, path: list[str]) -> list[str]:
                 # A message (or a tuple, one on the wire) takes a level; a list or a map not.
                 below = left if isinstance(v, (list, dict)) else left - 1
                 lines += _tree(v, indent + "  ", below, [*path, key])
+    unknown = _unknown_of(value)
+    if unknown:
+        # Fields the classes here do not declare (a newer release's, or a deleted field's):
+        # the state holds them and writes them back, so they are shown, as decode_raw shows.
+        lines.append(f"{indent}(unknown fields, {len(unknown)} bytes)")
+        try:
+            raw = format_raw(decode_raw(unknown)).splitlines()
+        except DecodeError:  # kept as records by the decode; never expected
+            lines += _hex_dump(unknown, indent + "  ")
+        else:
+            lines += [f"{indent}  {line}" for line in raw]
     return lines
+
+
+def _unknown_of(value: Any) -> bytes:
+    """The unknown fields a decoded message or variant kept (empty for anything else)."""
+    unknown = getattr(value, "_pb_unknown", None)
+    return bytes(unknown) if isinstance(unknown, (bytes, bytearray)) else b""
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
