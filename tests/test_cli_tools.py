@@ -219,6 +219,27 @@ def test_a_truncated_snapshot_is_reported_as_truncated(
     assert (status, out) == (2, "") and err.endswith(f": {reason}")
 
 
+def test_a_unit_state_that_does_not_decode_is_an_error_not_its_bytes(
+    capsys: pytest.CaptureFixture[str], snap: Path, tmp_path: Path
+) -> None:
+    # decode printed such a state as its bytes ("@value", as for a type it does not know)
+    # and exited 0, and diff called it a difference (1); show, restore and encode refuse it.
+    url = SavedStateBlob.new(pc.OtherRoot(where=pc.Point())).type_url
+    units = SavedStateUnits(units=[
+        SavedStateUnit(name="a", state=SavedStateBlob(type_url=url, value=b"\x10\x09")),
+    ])
+    bad = tmp_path / "bad.snapshot"
+    bad.write_bytes(snapshot.pack(SavedStateBlob.new(units)))  # write() refuses it
+    where = "SavedStateBlob.SavedStateUnits.units[0].state.OtherRoot.level"
+    status, out, err = run(capsys, "decode", str(bad), "-m", MOD)
+    assert (status, out) == (1, "")
+    assert err == f"savestate decode: error: {bad}: {where}: unknown value 9 for enum Level\n"
+    status, out, err = run(capsys, "diff", str(snap), str(bad), "-m", MOD)
+    assert (status, out) == (2, "") and err.endswith(f"{where}: unknown value 9 for enum Level\n")
+    status, _, err = run(capsys, "show", str(bad), "-m", MOD)
+    assert status == 1 and "unknown value 9 for enum Level" in err
+
+
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x0a\x05\x08")

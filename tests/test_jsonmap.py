@@ -35,10 +35,11 @@ from savestate import (
     u64,
     write_proto,
 )
-from savestate.codec.jsonmap import JsonError, from_dict, to_dict
+from savestate.codec.jsonmap import JsonError, from_dict, strict_blobs, to_dict
 from savestate.errors import UnknownFieldsDropped
 from savestate.model.names import json_name
 from savestate.state.blob import type_url_of
+from savestate.state.units import SavedStateUnit, SavedStateUnits
 
 from . import proto_constructs as pc
 from .proto_support import import_generated, pb_class, run_protoc
@@ -361,6 +362,22 @@ class WithBareVariant(Protobuf, package="json.blob_keeps"):
     signal: BlobSignal = field(1)
 
 
+def test_strict_blobs_refuses_a_blob_whose_bytes_do_not_decode() -> None:
+    # Outside strict_blobs, the JSON of such a blob holds its bytes (it stays lossless); within
+    # it (savestate decode and diff), it is the decode's error, at the path under the blob's,
+    # from however deep a blob it comes.
+    bad = SavedStateBlob(type_url=type_url_of(WithTuple), value=b"\x0a\x02\x08")
+    outer = SavedStateBlob.new(SavedStateUnits(units=[SavedStateUnit(name="u", state=bad)]))
+    assert bad.to_dict() == {"@type": type_url_of(WithTuple), "@value": "CgII"}
+    assert outer.to_dict()["units"][0]["state"] == bad.to_dict()
+    with strict_blobs(), pytest.raises(DecodeError) as info:
+        outer.to_dict()
+    assert str(info.value) == (
+        "SavedStateBlob.SavedStateUnits.units[0].state.WithTuple.pair: length 2 runs past the "
+        "end of the input"
+    )
+
+
 def test_a_blob_that_its_json_would_lose_fields_of_is_kept_as_its_bytes() -> None:
     # A tuple cannot keep unknown fields (a decode drops them, warning), nor can the bare JSON
     # of a one-field tuple variant; a blob's JSON has the lossless form, its bytes ("@value"),
@@ -376,6 +393,9 @@ def test_a_blob_that_its_json_would_lose_fields_of_is_kept_as_its_bytes() -> Non
             d = blob.to_dict()
         assert d == {"@type": type_url_of(cls), "@value": base64.b64encode(data).decode()}
         assert bytes(SavedStateBlob.from_dict(d)) == bytes(blob)
+        with warnings.catch_warnings(), strict_blobs():  # kept as bytes, not refused
+            warnings.simplefilter("error")
+            assert blob.to_dict() == d
     # Without such fields the blob's contents are shown, as always.
     blob = SavedStateBlob.new(WithTuple(pair=(1, 2)))
     assert blob.to_dict() == {"@type": type_url_of(WithTuple), "pair": {"field1": 1, "field2": 2}}

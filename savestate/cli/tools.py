@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..codec.jsonmap import TYPE_KEY, JsonError
+from ..codec.jsonmap import TYPE_KEY, JsonError, strict_blobs
 from ..codec.raw import decode_raw, format_raw, raw_to_json
 from ..errors import DecodeError, EncodeError, SavestateError
 from ..limits import DEFAULT_MAX_DEPTH
@@ -135,18 +135,22 @@ def _unpack(data: bytes, file: str) -> SavedStateBlob:
 def _state_json(data: bytes, file: str, type_name: str | None, *, has_raw: bool = False) -> Any:
     """The JSON of the bytes of a file: a snapshot's blob, or a state of ``type_name``.
     ``has_raw``: the command has ``--raw`` (``decode``), which reads bytes of no known type."""
+    # A blob of a known type whose bytes do not decode is an error, as show and a restore
+    # find it, not JSON holding its bytes as if its type were unknown.
     if _is_snapshot(data):
         blob = _unpack(data, file)
-        if type_name is not None and type_name != "google.protobuf.Any":
-            cls = _find_type(type_name)
-            return blob.parse(cls, max_size=len(blob.value)).to_dict()
-        return blob.to_dict()
+        with strict_blobs():
+            if type_name is not None and type_name != "google.protobuf.Any":
+                cls = _find_type(type_name)
+                return blob.parse(cls, max_size=len(blob.value)).to_dict()
+            return blob.to_dict()
     if type_name is None:
         hint = " (or use --raw)" if has_raw else ""  # a hint only where the option exists
         raise _Usage(f"{file}: not a snapshot file: give its type with --type{hint}")
     cls = _find_type(type_name)
     value: Any = cls.decode(data, max_size=len(data))
-    return value.to_dict()
+    with strict_blobs():
+        return value.to_dict()
 
 
 def _dump(value: Any, compact: bool) -> str:

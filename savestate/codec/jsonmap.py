@@ -29,11 +29,19 @@ import json
 import math
 import re
 import struct
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from ..errors import DecodeError, EncodeError, path_text, warn_unknown_dropped
+from ..errors import (
+    DecodeError,
+    EncodeError,
+    UnknownFieldsDropped,
+    path_text,
+    warn_unknown_dropped,
+)
 from ..model import foreign
 from ..model.plan import (
     Absent,
@@ -329,6 +337,41 @@ class _DropRefused(Exception):
     """The JSON of a value would drop unknown fields, within ``refusing_drops``."""
 
 
+# Set (by ``strict_blobs``) while a blob whose bytes do not decode as the registered root its
+# type URL names is an error, not JSON holding its bytes.
+_strict_blobs: ContextVar[bool] = ContextVar("savestate_strict_blobs", default=False)
+
+
+@contextmanager
+def strict_blobs() -> Iterator[None]:
+    """Within it, the JSON of a blob whose type URL names a registered root, and whose bytes
+    do not decode as that root, raises the ``DecodeError`` (its path under the blob's) instead
+    of holding the bytes as ``"@value"``: for a reader that must not show a corrupt state as
+    an opaque one (``savestate decode`` and ``diff``). A blob kept as its bytes because its
+    JSON would drop unknown fields is still its bytes."""
+    token = _strict_blobs.set(True)
+    try:
+        yield
+    finally:
+        _strict_blobs.reset(token)
+
+
+class _Undecodable(DecodeError):
+    """A blob's bytes do not decode as its root, within ``strict_blobs``: raised through the
+    blobs it is inside, which are not to be shown as their bytes for it."""
+
+
+def _refuse_undecodable(root: Any, value: bytes, left: int, path: list[str]) -> None:
+    """Raise the ``DecodeError`` of ``value`` as ``root``, if it has one: not a decode that
+    only refused to drop unknown fields, which the blob's bytes keep."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownFieldsDropped)
+        try:
+            root.decode(value, max_depth=left)
+        except DecodeError as exc:
+            raise _Undecodable(exc.reason, [*path, *exc.path]) from exc
+
+
 def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
     url, value, unknown = blob.type_url, blob.value, blob._pb_unknown
     if not url and not value and not unknown:
@@ -349,7 +392,11 @@ def _any_json(blob: Any, path: list[str]) -> dict[str, Any]:
                     expanded = {"value": _any_json(inner, [*path, "value"])}
                 else:
                     expanded, _ = _message_json(plan_of(root), inner, [*path, root.__name__])
+        except _Undecodable:
+            raise
         except (DecodeError, _DropRefused):
+            if _strict_blobs.get():
+                _refuse_undecodable(root, value, left, path)
             expanded = None
         if expanded is not None:
             out.update(expanded)
