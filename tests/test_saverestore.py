@@ -241,6 +241,19 @@ def test_sync_restores_refuse_an_async_device() -> None:
     assert dev.reg == 7
 
 
+def test_async_blob_helpers_run_a_synchronous_device() -> None:
+    # The device's restore ran, then awaiting its None failed: the call said the restore
+    # failed (RestoreError.Other) while the device held the new state.
+    blob = save_blob(Dev(7))
+    dev = Dev()
+    asyncio.run(restore_blob_async(dev, blob))  # type: ignore[arg-type]
+    assert dev.reg == 7
+    assert asyncio.run(save_blob_async(dev)) == blob  # type: ignore[arg-type]
+    with pytest.raises(RestoreError.InvalidSavedState):  # its own errors, as restore_blob's
+        asyncio.run(restore_blob_async(dev, save_blob(Dev(0xEE))))  # type: ignore[arg-type]
+    assert dev.reg == 7
+
+
 def test_saved_state_not_supported() -> None:
     with pytest.raises(SaveError.NotSupported) as info:
         save_blob(Unsavable())

@@ -467,6 +467,16 @@ async def within(awaitable: Awaitable[T], timeout: float | None, what: str) -> T
         raise TimeoutError(f"{what} did not finish within {timeout:g} s") from exc
 
 
+async def _done(value: T) -> T:
+    return value
+
+
+def as_awaitable(value: Awaitable[T] | T) -> Awaitable[T]:
+    """``value`` when it is awaitable, else an awaitable of it: what the ``save`` or
+    ``restore`` of a synchronous device gave, its work done already."""
+    return value if inspect.isawaitable(value) else _done(value)
+
+
 def check_timeout(timeout: float | None) -> None:
     """Raise ``ValueError`` unless ``timeout`` is None or a positive number of seconds."""
     if timeout is None:
@@ -650,11 +660,12 @@ async def save_blob_async(
     ``AsyncSaveRestore``, with the same error kinds.
 
     ``timeout`` (seconds; None: no limit) bounds the save; running out of time cancels it and
-    raises ``SaveError.Other`` whose cause is a ``TimeoutError``.
+    raises ``SaveError.Other`` whose cause is a ``TimeoutError``. A synchronous device is saved
+    too, as the state units' ``save_async`` saves one (its ``save`` runs to its end).
     """
     check_device(obj, "save_blob_async()", ("save",))
     check_timeout(timeout)
-    return await saved_blob_async(obj, obj.save, timeout)
+    return await saved_blob_async(obj, lambda: as_awaitable(obj.save()), timeout)
 
 
 async def restore_blob_async(
@@ -672,9 +683,11 @@ async def restore_blob_async(
     ``timeout`` (seconds; None: no limit) bounds the restore; running out of time cancels it
     and raises ``RestoreError.Other`` whose cause is a ``TimeoutError``. Nothing is rolled
     back here (one object has nothing to roll back to): ``StateUnits.restore_async`` does.
+    A synchronous device is restored too, as the state units' ``restore_async`` restores one
+    (its ``restore`` runs to its end).
     """
     check_device(obj, "restore_blob_async()", ("restore",))
     check_timeout(timeout)
     with restore_limits(max_size, max_depth) as (size, depth):
         state = parse_for(obj, blob, size, depth)
-        await restored_async(lambda: obj.restore(state), timeout)
+        await restored_async(lambda: as_awaitable(obj.restore(state)), timeout)
