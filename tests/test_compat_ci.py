@@ -289,9 +289,25 @@ def test_proto_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     (base / "ci.cli.proto").unlink()
     (base / "gone.proto").write_text("syntax = \"proto3\";\n")
     assert main(["proto", old, "-o", str(base), "--check"]) == 1
-    out = capsys.readouterr().out
-    assert f"+++ {base / 'ci.cli.proto'}" in out
-    assert f"{base / 'gone.proto'}: not written by the code" in out
+    captured = capsys.readouterr()
+    assert f"+++ {base / 'ci.cli.proto'}" in captured.out
+    assert f"{base / 'gone.proto'}: not written by the code" in captured.out
+    assert captured.err.endswith(
+        f"run `savestate proto ... -o {base}` and remove {base / 'gone.proto'}, and commit the "
+        "result\n"
+    )
+    # Writing the files leaves the other one alone, so the advice cannot be to write them only:
+    # it said so, and --check went on failing after it was followed.
+    assert main(["proto", old, "-o", str(base)]) == 0
+    assert (base / "gone.proto").exists()
+    assert main(["proto", old, "-o", str(base), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"savestate proto --check: 1 file(s) in {base} are not what the code writes: remove "
+        f"{base / 'gone.proto'}, and commit the result\n"
+    )
+    (base / "gone.proto").unlink()
+    assert main(["proto", old, "-o", str(base), "--check"]) == 0
 
 
 CORPUS_OLD = """

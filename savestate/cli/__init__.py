@@ -69,6 +69,7 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
 
     out = Path(directory)
     stale = 0
+    changed = False
     for name, text in files.items():
         path = out / name
         # A file that is not UTF-8 is not what the code writes: shown in the diff, not raised.
@@ -76,6 +77,7 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
         if current == text:
             continue
         stale += 1
+        changed = True
         _print_out("".join(difflib.unified_diff(
             [] if current is None else current.splitlines(keepends=True),
             text.splitlines(keepends=True),
@@ -87,9 +89,14 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
         stale += 1
         _print_out(f"{path}: not written by the code (a package no longer declared?)\n")
     if stale:
+        # `savestate proto -o` writes the files of the packages declared and leaves any other
+        # alone: a file of a package no longer declared is the user's to remove.
+        todo = [f"run `savestate proto ... -o {directory}`"] if changed else []
+        if extra:
+            todo.append(f"remove {', '.join(str(p) for p in extra)}")
         print(
             f"savestate proto --check: {stale} file(s) in {directory} are not what the code "
-            f"writes: run `savestate proto ... -o {directory}` and commit the result",
+            f"writes: {' and '.join(todo)}, and commit the result",
             file=sys.stderr,
         )
         return 1
