@@ -293,7 +293,7 @@ def test_proto_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert f"+++ {base / 'ci.cli.proto'}" in captured.out
     assert f"{base / 'gone.proto'}: not written by the code" in captured.out
     assert captured.err.endswith(
-        f"run `savestate proto ... -o {base}` and remove {base / 'gone.proto'}, and commit the "
+        f"run `savestate proto ... -o {base}`, then remove {base / 'gone.proto'} and commit the "
         "result\n"
     )
     # Writing the files leaves the other one alone, so the advice cannot be to write them only:
@@ -304,7 +304,7 @@ def test_proto_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert err == (
         f"savestate proto --check: 1 file(s) in {base} are not what the code writes: remove "
-        f"{base / 'gone.proto'}, and commit the result\n"
+        f"{base / 'gone.proto'} and commit the result\n"
     )
     (base / "gone.proto").unlink()
     assert main(["proto", old, "-o", str(base), "--check"]) == 0

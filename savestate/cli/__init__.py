@@ -96,7 +96,7 @@ def _check_proto(directory: str, files: dict[str, str]) -> int:
             todo.append(f"remove {', '.join(str(p) for p in extra)}")
         print(
             f"savestate proto --check: {stale} file(s) in {directory} are not what the code "
-            f"writes: {' and '.join(todo)}, and commit the result",
+            f"writes: {', then '.join(todo)} and commit the result",
             file=sys.stderr,
         )
         return 1
