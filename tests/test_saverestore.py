@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -25,11 +26,12 @@ from savestate import (
     save_blob,
     save_blob_async,
     savedstate,
+    snapshot,
     u8,
     u32,
 )
 from savestate.state.blob import BlobTypeMismatch, type_url_of
-from savestate.state.saverestore import state_type
+from savestate.state.saverestore import saved_blob, state_type
 
 
 @savedstate(package="test")
@@ -239,6 +241,42 @@ def test_sync_restores_refuse_an_async_device() -> None:
     assert (dev.reg, mixed.reg) == (0, 0)
     asyncio.run(restore_blob_async(dev, blob))
     assert dev.reg == 7
+
+
+class AsyncSaveDev(Dev):
+    async def save(self) -> DevState:  # type: ignore[override]
+        return DevState(reg=self.reg)
+
+
+def test_sync_saves_refuse_an_async_device(tmp_path: Path) -> None:
+    # Calling an async save only makes a coroutine: there is no state to write, and the
+    # coroutine must not be left unawaited.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError) as info:
+            save_blob(AsyncDev())  # type: ignore[arg-type]
+        assert str(info.value) == (
+            "save_blob() cannot save AsyncDev, an async device: use "
+            "`await save_blob_async(device)`"
+        )
+        with pytest.raises(TypeError, match=r"^save_blob\(\) cannot save AsyncSaveDev"):
+            save_blob(AsyncSaveDev(3))
+        with pytest.raises(TypeError, match=r"^snapshot\.write\(\) cannot save AsyncSaveDev"):
+            snapshot.write(tmp_path / "x.snapshot", AsyncSaveDev(3))
+        assert not (tmp_path / "x.snapshot").exists()
+        units = StateUnits({"dev": AsyncSaveDev(3)})
+        with pytest.raises(SaveError.ChildError) as child:
+            units.save()
+    assert str(child.value) == (
+        "failed to save child device dev: AsyncSaveDev is an async unit: use "
+        "`await units.save_async()`"
+    )
+    # A save function that only gives back an awaitable is refused too, its coroutine closed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SaveError.Other, match=r"save\(\) returned an awaitable"):
+            saved_blob(AsyncSaveDev(3), AsyncSaveDev(3).save)
+    assert asyncio.run(save_blob_async(AsyncSaveDev(3))).parse(DevState) == DevState(reg=3)
 
 
 def test_async_blob_helpers_run_a_synchronous_device() -> None:

@@ -383,16 +383,17 @@ def check_device(obj: object, call: str, needs: tuple[str, ...] = ("save", "rest
     raise TypeError(f"{call} takes a device with {methods} (a SaveRestore), got {given}")
 
 
-def check_not_async(obj: object, call: str, instead: str) -> None:
+def check_not_async(obj: object, call: str, instead: str, action: str = "restore") -> None:
     """Raise ``TypeError`` when ``obj`` is an async device (an ``AsyncSaveRestore`` or
-    ``AsyncSaveRestoreWith``, or a ``restore`` that is a coroutine function), which the
-    synchronous ``call`` cannot run: calling its ``restore`` would only make a coroutine, and
-    the device would keep its state while the call returned as if it had restored it."""
+    ``AsyncSaveRestoreWith``, or an ``action`` method, ``restore`` or ``save``, that is a
+    coroutine function), which the synchronous ``call`` cannot run: calling the method would
+    only make a coroutine, so a restore would return as if it had restored the device, and a
+    save would have no state to write."""
     if isinstance(obj, (AsyncSaveRestore, AsyncSaveRestoreWith)) or (
-        inspect.iscoroutinefunction(getattr(obj, "restore", None))
+        inspect.iscoroutinefunction(getattr(obj, action, None))
     ):
         raise TypeError(
-            f"{call} cannot restore {type(obj).__name__}, an async device: use {instead}"
+            f"{call} cannot {action} {type(obj).__name__}, an async device: use {instead}"
         )
 
 
@@ -409,9 +410,11 @@ def save_blob(obj: SaveRestore[Any]) -> SavedStateBlob:
     Raises ``SaveError``: ``NotSupported`` for a ``SaveRestore[SavedStateNotSupported]``, the
     object's own ``SaveError``, or ``Other`` wrapping whatever else failed (an ``EncodeError``
     naming the field, a state that is not a root). ``obj`` without a ``save`` method (a state
-    given instead of its device) is a ``TypeError``.
+    given instead of its device), or an async device (``save_blob_async`` saves it), is a
+    ``TypeError``.
     """
     check_device(obj, "save_blob()", ("save",))
+    check_not_async(obj, "save_blob()", "`await save_blob_async(device)`", "save")
     return saved_blob(obj, obj.save)
 
 
@@ -420,11 +423,32 @@ def saved_blob(obj: object, save: Callable[[], Any]) -> SavedStateBlob:
     against ``obj``'s state type and encoded: what ``save_blob`` does for each protocol."""
     st = _check_savable(obj)
     try:
-        return _blob_of(obj, st, save())
+        state = save()
     except SaveError:
         raise
     except Exception as exc:
         raise SaveError.Other(exc) from exc
+    if inspect.isawaitable(state):
+        _never_started(state)
+        refused = TypeError(
+            "save() returned an awaitable: an async device is saved with "
+            "`await save_blob_async()` or `await units.save_async()`"
+        )
+        raise SaveError.Other(refused) from refused
+    try:
+        return _blob_of(obj, st, state)
+    except SaveError:
+        raise
+    except Exception as exc:
+        raise SaveError.Other(exc) from exc
+
+
+def _never_started(awaitable: Awaitable[Any]) -> None:
+    """Close a coroutine that a synchronous call got and cannot run: nothing of it ran, and
+    closing it spares the "never awaited" warning."""
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()
 
 
 async def saved_blob_async(
@@ -627,9 +651,7 @@ def restored(restore: Callable[[], object]) -> None:
     except Exception as exc:
         raise as_restore_error(exc) from exc
     if inspect.isawaitable(result):
-        close = getattr(result, "close", None)
-        if callable(close):
-            close()  # never started: nothing ran, and no "never awaited" warning
+        _never_started(result)
         refused = TypeError(
             "restore() returned an awaitable: an async device is restored with "
             "`await restore_blob_async()` or `await units.restore_async()`"

@@ -330,6 +330,8 @@ def _payload_of(state: Any, max_depth: int) -> _Payload:
         parts = codec_of(SavedStateBlob).encode_parts(state, max_depth)
         return _Payload(parts, state.type_url, blob=state)
     if isinstance(state, SaveRestore):
+        check_not_async(state, "snapshot.write()",
+                        "`snapshot.write(path, await save_blob_async(device))`", "save")
         st = state_type(state)
         value = call_save(state)
         if not isinstance(value, Protobuf) or (st is not None and not isinstance(value, st)):
