@@ -214,6 +214,19 @@ def s_reg(name: str = "Reg", second: Any = u32, package: str = "compat") -> Call
     return make
 
 
+def s_reg_or_none() -> type:
+    class Reg(Protobuf, package="compat"):
+        x: u32 = field(1, default=0)
+        y: u32 = field(2, default=0)
+
+    return _state_of("reg", Reg | None, default=None)
+
+
+def s_stage_with_default() -> type:
+    stage = _stage()
+    return _state_of("stage", stage, default_factory=getattr_variant(stage, "Idle"))
+
+
 def s_reg_pkg(package: str) -> Callable[[], type]:
     def make() -> type:
         ns: dict[str, Any] = {
@@ -680,6 +693,22 @@ CASES: list[Case] = [
     Case("an optional packed fixed array is removed, reserved", "opt_packed_array",
          s_optional_packed_array, s_array_removed, set(),
          [({"a": 1, "regs": [1, 2]}, {"a": 1})], [({"a": 1}, {"a": 1, "regs": None})]),
+    # `| None` on a field that is not required: None is written as no field, which the side
+    # without it reads as its default (or an empty message), and the empty message as None.
+    Case("a message field gains `| None` (a warning)", "reg_annotated", s_reg(), s_reg_or_none,
+         {"FIELD_PRESENCE_CHANGED"},
+         [({"reg": ("Reg", {"x": 1, "y": 2})}, {"reg": ("Reg", {"x": 1, "y": 2})}),
+          ({"reg": ("Reg", {})}, {"reg": None})],
+         [({"reg": None}, {"reg": ("Reg", {})})]),
+    Case("a fixed array with a default gains `| None` (a warning)", "array_4_default",
+         s_added_array_with_default, s_added_optional_array, {"FIELD_PRESENCE_CHANGED"},
+         [({"a": 1, "regs": b"abcd"}, {"a": 1, "regs": b"abcd"})],
+         [({"a": 1, "regs": None}, {"a": 1, "regs": b"\x01\x02\x03\x04"})]),
+    Case("a Oneof field with a default loses `| None` (a warning)", "stage_or_none",
+         s_stage_or_none, s_stage_with_default, {"FIELD_PRESENCE_CHANGED"},
+         [({"stage": None}, {"stage": ("Idle", {})}),
+          ({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})],
+         [({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})]),
     # A forward-only break inside a renamed message stays forward-only (a warning by default).
     Case("rename a message and widen a field in it", "reg", s_reg(), s_reg("Register", u64),
          {"FIELD_SAME_MESSAGE_TYPE"},

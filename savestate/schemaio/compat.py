@@ -140,7 +140,8 @@ _RULE_LIST = [
     Rule("MESSAGE_PACKAGE_CHANGED", BOTH, "warning",
          "a non-root message moved to another package (no bytes change; names do)"),
     Rule("FIELD_PRESENCE_CHANGED", BOTH, "warning",
-         "`optional` (explicit presence) added to or removed from a scalar"),
+         "`optional` (explicit presence) added to or removed from a scalar, or `| None` to or "
+         "from a field whose absence reads as its default or an empty message"),
     Rule("ROOT_DELETED", BACKWARD, "error",
          "a root of the baseline is no longer declared: blobs of its type URL cannot restore"),
     Rule("FIELD_SAME_DEFAULT", BOTH, "error",
@@ -1290,24 +1291,33 @@ class _Checker:
             )
 
     def nullable(self, of: Fld, nf: Fld, path: str) -> None:
-        """``T | None`` added or removed where ``T`` is required: None is no field at all."""
+        """``T | None`` added to or removed from a message field or a fixed array: None is no
+        field at all. Where ``T`` is required, the side without ``| None`` refuses that; else
+        it reads its default (or an empty message), and writes the empty message as no field,
+        which the other side reads as None."""
         if of.nullable == nf.nullable:
             return
         if of.file in self.old.plain_files:
             return  # a plain baseline does not say which message fields may be None
+        change = f"{of.ty}{' | None' if of.nullable else ''} -> {nf.ty}"
+        change += " | None" if nf.nullable else ""
         if of.nullable and _requires(nf):
             self.add(
-                "FIELD_NULLABLE_CHANGED", BACKWARD, path, nf.number,
-                f"{of.ty} | None -> {nf.ty}",
+                "FIELD_NULLABLE_CHANGED", BACKWARD, path, nf.number, change,
                 f"old state holding None lacks the field, and it is {_why_required(nf)}: "
                 "decoding fails",
             )
         elif nf.nullable and _requires(of):
             self.add(
-                "FIELD_NULLABLE_CHANGED", FORWARD, path, nf.number,
-                f"{of.ty} -> {nf.ty} | None",
+                "FIELD_NULLABLE_CHANGED", FORWARD, path, nf.number, change,
                 f"new state holding None lacks the field, which old code requires "
                 f"({_why_required(of)})",
+            )
+        else:
+            self.add(
+                "FIELD_PRESENCE_CHANGED", BOTH, path, nf.number, change,
+                "None is written as no field, which the side without `| None` reads as its "
+                "default or an empty message: None and that value now read as each other",
             )
 
     def defaults(self, of: Fld, nf: Fld, path: str) -> None:
