@@ -227,6 +227,13 @@ def s_stage_with_default() -> type:
     return _state_of("stage", stage, default_factory=getattr_variant(stage, "Idle"))
 
 
+def s_stage_to_message() -> type:
+    class Reg(Protobuf, package="compat"):
+        x: u32 = field(3, default=0)  # no number shared with a variant
+
+    return _state_of("stage", Reg, default_factory=Reg)
+
+
 def s_reg_pkg(package: str) -> Callable[[], type]:
     def make() -> type:
         ns: dict[str, Any] = {
@@ -516,6 +523,13 @@ def proof_deleted_reserved_is_safe(old: type, new: type) -> None:
         )
 
 
+def proof_variant_lost(old: type, new: type) -> None:
+    """Old state decodes, but which variant it held is lost: Idle and Run read the same."""
+    idle, run = (getattr_variant(old.__annotations__["stage"], n) for n in ("Idle", "Run"))
+    first = new.decode(old(stage=idle()).encode())  # type: ignore[attr-defined]
+    assert first == new.decode(old(stage=run(x=3)).encode())  # type: ignore[attr-defined]
+
+
 def proof_type_url(old: type, new: type) -> None:
     from savestate.errors import SavestateError
 
@@ -709,6 +723,11 @@ CASES: list[Case] = [
          [({"stage": None}, {"stage": ("Idle", {})}),
           ({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})],
          [({"stage": ("Run", {"x": 3})}, {"stage": ("Run", {"x": 3})})]),
+    # A Oneof requires a variant, which a plain message never writes, whatever its numbers.
+    Case("a Oneof field becomes a message", "stage", s_stage(), s_stage_to_message,
+         {"FIELD_SAME_MESSAGE_TYPE"}, [({"stage": ("Run", {"x": 3})}, {"stage": ("Reg", {})})],
+         [({"stage": ("Reg", {"x": 5})}, None), ({"stage": ("Reg", {})}, None)],
+         proof=proof_variant_lost),
     # A forward-only break inside a renamed message stays forward-only (a warning by default).
     Case("rename a message and widen a field in it", "reg", s_reg(), s_reg("Register", u64),
          {"FIELD_SAME_MESSAGE_TYPE"},

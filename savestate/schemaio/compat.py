@@ -1093,6 +1093,18 @@ class _Checker:
         if key in self.pairs:
             return
         self.pairs.add(key)
+        if om.is_oneof_enum != nm.is_oneof_enum:
+            # A Oneof's bytes hold exactly one of its variants; a plain message's hold none
+            # (an empty one is no bytes at all), whatever its field numbers.
+            reader = "new" if nm.is_oneof_enum else "old"
+            self.add(
+                "FIELD_SAME_ONEOF", BACKWARD if reader == "new" else FORWARD, path, None,
+                "message -> Oneof" if reader == "new" else "Oneof -> message",
+                f"the {reader} code reads a Oneof, which requires one of its variants: "
+                f"{'old' if reader == 'new' else 'new'} state of the message holds none and "
+                "fails to decode",
+                at=_at(om),
+            )
         names = {f.name: f for f in nm.fields.values()}
         for number, of in sorted(om.fields.items()):
             nf = nm.fields.get(number)
