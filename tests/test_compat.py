@@ -293,6 +293,11 @@ def s_mode_no_zero() -> type:
     return _state_of("mode", named)
 
 
+def s_mode_no_zero_or_none() -> type:
+    named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]
+    return _state_of("mode", named | None, default=None)
+
+
 def s_a_and_mode_no_zero() -> type:
     named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]
     ns: dict[str, Any] = {
@@ -669,6 +674,12 @@ CASES: list[Case] = [
          [({"mode": 1}, {"mode": 1})]),
     Case("an enum gains a zero member", "mode_no_zero", s_mode_no_zero, s_mode(Mode2),
          {"ENUM_VALUE_ADDED"}, [({"mode": 1}, {"mode": 1})], [({"mode": 0}, None)]),
+    Case("a field of an enum without zero gains `| None`", "mode_no_zero", s_mode_no_zero,
+         s_mode_no_zero_or_none, {"FIELD_NULLABLE_CHANGED"}, [({"mode": 1}, {"mode": 1})],
+         [({"mode": None}, None), ({"mode": 1}, {"mode": 1})]),
+    Case("a field of an enum without zero loses `| None`", "mode_no_zero_or_none",
+         s_mode_no_zero_or_none, s_mode_no_zero, {"FIELD_NULLABLE_CHANGED"},
+         [({"mode": None}, None), ({"mode": 1}, {"mode": 1})], [({"mode": 1}, {"mode": 1})]),
     Case("a field of an enum without zero is removed, reserved", "mode_no_zero_and_a",
          s_a_and_mode_no_zero, s_array_removed, {"FIELD_REMOVED_REQUIRED"},
          [({"a": 1, "mode": 1}, {"a": 1})], [({"a": 1}, None)]),

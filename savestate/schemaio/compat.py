@@ -147,8 +147,9 @@ _RULE_LIST = [
     Rule("FIELD_SAME_DEFAULT", BOTH, "error",
          "a field's default changed: state that omits the field decodes to another value"),
     Rule("FIELD_NULLABLE_CHANGED", BOTH, "error",
-         "a required field (fixed array, Oneof, message holding a required field) gained or "
-         "lost `| None`: None is written as no field, which the side without it refuses"),
+         "a required field (fixed array, Oneof, enum without zero, message holding a required "
+         "field) gained or lost `| None`: None is written as no field, which the side without "
+         "it refuses"),
     Rule("FIELD_JSON_NAME_CHANGED", BOTH, "warning",
          "a field's JSON name changed: JSON written before fails to load", JSON),
     Rule("ENUM_VALUE_NAME_CHANGED", BOTH, "warning",
@@ -925,6 +926,15 @@ def _descriptor_side(data: bytes, annotated_files: set[str]) -> Side:
 # The comparison
 
 
+def _may_be_none(f: Fld) -> bool:
+    """Whether a writer leaves field ``f`` out as None: a message field or fixed array declared
+    ``T | None``, or an ``optional`` scalar or enum without a non-zero default (one with such a
+    default is ``optional`` so that a zero is written, never None)."""
+    if f.nullable:
+        return True
+    return f.label == "optional" and not f.has_default and f.ty.proto != "message"
+
+
 def _requires(f: Fld, seen: frozenset[int] = frozenset()) -> bool:
     """Whether a reader fails when field ``f`` is absent from the bytes."""
     if f.nullable or f.has_default:
@@ -1283,7 +1293,8 @@ class _Checker:
             return
         self.arrays(of, nf, path)
         self.defaults(of, nf, path)
-        self.nullable(of, nf, path)
+        if self.nullable(of, nf, path):
+            return
         if (
             oc == "singular"
             and of.ty.proto not in ("message",)
@@ -1302,35 +1313,41 @@ class _Checker:
                 effect,
             )
 
-    def nullable(self, of: Fld, nf: Fld, path: str) -> None:
-        """``T | None`` added to or removed from a message field or a fixed array: None is no
-        field at all. Where ``T`` is required, the side without ``| None`` refuses that; else
-        it reads its default (or an empty message), and writes the empty message as no field,
-        which the other side reads as None."""
-        if of.nullable == nf.nullable:
-            return
+    def nullable(self, of: Fld, nf: Fld, path: str) -> bool:
+        """``T | None`` added to or removed from a field: None is no field at all. Where ``T``
+        is required (a fixed array, a Oneof, an enum without zero, a message holding one), the
+        side without ``| None`` refuses that: True, reported. Else a message field or fixed
+        array reads its default (or an empty message) there, and writes the empty message as
+        no field, which the other side reads as None (a scalar's presence is the caller's)."""
+        old_none, new_none = _may_be_none(of), _may_be_none(nf)
+        if old_none == new_none:
+            return False
         if of.file in self.old.plain_files:
-            return  # a plain baseline does not say which message fields may be None
-        change = f"{of.ty}{' | None' if of.nullable else ''} -> {nf.ty}"
-        change += " | None" if nf.nullable else ""
-        if of.nullable and _requires(nf):
+            return False  # a plain baseline does not say which fields may be None
+        change = f"{of.ty}{' | None' if old_none else ''} -> {nf.ty}"
+        change += " | None" if new_none else ""
+        if old_none and _requires(nf):
             self.add(
                 "FIELD_NULLABLE_CHANGED", BACKWARD, path, nf.number, change,
                 f"old state holding None lacks the field, and it is {_why_required(nf)}: "
                 "decoding fails",
             )
-        elif nf.nullable and _requires(of):
+        elif new_none and _requires(of):
             self.add(
                 "FIELD_NULLABLE_CHANGED", FORWARD, path, nf.number, change,
                 f"new state holding None lacks the field, which old code requires "
                 f"({_why_required(of)})",
             )
         else:
-            self.add(
-                "FIELD_PRESENCE_CHANGED", BOTH, path, nf.number, change,
-                "None is written as no field, which the side without `| None` reads as its "
-                "default or an empty message: None and that value now read as each other",
-            )
+            if of.nullable or nf.nullable:
+                self.add(
+                    "FIELD_PRESENCE_CHANGED", BOTH, path, nf.number, change,
+                    "None is written as no field, which the side without `| None` reads as "
+                    "its default or an empty message: None and that value now read as each "
+                    "other",
+                )
+            return False
+        return True
 
     def defaults(self, of: Fld, nf: Fld, path: str) -> None:
         if of.default is None or nf.default is None or of.cardinality != "singular":
