@@ -298,6 +298,11 @@ def s_mode_no_zero_or_none() -> type:
     return _state_of("mode", named | None, default=None)
 
 
+def s_mode_no_zero_default() -> type:
+    named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]
+    return _state_of("mode", named, default=named.B)  # type: ignore[attr-defined]
+
+
 def s_a_and_mode_no_zero() -> type:
     named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]
     ns: dict[str, Any] = {
@@ -680,6 +685,15 @@ CASES: list[Case] = [
     Case("a field of an enum without zero loses `| None`", "mode_no_zero_or_none",
          s_mode_no_zero_or_none, s_mode_no_zero, {"FIELD_NULLABLE_CHANGED"},
          [({"mode": None}, None), ({"mode": 1}, {"mode": 1})], [({"mode": 1}, {"mode": 1})]),
+    # A default is read only where the field is left out, which no state of a writer that
+    # requires the field does: the one without a default refuses such state. (The label
+    # moves between implicit and `optional`: the presence warning.)
+    Case("an enum without zero gains a default", "mode_no_zero", s_mode_no_zero,
+         s_mode_no_zero_default, {"FIELD_PRESENCE_CHANGED"}, [({"mode": 1}, {"mode": 1})],
+         [({"mode": 1}, {"mode": 1})]),
+    Case("an enum without zero loses its default", "mode_no_zero_default",
+         s_mode_no_zero_default, s_mode_no_zero, {"FIELD_PRESENCE_CHANGED"},
+         [({"mode": 1}, {"mode": 1})], [({"mode": 1}, {"mode": 1})]),
     Case("a field of an enum without zero is removed, reserved", "mode_no_zero_and_a",
          s_a_and_mode_no_zero, s_array_removed, {"FIELD_REMOVED_REQUIRED"},
          [({"a": 1, "mode": 1}, {"a": 1})], [({"a": 1}, None)]),

@@ -1355,11 +1355,17 @@ class _Checker:
         if _default_value(of.default) == _default_value(nf.default):
             return
         old, new = of.default or "zero", nf.default or "zero"
+        # A default is read only where the field is left out, which a writer that requires
+        # the field (an enum without zero and no default) never does.
         if not nf.default:  # new code omits a zero, which old code reads as its default
+            if _requires(nf):
+                return
             self.add(
                 "FIELD_SAME_DEFAULT", FORWARD, path, nf.number, f"default {old} -> {new}",
                 f"new state holding zero does not carry the field: old code reads {old}",
             )
+            return
+        if _requires(of):
             return
         self.add(
             "FIELD_SAME_DEFAULT", BACKWARD, path, nf.number, f"default {old} -> {new}",
