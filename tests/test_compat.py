@@ -300,7 +300,7 @@ def s_mode_no_zero_or_none() -> type:
 
 def s_mode_no_zero_default() -> type:
     named = enum.IntEnum("Mode", {"B": 1})  # type: ignore[misc]
-    return _state_of("mode", named, default=named.B)  # type: ignore[attr-defined]
+    return _state_of("mode", named, default=named.B)
 
 
 def s_a_and_mode_no_zero() -> type:
