@@ -9,9 +9,20 @@ against it (``direction="both"``). Then the bytes decide:
   (the same number, nothing reported about it) reads as the value written;
 - no forward error: the same for new values read by the old class.
 
+The fields: integers of every width and name, bool, str, bytes, f32, f64, lists and maps of
+those (and of the enum, the message, the Oneof), fixed arrays, ``T | None``, the enum (with or
+without a zero member), the message (which holds no message), the Oneof (unit and struct
+variants, whose fields hold no message or Oneof), each with or without a default. The edits:
+add, delete (reserving the number or not), renumber, rename, another integer width or scalar,
+``| None`` toggled, a default added, changed or removed, an array length changed (or a list
+made an array, or back), scalar <-> list <-> map, another map key, another type, a
+reservation dropped, an enum member added or removed, a variant added, removed, renumbered,
+turned between unit and struct or given another field type.
+
 Not generated: transparent classes, tuples, ``timedelta``, ``SavedStateBlob``, tuple and
 transparent Oneof variants, nested containers (``list[list[T]]``, ``dict[K, list[V]]``), a
-field's move into a Oneof, package changes and roots (``test_compat.py`` has cases for each).
+field's move into a Oneof, packages, roots and plain (unannotated) baselines
+(``test_compat.py`` has cases for each).
 """
 
 from __future__ import annotations
@@ -112,11 +123,17 @@ int_names = st.sampled_from(INTS)
 
 
 @st.composite
-def types(draw: st.DrawFn, optional: bool = True, nested: bool = True) -> Ty:
-    """A field's type; ``nested`` False: none holding compat.Reg (a field of compat.Reg)."""
-    kinds = ["s", "s", "s", "list", "dict", "array", "enum", "oneof"] + (["msg"] if nested else [])
+def types(
+    draw: st.DrawFn, optional: bool = True, nested: bool = True, oneof: bool = True
+) -> Ty:
+    """A field's type; ``nested`` False: none holding compat.Reg (a field of compat.Reg),
+    ``oneof`` False: none holding compat.Stage (a field of one of its variants)."""
+    kinds = ["s", "s", "s", "list", "dict", "array", "enum"]
+    kinds += (["msg"] if nested else []) + (["oneof"] if oneof else [])
     kind = draw(st.sampled_from(kinds + (["opt", "opt"] if optional else [])))
-    elems = st.sampled_from([e for e in ELEMS if nested or e != "reg"])
+    elems = st.sampled_from([
+        e for e in ELEMS if (nested or e != "reg") and (oneof or e != "stage")
+    ])
     if kind == "s":
         return ("s", draw(scalar_names))
     if kind == "list":
@@ -126,7 +143,7 @@ def types(draw: st.DrawFn, optional: bool = True, nested: bool = True) -> Ty:
     if kind == "array":
         return ("array", draw(st.sampled_from(ARRAY_ELEMS)), draw(st.integers(1, 3)))
     if kind == "opt":
-        inner = draw(types(optional=False, nested=nested))
+        inner = draw(types(optional=False, nested=nested, oneof=oneof))
         assume(inner[0] != "dict")
         return ("opt", inner)
     return (kind,)
@@ -150,9 +167,15 @@ def messages(draw: st.DrawFn, nested: bool) -> Msg:
 def variant_fields(draw: st.DrawFn) -> tuple[F, ...]:
     numbers = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3, unique=True))
     return tuple(
-        F("xyz"[i], n, ("s", draw(scalar_names)), draw(st.sampled_from([0, 0, 1, 2])))
+        F("xyz"[i], n, draw(variant_types), draw(st.sampled_from([0, 0, 1, 2])))
         for i, n in enumerate(numbers)
     )
+
+
+# A variant's fields hold no compat.Reg or compat.Stage (and have defaults, so that a variant
+# can be a Oneof field's default).
+variant_types = st.one_of(st.tuples(st.just("s"), scalar_names),
+                          types(nested=False, oneof=False))
 
 
 @st.composite
@@ -326,7 +349,7 @@ def edit(draw: st.DrawFn, s: Schema) -> tuple[str, Schema]:
     if kind == "variant_width" and was.fields:
         k = draw(st.integers(0, len(was.fields) - 1))
         vf = list(was.fields)
-        vf[k] = replace(vf[k], type=("s", draw(scalar_names)))
+        vf[k] = replace(vf[k], type=draw(variant_types))
         now = replace(was, fields=tuple(vf))
     elif was.fields is None:
         now = replace(was, fields=draw(variant_fields()))
@@ -339,12 +362,15 @@ def edit(draw: st.DrawFn, s: Schema) -> tuple[str, Schema]:
     return f"variant {was} -> {now}", replace(s, stage=tuple(stage))
 
 
+EDIT_COUNT = 3  # edits from an old schema to its new one, at most
+
+
 @st.composite
 def schema_pairs(draw: st.DrawFn) -> tuple[Schema, Schema, list[str]]:
     old = draw(schemas())
     new = old
     done = []
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(1, EDIT_COUNT))):
         what, new = draw(edit(new))
         done.append(what)
     return old, new, done
