@@ -504,6 +504,11 @@ def _same(report: Report, wt: TypeSchema, wv: Any, rt: TypeSchema, rv: Any, path
         wt = wt.inner if isinstance(wt, OptionalType) else wt
         rt = rt.inner if isinstance(rt, OptionalType) else rt
         return _same(report, wt, wv, rt, rv, path)
+    classes = (MessageType, OneofType)
+    if isinstance(wt, classes) != isinstance(rt, classes):
+        # A class on one side, a wrapper message savestate writes (`list[T] | None`) on the
+        # other: what they share is fields of those messages, not Python values to compare.
+        return ""
     seqs = (RepeatedType, FixedArrayType)
     if isinstance(wt, seqs) and isinstance(rt, seqs) and not isinstance(wv, bytes):
         if len(wv) != len(rv):
