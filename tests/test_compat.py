@@ -634,6 +634,16 @@ CASES: list[Case] = [
          s_scalar(tuple[u32], (0,)), {"FIELD_INTEGER_WIDENED", "FIELD_JSON_SHAPE_CHANGED"},
          [({"a": (255,)}, {"a": (255,)})], [({"a": (300,)}, None)],
          proof=proof_json_shape_breaks),
+    # A tuple's (or a message's) default has no value in the .proto, only `// has default`:
+    # gained or lost, it changes what a writer without one leaves out (the empty value).
+    Case("a tuple field gains a default", "pair_u8", s_scalar(tuple[u8, u8], (0, 0)),
+         s_scalar(tuple[u8, u8], (1, 2)), {"FIELD_SAME_DEFAULT"},
+         [({"a": (0, 0)}, {"a": (0, 0)})],
+         [({"a": (0, 0)}, {"a": (0, 0)}), ({"a": (1, 2)}, {"a": (1, 2)})]),
+    Case("a tuple field loses its default", "pair_u8_default", s_scalar(tuple[u8, u8], (1, 2)),
+         s_scalar(tuple[u8, u8], (0, 0)), {"FIELD_SAME_DEFAULT"},
+         [({"a": (0, 0)}, {"a": (0, 0)}), ({"a": (1, 2)}, {"a": (1, 2)})],
+         [({"a": (0, 0)}, {"a": (0, 0)})]),
     # The Rust writer's text has a UInt32Value for a tuple of any width: nothing to report.
     Case("tuple[u8], a Rust-style baseline", "tuple_u8_plain", s_scalar(tuple[u8], (0,)),
          s_scalar(tuple[u8], (0,)), set(), [({"a": (7,)}, {"a": (7,)})]),

@@ -1352,6 +1352,9 @@ class _Checker:
     def defaults(self, of: Fld, nf: Fld, path: str) -> None:
         if of.default is None or nf.default is None or of.cardinality != "singular":
             return  # a baseline that does not record defaults: nothing to compare
+        if of.has_default != nf.has_default and not (of.default or nf.default):
+            self.message_defaults(of, nf, path)
+            return
         if _default_value(of.default) == _default_value(nf.default):
             return
         old, new = of.default or "zero", nf.default or "zero"
@@ -1372,6 +1375,25 @@ class _Checker:
             "old state that does not carry the field (the old code omits a zero when its "
             f"default is the zero; other writers may omit it) decodes to {new}, not {old}",
         )
+
+    def message_defaults(self, of: Fld, nf: Fld, path: str) -> None:
+        """A default gained or lost by a field whose default has no value in the ``.proto``
+        (a message's, a tuple's: ``// has default``). A writer without one leaves the empty
+        message out, and the reader with one decodes that as its default. A writer that must
+        write the field (a Oneof, a fixed array) or may leave it out as None (``| None``, the
+        nullable rules' case) is not that."""
+        if nf.has_default and not (of.nullable or _requires(of)):
+            self.add(
+                "FIELD_SAME_DEFAULT", BACKWARD, path, nf.number, "default empty -> declared",
+                "old state holding the empty value does not carry the field: new code reads "
+                "its declared default instead",
+            )
+        elif of.has_default and not (nf.nullable or _requires(nf)):
+            self.add(
+                "FIELD_SAME_DEFAULT", FORWARD, path, nf.number, "default declared -> empty",
+                "new state holding the empty value does not carry the field: old code reads "
+                "its declared default instead",
+            )
 
     def types(self, ot: Ty, nt: Ty, path: str, number: int) -> bool:
         """Compare element types; False when they differ so much that nothing else matters."""
