@@ -872,6 +872,23 @@ def test_rules_proven_by_bytes(case: Case) -> None:
         case.proof(old, new)
 
 
+def test_a_narrowed_integer_says_what_old_values_read_as() -> None:
+    # Past the reader's top, a bool reads true and an int64 negative: no error, another value.
+    for annotation, reason, value, read in (
+        (bool, "old values over 1 read as true (u8 holds up to 255)", 255, True),
+        (int64, "old values over 9223372036854775807 read as negative numbers", 2**64 - 1, -1),
+        (u32, "old values over 4294967295 fail to decode", 2**40, None),
+    ):
+        base = "u8_field" if annotation is bool else "u64_field"
+        old, new = (s_scalar(u8 if annotation is bool else u64)(),
+                    s_scalar(annotation, False if annotation is bool else 0)())
+        report = check_compatible([new], against=baseline(base))
+        (finding,) = [f for f in report.findings if f.rule == "FIELD_INTEGER_NARROWED"]
+        assert finding.reason.startswith(reason), finding.reason
+        assert faithful(old, new, {"a": value}, None if read is None else {"a": read}) == (
+            read is not None)
+
+
 def test_a_nan_default_matches_itself(tmp_path: Path) -> None:
     # NaN != NaN: the baseline's `// default NaN`, written from these very classes, must read
     # as the default they declare, not as a changed one.

@@ -1563,11 +1563,24 @@ def _wire_reason(old: str, new: str) -> str:
     return "the wire encodings differ: old state fails to decode or changes meaning"
 
 
+# The readers that take a value past their top as another value, not as an error: a bool
+# reads any non-zero as true, and these two's-complement kinds, as wide as their wire, read
+# the upper half as negative numbers.
+_WRAPS_NEGATIVE = frozenset({"int64", "sfixed32", "sfixed64"})
+
+
 def _range_reason(writer: str, wk: ScalarKind, rk: ScalarKind) -> str:
     if wk.lo < rk.lo:
         return (
             f"{writer} values below {rk.lo} fail to decode or change sign "
             f"({wk.name} -> {rk.name})"
+        )
+    if rk.name == "bool":
+        return f"{writer} values over 1 read as true ({wk.name} holds up to {wk.hi})"
+    if rk.proto in _WRAPS_NEGATIVE:
+        return (
+            f"{writer} values over {rk.hi} read as negative numbers "
+            f"({wk.name} holds up to {wk.hi})"
         )
     return f"{writer} values over {rk.hi} fail to decode ({wk.name} holds up to {wk.hi})"
 
