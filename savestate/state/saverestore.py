@@ -383,15 +383,20 @@ def check_device(obj: object, call: str, needs: tuple[str, ...] = ("save", "rest
     raise TypeError(f"{call} takes a device with {methods} (a SaveRestore), got {given}")
 
 
-def check_not_async(obj: object, call: str, instead: str, action: str = "restore") -> None:
-    """Raise ``TypeError`` when ``obj`` is an async device (an ``AsyncSaveRestore`` or
-    ``AsyncSaveRestoreWith``, or an ``action`` method, ``restore`` or ``save``, that is a
-    coroutine function), which the synchronous ``call`` cannot run: calling the method would
-    only make a coroutine, so a restore would return as if it had restored the device, and a
-    save would have no state to write."""
-    if isinstance(obj, (AsyncSaveRestore, AsyncSaveRestoreWith)) or (
+def is_async_device(obj: object, action: str = "save") -> bool:
+    """Whether ``obj`` must be awaited: an ``AsyncSaveRestore`` or ``AsyncSaveRestoreWith``, or
+    an object whose ``action`` method (``save`` or ``restore``) is a coroutine function."""
+    return isinstance(obj, (AsyncSaveRestore, AsyncSaveRestoreWith)) or (
         inspect.iscoroutinefunction(getattr(obj, action, None))
-    ):
+    )
+
+
+def check_not_async(obj: object, call: str, instead: str, action: str = "restore") -> None:
+    """Raise ``TypeError`` when ``obj`` is an async device (``is_async_device``), which the
+    synchronous ``call`` cannot run: calling its ``action`` method would only make a
+    coroutine, so a restore would return as if it had restored the device, and a save would
+    have no state to write."""
+    if is_async_device(obj, action):
         raise TypeError(
             f"{call} cannot {action} {type(obj).__name__}, an async device: use {instead}"
         )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
-import inspect
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -47,6 +46,7 @@ from .saverestore import (
     check_device,
     check_timeout,
     current_limits,
+    is_async_device,
     parse_for,
     restore_limits,
     restored,
@@ -176,10 +176,7 @@ class _Member:
 
     def __init__(self, name: str, obj: object, context: Any = None, has_context: bool = False):
         self.name, self.obj, self.context, self.has_context = name, obj, context, has_context
-        save = getattr(obj, "save", None)
-        self.is_async = isinstance(obj, (AsyncSaveRestore, AsyncSaveRestoreWith)) or (
-            inspect.iscoroutinefunction(save)
-        )
+        self.is_async = is_async_device(obj)
 
     async def save_blob(self, timeout: float | None) -> SavedStateBlob:
         """The unit's state as a blob (``SaveError``; a sync unit never suspends here)."""
